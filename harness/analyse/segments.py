@@ -1,0 +1,44 @@
+"""Read TCP segments out of a pcap with dpkt."""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import dpkt
+
+_FLAGS = [(dpkt.tcp.TH_SYN, "S"), (dpkt.tcp.TH_ACK, "A"), (dpkt.tcp.TH_FIN, "F"), (dpkt.tcp.TH_RST, "R"),
+          (dpkt.tcp.TH_PUSH, "P"), (dpkt.tcp.TH_URG, "U")]
+
+
+@dataclass(frozen=True)
+class Segment:
+    t: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    flags: str
+    seq: int
+    ack: int
+    length: int
+
+
+def read_segments(path: Path) -> list[Segment]:
+    segments = []
+    with open(path, "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            eth = dpkt.ethernet.Ethernet(buf)
+            ip = eth.data
+            if not isinstance(ip, dpkt.ip.IP) or not isinstance(ip.data, dpkt.tcp.TCP):
+                continue
+            tcp = ip.data
+            flags = "".join(letter for bit, letter in _FLAGS if tcp.flags & bit)
+            segments.append(Segment(float(ts), socket.inet_ntoa(ip.src), tcp.sport, socket.inet_ntoa(ip.dst),
+                                    tcp.dport, flags, tcp.seq, tcp.ack, len(tcp.data)))
+    return segments
+
+
+def of_connection(segments: list[Segment], a: tuple[str, int], b: tuple[str, int]) -> list[Segment]:
+    ends = {a, b}
+    return [s for s in segments if {(s.src, s.sport), (s.dst, s.dport)} == ends]

@@ -1,0 +1,1 @@
+"""Judge: expectations x observation -> verdicts. Pure functions."""

@@ -1,0 +1,111 @@
+"""Build the Mininet network for a topology, verify its impairments, and always tear it down."""
+from __future__ import annotations
+
+import re
+import subprocess
+from contextlib import contextmanager
+from typing import Iterator
+
+from harness.errors import RunFailed
+from harness.lab.leftovers import Ledger
+from harness.model import Experiment, Impairment
+
+_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def tc_params(imp: Impairment) -> dict:
+    """Mininet TCIntf keywords for one direction (units always explicit: tc reads bare numbers as µs)."""
+    params: dict = {}
+    if imp.delay_s:
+        params["delay"] = f"{imp.delay_s * 1e3:.3f}ms"
+    if imp.jitter_s:
+        params["jitter"] = f"{imp.jitter_s * 1e3:.3f}ms"
+    if imp.loss_pct:
+        params["loss"] = imp.loss_pct
+    if imp.bw_mbit:
+        params["bw"] = imp.bw_mbit
+    if imp.queue:
+        params["max_queue_size"] = imp.queue
+    return params
+
+
+def netem_delay_s(tc_output: str) -> float | None:
+    """The delay of the netem qdisc in `tc qdisc show` output, or None if there is no netem."""
+    if "netem" not in tc_output:
+        return None
+    m = re.search(r"delay ([0-9.]+)(us|ms|s)\b", tc_output)
+    return float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
+
+
+@contextmanager
+def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
+    """Yield {'net': Mininet, 'interfaces': {intf: (node, Impairment)}}; teardown runs on any exit."""
+    from mininet.link import TCLink
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.nodelib import LinuxBridge
+
+    setLogLevel("error")
+    topo = experiment.topology
+    net = Mininet(switch=LinuxBridge, controller=None, link=TCLink, build=False, autoSetMacs=True)
+    try:
+        for host in topo.hosts:
+            net.addHost(host)
+        for switch in topo.switches:
+            net.addSwitch(switch, cls=LinuxBridge, stp=False)
+        egress: dict[str, tuple[str, Impairment]] = {}
+        for link in topo.links:
+            made = net.addLink(link.a, link.b, params1=tc_params(link.a_to_b), params2=tc_params(link.b_to_a))
+            egress[made.intf1.name] = (link.a, link.a_to_b)
+            egress[made.intf2.name] = (link.b, link.b_to_a)
+            ledger.add(interfaces=[made.intf1.name, made.intf2.name])
+        log(f"building {len(topo.hosts)} hosts, {len(topo.switches)} switches, {len(topo.links)} links")
+        net.build()
+        ledger.add(pids=[n.pid for n in net.hosts])
+        net.start()
+        _disable_bridge_netfilter()
+        verify_impairments(net, egress)
+        yield {"net": net, "interfaces": egress}
+    finally:
+        try:
+            net.stop()
+        finally:
+            ledger.close()
+
+
+def _disable_bridge_netfilter() -> None:
+    """With br_netfilter loaded, bridged frames would traverse iptables; keep the bridge plain."""
+    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
+        subprocess.run(["sysctl", "-q", "-w", f"net.bridge.{name}=0"], capture_output=True)
+
+
+def qdisc_text(net, intf: str, node: str) -> str:
+    return net.get(node).cmd(f"tc qdisc show dev {intf}")
+
+
+def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> None:
+    """Mininet only prints tc errors; read every qdisc back and refuse to go on if one is wrong."""
+    problems = []
+    for intf, (node, imp) in egress.items():
+        text = qdisc_text(net, intf, node)
+        if not imp.needs_netem:
+            continue
+        delay = netem_delay_s(text)
+        if delay is None:
+            problems.append(f"{intf}: no netem qdisc (tc shows: {text.strip() or 'nothing'})")
+        elif abs(delay - imp.delay_s) > 1e-6:
+            problems.append(f"{intf}: netem delay {delay * 1e3:g} ms, configured {imp.delay_s * 1e3:g} ms")
+        if imp.loss_pct and f"loss {imp.loss_pct:g}%" not in text:
+            problems.append(f"{intf}: loss {imp.loss_pct:g}% not applied (tc shows: {text.strip()})")
+    if problems:
+        raise RunFailed("the link impairments did not take effect, so no timing could be trusted:\n  "
+                        + "\n  ".join(problems))
+
+
+def warm_up(net) -> None:
+    """Resolve ARP between all hosts first, or the first SYN would wait for ARP across the delays."""
+    hosts = net.hosts
+    for a in hosts:
+        for b in hosts:
+            if a is not b:
+                a.cmd(f"ping -c1 -W3 {b.IP()} >/dev/null 2>&1")

@@ -1,0 +1,55 @@
+"""Check the machine has what a run needs before touching anything; refuse with the fix."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.model import Experiment
+
+SETUP = "run scripts/setup (as root) to install it"
+
+
+def kernel_has_module(name: str) -> bool:
+    """True when the running kernel has the module built in, loaded, or loadable."""
+    if Path(f"/sys/module/{name}").exists():
+        return True
+    builtin = Path(f"/lib/modules/{os.uname().release}/modules.builtin")
+    if builtin.exists() and f"/{name}.ko" in builtin.read_text():
+        return True
+    return subprocess.run(["modprobe", "-q", name], capture_output=True).returncode == 0
+
+
+def needed_modules(experiment: Experiment) -> list[str]:
+    mods = []
+    links = experiment.topology.links
+    if any(d.needs_netem for link in links for d in (link.a_to_b, link.b_to_a)):
+        mods.append("sch_netem")
+    if any(d.bw_mbit for link in links for d in (link.a_to_b, link.b_to_a)):
+        mods.append("sch_htb")
+    return mods
+
+
+def missing_kernel_features(experiment: Experiment) -> list[str]:
+    return [m for m in needed_modules(experiment) if not kernel_has_module(m)]
+
+
+def check_local(experiment: Experiment) -> None:
+    if os.geteuid() != 0:
+        raise UserError("building a lab needs root (network namespaces, tc, tcpdump).",
+                        fix="run it with sudo, e.g. sudo .venv/bin/run-experiment handshake.yaml.")
+    for tool in ("mnexec", "tcpdump", "tc", "ip", "brctl", "ethtool"):
+        if shutil.which(tool) is None:
+            raise UserError(f"'{tool}' is not installed.", fix=SETUP + ".")
+    try:
+        import mininet  # noqa: F401
+    except ImportError:
+        raise UserError("the Mininet Python module is not importable from this interpreter.",
+                        fix="use the venv made by scripts/setup (it sees Debian's python3-mininet).")
+    missing = missing_kernel_features(experiment)
+    if missing:
+        raise UserError(f"kernel {os.uname().release} lacks {', '.join(missing)}, which this topology's "
+                        "impairments need.", file=str(experiment.topology.source),
+                        fix="use --target vm (or auto) to run on a kernel that has it.")

@@ -1,0 +1,34 @@
+"""tcpdump on one interface inside its node: started before traffic, flushed before teardown."""
+from __future__ import annotations
+
+import re
+import select
+import signal
+import time
+from pathlib import Path
+
+from harness.errors import RunFailed
+
+
+class Capture:
+    def __init__(self, node, intf: str, out: Path) -> None:
+        self.intf, self.out = intf, out
+        self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"])
+        self._stderr = b""
+        deadline = time.time() + 30
+        while b"listening on" not in self._stderr:
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RunFailed(f"tcpdump on {intf} did not start: {self._stderr.decode(errors='replace').strip()}")
+            ready, _, _ = select.select([self.proc.stderr], [], [], 0.5)
+            if ready:
+                self._stderr += self.proc.stderr.read1(4096)
+
+    def stop(self) -> dict:
+        """SIGINT, wait for the file to be flushed, and report the kernel's drop count."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=30)
+        text = (self._stderr + err).decode(errors="replace")
+        dropped = re.search(r"(\d+) packets? dropped by kernel", text)
+        return {"interface": self.intf, "file": self.out.name,
+                "dropped_by_kernel": int(dropped.group(1)) if dropped else None}

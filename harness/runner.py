@@ -1,0 +1,123 @@
+"""Run one experiment on this machine's kernel: lab up -> record -> drive -> analyse -> judge."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.analyse.connection import observe
+from harness.errors import RunFailed
+from harness.judge.verdicts import judge_all
+from harness.lab.leftovers import Ledger, clean_stale
+from harness.lab.network import mininet_lab, warm_up
+from harness.lab.preflight import check_local
+from harness.model import Experiment
+from harness.plan import agent_plans, new_run_dir, path_rtt_s
+from harness.record.capture import Capture
+from harness.report import verdict_table, write_result
+
+SAMPLE_INTERVAL_S = 0.002
+
+
+def _read_line(proc, timeout: float, what: str) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline().decode() if ready else ""
+    if not line:
+        raise RunFailed(f"{what} did not start: {proc.stderr.read1(4096).decode(errors='replace') if proc.poll() is not None else 'timed out'}")
+    return line
+
+
+def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[int, Path]:
+    check_local(experiment)
+    removed = clean_stale()
+    if removed:
+        log(f"removed interfaces left by a killed run: {', '.join(removed)}")
+    run_dir = new_run_dir(results_root, experiment)
+    ledger = Ledger()
+    with mininet_lab(experiment, ledger, log) as lab:
+        net = lab["net"]
+        hosts = experiment.topology.hosts
+        ips = {h: net.get(h).IP() for h in hosts}
+        host_intf = {h: net.get(h).defaultIntf().name for h in hosts}
+        sysctls = apply_sysctls(net, experiment)
+        warm_up(net)
+        qdiscs = {intf: net.get(node).cmd(f"tc qdisc show dev {intf}").strip() for intf, (node, _) in lab["interfaces"].items()}
+        captures = [Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap") for intf, (node, _) in lab["interfaces"].items()]
+        samplers = {}
+        for h in hosts:
+            p = net.get(h).popen([sys.executable, "-m", "harness.record.sampler", str(run_dir / "samples" / f"{h}.jsonl"), str(SAMPLE_INTERVAL_S)])
+            ledger.add(pids=[p.pid])
+            samplers[h] = p
+        agents = {}
+        try:
+            for h, p in samplers.items():
+                _read_line(p, 60, f"the state sampler in {h}")
+            plans = agent_plans(experiment, ips)
+            for h in hosts:
+                proc = net.get(h).popen([sys.executable, "-m", "harness.drive.agent"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                ledger.add(pids=[proc.pid])
+                proc.stdin.write((json.dumps({"steps": plans[h], "duration": experiment.duration_s,
+                                              "log": str(run_dir / "steps" / f"{h}.jsonl")}) + "\n").encode())
+                proc.stdin.flush()
+                agents[h] = proc
+            for h, proc in agents.items():
+                _read_line(proc, 60, f"the agent in {h}")
+            t0 = time.time() + 0.3
+            for proc in agents.values():
+                proc.stdin.write(f"{t0}\n".encode())
+                proc.stdin.flush()
+            log(f"running the timeline ({experiment.duration_s:g} s)")
+            for h, proc in agents.items():
+                proc.wait(timeout=experiment.duration_s + 60)
+        finally:
+            for p in list(samplers.values()) + list(agents.values()):
+                if p.poll() is None:
+                    p.terminate()
+                p.wait(timeout=30)
+            capture_stats = [c.stop() for c in captures]
+    lost = [c for c in capture_stats if c["dropped_by_kernel"]]
+    if lost:
+        raise RunFailed(f"tcpdump lost packets: {lost}; the capture cannot support a verdict.")
+    steps_log = {h: [json.loads(l) for l in (run_dir / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in hosts}
+    obs = observe(run_dir, steps_log, host_intf)
+    rtt = path_rtt_s(experiment, obs.client_host, obs.server_host)
+    verdicts = judge_all(experiment.expect, obs, rtt)
+    result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
+              "run_dir": str(run_dir), "configured_rtt_s": rtt, "sysctls": sysctls, "qdiscs": qdiscs,
+              "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(),
+              "expectations": verdicts, "passed": all(v.passed for v in verdicts)}
+    write_result(run_dir, result)
+    log(f"\n{experiment.name} on kernel {os.uname().release} (configured RTT {rtt * 1e3:g} ms)\n" + verdict_table(verdicts))
+    log(f"\nresults: {run_dir}")
+    return (0 if result["passed"] else 1), run_dir
+
+
+WATCHED = ["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_timestamps",
+           "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_fin_timeout",
+           "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_congestion_control",
+           "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]
+
+
+def apply_sysctls(net, experiment: Experiment) -> dict[str, dict[str, str]]:
+    """Set the experiment's sysctls inside each host's namespace, then read back what it really has."""
+    readback = {}
+    for h in experiment.topology.hosts:
+        host = net.get(h)
+        wanted = {**experiment.sysctls.get("all", {}), **experiment.sysctls.get(h, {})}
+        for name, value in wanted.items():
+            out, err, code = host.pexec(["sysctl", "-w", f"{name}={value}"])
+            if code:
+                raise RunFailed(f"sysctl {name}={value} failed in {h}: {err.strip()}")
+        values = {}
+        for name in sorted(set(WATCHED) | set(wanted)):
+            out, _, code = host.pexec(["sysctl", "-n", name])
+            values[name] = " ".join(out.split()) if code == 0 else None
+        for name, value in wanted.items():
+            if values[name] != " ".join(str(value).split()):
+                raise RunFailed(f"sysctl {name} in {h} reads back {values[name]!r}, not {value!r}")
+        readback[h] = values
+    return readback

@@ -1,0 +1,1 @@
+"""Targets: where a run happens — this kernel (local) or a kernel booted under QEMU (vm)."""

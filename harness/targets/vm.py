@@ -1,0 +1,75 @@
+"""VM target: boot a kernel image with virtme-ng over the host's root filesystem, run there.
+
+The guest sees the host's files read-only; the results folder is passed writable (--rwdir), so
+result.json, pcaps and samples land on the host. Nested KVM hangs here, hence --disable-kvm.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def release_of(image: Path) -> str:
+    return image.name.removeprefix("vmlinuz-")
+
+
+def _version_key(release: str) -> list:
+    return [int(x) if x.isdigit() else x for x in re.split(r"[.-]", release)]
+
+
+def kernels_with_netem() -> list[Path]:
+    images = []
+    for image in Path("/boot").glob("vmlinuz-*"):
+        mods = Path("/lib/modules") / release_of(image) / "kernel/net/sched"
+        if any(mods.glob("sch_netem.ko*")):
+            images.append(image)
+    return sorted(images, key=lambda p: _version_key(release_of(p)), reverse=True)
+
+
+def pick_kernel(explicit: str | None) -> Path:
+    if explicit:
+        image = Path(explicit)
+        if not image.is_file():
+            raise UserError(f"kernel image '{explicit}' does not exist.", fix="give a path like /boot/vmlinuz-6.1.0-26-amd64.")
+        return image
+    images = kernels_with_netem()
+    if not images:
+        raise UserError("no installed kernel image has sch_netem, so no VM can emulate the links.",
+                        fix="run scripts/setup (it installs linux-image-amd64 on Debian).")
+    return images[0]
+
+
+def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, log=print) -> int:
+    vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
+    if not Path(vng).exists():
+        raise UserError("virtme-ng (vng) is not installed.", fix="run scripts/setup.")
+    for tool in ("qemu-system-x86_64", "busybox"):
+        if shutil.which(tool) is None:
+            raise UserError(f"'{tool}' is missing, which the VM target needs.", fix="run scripts/setup.")
+    results_root.mkdir(parents=True, exist_ok=True)
+    inner = [sys.executable, "-m", "harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
+             str(experiment_path.resolve())]
+    command = f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 {shlex.join(inner)}"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    args = ["timeout", "1800", vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
+            f"--rwdir={results_root.resolve()}", "-m", "2G", "-p", "2", "--exec", command]
+    log(f"booting kernel {release_of(kernel)} under QEMU (software emulation; boot takes 15-40 s)...")
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, 15)
+        proc.wait()
+        raise
+    if code == 124:
+        log("the VM run timed out after 30 minutes")
+    return 3 if code in (124, 255) else code
