@@ -20,7 +20,7 @@ from harness.plan import agent_plans, new_run_dir, path_rtt_s
 from harness.record.capture import Capture
 from harness.report import verdict_table, write_result
 
-SAMPLE_INTERVAL_S = 0.002
+SAMPLE_INTERVAL_S = 0.005
 
 
 def _read_line(proc, timeout: float, what: str) -> str:
@@ -72,13 +72,18 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
                 proc.stdin.flush()
             log(f"running the timeline ({experiment.duration_s:g} s)")
             for h, proc in agents.items():
-                proc.wait(timeout=experiment.duration_s + 60)
+                _read_line(proc, experiment.duration_s + 60, f"the timeline of {h}")
+            time.sleep(max(0.0, t0 + experiment.duration_s - time.time()))
         finally:
-            for p in list(samplers.values()) + list(agents.values()):
+            for p in samplers.values():
                 if p.poll() is None:
                     p.terminate()
                 p.wait(timeout=30)
             capture_stats = [c.stop() for c in captures]
+            for p in agents.values():
+                if p.poll() is None:
+                    p.terminate()
+                p.wait(timeout=30)
     lost = [c for c in capture_stats if c["dropped_by_kernel"]]
     if lost:
         raise RunFailed(f"tcpdump lost packets: {lost}; the capture cannot support a verdict.")

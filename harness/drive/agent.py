@@ -55,9 +55,8 @@ def main() -> None:
             entry["errno"] = exc.errno
         entry["end"] = time.time()
         record(**entry)
-    pause = t0 + plan["duration"] - time.time()
-    if pause > 0:
-        time.sleep(pause)
+    print("done", flush=True)
+    sys.stdin.readline()   # hold every socket open until the driver has stopped the recorders
 
 
 def _accept(server: socket.socket, conns: list, record) -> None:
