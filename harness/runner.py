@@ -13,7 +13,7 @@ from harness.analyse.connection import observe
 from harness.errors import RunFailed
 from harness.judge.verdicts import judge_all
 from harness.lab.leftovers import Ledger, clean_stale
-from harness.lab.network import mininet_lab, warm_up
+from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
 from harness.lab.preflight import check_local
 from harness.model import Experiment
 from harness.plan import agent_plans, new_run_dir, path_rtt_s
@@ -45,6 +45,8 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
         host_intf = {h: net.get(h).defaultIntf().name for h in hosts}
         sysctls = apply_sysctls(net, experiment)
         warm_up(net)
+        pair = _connect_pair(experiment)
+        ping_rtt = ping_rtt_s(net, *pair) if pair else None
         qdiscs = {intf: net.get(node).cmd(f"tc qdisc show dev {intf}").strip() for intf, (node, _) in lab["interfaces"].items()}
         captures = [Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap") for intf, (node, _) in lab["interfaces"].items()]
         samplers = {}
@@ -92,13 +94,20 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
     rtt = path_rtt_s(experiment, obs.client_host, obs.server_host)
     verdicts = judge_all(experiment.expect, obs, rtt)
     result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
-              "run_dir": str(run_dir), "configured_rtt_s": rtt, "sysctls": sysctls, "qdiscs": qdiscs,
+              "run_dir": str(run_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": qdiscs,
               "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(),
               "expectations": verdicts, "passed": all(v.passed for v in verdicts)}
     write_result(run_dir, result)
-    log(f"\n{experiment.name} on kernel {os.uname().release} (configured RTT {rtt * 1e3:g} ms)\n" + verdict_table(verdicts))
+    ping_text = f", ping RTT before the run {ping_rtt * 1e3:.1f} ms" if ping_rtt else ""
+    log(f"\n{experiment.name} on kernel {os.uname().release} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
+        + verdict_table(verdicts))
     log(f"\nresults: {run_dir}")
     return (0 if result["passed"] else 1), run_dir
+
+
+def _connect_pair(experiment: Experiment) -> tuple[str, str] | None:
+    step = next((s for s in experiment.steps if s.action == "connect"), None)
+    return (step.host, step.peer) if step else None
 
 
 WATCHED = ["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_timestamps",

@@ -109,3 +109,10 @@ def warm_up(net) -> None:
         for b in hosts:
             if a is not b:
                 a.cmd(f"ping -c1 -W3 {b.IP()} >/dev/null 2>&1")
+
+
+def ping_rtt_s(net, a: str, b: str, count: int = 5) -> float | None:
+    """Average ping RTT a -> b: the network's real RTT, timer slop of an emulated CPU included."""
+    out = net.get(a).cmd(f"ping -c{count} -i0.2 -W3 {net.get(b).IP()}")
+    m = re.search(r"= [0-9.]+/([0-9.]+)/", out)
+    return float(m.group(1)) / 1e3 if m else None

@@ -1,0 +1,81 @@
+"""Real runs: real Mininet, real tcpdump, real kernels (the VM where this kernel lacks netem)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "harness.cli"]
+PLAIN = REPO / "tests" / "fixtures" / "handshake_plain.yaml"
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason="building a lab needs root")]
+
+
+def run(args, tmp_path, **kw):
+    return subprocess.run(CLI + args + ["--results-dir", str(tmp_path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=900, **kw)
+
+
+def only_result(tmp_path: Path) -> dict:
+    (path,) = tmp_path.glob("*/*/result.json")
+    return json.loads(path.read_text())
+
+
+def test_handshake_on_a_kernel_with_netem(tmp_path):
+    proc = run(["handshake.yaml"], tmp_path)
+    print(proc.stdout, proc.stderr)
+    result = only_result(tmp_path)
+    verdicts = {v["name"]: v for v in result["expectations"]}
+    for name in ("client states", "server states", "packets"):
+        assert verdicts[name]["passed"], verdicts[name]
+    assert result["configured_rtt_s"] == pytest.approx(0.1)
+    handshake = result["observation"]["segments"]["client"]
+    duration = handshake[2]["t"] - handshake[0]["t"]
+    # The handshake takes exactly one network RTT: compare with ping over the same links
+    # (which carries the emulator's timer slop too), and with the configured 100 ms.
+    assert duration == pytest.approx(result["ping_rtt_s"], rel=0.05)
+    assert duration == pytest.approx(0.1, rel=0.15)
+    assert ("PASS" in proc.stdout) and f"results: {tmp_path}" in proc.stdout
+    assert proc.returncode == (0 if result["passed"] else 1)
+
+
+def test_local_run_without_impairments(tmp_path):
+    proc = run(["--target", "local", str(PLAIN)], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = only_result(tmp_path)
+    assert result["kernel"] == os.uname().release
+    assert result["sysctls"]["client"]["net.ipv4.tcp_syn_retries"] is not None
+    assert all(c["dropped_by_kernel"] == 0 for c in result["captures"])
+
+
+def test_ctrl_c_leaves_nothing_behind(tmp_path):
+    proc = subprocess.Popen(CLI + ["--target", "local", "--results-dir", str(tmp_path), str(PLAIN)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "running the timeline" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "client-eth0" not in links and "s1-eth1" not in links and " s1:" not in links
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in procs and "mininet:client" not in procs
+    assert not list(Path("/run/tcp-testbed").glob("*.json"))
+
+
+def test_bad_input_is_one_paragraph(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PLAIN.read_text().replace("listen: 5001", "listn: 5001").replace("two_hosts_plain", str(REPO / "topologies" / "two_hosts_plain.yaml")))
+    proc = run([str(bad)], tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{bad}:6: unknown key 'listn'" in proc.stderr
