@@ -20,7 +20,7 @@ from harness.plan import agent_plans, new_run_dir, path_rtt_s
 from harness.record.capture import Capture
 from harness.report import verdict_table, write_result
 
-SAMPLE_INTERVAL_S = 0.005
+SAMPLE_INTERVAL_S = 0.01
 
 
 def _read_line(proc, timeout: float, what: str) -> str:
