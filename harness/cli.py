@@ -27,6 +27,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _say(message: str) -> None:
+    """Flushed at once: the VM target's output interleaves with ours on the same terminal."""
+    print(message, flush=True)
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt
 
@@ -42,15 +47,21 @@ def main(argv: list[str] | None = None) -> int:
         experiment = load_experiment(path)
         target = args.target
         if target == "auto":
-            target = "vm" if (args.kernel or missing_kernel_features(experiment)) else "local"
-            print(f"target: {target} ({'this kernel has what the experiment needs' if target == 'local' else 'kernel ' + os.uname().release + ' lacks ' + ', '.join(missing_kernel_features(experiment)) if not args.kernel else 'a kernel was given'})", flush=True)
+            missing = missing_kernel_features(experiment)
+            if args.kernel:
+                target, why = "vm", "a kernel image was given"
+            elif missing:
+                target, why = "vm", f"kernel {os.uname().release} lacks {', '.join(missing)}"
+            else:
+                target, why = "local", "this kernel has what the experiment needs"
+            _say(f"target: {target} ({why})")
         if target == "vm":
             if os.geteuid() != 0:
                 raise UserError("the VM target needs root here.", fix="run it with sudo.")
             from harness.targets.vm import pick_kernel, run_in_vm
-            return run_in_vm(pick_kernel(args.kernel), path, Path(args.results_dir))
+            return run_in_vm(pick_kernel(args.kernel), path, Path(args.results_dir), log=_say)
         from harness.runner import run_local
-        code, _ = run_local(experiment, Path(args.results_dir), log=lambda m: print(m, flush=True))
+        code, _ = run_local(experiment, Path(args.results_dir), log=_say)
         return code
     except UserError as exc:
         print(f"run-experiment: {exc}", file=sys.stderr)

@@ -47,7 +47,6 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
         warm_up(net)
         pair = _connect_pair(experiment)
         ping_rtt = ping_rtt_s(net, *pair) if pair else None
-        qdiscs = {intf: net.get(node).cmd(f"tc qdisc show dev {intf}").strip() for intf, (node, _) in lab["interfaces"].items()}
         captures = [Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap") for intf, (node, _) in lab["interfaces"].items()]
         samplers = {}
         for h in hosts:
@@ -94,7 +93,7 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
     rtt = path_rtt_s(experiment, obs.client_host, obs.server_host)
     verdicts = judge_all(experiment.expect, obs, rtt)
     result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
-              "run_dir": str(run_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": qdiscs,
+              "run_dir": str(run_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": lab["qdiscs"],
               "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(),
               "expectations": verdicts, "passed": all(v.passed for v in verdicts)}
     write_result(run_dir, result)

@@ -64,8 +64,8 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
         ledger.add(pids=[n.pid for n in net.hosts])
         net.start()
         _disable_bridge_netfilter()
-        verify_impairments(net, egress)
-        yield {"net": net, "interfaces": egress}
+        qdiscs = verify_impairments(net, egress)
+        yield {"net": net, "interfaces": egress, "qdiscs": qdiscs}
     finally:
         try:
             net.stop()
@@ -79,15 +79,13 @@ def _disable_bridge_netfilter() -> None:
         subprocess.run(["sysctl", "-q", "-w", f"net.bridge.{name}=0"], capture_output=True)
 
 
-def qdisc_text(net, intf: str, node: str) -> str:
-    return net.get(node).cmd(f"tc qdisc show dev {intf}")
+def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> dict[str, str]:
+    """Mininet only prints tc errors; read every qdisc back and refuse to go on if one is wrong.
 
-
-def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> None:
-    """Mininet only prints tc errors; read every qdisc back and refuse to go on if one is wrong."""
-    problems = []
+    Returns each interface's `tc qdisc show` text, which the run records as it really was."""
+    problems, qdiscs = [], {}
     for intf, (node, imp) in egress.items():
-        text = qdisc_text(net, intf, node)
+        text = qdiscs[intf] = net.get(node).cmd(f"tc qdisc show dev {intf}").strip()
         if not imp.needs_netem:
             continue
         delay = netem_delay_s(text)
@@ -100,6 +98,7 @@ def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> None:
     if problems:
         raise RunFailed("the link impairments did not take effect, so no timing could be trusted:\n  "
                         + "\n  ".join(problems))
+    return qdiscs
 
 
 def warm_up(net) -> None:

@@ -1,6 +1,7 @@
 """Topology YAML -> Topology model."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from harness.errors import UserError
@@ -33,7 +34,6 @@ def _impairment(spec: LineDict, path: Path, base: Impairment | None = None) -> I
 
 
 def load_topology(path: Path) -> Topology:
-    import re
     data = load_yaml(path)
     check_keys(data, {"name", "hosts", "switches", "links"}, {"name", "hosts", "links"}, path, "a topology")
     hosts = expect_type(data["hosts"], list, path, data.line_of("hosts"), "hosts", "hosts: [client, server]")

@@ -62,7 +62,7 @@ def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, log=print
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     args = ["timeout", "1800", vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
             f"--rwdir={results_root.resolve()}", "-m", "2G", "-p", "2", "--exec", command]
-    print(f"booting kernel {release_of(kernel)} under QEMU (software emulation; boot takes 15-40 s)...", flush=True)
+    log(f"booting kernel {release_of(kernel)} under QEMU (software emulation; boot takes 15-40 s)...")
     proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         code = proc.wait()
