@@ -29,7 +29,7 @@ def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, i
     spans: list[StateSpan] = []
     for sample in samples:
         state = None
-        for st, src, sport, dst, dport in sample["s"]:
+        for st, src, sport, dst, dport, *_ in sample["s"]:
             if sport != local[1] or src not in (local[0], "0.0.0.0"):
                 continue
             if peer is None and st == "LISTEN" or peer is not None and (dst, dport) == tuple(peer):
