@@ -17,7 +17,9 @@ Results go to RESULTS_DIR/<experiment>/<run-id>/ (result.json, pcap/, samples/, 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run-experiment", epilog=EPILOG,
                                      description="Run a TCP experiment on a real Linux kernel and judge it.")
-    parser.add_argument("experiment", help="experiment YAML: a path, or a name in experiments/ (handshake.yaml)")
+    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
+                        help="experiment YAML: a path, a name in experiments/ (handshake.yaml), or a folder of them. "
+                             "Several run in one go: in VMs side by side (see --jobs), locally one after another")
     parser.add_argument("--target", choices=["auto", "local", "vm"], default="auto",
                         help="local: this kernel; vm: a kernel under QEMU via virtme-ng; auto (default): local "
                              "when this kernel has every module the experiment needs (netem...), else vm")
@@ -27,6 +29,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="vm target only. virtual (default): guest time counts executed instructions and skips "
                              "idle time, so timers fire exactly on time (measured: 100 ms RTT handshake = 100.0 ms); "
                              "host: guest time follows the host clock and emulation makes timers late by 1-30 ms")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="VMs run side by side when several experiments are given (default: the CPU count, "
+                             "each VM uses one)")
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
     return parser.parse_args(argv)
 
@@ -40,33 +45,75 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _experiment_paths(names: list[str]) -> list[Path]:
+    from harness.load import resolve_experiment_path
+    paths: list[Path] = []
+    for name in names:
+        if Path(name).is_dir():
+            found = sorted(Path(name).glob("*.yaml"))
+            if not found:
+                raise UserError(f"the folder '{name}' holds no *.yaml experiments.", fix="give experiment files or another folder.")
+            paths += found
+        else:
+            paths.append(resolve_experiment_path(name))
+    return paths
+
+
+def _choose_target(args: argparse.Namespace, experiment) -> tuple[str, str]:
+    from harness.lab.preflight import missing_kernel_features
+    if args.target != "auto":
+        return args.target, "as asked"
+    if args.kernel:
+        return "vm", "a kernel image was given"
+    missing = missing_kernel_features(experiment)
+    if missing:
+        return "vm", f"kernel {os.uname().release} lacks {', '.join(missing)}"
+    return "local", "this kernel has what the experiment needs"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     try:
-        from harness.load import load_experiment, resolve_experiment_path
-        from harness.lab.preflight import missing_kernel_features
-        path = resolve_experiment_path(args.experiment)
-        experiment = load_experiment(path)
-        target = args.target
-        if target == "auto":
-            missing = missing_kernel_features(experiment)
-            if args.kernel:
-                target, why = "vm", "a kernel image was given"
-            elif missing:
-                target, why = "vm", f"kernel {os.uname().release} lacks {', '.join(missing)}"
-            else:
-                target, why = "local", "this kernel has what the experiment needs"
-            _say(f"target: {target} ({why})")
-        if target == "vm":
+        from harness.load import load_experiment
+        if args.jobs < 1:
+            raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
+        paths = _experiment_paths(args.experiments)
+        experiments = [load_experiment(p) for p in paths]     # every file checked before anything runs
+        targets = [_choose_target(args, e) for e in experiments]
+        if any(t == "vm" for t, _ in targets):
             if os.geteuid() != 0:
                 raise UserError("the VM target needs root here.", fix="run it with sudo.")
             from harness.targets.vm import pick_kernel, run_in_vm
-            return run_in_vm(pick_kernel(args.kernel), path, Path(args.results_dir), args.vm_clock, log=_say)
+            kernel = pick_kernel(args.kernel)
         from harness.runner import run_local
-        code, _ = run_local(experiment, Path(args.results_dir), log=_say)
-        return code
+        results = Path(args.results_dir)
+        if len(experiments) == 1:
+            (target, why), path = targets[0], paths[0]
+            _say(f"target: {target} ({why})")
+            if target == "vm":
+                return run_in_vm(kernel, path, results, args.vm_clock, log=_say)
+            return run_local(experiments[0], results, log=_say)[0]
+        from harness.targets.batch import BatchItem, run_batch
+
+        def local_item(item):
+            try:
+                return run_local(item.experiment, results, log=_say)
+            except UserError as exc:
+                _say(f"run-experiment: {exc}")
+                return 2, None
+            except RunFailed as exc:
+                _say(f"run-experiment: {item.name}: the run failed and gives no verdict: {exc}")
+                return 3, None
+
+        def vm_item(item, prefix, log, started):
+            return run_in_vm(kernel, item.path, results, args.vm_clock, log=log, prefix=prefix, started=started)
+
+        items = []
+        for path, experiment, (target, _) in zip(paths, experiments, targets):
+            items.append(BatchItem(path, experiment.name, target, experiment))
+        return run_batch(items, results, local_item, vm_item, args.jobs, _say)
     except UserError as exc:
         print(f"run-experiment: {exc}", file=sys.stderr)
         return 2

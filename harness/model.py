@@ -38,12 +38,18 @@ class Topology:
 
 @dataclass(frozen=True)
 class Step:
-    """One socket call an agent makes at a time offset from the run's start."""
-    at_s: float
+    """One thing a host's agent does: at t0 + at_s if given, else when its previous step returns."""
     host: str
-    action: str            # listen | connect | close
+    action: str                 # listen | connect | send | recv | shutdown | close | abort | wait
+    index: int                  # position in the experiment file, as reported in the step log
+    at_s: float | None = None
     port: int | None = None
     peer: str | None = None
+    size: int | None = None     # send/recv: bytes (recv None: until EOF)
+    message: str | None = None  # send: this text instead of `size` bytes
+    how: str | None = None      # shutdown: write | read | both
+    until: str | None = None    # wait: connected | peer-closed | state:NAME
+    seconds: float | None = None  # wait: a duration
 
 
 @dataclass(frozen=True)
@@ -55,17 +61,38 @@ class PacketPattern:
 
 
 @dataclass(frozen=True)
+class PacketChoice:
+    """Alternative segment sequences (e.g. a four- or three-segment close); the report names the one seen."""
+    options: tuple[tuple[str, tuple[PacketPattern, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something observed at a moment: `client enters TIME-WAIT`, `server sends F#2`, `client calls close`."""
+    host: str
+    verb: str              # enters | leaves | sends | receives | calls | returns
+    what: str              # a state, TCP flags, or a step action
+    nth: int = 1
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class TimingExpectation:
-    name: str              # handshake_client | handshake_server
-    equals: str            # "1rtt" or a duration as written
-    within: str            # "5%" or a duration
+    name: str              # handshake_client | handshake_server | any name with start/end events
+    equals: str | None     # "1rtt" or a duration as written, with `within`...
+    within: str | None     # "5%" or a duration
+    start: Event | None = None
+    end: Event | None = None
+    between: tuple[str, str] | None = None   # ...or a range [low, high] (durations or N rtt)
 
 
 @dataclass(frozen=True)
 class Expectations:
-    states: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    packets: tuple[PacketPattern, ...] = ()
+    states: dict[str, tuple[str, ...]] = field(default_factory=dict)   # "(FIN-WAIT-1)" = optional
+    packets: tuple[PacketPattern | PacketChoice, ...] = ()
     timing: tuple[TimingExpectation, ...] = ()
+    received: dict[str, int] = field(default_factory=dict)             # host -> bytes its reads got
+    errors: dict[str, tuple[str, ...]] = field(default_factory=dict)   # host -> errno names its calls got
 
 
 @dataclass(frozen=True)

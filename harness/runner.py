@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.analyse.connection import observe
 from harness.errors import RunFailed
-from harness.judge.verdicts import judge_all
+from harness.judge import judge_all
 from harness.lab.leftovers import Ledger, clean_stale
 from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
 from harness.lab.preflight import check_local
@@ -72,9 +72,9 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
                 proc.stdin.write(f"{t0}\n".encode())
                 proc.stdin.flush()
             log(f"running the timeline ({experiment.duration_s:g} s)")
-            for h, proc in agents.items():
-                _read_line(proc, experiment.duration_s + 60, f"the timeline of {h}")
-            time.sleep(max(0.0, t0 + experiment.duration_s - time.time()))
+            _wait_with_progress(t0, experiment.duration_s, log)
+            for h, proc in agents.items():   # agents end their own steps at the deadline
+                _read_line(proc, 30, f"the timeline of {h}")
         finally:
             for p in samplers.values():
                 if p.poll() is None:
@@ -103,6 +103,15 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
         + verdict_table(verdicts))
     log(f"\nresults: {run_dir}")
     return (0 if result["passed"] else 1), run_dir
+
+
+def _wait_with_progress(t0: float, duration_s: float, log) -> None:
+    """Sleep until the timeline ends, saying how far it is every 10 s on long runs (TIME-WAIT is a minute)."""
+    end = t0 + duration_s
+    while (left := end - time.time()) > 0:
+        time.sleep(min(left, 10.0))
+        if duration_s >= 20 and end - time.time() > 1:
+            log(f"  … {time.time() - t0:.0f} s of {duration_s:g} s")
 
 
 def _connect_pair(experiment: Experiment) -> tuple[str, str] | None:

@@ -1,7 +1,7 @@
 """Put the artifacts of one run together: the connection under test, its segments and states."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.analyse.segments import Segment, of_connection, read_segments
@@ -17,6 +17,10 @@ class Observation:
     segments: dict[str, list[Segment]]          # host -> segments of the connection seen at its interface
     states: dict[str, list[StateSpan]]         # host -> spans (server: listener then child)
     sampling: dict[str, dict]
+    steps: dict[str, list[dict]] = field(default_factory=dict)   # host -> its step log
+
+    def address(self, host: str) -> tuple[str, int] | None:
+        return self.client if host == self.client_host else self.server if host == self.server_host else None
 
     def to_json(self) -> dict:
         return {"client": list(self.client), "server": list(self.server),
@@ -39,4 +43,4 @@ def observe(run_dir: Path, steps_log: dict[str, list[dict]], host_interface: dic
             states[host] = socket_spans(samples, client, server)
         elif host == server_host:
             states[host] = socket_spans(samples, server, None) + socket_spans(samples, server, client)
-    return Observation(connect_host, server_host, client, server, segments, states, sampling)
+    return Observation(connect_host, server_host, client, server, segments, states, sampling, steps_log)

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class StateSpan:
+    """A state seen in consecutive samples. It began after `sample_before` (the previous sample,
+    None if this is the first) and ended before `sample_after` (None if still held at the end).
+    CLOSED is the span after the socket vanished from the kernel's tables."""
     state: str
     first_seen: float
     last_seen: float
+    sample_before: float | None = None
+    sample_after: float | None = None
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -25,8 +30,12 @@ def sampling_stats(samples: list[dict]) -> dict:
 
 
 def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, int] | None) -> list[StateSpan]:
-    """Spans of one socket, by local and peer address; peer None means the listener on `local`."""
+    """Spans of one socket, by local and peer address; peer None means the listener on `local`.
+
+    Once seen, a socket missing from a later sample has closed (a CLOSED span); samples before
+    it first appears are ignored (it did not exist yet)."""
     spans: list[StateSpan] = []
+    previous: float | None = None
     for sample in samples:
         state = None
         for st, src, sport, dst, dport, *_ in sample["s"]:
@@ -34,10 +43,14 @@ def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, i
                 continue
             if peer is None and st == "LISTEN" or peer is not None and (dst, dport) == tuple(peer):
                 state = st
-        if state is None:
-            continue
-        if spans and spans[-1].state == state:
-            spans[-1] = StateSpan(state, spans[-1].first_seen, sample["t"])
-        else:
-            spans.append(StateSpan(state, sample["t"], sample["t"]))
+        if state is None and spans:
+            state = "CLOSED"
+        if state is not None:
+            if spans and spans[-1].state == state:
+                spans[-1] = replace(spans[-1], last_seen=sample["t"])
+            else:
+                if spans:
+                    spans[-1] = replace(spans[-1], sample_after=sample["t"])
+                spans.append(StateSpan(state, sample["t"], sample["t"], previous))
+        previous = sample["t"]
     return spans

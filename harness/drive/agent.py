@@ -1,15 +1,145 @@
-"""Agent run inside one host: performs its steps at t0 + at, logs each call's start and return.
+"""Agent run inside one host: performs its socket steps in order and logs when each call started
+and returned, on the host's clock (all hosts share one kernel clock).
 
 Protocol: stdin line 1 = JSON {"steps": [...], "duration": s, "log": path}; the agent prints
-"ready"; stdin line 2 = t0 (epoch seconds). Sockets stay open until t0 + duration.
+"ready"; stdin line 2 = t0 (epoch seconds). A step with "at" starts at t0 + at (or late, if the
+previous step returned later, which the log shows); one without starts when the previous returns.
+A call still blocked when the run ends (t0 + duration) is logged as such and the agent stops.
+The agent then prints "done" and holds its sockets open until stdin closes.
 """
 from __future__ import annotations
 
+import errno
 import json
 import socket
+import struct
 import sys
 import threading
 import time
+
+TCP_STATES = {1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
+              7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING"}
+SHUTDOWN = {"write": socket.SHUT_WR, "read": socket.SHUT_RD, "both": socket.SHUT_RDWR}
+
+
+class RunEnded(Exception):
+    """The step was still waiting when the run's time was up."""
+
+
+class Host:
+    """The sockets of one host: its listener's accepted connections or its own connection."""
+
+    def __init__(self, deadline: float, record) -> None:
+        self.deadline = deadline
+        self.record = record
+        self.conn: socket.socket | None = None
+        self.listeners: list[socket.socket] = []
+        self.accepted = threading.Event()
+        self.held: list[socket.socket] = []
+
+    def remaining(self) -> float:
+        left = self.deadline - time.time()
+        if left <= 0:
+            raise RunEnded
+        return left
+
+    def connection(self) -> socket.socket:
+        """The connection steps act on; on a server, waits for the first accepted one."""
+        if self.conn is None and self.listeners:
+            if not self.accepted.wait(self.remaining()):
+                raise RunEnded
+        if self.conn is None:
+            raise OSError(errno.ENOTCONN, "no connection on this host yet (connect or listen first)")
+        self.conn.settimeout(self.remaining())
+        return self.conn
+
+    def accept_loop(self, server: socket.socket) -> None:
+        while True:
+            try:
+                conn, peer = server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            if self.conn is None:
+                self.conn = conn
+            self.record(action="accepted", start=time.time(), end=time.time(), local=list(conn.getsockname()),
+                        peer=list(peer), result="ok")
+            self.accepted.set()
+
+
+def _read(conn: socket.socket, limit: int | None, host: Host, entry: dict) -> None:
+    """Read until EOF (limit None) or `limit` bytes, counting into entry["bytes"] as data comes
+    (so the count survives a reset that ends the read)."""
+    entry["bytes"] = 0
+    while limit is None or entry["bytes"] < limit:
+        try:
+            chunk = conn.recv(65536 if limit is None else min(65536, limit - entry["bytes"]))
+        except socket.timeout:
+            raise RunEnded
+        if not chunk:
+            break
+        entry["bytes"] += len(chunk)
+        conn.settimeout(host.remaining())
+
+
+def _tcp_state(conn: socket.socket) -> str:
+    info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    return TCP_STATES.get(info[0], str(info[0]))
+
+
+def perform(step: dict, host: Host, entry: dict) -> None:
+    action = step["action"]
+    if action == "listen":
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("0.0.0.0", step["port"]))
+        server.listen(16)
+        host.listeners.append(server)
+        entry["local"] = list(server.getsockname())
+        threading.Thread(target=host.accept_loop, args=(server,), daemon=True).start()
+    elif action == "connect":
+        client = socket.socket()
+        client.bind((step["bind"], 0))
+        entry["local"] = list(client.getsockname())
+        entry["peer"] = [step["address"], step["port"]]
+        host.conn = client
+        host.held.append(client)
+        client.settimeout(host.remaining())
+        try:
+            client.connect((step["address"], step["port"]))
+        except socket.timeout:
+            raise RunEnded
+    elif action == "send":
+        data = step["message"].encode() if step.get("message") is not None else b"x" * step["size"]
+        try:
+            host.connection().sendall(data)
+        except socket.timeout:
+            raise RunEnded
+        entry["bytes"] = len(data)
+    elif action == "recv":
+        _read(host.connection(), step.get("size"), host, entry)
+    elif action == "shutdown":
+        host.connection().shutdown(SHUTDOWN[step["how"]])
+    elif action in ("close", "abort"):
+        conn = host.connection()
+        if action == "abort":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    elif action == "wait":
+        until = step.get("until")
+        if until is None:
+            time.sleep(min(step["seconds"], host.remaining()))
+        elif until == "connected":
+            host.connection()
+        elif until == "peer-closed":
+            _read(host.connection(), None, host, entry)
+        else:  # state:NAME, polled from the socket's own TCP_INFO
+            conn, wanted = host.connection(), until.split(":", 1)[1]
+            while _tcp_state(conn) != wanted:
+                host.remaining()
+                time.sleep(0.001)
+    else:
+        raise ValueError(f"unknown action {action}")
 
 
 def main() -> None:
@@ -24,50 +154,29 @@ def main() -> None:
 
     print("ready", flush=True)
     t0 = float(sys.stdin.readline())
-    conns: list[socket.socket] = []
+    host = Host(t0 + plan["duration"], record)
     for step in plan["steps"]:
-        delay = t0 + step["at"] - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        start = time.time()
-        entry = {"action": step["action"], "scheduled": t0 + step["at"], "start": start}
+        if step.get("at") is not None:
+            delay = t0 + step["at"] - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        entry = {"action": step["action"], "step": step["index"], "start": time.time()}
+        if step.get("at") is not None:
+            entry["scheduled"] = t0 + step["at"]
         try:
-            if step["action"] == "listen":
-                server = socket.socket()
-                server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                server.bind(("0.0.0.0", step["port"]))
-                server.listen(16)
-                entry["local"] = list(server.getsockname())
-                threading.Thread(target=_accept, args=(server, conns, record), daemon=True).start()
-            elif step["action"] == "connect":
-                client = socket.socket()
-                client.bind((step["bind"], 0))
-                entry["local"] = list(client.getsockname())
-                entry["peer"] = [step["address"], step["port"]]
-                conns.append(client)
-                client.connect((step["address"], step["port"]))
-            elif step["action"] == "close":
-                for conn in conns:
-                    conn.close()
+            perform(step, host, entry)
             entry["result"] = "ok"
+        except RunEnded:
+            entry["result"] = "still waiting when the run ended"
         except OSError as exc:
             entry["result"] = f"error: {exc.strerror or exc}"
-            entry["errno"] = exc.errno
+            entry["errno"] = errno.errorcode.get(exc.errno, str(exc.errno))
         entry["end"] = time.time()
         record(**entry)
+        if entry["result"].startswith("still waiting"):
+            break
     print("done", flush=True)
     sys.stdin.readline()   # hold every socket open until the driver has stopped the recorders
-
-
-def _accept(server: socket.socket, conns: list, record) -> None:
-    while True:
-        try:
-            conn, peer = server.accept()
-        except OSError:
-            return
-        conns.append(conn)
-        record(action="accepted", start=time.time(), end=time.time(), local=list(conn.getsockname()),
-               peer=list(peer), result="ok")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,31 @@
-"""Judge: expectations x observation -> verdicts. Pure functions."""
+"""Judge: compare the observation with the experiment's expectations (pure; no root needed)."""
+from __future__ import annotations
+
+
+from harness.analyse.connection import Observation
+from harness.judge.packets import describe, match_packets
+from harness.judge.states import judge_states
+from harness.judge.timing import judge_timing
+from harness.judge.verdict import Verdict
+from harness.model import Expectations
+
+__all__ = ["Verdict", "judge_all"]
+
+READS = ("recv", "wait")
+
+
+def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verdict]:
+    verdicts = [judge_states(host, states, obs) for host, states in expect.states.items()]
+    for host, wanted in expect.received.items():
+        got = sum(e.get("bytes", 0) for e in obs.steps.get(host, []) if e["action"] in READS)
+        verdicts.append(Verdict(f"{host} received", f"{wanted} bytes", f"{got} bytes", got == wanted))
+    for host, names in expect.errors.items():
+        got = [f"{e['action']}: {e['errno']}" for e in obs.steps.get(host, []) if e.get("errno")]
+        missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]
+        verdicts.append(Verdict(f"{host} errors", ", ".join(names), ", ".join(got) or "no call failed", not missing))
+    if expect.packets:
+        addr = {obs.client_host: obs.client, obs.server_host: obs.server}
+        ok, observed = match_packets(expect.packets, obs.segments.get(obs.client_host, []), addr)
+        verdicts.append(Verdict("packets", describe(expect.packets), observed, ok))
+    verdicts += [judge_timing(t, obs, rtt_s) for t in expect.timing]
+    return verdicts

@@ -27,3 +27,16 @@ def parse_mbit(text: object) -> float:
     if not m:
         raise ValueError(f"'{text}' is not a rate; write e.g. 100mbit")
     return float(m.group(1)) * _RATE[m.group(2)]
+
+
+_BYTES = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+
+
+def parse_bytes(text: object) -> int:
+    """'1000B', '64KiB', '1MB' -> bytes. A bare integer counts bytes."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    m = re.fullmatch(r"\s*([0-9]+)\s*(b|kb|kib|mb|mib)\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"'{text}' is not a byte count; write e.g. 1000B, 64KiB or 1MB")
+    return int(m.group(1)) * _BYTES[m.group(2)]

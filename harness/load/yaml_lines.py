@@ -37,6 +37,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}' (the first would be silently lost)",
+                                                    key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
@@ -59,7 +62,8 @@ def load_yaml(path: Path) -> LineDict:
         problem = getattr(exc, "problem", None) or str(exc)
         raise UserError(f"this is not valid YAML: {problem}.", file=str(path),
                         line=mark.line + 1 if mark else None,
-                        fix="check indentation, colons and brackets around that line.")
+                        fix="merge the two entries into one." if "duplicate key" in problem
+                        else "check indentation, colons and brackets around that line.")
     if not isinstance(data, LineDict):
         raise UserError("the file must be a YAML mapping (name: ..., ...).", file=str(path), line=1,
                         fix="start the file with 'name: <something>'.")

@@ -35,9 +35,11 @@ def new_run_dir(results_root: Path, experiment: Experiment) -> Path:
 
 
 def agent_plans(experiment: Experiment, ips: dict[str, str]) -> dict[str, list[dict]]:
+    """Each host's steps in file order, with addresses resolved, as the agent reads them."""
     plans: dict[str, list[dict]] = {h: [] for h in experiment.topology.hosts}
     for step in experiment.steps:
-        entry = {"at": step.at_s, "action": step.action, "port": step.port, "bind": ips[step.host]}
+        entry = {"at": step.at_s, "action": step.action, "index": step.index, "port": step.port, "bind": ips[step.host],
+                 "size": step.size, "message": step.message, "how": step.how, "until": step.until, "seconds": step.seconds}
         if step.peer:
             entry["address"] = ips[step.peer]
         plans[step.host].append(entry)

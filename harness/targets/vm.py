@@ -55,7 +55,12 @@ def pick_kernel(explicit: str | None) -> Path:
 CLOCKS = {"virtual": ["-p", "1", "--qemu-opts", "-icount shift=0,sleep=off"], "host": ["-p", "2"]}
 
 
-def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, clock: str = "virtual", log=print) -> int:
+def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, clock: str = "virtual", log=print,
+              prefix: str | None = None, started=None) -> int:
+    """Boot the kernel, run one experiment inside, return its exit code (3 if the VM itself failed).
+
+    With `prefix`, the VM's output is piped and each line printed behind the prefix, so several VMs
+    can share a terminal; `started(proc)` hands the process out so a Ctrl-C can stop it."""
     vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
     if not Path(vng).exists():
         raise UserError("virtme-ng (vng) is not installed.", fix="run scripts/setup.")
@@ -69,14 +74,22 @@ def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, clock: st
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     args = ["timeout", "1800", vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
             f"--rwdir={results_root.resolve()}", "-m", "2G", *CLOCKS[clock], "--exec", command]
-    log(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 15-40 s)...")
-    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    say = (lambda line: log(f"{prefix}{line}")) if prefix else log
+    say(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 15-40 s)...")
+    piped = subprocess.PIPE if prefix else None
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=piped, stderr=subprocess.STDOUT if prefix else None,
+                            start_new_session=True)
+    if started:
+        started(proc)
     try:
+        if prefix:
+            for raw in proc.stdout:
+                say(raw.decode(errors="replace").rstrip())
         code = proc.wait()
     except KeyboardInterrupt:
         os.killpg(proc.pid, 15)
         proc.wait()
         raise
     if code == 124:
-        log("the VM run timed out after 30 minutes")
+        say("the VM run timed out after 30 minutes")
     return 3 if code in (124, 255) else code

@@ -7,7 +7,9 @@ import pytest
 
 from harness.analyse.connection import observe
 from harness.analyse.segments import read_segments
-from harness.judge.verdicts import handshake_timing, judge_all, match_packets
+from harness.judge import judge_all
+from harness.judge.packets import match_packets
+from harness.judge.timing import handshake_timing
 from harness.lab.network import netem_delay_s
 from harness.load import load_experiment
 from harness.model import TimingExpectation

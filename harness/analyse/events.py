@@ -1,0 +1,49 @@
+"""Events named in timing expectations -> the moment they were observed, with its uncertainty."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.analyse.connection import Observation
+from harness.model import Event
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The event happened in (t - uncertainty_s, t]: exact for packets and calls, one sampling gap for states."""
+    t: float
+    uncertainty_s: float
+    source: str
+
+
+def _has_flags(flags: str, wanted: str) -> bool:
+    return set(wanted) <= set(flags)
+
+
+def find_moment(event: Event, obs: Observation) -> Moment | str:
+    """The observed moment, or a sentence saying why it was not observed."""
+    if event.verb in ("enters", "leaves"):
+        spans = [s for s in obs.states.get(event.host, []) if s.state == event.what]
+        if not spans:
+            return f"{event.host} was never seen in {event.what}"
+        span = spans[0]
+        if event.verb == "enters":
+            if span.sample_before is None:
+                return f"{event.host} was already in {event.what} at the first sample"
+            return Moment(span.first_seen, span.first_seen - span.sample_before, "samples")
+        if span.sample_after is None:
+            return f"{event.host} was still in {event.what} when the run ended"
+        return Moment(span.sample_after, span.sample_after - span.last_seen, "samples")
+    if event.verb in ("sends", "receives"):
+        me = obs.address(event.host)
+        segs = [s for s in obs.segments.get(event.host, []) if _has_flags(s.flags, event.what)
+                and ((s.src, s.sport) == me if event.verb == "sends" else (s.dst, s.dport) == me)]
+        if len(segs) < event.nth:
+            return f"{event.host}'s capture shows {len(segs)} segment(s) with {event.what} {'sent' if event.verb == 'sends' else 'received'}"
+        return Moment(segs[event.nth - 1].t, 0.0, f"capture at {event.host}")
+    calls = [e for e in obs.steps.get(event.host, []) if e["action"] == event.what]
+    if len(calls) < event.nth:
+        return f"{event.host} made {len(calls)} {event.what} call(s)"
+    entry = calls[event.nth - 1]
+    if event.verb == "returns" and entry.get("result", "").startswith("still waiting"):
+        return f"{event.host}'s {event.what} had not returned when the run ended"
+    return Moment(entry["start"] if event.verb == "calls" else entry["end"], 0.0, "step log")

@@ -1,0 +1,57 @@
+"""State sequences: expected (optional states in parentheses) against the sampled spans."""
+from __future__ import annotations
+
+import re
+
+from harness.analyse.connection import Observation
+from harness.analyse.states import StateSpan
+from harness.judge.verdict import Verdict
+
+
+def _optional(state: str) -> bool:
+    return state.startswith("(") and state.endswith(")")
+
+
+def _name(state: str) -> str:
+    return state.strip("()")
+
+
+def matches(expected: tuple[str, ...], seen: list[str]) -> bool:
+    """True when `seen` is `expected` with some optional states, written (STATE), left out."""
+    pattern = "".join(f"(?:{re.escape(s[1:-1])};)?" if _optional(s) else f"{re.escape(s)};" for s in expected)
+    return re.fullmatch(pattern, "".join(f"{s};" for s in seen)) is not None
+
+
+def blind_spots(expected: tuple[str, ...], spans: list[StateSpan]) -> list[str]:
+    """For each required state never seen, where the sampler could have missed it.
+
+    The state must lie between the spans of its neighbours in the expected order; the gap between
+    those spans is how long a state could have lasted unseen."""
+    seen = [s.state for s in spans]
+    notes = []
+    for i, state in enumerate(expected):
+        if _optional(state) or state in seen:
+            continue
+        before = next((spans[seen.index(_name(p))] for p in reversed(expected[:i]) if _name(p) in seen), None)
+        after = next((spans[seen.index(_name(n))] for n in expected[i + 1:] if _name(n) in seen), None)
+        if before and after:
+            gap = after.first_seen - before.last_seen
+            notes.append(f"{state} not seen: no sample between {before.state} and {after.state} for {gap * 1e3:.1f} ms, "
+                         f"so it either did not happen or lasted less than that (sampling too coarse to tell; "
+                         f"write ({state}) if it may be that short)")
+        else:
+            notes.append(f"{state} not seen")
+    return notes
+
+
+def judge_states(host: str, expected: tuple[str, ...], obs: Observation) -> Verdict:
+    spans = obs.states.get(host, [])
+    seen = [span.state for span in spans]
+    gap = obs.sampling.get(host, {}).get("max_interval_s")
+    observed = " → ".join(seen) or "no state seen"
+    passed = matches(expected, seen)
+    if gap:
+        observed += f" (sampled every ≤{gap * 1e3:.1f} ms)"
+    if not passed:
+        observed += "".join(f"; {note}" for note in blind_spots(expected, spans))
+    return Verdict(f"{host} states", " → ".join(expected), observed, passed)

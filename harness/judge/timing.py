@@ -1,0 +1,70 @@
+"""Timing expectations: the handshake built-ins and any interval between two observed events."""
+from __future__ import annotations
+
+import re
+
+from harness.analyse.connection import Observation
+from harness.analyse.events import Moment, find_moment
+from harness.judge.verdict import Verdict
+from harness.load.units import parse_seconds
+from harness.model import TimingExpectation
+
+
+def handshake_timing(obs: Observation, at: str) -> float | None:
+    """Client: SYN sent -> final ACK sent. Server: SYN received -> final ACK received.
+
+    Both measured at the host's own interface, so both equal one path RTT (outgoing packets are
+    captured after the interface's own netem delay, incoming ones on arrival).
+    """
+    host = obs.client_host if at == "client" else obs.server_host
+    segs = obs.segments.get(host, [])
+    syn = next((s for s in segs if s.flags == "S" and (s.src, s.sport) == obs.client), None)
+    synack = next((s for s in segs if s.flags == "SA" and syn and s.t >= syn.t), None)
+    ack = next((s for s in segs if synack and s.t >= synack.t and "A" in s.flags and "S" not in s.flags
+                and (s.src, s.sport) == obs.client), None)
+    return ack.t - syn.t if syn and ack else None
+
+
+def _value(text: str, rtt_s: float) -> float:
+    m = re.fullmatch(r"([0-9.]*)rtt", text)
+    return float(m.group(1) or 1) * rtt_s if m else parse_seconds(text)
+
+
+def _tolerance(within: str, expected: float) -> float:
+    return expected * float(within[:-1]) / 100 if within.endswith("%") else parse_seconds(within)
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1e3:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
+
+
+def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
+    if exp.between:
+        low_ok, high_ok = (_value(b, rtt_s) for b in exp.between)
+        expected, tol = (low_ok + high_ok) / 2, (high_ok - low_ok) / 2
+        text = f"{_seconds(low_ok)} to {_seconds(high_ok)}"
+    else:
+        expected = _value(exp.equals, rtt_s)
+        tol = _tolerance(exp.within, expected)
+        text = f"{_seconds(expected)} ± {_seconds(tol)}"
+    if "rtt" in (exp.equals or "") + "".join(exp.between or ()):
+        text += f" (RTT {rtt_s * 1e3:g} ms)"
+    if exp.start is None:
+        measured = handshake_timing(obs, exp.name.removeprefix("handshake_"))
+        if measured is None:
+            return Verdict(exp.name, text, "no complete handshake in the capture", False)
+        return Verdict(exp.name, text, _seconds(measured), abs(measured - expected) <= tol)
+    name = f"{exp.name} ({exp.start.text} → {exp.end.text})"
+    start, end = find_moment(exp.start, obs), find_moment(exp.end, obs)
+    for moment in (start, end):
+        if not isinstance(moment, Moment):
+            return Verdict(name, text, f"not observed: {moment}", False)
+    measured = end.t - start.t
+    # start lies in (start.t - u1, start.t], end in (end.t - u2, end.t]
+    low, high = measured - end.uncertainty_s, measured + start.uncertainty_s
+    observed = _seconds(measured)
+    if start.uncertainty_s or end.uncertainty_s:
+        observed += f" (true value in [{_seconds(low)}, {_seconds(high)}]: sampling gaps)"
+    if high - low > 2 * tol:
+        return Verdict(name, text, observed + "; the sampling gaps are wider than the allowed range: too coarse to judge", False)
+    return Verdict(name, text, observed, abs(measured - expected) <= tol)

@@ -1,0 +1,12 @@
+"""A verdict: one expectation, what was expected, what was observed, and whether they agree."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    expected: str
+    observed: str
+    passed: bool
