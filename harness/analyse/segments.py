@@ -7,8 +7,9 @@ from pathlib import Path
 
 import dpkt
 
-_FLAGS = [(dpkt.tcp.TH_SYN, "S"), (dpkt.tcp.TH_ACK, "A"), (dpkt.tcp.TH_FIN, "F"), (dpkt.tcp.TH_RST, "R"),
-          (dpkt.tcp.TH_PUSH, "P"), (dpkt.tcp.TH_URG, "U")]
+# Written in the usual order: SA (SYN+ACK), FA (FIN+ACK), RA (RST+ACK), PA (PSH+ACK).
+_FLAGS = [(dpkt.tcp.TH_SYN, "S"), (dpkt.tcp.TH_FIN, "F"), (dpkt.tcp.TH_RST, "R"), (dpkt.tcp.TH_PUSH, "P"),
+          (dpkt.tcp.TH_ACK, "A"), (dpkt.tcp.TH_URG, "U")]
 
 
 @dataclass(frozen=True)

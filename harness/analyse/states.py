@@ -1,6 +1,7 @@
 """Socket-state samples -> the sequence of states each socket went through, with intervals."""
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,11 @@ class StateSpan:
 
 
 def read_samples(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """samples/<host>.jsonl (or .jsonl.gz: long runs kept as test fixtures are compressed)."""
+    if not path.exists() and path.with_suffix(".jsonl.gz").exists():
+        path = path.with_suffix(".jsonl.gz")
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def sampling_stats(samples: list[dict]) -> dict:

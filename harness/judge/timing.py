@@ -61,7 +61,7 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
             return Verdict(name, text, f"not observed: {moment}", False)
     measured = end.t - start.t
     # start lies in (start.t - u1, start.t], end in (end.t - u2, end.t]
-    low, high = measured - end.uncertainty_s, measured + start.uncertainty_s
+    low, high = measured - end.uncertainty_s + 0.0, measured + start.uncertainty_s   # + 0.0: no "-0.0 ms"
     observed = _seconds(measured)
     if start.uncertainty_s or end.uncertainty_s:
         observed += f" (true value in [{_seconds(low)}, {_seconds(high)}]: sampling gaps)"

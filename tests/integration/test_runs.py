@@ -80,3 +80,26 @@ def test_bad_input_is_one_paragraph(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{bad}:6: unknown key 'listn'" in proc.stderr
+
+
+TEARDOWN = ["teardown", "half_close", "server_closes_first", "simultaneous_close", "abort"]
+
+
+def test_every_close_path_in_one_batch(tmp_path):
+    proc = run(TEARDOWN + ["--jobs", "2"], tmp_path)
+    print(proc.stdout[-6000:], proc.stderr)
+    assert "2 side by side" in proc.stdout and "\nsummary" in proc.stdout
+    results = {p.parts[-3]: json.loads(p.read_text()) for p in tmp_path.glob("*/*/result.json")}
+    assert sorted(results) == sorted(TEARDOWN)
+    for name, result in results.items():
+        failed = [v for v in result["expectations"] if not v["passed"]]
+        assert result["passed"], (name, failed)
+        assert result["target"] == "vm/virtual-clock"
+    # TIME-WAIT: Linux's fixed 60 s, rounded up by the timer wheel (<= 2.048 s at HZ=250),
+    # measured from samples to within one sampling gap.
+    for name, host in (("teardown", "client"), ("server_closes_first", "server"), ("simultaneous_close", "client")):
+        spans = results[name]["observation"]["states"][host]
+        tw = next(s for s in spans if s["state"] == "TIME-WAIT")
+        assert 60.0 - 0.02 <= tw["sample_after"] - tw["first_seen"] <= 62.1
+        assert tw["sample_after"] - tw["last_seen"] <= 0.03
+    assert proc.returncode == 0

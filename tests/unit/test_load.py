@@ -60,3 +60,52 @@ def test_bare_number_duration_refused():
     with pytest.raises(ValueError):
         parse_seconds("25")
     assert parse_seconds("25ms") == pytest.approx(0.025)
+
+
+TEARDOWN = GOOD.replace("expect:", """  - {on: client, send: 100B}
+  - {at: 1s, on: client, close: true}
+  - {on: server, wait: peer-closed}
+  - {after: 0.5s, on: server, close: true}
+expect:""").replace("{states: [SYN-SENT, ESTAB]}", "{states: [SYN-SENT, ESTAB, (FIN-WAIT-1), TIME-WAIT]}") + """  timing:
+    tw: {from: client enters TIME-WAIT, to: client leaves TIME-WAIT, between: [60s, 62.1s]}
+    gone: {from: server calls close, to: server enters CLOSED, equals: 1rtt, within: 20ms}
+"""
+
+
+def test_teardown_steps_and_event_timings(tmp_path):
+    exp = load_experiment(write(tmp_path, TEARDOWN))
+    assert [(s.host, s.action) for s in exp.steps] == [("server", "listen"), ("client", "connect"), ("client", "send"),
+                                                       ("client", "close"), ("server", "wait"), ("server", "wait"),
+                                                       ("server", "close")]
+    assert exp.steps[2].size == 100 and exp.steps[4].until == "peer-closed" and exp.steps[5].seconds == 0.5
+    assert exp.steps[3].at_s == 1.0 and exp.steps[2].at_s is None
+    assert exp.expect.states["client"] == ("SYN-SENT", "ESTAB", "(FIN-WAIT-1)", "TIME-WAIT")
+    tw, gone = exp.expect.timing
+    assert (tw.start.host, tw.start.verb, tw.start.what) == ("client", "enters", "TIME-WAIT") and tw.between == ("60s", "62.1s")
+    assert (gone.start.verb, gone.start.what, gone.end.what) == ("calls", "close", "CLOSED")
+
+
+def test_every_shipped_experiment_loads():
+    names = [p.stem for p in (REPO / "experiments").glob("*.yaml")]
+    assert {"handshake", "teardown", "half_close", "server_closes_first", "simultaneous_close", "abort"} <= set(names)
+    for name in names:
+        load_experiment(REPO / "experiments" / f"{name}.yaml")
+
+
+@pytest.mark.parametrize("change, words", [
+    (("send: 100B", "send: []"), "not a byte count"),
+    (("wait: peer-closed", "wait: forever"), "neither a duration nor an event"),
+    (("{after: 0.5s, on: server", "{at: 1s, after: 0.5s, on: server"), "either at:"),
+    (("client enters TIME-WAIT", "client enters TIME_WAIT"), "not an event"),
+    (("client enters TIME-WAIT", "nobody enters TIME-WAIT"), "not an event"),
+    (("between: [60s, 62.1s]", "between: [60s]"), "two bounds"),
+    (("equals: 1rtt, within: 20ms", "equals: 1rtt"), "equals + within"),
+    (("(FIN-WAIT-1)", "(FIN-WAIT-9)"), "unknown TCP state"),
+    (("  - {on: client, send: 100B}\n", "  - {on: client, send: 100B}\n  - {on: client, send: 1B, on: server}\n"), "duplicate key 'on'"),
+])
+def test_teardown_errors(tmp_path, change, words):
+    text = TEARDOWN.replace(*change)
+    assert text != TEARDOWN
+    with pytest.raises(UserError) as info:
+        load_experiment(write(tmp_path, text))
+    assert words in str(info.value) and info.value.line
