@@ -34,6 +34,7 @@ class Topology:
     switches: tuple[str, ...]
     links: tuple[Link, ...]
     source: Path
+    switch_kind: str = "bridge"     # bridge (Linux bridge) | ovs (Open vSwitch, standalone): no controller
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
     rtt = path_rtt_s(experiment, obs.client_host, obs.server_host)
     verdicts = judge_all(experiment.expect, obs, rtt)
     result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
-              "target": os.environ.get("TCP_TESTBED_TARGET", "local"),
+              "target": os.environ.get("TCP_TESTBED_TARGET", "local"), "switch": experiment.topology.switch_kind,
               "run_dir": str(run_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": lab["qdiscs"],
               "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(),
               "expectations": verdicts, "passed": all(v.passed for v in verdicts)}

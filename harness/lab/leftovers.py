@@ -31,23 +31,27 @@ class Ledger:
         self.path = REGISTRY / f"{os.getpid()}.json"
         self.interfaces: list[str] = []
         self.pids: list[int] = []
+        self.ovs_bridges: list[str] = []
 
-    def add(self, *, interfaces: list[str] = (), pids: list[int] = ()) -> None:
+    def add(self, *, interfaces: list[str] = (), pids: list[int] = (), ovs_bridges: list[str] = ()) -> None:
         self.interfaces += list(interfaces)
         self.pids += list(pids)
-        self.path.write_text(json.dumps({"interfaces": self.interfaces, "pids": self.pids}))
+        self.ovs_bridges += list(ovs_bridges)
+        self.path.write_text(json.dumps({"interfaces": self.interfaces, "pids": self.pids, "ovs_bridges": self.ovs_bridges}))
 
     def close(self) -> None:
-        remove(self.interfaces, self.pids)
+        remove(self.interfaces, self.pids, self.ovs_bridges)
         self.path.unlink(missing_ok=True)
 
 
-def remove(interfaces: list[str], pids: list[int]) -> None:
+def remove(interfaces: list[str], pids: list[int], ovs_bridges: list[str] = ()) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    for name in ovs_bridges:   # only this run's bridges, never `mn -c`'s sweep of all of them
+        subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", name], capture_output=True)
     for name in interfaces:
         if Path(f"/sys/class/net/{name}").exists():
             subprocess.run(["ip", "link", "del", name], capture_output=True)
@@ -65,7 +69,7 @@ def clean_stale() -> list[str]:
             data = json.loads(ledger.read_text())
         except (OSError, ValueError):
             data = {"interfaces": [], "pids": []}
-        remove(data["interfaces"], data["pids"])
+        remove(data["interfaces"], data["pids"], data.get("ovs_bridges", []))
         removed += data["interfaces"]
         ledger.unlink(missing_ok=True)
     return removed

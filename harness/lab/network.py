@@ -43,23 +43,30 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
     from mininet.link import TCLink
     from mininet.log import setLogLevel
     from mininet.net import Mininet
+    from mininet.node import OVSBridge
     from mininet.nodelib import LinuxBridge
 
     setLogLevel("error")
     topo = experiment.topology
-    net = Mininet(switch=LinuxBridge, controller=None, link=TCLink, build=False, autoSetMacs=True)
+    ovs = topo.switch_kind == "ovs"
+    started_ovs = ensure_ovs_running(log) if ovs and topo.switches else False
+    switch_cls = OVSBridge if ovs else LinuxBridge
+    net = Mininet(switch=switch_cls, controller=None, link=TCLink, build=False, autoSetMacs=True)
     try:
         for host in topo.hosts:
             net.addHost(host)
         for switch in topo.switches:
-            net.addSwitch(switch, cls=LinuxBridge, stp=False)
+            net.addSwitch(switch, cls=switch_cls, stp=False, **({"failMode": "standalone"} if ovs else {}))
+            if ovs:
+                ledger.add(ovs_bridges=[switch])
         egress: dict[str, tuple[str, Impairment]] = {}
         for link in topo.links:
             made = net.addLink(link.a, link.b, params1=tc_params(link.a_to_b), params2=tc_params(link.b_to_a))
             egress[made.intf1.name] = (link.a, link.a_to_b)
             egress[made.intf2.name] = (link.b, link.b_to_a)
             ledger.add(interfaces=[made.intf1.name, made.intf2.name])
-        log(f"building {len(topo.hosts)} hosts, {len(topo.switches)} switches, {len(topo.links)} links")
+        log(f"building {len(topo.hosts)} hosts, {len(topo.switches)} {'Open vSwitch' if ovs else 'Linux bridge'} "
+            f"switches, {len(topo.links)} links")
         net.build()
         ledger.add(pids=[n.pid for n in net.hosts])
         net.start()
@@ -71,6 +78,23 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
             net.stop()
         finally:
             ledger.close()
+            if started_ovs:
+                subprocess.run([OVS_CTL, "stop"], capture_output=True)
+
+
+OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+
+
+def ensure_ovs_running(log) -> bool:
+    """OVS needs ovsdb-server and ovs-vswitchd (without vswitchd, add-br hangs). Start them if they
+    are not running; return True if this run started them (and so stops them)."""
+    if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode == 0:
+        return False
+    log("starting Open vSwitch (ovsdb-server, ovs-vswitchd)")
+    done = subprocess.run([OVS_CTL, "start", "--system-id=random"], capture_output=True, text=True)
+    if done.returncode or subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True).returncode:
+        raise RunFailed(f"Open vSwitch would not start: {(done.stderr or done.stdout).strip()[-400:]}")
+    return True
 
 
 def _disable_bridge_netfilter() -> None:

@@ -29,6 +29,8 @@ def needed_modules(experiment: Experiment) -> list[str]:
         mods.append("sch_netem")
     if any(d.bw_mbit for link in links for d in (link.a_to_b, link.b_to_a)):
         mods.append("sch_htb")
+    if experiment.topology.switch_kind == "ovs" and experiment.topology.switches:
+        mods.append("openvswitch")
     return mods
 
 
@@ -43,6 +45,9 @@ def check_local(experiment: Experiment) -> None:
     for tool in ("mnexec", "tcpdump", "tc", "ip", "brctl", "ethtool"):
         if shutil.which(tool) is None:
             raise UserError(f"'{tool}' is not installed.", fix=SETUP + ".")
+    if experiment.topology.switch_kind == "ovs" and shutil.which("ovs-vsctl") is None:
+        raise UserError("the topology asks for Open vSwitch but 'ovs-vsctl' is not installed.",
+                        file=str(experiment.topology.source), fix=SETUP + " (package openvswitch-switch).")
     try:
         import mininet  # noqa: F401
     except ImportError:

@@ -35,7 +35,11 @@ def _impairment(spec: LineDict, path: Path, base: Impairment | None = None) -> I
 
 def load_topology(path: Path) -> Topology:
     data = load_yaml(path)
-    check_keys(data, {"name", "hosts", "switches", "links"}, {"name", "hosts", "links"}, path, "a topology")
+    check_keys(data, {"name", "hosts", "switches", "switch", "links"}, {"name", "hosts", "links"}, path, "a topology")
+    kind = data.get("switch", "bridge")
+    if kind not in ("bridge", "ovs"):
+        raise UserError(f"switch: {kind!r} is not a kind of switch this tool builds.", file=str(path),
+                        line=data.line_of("switch"), fix="write switch: bridge (Linux bridge) or switch: ovs (Open vSwitch).")
     hosts = expect_type(data["hosts"], list, path, data.line_of("hosts"), "hosts", "hosts: [client, server]")
     switches = expect_type(data.get("switches", []), list, path, data.line_of("switches"), "switches", "switches: [s1]")
     nodes = set()
@@ -65,4 +69,4 @@ def load_topology(path: Path) -> Topology:
                 check_keys(spec, _IMPAIRMENT_KEYS, set(), path, key)
             directed[key] = _impairment(spec, path, both) if spec else both
         links.append(Link(item["a"], item["b"], directed["a_to_b"], directed["b_to_a"]))
-    return Topology(str(data["name"]), tuple(hosts), tuple(switches), tuple(links), path)
+    return Topology(str(data["name"]), tuple(hosts), tuple(switches), tuple(links), path, kind)

@@ -46,6 +46,14 @@ def test_handshake_on_a_kernel_with_netem(tmp_path):
     assert proc.returncode == (0 if result["passed"] else 1)
 
 
+def test_handshake_over_open_vswitch(tmp_path):
+    proc = run([str(REPO / "tests" / "fixtures" / "handshake_ovs.yaml")], tmp_path)
+    result = only_result(tmp_path)
+    assert "Open vSwitch switches" in proc.stdout
+    assert result["switch"] == "ovs" and result["passed"], proc.stdout[-3000:] + proc.stderr
+    assert proc.returncode == 0
+
+
 def test_local_run_without_impairments(tmp_path):
     proc = run(["--target", "local", str(PLAIN)], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
