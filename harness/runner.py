@@ -19,6 +19,7 @@ from harness.model import Experiment
 from harness.plan import agent_plans, new_run_dir, path_rtt_s
 from harness.record.capture import Capture
 from harness.report import verdict_table, write_result
+from harness.report.timeline import timeline
 
 SAMPLE_INTERVAL_S = 0.01
 
@@ -98,7 +99,10 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
               "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(),
               "expectations": verdicts, "passed": all(v.passed for v in verdicts)}
     write_result(run_dir, result)
+    story = timeline(obs)
+    (run_dir / "timeline.txt").write_text("\n".join(story) + "\n")
     ping_text = f", ping RTT before the run {ping_rtt * 1e3:.1f} ms" if ping_rtt else ""
+    log("\n" + "\n".join(story if len(story) <= 40 else story[:39] + ["  ... (the rest is in timeline.txt)"]))
     log(f"\n{experiment.name} on kernel {os.uname().release} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
         + verdict_table(verdicts))
     log(f"\nresults: {run_dir}")

@@ -100,3 +100,13 @@ def test_event_not_observed_is_explained(teardown):
     from harness.judge.timing import judge_timing
     verdict = judge_timing(exp, teardown, 0.1)
     assert not verdict.passed and "0 segment(s) with R sent" in verdict.observed
+
+
+def test_timeline_tells_the_close_in_order(teardown):
+    from harness.report.timeline import timeline
+    lines = timeline(teardown)
+    fin = next(i for i, l in enumerate(lines) if "client → server  FA  seq=101 ack=1" in l)
+    last_ack = next(i for i, l in enumerate(lines) if "server is LAST-ACK" in l)
+    final = next(i for i, l in enumerate(lines) if "client → server  A   seq=102 ack=2" in l)
+    assert fin < last_ack < final
+    assert lines[-1].strip().startswith("+62.") and lines[-1].endswith("client is CLOSED (first sample)")
