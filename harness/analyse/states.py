@@ -17,6 +17,7 @@ class StateSpan:
     last_seen: float
     sample_before: float | None = None
     sample_after: float | None = None
+    timer_due: float | None = None     # when the kernel said the socket's timer would fire (first sample)
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -42,12 +43,13 @@ def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, i
     spans: list[StateSpan] = []
     previous: float | None = None
     for sample in samples:
-        state = None
-        for st, src, sport, dst, dport, *_ in sample["s"]:
+        state, due = None, None
+        for st, src, sport, dst, dport, *timer in sample["s"]:
             if sport != local[1] or src not in (local[0], "0.0.0.0"):
                 continue
             if peer is None and st == "LISTEN" or peer is not None and (dst, dport) == tuple(peer):
                 state = st
+                due = sample["t"] + timer[1] / 1e3 if timer and timer[0] else None
         if state is None and spans:
             state = "CLOSED"
         if state is not None:
@@ -56,6 +58,6 @@ def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, i
             else:
                 if spans:
                     spans[-1] = replace(spans[-1], sample_after=sample["t"])
-                spans.append(StateSpan(state, sample["t"], sample["t"], previous))
+                spans.append(StateSpan(state, sample["t"], sample["t"], previous, timer_due=due))
         previous = sample["t"]
     return spans

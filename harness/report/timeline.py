@@ -37,6 +37,9 @@ def timeline(obs: Observation) -> list[str]:
         for span in spans:
             if span.state != "LISTEN":
                 events.append((span.first_seen, f"{'':>4}{host} is {span.state} (first sample)"))
+            if span.state == "TIME-WAIT" and span.timer_due:
+                events.append((span.timer_due, f"{'':>4}{host}'s TIME-WAIT timer due, by the kernel's own count "
+                                               f"({span.timer_due - span.first_seen:.3f} s after the first TIME-WAIT sample)"))
     events.sort(key=lambda e: e[0])
     lines = [f"{e[0] - t0:+9.3f} s  {e[1]}" for e in events]
     if len(lines) > MAX_LINES:

@@ -110,3 +110,9 @@ def test_timeline_tells_the_close_in_order(teardown):
     final = next(i for i, l in enumerate(lines) if "client → server  A   seq=102 ack=2" in l)
     assert fin < last_ack < final
     assert lines[-1].strip().startswith("+62.") and lines[-1].endswith("client is CLOSED (first sample)")
+
+
+def test_time_wait_timer_due_comes_from_the_kernel_and_the_socket_outlives_it(teardown):
+    tw = next(s for s in teardown.states["client"] if s.state == "TIME-WAIT")
+    assert tw.timer_due - tw.first_seen == pytest.approx(59.996, abs=0.002)   # the kernel's remaining time
+    assert tw.sample_after - tw.timer_due == pytest.approx(0.70, abs=0.02)    # timer-wheel lateness
