@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -17,14 +18,14 @@ from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
 from harness.lab.preflight import check_local
 from harness.model import Experiment
 from harness.plan import agent_plans, new_run_dir, path_rtt_s
-from harness.record.capture import Capture
+from harness.record.capture import Capture, startup_timeout_s
 from harness.report import verdict_table, write_result
 from harness.report.timeline import timeline
 
 SAMPLE_INTERVAL_S = 0.01
 
 
-def _read_line(proc, timeout: float, what: str) -> str:
+def _read_line(proc, timeout: float | None, what: str) -> str:
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline().decode() if ready else ""
     if not line:
@@ -37,7 +38,21 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
     removed = clean_stale()
     if removed:
         log(f"removed interfaces left by a killed run: {', '.join(removed)}")
-    run_dir = new_run_dir(results_root, experiment)
+    # The VM target points TCP_TESTBED_STAGE at guest memory: recorders then never wait on the
+    # host's 9p file server during the timeline (under the virtual clock an I/O wait is idle time,
+    # which the clock skips); the run folder is copied to the results folder at the end.
+    stage = os.environ.get("TCP_TESTBED_STAGE")
+    run_dir = new_run_dir(Path(stage) if stage else results_root, experiment)
+    final_dir = results_root / run_dir.relative_to(stage) if stage else run_dir
+    try:
+        return _run(experiment, run_dir, final_dir, log)
+    finally:
+        if stage:
+            shutil.copytree(run_dir, final_dir, dirs_exist_ok=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[int, Path]:
     ledger = Ledger()
     with mininet_lab(experiment, ledger, log) as lab:
         net = lab["net"]
@@ -57,7 +72,7 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
         agents = {}
         try:
             for h, p in samplers.items():
-                _read_line(p, 60, f"the state sampler in {h}")
+                _read_line(p, startup_timeout_s(), f"the state sampler in {h}")
             plans = agent_plans(experiment, ips)
             for h in hosts:
                 proc = net.get(h).popen([sys.executable, "-m", "harness.drive.agent"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -67,7 +82,7 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
                 proc.stdin.flush()
                 agents[h] = proc
             for h, proc in agents.items():
-                _read_line(proc, 60, f"the agent in {h}")
+                _read_line(proc, startup_timeout_s(), f"the agent in {h}")
             t0 = time.time() + 0.3
             for proc in agents.values():
                 proc.stdin.write(f"{t0}\n".encode())
@@ -75,7 +90,7 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
             log(f"running the timeline ({experiment.duration_s:g} s)")
             _wait_with_progress(t0, experiment.duration_s, log)
             for h, proc in agents.items():   # agents end their own steps at the deadline
-                _read_line(proc, 30, f"the timeline of {h}")
+                _read_line(proc, startup_timeout_s(), f"the timeline of {h}")
         finally:
             for p in samplers.values():
                 if p.poll() is None:
@@ -95,7 +110,7 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
     verdicts = judge_all(experiment.expect, obs, rtt)
     result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
               "target": os.environ.get("TCP_TESTBED_TARGET", "local"), "switch": experiment.topology.switch_kind,
-              "run_dir": str(run_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": lab["qdiscs"],
+              "run_dir": str(final_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": lab["qdiscs"],
               "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(),
               "expectations": verdicts, "passed": all(v.passed for v in verdicts)}
     write_result(run_dir, result)
@@ -105,8 +120,8 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
     log("\n" + "\n".join(story if len(story) <= 40 else story[:39] + ["  ... (the rest is in timeline.txt)"]))
     log(f"\n{experiment.name} on kernel {os.uname().release} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
         + verdict_table(verdicts))
-    log(f"\nresults: {run_dir}")
-    return (0 if result["passed"] else 1), run_dir
+    log(f"\nresults: {final_dir}")
+    return (0 if result["passed"] else 1), final_dir
 
 
 def _wait_with_progress(t0: float, duration_s: float, log) -> None:

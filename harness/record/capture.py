@@ -1,6 +1,7 @@
 """tcpdump on one interface inside its node: started before traffic, flushed before teardown."""
 from __future__ import annotations
 
+import os
 import re
 import select
 import signal
@@ -10,12 +11,19 @@ from pathlib import Path
 from harness.errors import RunFailed
 
 
+def startup_timeout_s() -> float | None:
+    """How long a helper may take to start. None (wait for it or for its death) on the VM's
+    virtual clock, which skips ahead while the guest idles on the host's slow file server: a
+    guest-time timeout there fired after a few real seconds on a busy host."""
+    return None if os.environ.get("TCP_TESTBED_TARGET", "").endswith("virtual-clock") else 120.0
+
+
 class Capture:
     def __init__(self, node, intf: str, out: Path) -> None:
         self.intf, self.out = intf, out
         self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"])
         self._stderr = b""
-        deadline = time.time() + 30
+        deadline = time.time() + (startup_timeout_s() or float("inf"))
         while b"listening on" not in self._stderr:
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RunFailed(f"tcpdump on {intf} did not start: {self._stderr.decode(errors='replace').strip()}")

@@ -70,7 +70,7 @@ def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, clock: st
     results_root.mkdir(parents=True, exist_ok=True)
     inner = [sys.executable, "-m", "harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
              str(experiment_path.resolve())]
-    command = f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 TCP_TESTBED_TARGET=vm/{clock}-clock {shlex.join(inner)}"
+    command = f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 TCP_TESTBED_TARGET=vm/{clock}-clock TCP_TESTBED_STAGE=/tmp/tcp-testbed-stage {shlex.join(inner)}"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     args = ["timeout", "1800", vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
             f"--rwdir={results_root.resolve()}", "-m", "2G", *CLOCKS[clock], "--exec", command]

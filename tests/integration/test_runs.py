@@ -95,7 +95,7 @@ TEARDOWN = ["teardown", "half_close", "server_closes_first", "simultaneous_close
 
 def test_every_close_path_in_one_batch(tmp_path):
     proc = run(TEARDOWN + ["--jobs", "2"], tmp_path)
-    print(proc.stdout[-6000:], proc.stderr)
+    print(proc.stdout, proc.stderr)
     assert "2 side by side" in proc.stdout and "\nsummary" in proc.stdout
     results = {p.parts[-3]: json.loads(p.read_text()) for p in tmp_path.glob("*/*/result.json")}
     assert sorted(results) == sorted(TEARDOWN)
