@@ -54,6 +54,30 @@ class Step:
 
 
 @dataclass(frozen=True)
+class PacketMatch:
+    """Which segments a network step acts on (every field given must match)."""
+    flags: str | None = None    # exact set of S F R A U (PSH ignored), e.g. S, SA, A
+    sport: int | None = None
+    dport: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkStep:
+    """The network acting on chosen segments from `sender` to `receiver`, at the egress port of
+    the first switch on the path (never in the sender's own qdisc: Linux would not retransmit a
+    segment still queued on its host)."""
+    action: str                 # hold | drop | delay | duplicate
+    sender: str
+    receiver: str
+    match: PacketMatch
+    index: int                  # the step's line in the experiment file
+    at_s: float | None = None   # when the rule is switched on (None: before the timeline starts)
+    nth: int | None = None      # only the Nth matching segment...
+    count: int | None = None    # ...or the first N; neither: every one
+    extra_s: float | None = None  # hold/delay: time added on top of the link's own delay
+
+
+@dataclass(frozen=True)
 class PacketPattern:
     sender: str
     flags: str
@@ -93,6 +117,7 @@ class Expectations:
     packets: tuple[PacketPattern | PacketChoice, ...] = ()
     timing: tuple[TimingExpectation, ...] = ()
     received: dict[str, int] = field(default_factory=dict)             # host -> bytes its reads got
+    accepted: dict[str, int] = field(default_factory=dict)             # host -> connections it accepted
     errors: dict[str, tuple[str, ...]] = field(default_factory=dict)   # host -> errno names its calls got
 
 
@@ -105,3 +130,5 @@ class Experiment:
     sysctls: dict[str, dict[str, str]]       # host (or "all") -> {name: value}
     expect: Expectations
     source: Path
+    network: tuple[NetworkStep, ...] = ()
+    about: str = ""                          # what the experiment shows, printed with the verdicts

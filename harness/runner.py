@@ -11,13 +11,16 @@ import time
 from pathlib import Path
 
 from harness.analyse.connection import observe
+from harness.analyse.network import check_step
+from harness.analyse.segments import read_segments
+from harness.lab.packet_rules import PacketRules
 from harness.errors import RunFailed
 from harness.judge import judge_all
 from harness.lab.leftovers import Ledger, clean_stale
 from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
 from harness.lab.preflight import check_local
 from harness.model import Experiment
-from harness.plan import agent_plans, new_run_dir, path_rtt_s
+from harness.plan import agent_plans, new_run_dir, path_rtt_s, rule_placement
 from harness.record.capture import Capture, startup_timeout_s
 from harness.report import verdict_table, write_result
 from harness.report.timeline import timeline
@@ -63,6 +66,8 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
         warm_up(net)
         pair = _connect_pair(experiment)
         ping_rtt = ping_rtt_s(net, *pair) if pair else None
+        placed = _place_network_steps(experiment, lab, ips)
+        rules = PacketRules([p[:5] for p in placed], net.get(experiment.topology.switches[0]), ledger) if placed else None
         captures = [Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap") for intf, (node, _) in lab["interfaces"].items()]
         samplers = {}
         for h in hosts:
@@ -84,6 +89,8 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
             for h, proc in agents.items():
                 _read_line(proc, startup_timeout_s(), f"the agent in {h}")
             t0 = time.time() + 0.3
+            if rules:
+                rules.arm(t0)
             for proc in agents.values():
                 proc.stdin.write(f"{t0}\n".encode())
                 proc.stdin.flush()
@@ -91,6 +98,7 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
             _wait_with_progress(t0, experiment.duration_s, log)
             for h, proc in agents.items():   # agents end their own steps at the deadline
                 _read_line(proc, startup_timeout_s(), f"the timeline of {h}")
+            counted = rules.counters() if rules else {}
         finally:
             for p in samplers.values():
                 if p.poll() is None:
@@ -108,20 +116,49 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
     obs = observe(run_dir, steps_log, host_intf)
     rtt = path_rtt_s(experiment, obs.client_host, obs.server_host)
     verdicts = judge_all(experiment.expect, obs, rtt)
+    network = [check_step(step, counted.get(step.index, 0), read_segments(run_dir / "pcap" / f"{ingress}.pcap"),
+                          read_segments(run_dir / "pcap" / f"{port}.pcap"), src, dst, imp.delay_s)
+               for step, port, imp, src, dst, ingress in placed]
     result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
               "target": os.environ.get("TCP_TESTBED_TARGET", "local"), "switch": experiment.topology.switch_kind,
               "run_dir": str(final_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": lab["qdiscs"],
-              "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(),
+              "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(), "about": experiment.about,
+              "network": network, "network_qdiscs": rules.qdiscs if rules else {},
               "expectations": verdicts, "passed": all(v.passed for v in verdicts)}
     write_result(run_dir, result)
     story = timeline(obs)
     (run_dir / "timeline.txt").write_text("\n".join(story) + "\n")
     ping_text = f", ping RTT before the run {ping_rtt * 1e3:.1f} ms" if ping_rtt else ""
     log("\n" + "\n".join(story if len(story) <= 40 else story[:39] + ["  ... (the rest is in timeline.txt)"]))
+    for report in network:
+        log(describe_network_step(report))
+    problems = [f"line {r['line']} ({r['action']} {r['from']} → {r['to']}): {p}" for r in network for p in r["problems"]]
+    if problems:
+        raise RunFailed("a network step did not act exactly as written, so the run proves nothing:\n  "
+                        + "\n  ".join(problems) + f"\n(artifacts kept in {final_dir})")
+    if experiment.about:
+        log("\n" + experiment.about)
     log(f"\n{experiment.name} on kernel {os.uname().release} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
         + verdict_table(verdicts))
     log(f"\nresults: {final_dir}")
     return (0 if result["passed"] else 1), final_dir
+
+
+def _place_network_steps(experiment: Experiment, lab: dict, ips: dict[str, str]) -> list[tuple]:
+    """(step, egress port, its impairment, source IP, destination IP, ingress port) per network step."""
+    placed = []
+    for step in experiment.network:
+        switch, before, after = rule_placement(experiment, step.sender, step.receiver)
+        port, ingress = lab["ports"][(switch, after)], lab["ports"][(switch, before)]
+        placed.append((step, port, lab["interfaces"][port][1], ips[step.sender], ips[step.receiver], ingress))
+    return placed
+
+
+def describe_network_step(report: dict) -> str:
+    held = "; ".join(f"{s['flags']} seq={s['seq']}" + (f" held {s['held_s']:.3f} s" if "held_s" in s else "")
+                     for s in report["segments"])
+    return (f"network step, line {report['line']}: {report['action']} {report['from']} → {report['to']}: "
+            f"{report['picked']} of {report['matching']} matching segment(s) picked ({held or 'none'})")
 
 
 def _wait_with_progress(t0: float, duration_s: float, log) -> None:

@@ -23,9 +23,9 @@ def find_moment(event: Event, obs: Observation) -> Moment | str:
     """The observed moment, or a sentence saying why it was not observed."""
     if event.verb in ("enters", "leaves"):
         spans = [s for s in obs.states.get(event.host, []) if s.state == event.what]
-        if not spans:
-            return f"{event.host} was never seen in {event.what}"
-        span = spans[0]
+        if len(spans) < event.nth:
+            return f"{event.host} was seen in {event.what} {len(spans)} time(s)" if spans else f"{event.host} was never seen in {event.what}"
+        span = spans[event.nth - 1]
         if event.verb == "enters":
             if span.sample_before is None:
                 return f"{event.host} was already in {event.what} at the first sample"

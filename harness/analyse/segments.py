@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class Segment:
     seq: int
     ack: int
     length: int
+    tsval: int | None = None    # TCP timestamp: tells a retransmitted SYN from the original
 
 
 def read_segments(path: Path) -> list[Segment]:
@@ -36,8 +38,16 @@ def read_segments(path: Path) -> list[Segment]:
             tcp = ip.data
             flags = "".join(letter for bit, letter in _FLAGS if tcp.flags & bit)
             segments.append(Segment(float(ts), socket.inet_ntoa(ip.src), tcp.sport, socket.inet_ntoa(ip.dst),
-                                    tcp.dport, flags, tcp.seq, tcp.ack, len(tcp.data)))
+                                    tcp.dport, flags, tcp.seq, tcp.ack, len(tcp.data), _tsval(tcp)))
     return segments
+
+
+def _tsval(tcp) -> int | None:
+    try:
+        opts = dpkt.tcp.parse_opts(tcp.opts)
+    except Exception:        # a malformed option list: no timestamp to read
+        return None
+    return next((struct.unpack(">I", data[:4])[0] for kind, data in opts if kind == dpkt.tcp.TCP_OPT_TIMESTAMP and len(data) >= 8), None)
 
 
 def of_connection(segments: list[Segment], a: tuple[str, int], b: tuple[str, int]) -> list[Segment]:

@@ -19,6 +19,9 @@ def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verd
     for host, wanted in expect.received.items():
         got = sum(e.get("bytes", 0) for e in obs.steps.get(host, []) if e["action"] in READS)
         verdicts.append(Verdict(f"{host} received", f"{wanted} bytes", f"{got} bytes", got == wanted))
+    for host, wanted in expect.accepted.items():
+        got = sum(1 for e in obs.steps.get(host, []) if e["action"] == "accepted")
+        verdicts.append(Verdict(f"{host} accepted", f"{wanted} connection(s)", f"{got} connection(s)", got == wanted))
     for host, names in expect.errors.items():
         got = [f"{e['action']}: {e['errno']}" for e in obs.steps.get(host, []) if e.get("errno")]
         missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]

@@ -32,24 +32,30 @@ class Ledger:
         self.interfaces: list[str] = []
         self.pids: list[int] = []
         self.ovs_bridges: list[str] = []
+        self.nft_tables: list[str] = []
 
-    def add(self, *, interfaces: list[str] = (), pids: list[int] = (), ovs_bridges: list[str] = ()) -> None:
+    def add(self, *, interfaces: list[str] = (), pids: list[int] = (), ovs_bridges: list[str] = (),
+            nft_tables: list[str] = ()) -> None:
         self.interfaces += list(interfaces)
         self.pids += list(pids)
         self.ovs_bridges += list(ovs_bridges)
-        self.path.write_text(json.dumps({"interfaces": self.interfaces, "pids": self.pids, "ovs_bridges": self.ovs_bridges}))
+        self.nft_tables += list(nft_tables)
+        self.path.write_text(json.dumps({"interfaces": self.interfaces, "pids": self.pids, "ovs_bridges": self.ovs_bridges,
+                                         "nft_tables": self.nft_tables}))
 
     def close(self) -> None:
-        remove(self.interfaces, self.pids, self.ovs_bridges)
+        remove(self.interfaces, self.pids, self.ovs_bridges, self.nft_tables)
         self.path.unlink(missing_ok=True)
 
 
-def remove(interfaces: list[str], pids: list[int], ovs_bridges: list[str] = ()) -> None:
+def remove(interfaces: list[str], pids: list[int], ovs_bridges: list[str] = (), nft_tables: list[str] = ()) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    for name in nft_tables:    # the network steps' bridge rules
+        subprocess.run(["nft", "delete", "table", "bridge", name], capture_output=True)
     for name in ovs_bridges:   # only this run's bridges, never `mn -c`'s sweep of all of them
         subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", name], capture_output=True)
     for name in interfaces:
@@ -69,7 +75,7 @@ def clean_stale() -> list[str]:
             data = json.loads(ledger.read_text())
         except (OSError, ValueError):
             data = {"interfaces": [], "pids": []}
-        remove(data["interfaces"], data["pids"], data.get("ovs_bridges", []))
+        remove(data["interfaces"], data["pids"], data.get("ovs_bridges", []), data.get("nft_tables", []))
         removed += data["interfaces"]
         ledger.unlink(missing_ok=True)
     return removed

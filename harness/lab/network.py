@@ -39,7 +39,8 @@ def netem_delay_s(tc_output: str) -> float | None:
 
 @contextmanager
 def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
-    """Yield {'net': Mininet, 'interfaces': {intf: (node, Impairment)}}; teardown runs on any exit."""
+    """Yield {'net': Mininet, 'interfaces': {intf: (node, Impairment)}, 'ports': {(node, peer): intf},
+    'qdiscs': {intf: tc text}}; teardown runs on any exit."""
     from mininet.link import TCLink
     from mininet.log import setLogLevel
     from mininet.net import Mininet
@@ -60,10 +61,12 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
             if ovs:
                 ledger.add(ovs_bridges=[switch])
         egress: dict[str, tuple[str, Impairment]] = {}
+        ports: dict[tuple[str, str], str] = {}        # (node, the node at the other end) -> interface
         for link in topo.links:
             made = net.addLink(link.a, link.b, params1=tc_params(link.a_to_b), params2=tc_params(link.b_to_a))
             egress[made.intf1.name] = (link.a, link.a_to_b)
             egress[made.intf2.name] = (link.b, link.b_to_a)
+            ports[(link.a, link.b)], ports[(link.b, link.a)] = made.intf1.name, made.intf2.name
             ledger.add(interfaces=[made.intf1.name, made.intf2.name])
         log(f"building {len(topo.hosts)} hosts, {len(topo.switches)} {'Open vSwitch' if ovs else 'Linux bridge'} "
             f"switches, {len(topo.links)} links")
@@ -72,7 +75,7 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
         net.start()
         _disable_bridge_netfilter()
         qdiscs = verify_impairments(net, egress)
-        yield {"net": net, "interfaces": egress, "qdiscs": qdiscs}
+        yield {"net": net, "interfaces": egress, "ports": ports, "qdiscs": qdiscs}
     finally:
         try:
             net.stop()

@@ -31,7 +31,11 @@ def needed_modules(experiment: Experiment) -> list[str]:
         mods.append("sch_htb")
     if experiment.topology.switch_kind == "ovs" and experiment.topology.switches:
         mods.append("openvswitch")
-    return mods
+    if experiment.network:
+        mods += ["nf_tables", "nft_numgen"]
+    if any(step.action != "drop" for step in experiment.network):
+        mods += ["sch_prio", "cls_fw", "sch_netem"]
+    return list(dict.fromkeys(mods))
 
 
 def missing_kernel_features(experiment: Experiment) -> list[str]:
@@ -45,6 +49,9 @@ def check_local(experiment: Experiment) -> None:
     for tool in ("mnexec", "tcpdump", "tc", "ip", "brctl", "ethtool"):
         if shutil.which(tool) is None:
             raise UserError(f"'{tool}' is not installed.", fix=SETUP + ".")
+    if experiment.network and shutil.which("nft") is None:
+        raise UserError("this experiment's network steps need nftables ('nft'), which is not installed.",
+                        file=str(experiment.source), fix=SETUP + " (package nftables).")
     if experiment.topology.switch_kind == "ovs" and shutil.which("ovs-vsctl") is None:
         raise UserError("the topology asks for Open vSwitch but 'ovs-vsctl' is not installed.",
                         file=str(experiment.topology.source), fix=SETUP + " (package openvswitch-switch).")

@@ -14,10 +14,11 @@ from harness.model import Event, Expectations, PacketChoice, PacketPattern, Timi
 TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
            "handshake_server": "SYN received -> final ACK received, at the server"}
 _TERM = r"[a-z]\w*([+-][0-9]+)?|[0-9]+"
-_EVENT = re.compile(r"(?P<host>[a-z]\w*) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)"
+_EVENT = re.compile(r"(?P<host>[a-z]\w*) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)(?:#(?P<sn>[0-9]+))?"
                     r"|(?P<pv>sends|receives) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
                     r"|(?P<cv>calls|returns from) (?P<action>[a-z]+)(?:#(?P<cn>[0-9]+))?)")
-EVENT_HELP = ("'HOST enters STATE', 'HOST leaves STATE' (from the samples), 'HOST sends FLAGS[#N]', "
+EVENT_HELP = ("'HOST enters STATE[#N]', 'HOST leaves STATE[#N]' (from the samples; #2: its second time in "
+              "that state), 'HOST sends FLAGS[#N]', "
               "'HOST receives FLAGS[#N]' (from the host's capture: the Nth segment carrying those flags), "
               "'HOST calls ACTION[#N]' or 'HOST returns from ACTION[#N]' (from the step log)")
 
@@ -32,7 +33,7 @@ def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int) -> 
         if m.group("state") not in STATES:
             raise UserError(f"unknown TCP state '{m.group('state')}'.", file=str(path), line=line,
                             fix=f"use ss's names: {', '.join(sorted(STATES))}.")
-        return Event(host, m.group("sv"), m.group("state"), 1, str(text))
+        return Event(host, m.group("sv"), m.group("state"), int(m.group("sn") or 1), str(text))
     if m.group("pv"):
         return Event(host, m.group("pv"), m.group("flags"), int(m.group("pn") or 1), str(text))
     if m.group("action") not in ACTIONS:
@@ -130,12 +131,14 @@ def _timing(raw: LineDict, hosts: tuple[str, ...], path: Path) -> tuple[TimingEx
 
 def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expectations:
     check_keys(raw, set(hosts) | {"packets", "timing"}, set(), path, "expect")
-    states, received, errors = {}, {}, {}
+    states, received, errors, accepted = {}, {}, {}, {}
     for host in hosts:
         if host not in raw:
             continue
         spec = expect_type(raw[host], LineDict, path, raw.line_of(host), host, "{states: [SYN-SENT, ESTAB]}")
-        check_keys(spec, {"states", "received", "errors"}, set(), path, f"expect.{host}")
+        check_keys(spec, {"states", "received", "accepted", "errors"}, set(), path, f"expect.{host}")
+        if "accepted" in spec:
+            accepted[host] = expect_type(spec["accepted"], int, path, spec.line_of("accepted"), "accepted", "accepted: 1")
         if "states" in spec:
             states[host] = _states(spec, path)
         if "received" in spec:
@@ -152,4 +155,4 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expe
             errors[host] = tuple(names)
     packets = _packets(raw["packets"], hosts, path, raw.line_of("packets")) if "packets" in raw else ()
     timing = _timing(raw["timing"], hosts, path) if "timing" in raw else ()
-    return Expectations(states, packets, timing, received, errors)
+    return Expectations(states, packets, timing, received, accepted, errors)

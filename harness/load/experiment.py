@@ -29,7 +29,7 @@ def resolve_experiment_path(name: str) -> Path:
 
 def load_experiment(path: Path) -> Experiment:
     data = load_yaml(path)
-    check_keys(data, {"name", "topology", "duration", "steps", "sysctls", "expect"},
+    check_keys(data, {"name", "about", "topology", "duration", "steps", "sysctls", "expect"},
                {"name", "topology", "steps", "expect"}, path, "an experiment")
     topo_ref = str(data["topology"])
     topo_path = next((p for p in (path.parent / topo_ref, REPO / "topologies" / topo_ref,
@@ -38,12 +38,12 @@ def load_experiment(path: Path) -> Experiment:
         raise UserError(f"topology '{topo_ref}' not found next to the experiment or in topologies/.",
                         file=str(path), line=data.line_of("topology"), fix="name a file in topologies/ (without .yaml).")
     topology = load_topology(topo_path)
-    steps = load_steps(expect_type(data["steps"], list, path, data.line_of("steps"), "steps", "a list of steps"), topology.hosts, path)
+    steps, network = load_steps(expect_type(data["steps"], list, path, data.line_of("steps"), "steps", "a list of steps"), topology.hosts, path)
     try:
         duration = parse_seconds(data.get("duration", "2s"))
     except ValueError as exc:
         raise UserError(f"duration: {exc}.", file=str(path), line=data.line_of("duration"))
-    last_at = max((s.at_s for s in steps if s.at_s is not None), default=0.0)
+    last_at = max((s.at_s for s in (*steps, *network) if s.at_s is not None), default=0.0)
     if duration <= last_at:
         raise UserError("duration ends before the last timed step.", file=str(path), line=data.line_of("duration"),
                         fix=f"make it longer than {last_at:g}s.")
@@ -54,4 +54,9 @@ def load_experiment(path: Path) -> Experiment:
                             fix=f"use all or one of: {', '.join(topology.hosts)}.")
         sysctls[host] = {str(k): str(v) for k, v in values.items()}
     expect = load_expectations(expect_type(data["expect"], LineDict, path, data.line_of("expect"), "expect", "a mapping"), topology.hosts, path)
-    return Experiment(str(data["name"]), topology, duration, steps, sysctls, expect, path)
+    if network and topology.switch_kind != "bridge":
+        raise UserError("network steps need Linux bridge switches (their rules are nftables bridge rules, "
+                        "which Open vSwitch's datapath bypasses).", file=str(path), line=network[0].index,
+                        fix="use a topology with switch: bridge.")
+    return Experiment(str(data["name"]), topology, duration, steps, sysctls, expect, path, network,
+                      str(data.get("about", "")).strip())

@@ -6,6 +6,7 @@ import uuid
 from collections import deque
 from pathlib import Path
 
+from harness.errors import UserError
 from harness.model import Experiment
 
 
@@ -24,6 +25,38 @@ def path_rtt_s(experiment: Experiment, a: str, b: str) -> float:
                 best[nxt] = best[node] + cost
                 queue.append(nxt)
     return best.get(b, 0.0)
+
+
+def hop_path(experiment: Experiment, a: str, b: str) -> list[str]:
+    """The nodes from a to b (BFS over the topology's links), or [] if b is unreachable."""
+    adj: dict[str, list[str]] = {}
+    for link in experiment.topology.links:
+        adj.setdefault(link.a, []).append(link.b)
+        adj.setdefault(link.b, []).append(link.a)
+    previous, queue = {a: None}, deque([a])
+    while queue:
+        node = queue.popleft()
+        for nxt in adj.get(node, []):
+            if nxt not in previous:
+                previous[nxt] = node
+                queue.append(nxt)
+    if b not in previous:
+        return []
+    path = [b]
+    while path[-1] != a:
+        path.append(previous[path[-1]])
+    return path[::-1]
+
+
+def rule_placement(experiment: Experiment, sender: str, receiver: str) -> tuple[str, str, str]:
+    """(switch, node it receives from, node it sends to) for a network step: the first switch on
+    the path, so the sender's own stack never sees the segment held (it would not retransmit)."""
+    path = hop_path(experiment, sender, receiver)
+    if len(path) < 3 or path[1] not in experiment.topology.switches:
+        raise UserError(f"a network step from {sender} to {receiver} needs a switch between them "
+                        f"(the path is {' - '.join(path) or 'missing'}).", file=str(experiment.source),
+                        fix="connect the hosts through a switch in the topology.")
+    return path[1], path[0], path[2]
 
 
 def new_run_dir(results_root: Path, experiment: Experiment) -> Path:

@@ -1,0 +1,63 @@
+"""Did each network step hit exactly the segments it should, and did they come out as it said?
+
+Compares the segments arriving at the switch (capture on the port facing the sender) with those
+leaving the rule's port (captured after its qdisc), and with the rule's own counter."""
+from __future__ import annotations
+
+from harness.analyse.segments import Segment
+from harness.model import NetworkStep
+
+TOLERANCE_S = 0.005
+
+
+def matches(step: NetworkStep, seg: Segment, src_ip: str, dst_ip: str) -> bool:
+    if (seg.src, seg.dst) != (src_ip, dst_ip):
+        return False
+    if step.match.sport is not None and seg.sport != step.match.sport:
+        return False
+    if step.match.dport is not None and seg.dport != step.match.dport:
+        return False
+    return step.match.flags is None or sorted(seg.flags.replace("P", "")) == sorted(step.match.flags)
+
+
+def _key(seg: Segment) -> tuple:
+    return (seg.sport, seg.dport, seg.flags, seg.seq, seg.ack, seg.length, seg.tsval)
+
+
+def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving: list[Segment],
+               src_ip: str, dst_ip: str, link_delay_s: float) -> dict:
+    """A report: what the rule picked, when each picked segment left, and any problem."""
+    seen = [s for s in arriving if matches(step, s, src_ip, dst_ip)]
+    if step.nth:
+        picked = seen[step.nth - 1:step.nth]
+    elif step.count:
+        picked = seen[:step.count]
+    else:
+        picked = seen
+    out = [s for s in leaving if matches(step, s, src_ip, dst_ip)]
+    problems, details = [], []
+    if not seen:
+        problems.append("no segment it matches reached the switch, so it acted on nothing")
+    if counted != len(picked):
+        problems.append(f"its rule picked {counted} segment(s) but the capture shows {len(picked)} to pick "
+                        f"out of {len(seen)} matching")
+    for seg in picked:
+        copies = [o for o in out if _key(o) == _key(seg)]
+        entry = {"flags": seg.flags, "seq": seg.seq, "tsval": seg.tsval, "arrived": seg.t,
+                 "left": [o.t for o in copies]}
+        details.append(entry)
+        if step.action == "drop":
+            if copies:
+                problems.append(f"{seg.flags} seq={seg.seq} was to be dropped but left the switch")
+            continue
+        want = 2 if step.action == "duplicate" else 1
+        if len(copies) != want:
+            problems.append(f"{seg.flags} seq={seg.seq} left the switch {len(copies)} time(s), expected {want}")
+            continue
+        expected = link_delay_s + (step.extra_s or 0.0)
+        late = copies[0].t - seg.t
+        entry["held_s"] = late - link_delay_s
+        if abs(late - expected) > max(TOLERANCE_S, 0.02 * expected):
+            problems.append(f"{seg.flags} seq={seg.seq} left {late:.3f} s after it arrived, expected {expected:.3f} s")
+    return {"line": step.index, "action": step.action, "from": step.sender, "to": step.receiver,
+            "matching": len(seen), "picked": len(picked), "counted": counted, "segments": details, "problems": problems}
