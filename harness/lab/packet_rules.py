@@ -92,7 +92,7 @@ class PacketRules:
                 _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
                 _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
                                  "handle", str(mark), "fw", "flowid", f"1:{band}"])
-            self.qdiscs[port] = self.node.cmd(f"tc qdisc show dev {port}").strip()
+            self.qdiscs[port] = self.node.cmd(f"tc qdisc show dev {port}").replace("\r", "").strip()
 
     def arm(self, t0: float) -> None:
         """Add each rule at its step's time (before the timeline when it has none)."""
