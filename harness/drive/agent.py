@@ -26,6 +26,14 @@ class RunEnded(Exception):
     """The step was still waiting when the run's time was up."""
 
 
+def _ended_or_raise(exc: OSError) -> None:
+    """socket.timeout is TimeoutError: errno None means our deadline passed, errno ETIMEDOUT is
+    the kernel giving up (connect after tcp_syn_retries), a result to log like any other."""
+    if exc.errno is None:
+        raise RunEnded
+    raise exc
+
+
 class Host:
     """The sockets of one host: its listener's accepted connections or its own connection."""
 
@@ -74,8 +82,8 @@ def _read(conn: socket.socket, limit: int | None, host: Host, entry: dict) -> No
     while limit is None or entry["bytes"] < limit:
         try:
             chunk = conn.recv(65536 if limit is None else min(65536, limit - entry["bytes"]))
-        except socket.timeout:
-            raise RunEnded
+        except socket.timeout as exc:
+            _ended_or_raise(exc)
         if not chunk:
             break
         entry["bytes"] += len(chunk)
@@ -107,14 +115,14 @@ def perform(step: dict, host: Host, entry: dict) -> None:
         client.settimeout(host.remaining())
         try:
             client.connect((step["address"], step["port"]))
-        except socket.timeout:
-            raise RunEnded
+        except socket.timeout as exc:
+            _ended_or_raise(exc)
     elif action == "send":
         data = step["message"].encode() if step.get("message") is not None else b"x" * step["size"]
         try:
             host.connection().sendall(data)
-        except socket.timeout:
-            raise RunEnded
+        except socket.timeout as exc:
+            _ended_or_raise(exc)
         entry["bytes"] = len(data)
     elif action == "recv":
         _read(host.connection(), step.get("size"), host, entry)

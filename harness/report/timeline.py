@@ -37,7 +37,8 @@ def timeline(obs: Observation) -> list[str]:
         for span in spans:
             if span.state != "LISTEN":
                 events.append((span.first_seen, f"{'':>4}{host} is {span.state} (first sample)"))
-            if span.state == "TIME-WAIT" and span.timer_due:
+            ended_early = span.sample_after is not None and span.sample_after < (span.timer_due or 0) - 0.5
+            if span.state == "TIME-WAIT" and span.timer_due and not ended_early:
                 events.append((span.timer_due, f"{'':>4}{host}'s TIME-WAIT timer due, by the kernel's own count "
                                                f"({span.timer_due - span.first_seen:.3f} s after the first TIME-WAIT sample)"))
     events.sort(key=lambda e: e[0])

@@ -111,3 +111,22 @@ def test_every_close_path_in_one_batch(tmp_path):
         assert 60.0 - 0.02 <= tw["sample_after"] - tw["first_seen"] <= 62.1
         assert tw["sample_after"] - tw["last_seen"] <= 0.03
     assert proc.returncode == 0
+
+
+NETWORK = ["stale_syn", "stale_syn_time_wait", "syn_loss", "synack_loss", "final_ack_loss", "time_wait_reack"]
+
+
+def test_network_steps_in_one_batch(tmp_path):
+    proc = run(NETWORK + ["--jobs", "2"], tmp_path)
+    print(proc.stdout, proc.stderr)
+    results = {p.parts[-3]: json.loads(p.read_text()) for p in tmp_path.glob("*/*/result.json")}
+    assert sorted(results) == sorted(NETWORK)
+    for name, result in results.items():
+        assert result["passed"], (name, [v for v in result["expectations"] if not v["passed"]])
+        assert result["network"] and all(not r["problems"] for r in result["network"])
+    (hold,) = results["stale_syn"]["network"]
+    assert hold["picked"] == hold["counted"] == 1
+    assert hold["segments"][0]["held_s"] == pytest.approx(3.0, abs=0.005)
+    (drop,) = results["syn_loss"]["network"]
+    assert drop["picked"] == drop["counted"] == 4          # the SYN and its 3 retransmissions
+    assert proc.returncode == 0
