@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,12 +13,15 @@ def write_result(run_dir: Path, result: dict) -> Path:
     return path
 
 
-def verdict_table(verdicts) -> str:
-    rows = [("expectation", "expected", "observed", "verdict")]
-    rows += [(v.name, v.expected, v.observed, "PASS" if v.passed else "FAIL") for v in verdicts]
-    widths = [min(max(len(r[i]) for r in rows), 60) for i in range(3)]
+def verdict_table(verdicts, width: int = 100) -> str:
+    """One block per expectation: verdict and name, then what was expected and what was observed,
+    wrapped to the terminal rather than stretched into columns no terminal shows whole."""
     lines = []
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
-    lines.insert(1, "-" * len(lines[0]))
+    for v in verdicts:
+        lines.append(f"{'PASS' if v.passed else 'FAIL'}  {v.name}")
+        for label, text in (("expected", v.expected), ("observed", v.observed)):
+            lines += textwrap.wrap(text, width, initial_indent=f"      {label}  ", subsequent_indent=" " * 16,
+                                   break_on_hyphens=False) or [f"      {label}  -"]
+    passed = sum(v.passed for v in verdicts)
+    lines.append(f"{passed} of {len(verdicts)} expectations passed")
     return "\n".join(lines)
