@@ -130,3 +130,13 @@ def test_network_steps_in_one_batch(tmp_path):
     (drop,) = results["syn_loss"]["network"]
     assert drop["picked"] == drop["counted"] == 4          # the SYN and its 3 retransmissions
     assert proc.returncode == 0
+
+
+def test_network_drop_on_the_local_kernel_leaves_no_rules(tmp_path):
+    proc = run(["--target", "local", str(REPO / "tests" / "fixtures" / "syn_drop_plain.yaml")], tmp_path)
+    result = only_result(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (drop,) = result["network"]
+    assert drop["picked"] == drop["counted"] == 1 and drop["matching"] == 2 and not drop["problems"]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert "tcptestbed" not in tables
