@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="VMs run side by side when several experiments are given (default: the CPU count, "
                              "each VM uses one)")
+    parser.add_argument("--cell", type=int, help=argparse.SUPPRESS)      # the VM target's inner run
+    parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
     return parser.parse_args(argv)
 
@@ -76,30 +78,47 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     try:
-        from harness.load import load_experiment
+        from harness.load import load_cells
+        from harness.plan import cell_folder, run_id
         if args.jobs < 1:
             raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
         paths = _experiment_paths(args.experiments)
-        experiments = [load_experiment(p) for p in paths]     # every file checked before anything runs
-        targets = [_choose_target(args, e) for e in experiments]
-        if any(t == "vm" for t, _ in targets):
+        results = Path(args.results_dir)
+        from harness.runner import run_local
+        if args.cell is not None:      # inside the VM: one cell of a matrix, into the folder given
+            cell = load_cells(paths[0])[args.cell]
+            return run_local(cell.experiment, results, log=_say, run_dir=Path(args.run_dir))[0]
+        from harness.targets.batch import BatchItem, run_batch
+        items, matrices = [], {}
+        for path in paths:             # every file and every cell checked before anything runs
+            cells = load_cells(path)
+            matrix_dir = results / cells[0].experiment.name / run_id() if cells[0].label else None
+            for index, cell in enumerate(cells):
+                target, why = _choose_target(args, cell.experiment)
+                name = cell.experiment.name + (f"[{cell.label}]" if cell.label else "")
+                run_dir = matrix_dir / cell_folder(cell.label) if matrix_dir else None
+                items.append(BatchItem(path, name, target, cell.experiment, index if matrix_dir else None, run_dir, why))
+            if matrix_dir:
+                matrices[matrix_dir] = cells
+        if any(item.target == "vm" for item in items):
             if os.geteuid() != 0:
                 raise UserError("the VM target needs root here.", fix="run it with sudo.")
             from harness.targets.vm import pick_kernel, run_in_vm
             kernel = pick_kernel(args.kernel)
-        from harness.runner import run_local
-        results = Path(args.results_dir)
-        if len(experiments) == 1:
-            (target, why), path = targets[0], paths[0]
-            _say(f"target: {target} ({why})")
-            if target == "vm":
-                return run_in_vm(kernel, path, results, args.vm_clock, log=_say)
-            return run_local(experiments[0], results, log=_say)[0]
-        from harness.targets.batch import BatchItem, run_batch
+
+        def inner_args(item) -> list[str]:
+            return ["--cell", str(item.cell), "--run-dir", str(item.run_dir.resolve())] if item.cell is not None else []
+
+        if len(items) == 1:
+            item = items[0]
+            _say(f"target: {item.target} ({item.why})")
+            if item.target == "vm":
+                return run_in_vm(kernel, item.path, results, args.vm_clock, log=_say, extra=inner_args(item))
+            return run_local(item.experiment, results, log=_say, run_dir=item.run_dir)[0]
 
         def local_item(item):
             try:
-                return run_local(item.experiment, results, log=_say)
+                return run_local(item.experiment, results, log=_say, run_dir=item.run_dir)
             except UserError as exc:
                 _say(f"run-experiment: {exc}")
                 return 2, None
@@ -108,12 +127,15 @@ def main(argv: list[str] | None = None) -> int:
                 return 3, None
 
         def vm_item(item, prefix, log, started):
-            return run_in_vm(kernel, item.path, results, args.vm_clock, log=log, prefix=prefix, started=started)
+            return run_in_vm(kernel, item.path, results, args.vm_clock, log=log, prefix=prefix, started=started,
+                             extra=inner_args(item))
 
-        items = []
-        for path, experiment, (target, _) in zip(paths, experiments, targets):
-            items.append(BatchItem(path, experiment.name, target, experiment))
-        return run_batch(items, results, local_item, vm_item, args.jobs, _say)
+        code = run_batch(items, results, local_item, vm_item, args.jobs, _say)
+        if matrices:
+            from harness.report.compare import write_comparison
+            for matrix_dir, cells in matrices.items():
+                _say("\n" + write_comparison(matrix_dir, [matrix_dir / cell_folder(c.label) for c in cells]))
+        return code
     except UserError as exc:
         print(f"run-experiment: {exc}", file=sys.stderr)
         return 2

@@ -36,7 +36,8 @@ def _read_line(proc, timeout: float | None, what: str) -> str:
     return line
 
 
-def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[int, Path]:
+def run_local(experiment: Experiment, results_root: Path, log=print, run_dir: Path | None = None) -> tuple[int, Path]:
+    """Run on this kernel; results go to results_root/<experiment>/<run-id>/, or to `run_dir`."""
     check_local(experiment)
     removed = clean_stale()
     if removed:
@@ -45,14 +46,14 @@ def run_local(experiment: Experiment, results_root: Path, log=print) -> tuple[in
     # host's 9p file server during the timeline (under the virtual clock an I/O wait is idle time,
     # which the clock skips); the run folder is copied to the results folder at the end.
     stage = os.environ.get("TCP_TESTBED_STAGE")
-    run_dir = new_run_dir(Path(stage) if stage else results_root, experiment)
-    final_dir = results_root / run_dir.relative_to(stage) if stage else run_dir
+    final_dir = new_run_dir(results_root, experiment, run_dir)
+    work_dir = new_run_dir(Path(stage), experiment, Path(stage) / "run") if stage else final_dir
     try:
-        return _run(experiment, run_dir, final_dir, log)
+        return _run(experiment, work_dir, final_dir, log)
     finally:
         if stage:
-            shutil.copytree(run_dir, final_dir, dirs_exist_ok=True)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.copytree(work_dir, final_dir, dirs_exist_ok=True)
+            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[int, Path]:

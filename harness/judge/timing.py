@@ -53,7 +53,7 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
         measured = handshake_timing(obs, exp.name.removeprefix("handshake_"))
         if measured is None:
             return Verdict(exp.name, text, "no complete handshake in the capture", False)
-        return Verdict(exp.name, text, _seconds(measured), abs(measured - expected) <= tol)
+        return Verdict(exp.name, text, _seconds(measured), abs(measured - expected) <= tol, measured)
     name = f"{exp.name} ({exp.start.text} → {exp.end.text})"
     start, end = find_moment(exp.start, obs), find_moment(exp.end, obs)
     for moment in (start, end):
@@ -66,5 +66,6 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
     if start.uncertainty_s or end.uncertainty_s:
         observed += f" (true value in [{_seconds(low)}, {_seconds(high)}]: sampling gaps)"
     if high - low > 2 * tol:
-        return Verdict(name, text, observed + "; the sampling gaps are wider than the allowed range: too coarse to judge", False)
-    return Verdict(name, text, observed, abs(measured - expected) <= tol)
+        return Verdict(name, text, observed + "; the sampling gaps are wider than the allowed range: too coarse to judge",
+                       False, measured)
+    return Verdict(name, text, observed, abs(measured - expected) <= tol, measured)

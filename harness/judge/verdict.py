@@ -10,3 +10,4 @@ class Verdict:
     expected: str
     observed: str
     passed: bool
+    value: float | None = None     # the measured figure (seconds, for timings), for comparisons

@@ -28,7 +28,15 @@ def resolve_experiment_path(name: str) -> Path:
 
 
 def load_experiment(path: Path) -> Experiment:
+    """One experiment file without a matrix (see load_cells for files with one)."""
     data = load_yaml(path)
+    if "matrix" in data:
+        raise UserError("this experiment has a matrix: it is a set of cells.", file=str(path), line=data.line_of("matrix"),
+                        fix="load it with harness.load.load_cells (run-experiment does).")
+    return experiment_from_data(data, path)
+
+
+def experiment_from_data(data: LineDict, path: Path) -> Experiment:
     check_keys(data, {"name", "about", "topology", "duration", "steps", "sysctls", "expect"},
                {"name", "topology", "steps", "expect"}, path, "an experiment")
     topo_ref = str(data["topology"])

@@ -15,7 +15,7 @@ class LineDict(dict):
     key_lines: dict
 
     def line_of(self, key: str) -> int:
-        return self.key_lines.get(key, self.line)
+        return getattr(self, "key_lines", {}).get(key, self.line)
 
 
 class _Loader(yaml.SafeLoader):

@@ -1,6 +1,7 @@
 """Plan: experiment -> what each host's agent does, the path RTT, and where results go."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import deque
@@ -59,12 +60,21 @@ def rule_placement(experiment: Experiment, sender: str, receiver: str) -> tuple[
     return path[1], path[0], path[2]
 
 
-def new_run_dir(results_root: Path, experiment: Experiment) -> Path:
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
-    path = results_root / experiment.name / run_id
+def run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+
+
+def new_run_dir(results_root: Path, experiment: Experiment, exact: Path | None = None) -> Path:
+    """results/<experiment>/<run-id>/ (or `exact`, a matrix cell's folder) with its sub-folders."""
+    path = exact or results_root / experiment.name / run_id()
     for sub in ("pcap", "samples", "steps"):
         (path / sub).mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cell_folder(label: str) -> str:
+    """A matrix cell's folder name: its settings, safe for every filesystem."""
+    return re.sub(r"[^A-Za-z0-9_.=,#@-]", "_", label) or "cell"
 
 
 def agent_plans(experiment: Experiment, ips: dict[str, str]) -> dict[str, list[dict]]:

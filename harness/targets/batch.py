@@ -21,7 +21,10 @@ class BatchItem:
     path: Path
     name: str
     target: str                  # local | vm
-    experiment: object = None    # the loaded Experiment, for local runs
+    experiment: object = None    # the loaded Experiment
+    cell: int | None = None      # index of a matrix cell in its file
+    run_dir: Path | None = None  # a matrix cell's folder
+    why: str = ""                # why this target
     code: int | None = None
     seconds: float = 0.0
     results: str = ""

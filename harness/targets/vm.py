@@ -56,7 +56,7 @@ CLOCKS = {"virtual": ["-p", "1", "--qemu-opts", "-icount shift=0,sleep=off"], "h
 
 
 def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, clock: str = "virtual", log=print,
-              prefix: str | None = None, started=None) -> int:
+              prefix: str | None = None, started=None, extra: list[str] = ()) -> int:
     """Boot the kernel, run one experiment inside, return its exit code (3 if the VM itself failed).
 
     With `prefix`, the VM's output is piped and each line printed behind the prefix, so several VMs
@@ -69,7 +69,7 @@ def run_in_vm(kernel: Path, experiment_path: Path, results_root: Path, clock: st
             raise UserError(f"'{tool}' is missing, which the VM target needs.", fix="run scripts/setup.")
     results_root.mkdir(parents=True, exist_ok=True)
     inner = [sys.executable, "-m", "harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
-             str(experiment_path.resolve())]
+             *extra, str(experiment_path.resolve())]
     command = f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 TCP_TESTBED_TARGET=vm/{clock}-clock TCP_TESTBED_STAGE=/tmp/tcp-testbed-stage {shlex.join(inner)}"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     args = ["timeout", "1800", vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",

@@ -140,3 +140,16 @@ def test_network_drop_on_the_local_kernel_leaves_no_rules(tmp_path):
     assert drop["picked"] == drop["counted"] == 1 and drop["matching"] == 2 and not drop["problems"]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert "tcptestbed" not in tables
+
+
+def test_sweep_cells_side_by_side_and_compared(tmp_path):
+    proc = run(["syn_retries_sweep", "--jobs", "2"], tmp_path)
+    print(proc.stdout, proc.stderr)
+    (matrix,) = tmp_path.glob("syn_retries_sweep/*/")
+    cells = sorted(p.parent for p in matrix.glob("*/result.json"))
+    assert [c.name for c in cells] == [f"tcp_syn_retries={r}@client" for r in (1, 2, 3)]
+    results = [json.loads((c / "result.json").read_text()) for c in cells]
+    assert all(r["passed"] for r in results), [[v for v in r["expectations"] if not v["passed"]] for r in results]
+    assert [r["sysctls"]["client"]["net.ipv4.tcp_syn_retries"] for r in results] == ["1", "2", "3"]
+    assert (matrix / "comparison.csv").exists() and (matrix / "comparison.png").exists()
+    assert "comparison of 3 run(s)" in proc.stdout and proc.returncode == 0
