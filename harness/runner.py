@@ -18,6 +18,7 @@ from harness.errors import RunFailed
 from harness.judge import judge_all
 from harness.lab.leftovers import Ledger, clean_stale
 from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
+from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
 from harness.model import Experiment
 from harness.plan import agent_plans, new_run_dir, path_rtt_s, rule_placement
@@ -174,30 +175,3 @@ def _wait_with_progress(t0: float, duration_s: float, log) -> None:
 def _connect_pair(experiment: Experiment) -> tuple[str, str] | None:
     step = next((s for s in experiment.steps if s.action == "connect"), None)
     return (step.host, step.peer) if step else None
-
-
-WATCHED = ["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_timestamps",
-           "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_fin_timeout",
-           "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_congestion_control",
-           "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]
-
-
-def apply_sysctls(net, experiment: Experiment) -> dict[str, dict[str, str]]:
-    """Set the experiment's sysctls inside each host's namespace, then read back what it really has."""
-    readback = {}
-    for h in experiment.topology.hosts:
-        host = net.get(h)
-        wanted = {**experiment.sysctls.get("all", {}), **experiment.sysctls.get(h, {})}
-        for name, value in wanted.items():
-            out, err, code = host.pexec(["sysctl", "-w", f"{name}={value}"])
-            if code:
-                raise RunFailed(f"sysctl {name}={value} failed in {h}: {err.strip()}")
-        values = {}
-        for name in sorted(set(WATCHED) | set(wanted)):
-            out, _, code = host.pexec(["sysctl", "-n", name])
-            values[name] = " ".join(out.split()) if code == 0 else None
-        for name, value in wanted.items():
-            if values[name] != " ".join(str(value).split()):
-                raise RunFailed(f"sysctl {name} in {h} reads back {values[name]!r}, not {value!r}")
-        readback[h] = values
-    return readback

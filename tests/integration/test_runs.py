@@ -153,3 +153,10 @@ def test_sweep_cells_side_by_side_and_compared(tmp_path):
     assert [r["sysctls"]["client"]["net.ipv4.tcp_syn_retries"] for r in results] == ["1", "2", "3"]
     assert (matrix / "comparison.csv").exists() and (matrix / "comparison.png").exists()
     assert "comparison of 3 run(s)" in proc.stdout and proc.returncode == 0
+
+
+def test_a_machine_wide_sysctl_is_refused_and_put_back(tmp_path):
+    before = subprocess.run(["sysctl", "-n", "vm.swappiness"], capture_output=True, text=True).stdout
+    proc = run(["--target", "local", str(REPO / "tests" / "fixtures" / "global_sysctl.yaml")], tmp_path)
+    assert proc.returncode == 3 and "not per network namespace" in proc.stderr
+    assert subprocess.run(["sysctl", "-n", "vm.swappiness"], capture_output=True, text=True).stdout == before

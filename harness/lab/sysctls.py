@@ -1,0 +1,49 @@
+"""Kernel settings per host: set inside the host's network namespace, read back, and refused when
+a setting is not per-namespace (setting it would change the whole machine, every cell at once)."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+from harness.errors import RunFailed
+from harness.model import Experiment
+
+WATCHED = ["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_timestamps",
+           "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_fin_timeout",
+           "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_congestion_control",
+           "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]
+
+
+def apply_sysctls(net, experiment: Experiment) -> dict[str, dict[str, str]]:
+    """Set the experiment's sysctls inside each host's namespace, then read back what it really has."""
+    readback = {}
+    for h in experiment.topology.hosts:
+        host = net.get(h)
+        wanted = {**experiment.sysctls.get("all", {}), **experiment.sysctls.get(h, {})}
+        for name, value in wanted.items():
+            before = _machine_value(name)
+            out, err, code = host.pexec(["sysctl", "-w", f"{name}={value}"])
+            if code:
+                raise RunFailed(f"sysctl {name}={value} failed in {h}: {err.strip() or out.strip()} "
+                                "(is it known to this kernel?)")
+            after = _machine_value(name)
+            if after != before:
+                subprocess.run(["sysctl", "-q", "-w", f"{name}={before}"], capture_output=True)
+                raise RunFailed(f"sysctl {name} is not per network namespace on kernel {os.uname().release}: setting it in "
+                                f"{h} changed it for the whole machine ({before!r} -> {after!r}; put back). "
+                                "It cannot differ between hosts or cells.")
+        values = {}
+        for name in sorted(set(WATCHED) | set(wanted)):
+            out, _, code = host.pexec(["sysctl", "-n", name])
+            values[name] = " ".join(out.split()) if code == 0 else None
+        for name, value in wanted.items():
+            if values[name] != " ".join(str(value).split()):
+                raise RunFailed(f"sysctl {name} in {h} reads back {values[name]!r}, not {value!r}")
+        readback[h] = values
+    return readback
+
+
+def _machine_value(name: str) -> str | None:
+    """The value in the namespace this process runs in (the machine's, outside every host)."""
+    done = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True)
+    return " ".join(done.stdout.split()) if done.returncode == 0 else None
