@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "idle time, so timers fire exactly on time (measured: 100 ms RTT handshake = 100.0 ms); "
                              "host: guest time follows the host clock and emulation makes timers late by 1-30 ms")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="VMs run side by side when several experiments are given (default: the CPU count, "
-                             "each VM uses one)")
+                        help="VMs run side by side when several experiments are given (default: the CPU count; "
+                             "a VM on the virtual clock uses one)")
     parser.add_argument("--cell", type=int, help=argparse.SUPPRESS)      # the VM target's inner run
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_in_vm(kernel, item.path, results, args.vm_clock, log=log, prefix=prefix, started=started,
                              extra=inner_args(item))
 
-        code = run_batch(items, results, local_item, vm_item, args.jobs, _say)
+        code = run_batch(items, local_item, vm_item, args.jobs, _say)
         if matrices:
             from harness.report.compare import write_comparison
             for matrix_dir, cells in matrices.items():

@@ -4,6 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The kernel's TCP state numbers (include/net/tcp_states.h) under ss's names; 7, TCP_CLOSE, is the
+# CLOSED of the expectations. Shared by the state sampler and the agents' state waits.
+TCP_STATE_NAMES = {1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
+                   7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING"}
+
 
 @dataclass(frozen=True)
 class Impairment:

@@ -1,6 +1,7 @@
 """Run one experiment on this machine's kernel: lab up -> record -> drive -> analyse -> judge."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -13,7 +14,7 @@ from pathlib import Path
 from harness.analyse.connection import observe
 from harness.analyse.network import check_step
 from harness.analyse.segments import read_segments
-from harness.lab.packet_rules import PacketRules
+from harness.lab.packet_rules import PacketRules, PlacedStep
 from harness.errors import RunFailed
 from harness.judge import judge_all
 from harness.lab.leftovers import Ledger, clean_stale
@@ -23,7 +24,7 @@ from harness.lab.preflight import check_local
 from harness.model import Experiment
 from harness.plan import agent_plans, new_run_dir, path_rtt_s, rule_placement
 from harness.record.capture import Capture, startup_timeout_s
-from harness.report import verdict_table, write_result
+from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.timeline import timeline
 
 SAMPLE_INTERVAL_S = 0.01
@@ -33,7 +34,7 @@ def _read_line(proc, timeout: float | None, what: str) -> str:
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline().decode() if ready else ""
     if not line:
-        raise RunFailed(f"{what} did not start: {proc.stderr.read1(4096).decode(errors='replace') if proc.poll() is not None else 'timed out'}")
+        raise RunFailed(f"{what}: no answer ({proc.stderr.read1(4096).decode(errors='replace') if proc.poll() is not None else 'timed out'})")
     return line
 
 
@@ -69,7 +70,7 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
         pair = _connect_pair(experiment)
         ping_rtt = ping_rtt_s(net, *pair) if pair else None
         placed = _place_network_steps(experiment, lab, ips)
-        rules = PacketRules([p[:5] for p in placed], net.get(experiment.topology.switches[0]), ledger) if placed else None
+        rules = PacketRules(placed, net.get(experiment.topology.switches[0]), ledger) if placed else None
         captures = [Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap") for intf, (node, _) in lab["interfaces"].items()]
         samplers = {}
         for h in hosts:
@@ -79,7 +80,7 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
         agents = {}
         try:
             for h, p in samplers.items():
-                _read_line(p, startup_timeout_s(), f"the state sampler in {h}")
+                _read_line(p, startup_timeout_s(), f"the state sampler in {h} did not start")
             plans = agent_plans(experiment, ips)
             for h in hosts:
                 proc = net.get(h).popen([sys.executable, "-m", "harness.drive.agent"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -89,7 +90,7 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
                 proc.stdin.flush()
                 agents[h] = proc
             for h, proc in agents.items():
-                _read_line(proc, startup_timeout_s(), f"the agent in {h}")
+                _read_line(proc, startup_timeout_s(), f"the agent in {h} did not start")
             t0 = time.time() + 0.3
             if rules:
                 rules.arm(t0)
@@ -99,7 +100,7 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
             log(f"running the timeline ({experiment.duration_s:g} s)")
             _wait_with_progress(t0, experiment.duration_s, log)
             for h, proc in agents.items():   # agents end their own steps at the deadline
-                _read_line(proc, startup_timeout_s(), f"the timeline of {h}")
+                _read_line(proc, startup_timeout_s(), f"the agent in {h} did not finish its steps")
             counted = rules.counters() if rules else {}
         finally:
             for p in samplers.values():
@@ -118,9 +119,9 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
     obs = observe(run_dir, steps_log, host_intf)
     rtt = path_rtt_s(experiment, obs.client_host, obs.server_host)
     verdicts = judge_all(experiment.expect, obs, rtt)
-    network = [check_step(step, counted.get(step.index, 0), read_segments(run_dir / "pcap" / f"{ingress}.pcap"),
-                          read_segments(run_dir / "pcap" / f"{port}.pcap"), src, dst, imp.delay_s)
-               for step, port, imp, src, dst, ingress in placed]
+    port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
+    network = [check_step(p.step, counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
+                          p.src_ip, p.dst_ip, p.impairment.delay_s) for p in placed]
     result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
               "target": os.environ.get("TCP_TESTBED_TARGET", "local"), "switch": experiment.topology.switch_kind,
               "run_dir": str(final_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": lab["qdiscs"],
@@ -146,21 +147,14 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
     return (0 if result["passed"] else 1), final_dir
 
 
-def _place_network_steps(experiment: Experiment, lab: dict, ips: dict[str, str]) -> list[tuple]:
-    """(step, egress port, its impairment, source IP, destination IP, ingress port) per network step."""
+def _place_network_steps(experiment: Experiment, lab: dict, ips: dict[str, str]) -> list[PlacedStep]:
     placed = []
     for step in experiment.network:
         switch, before, after = rule_placement(experiment, step.sender, step.receiver)
-        port, ingress = lab["ports"][(switch, after)], lab["ports"][(switch, before)]
-        placed.append((step, port, lab["interfaces"][port][1], ips[step.sender], ips[step.receiver], ingress))
+        port = lab["ports"][(switch, after)]
+        placed.append(PlacedStep(step, port, lab["interfaces"][port][1], ips[step.sender], ips[step.receiver],
+                                 lab["ports"][(switch, before)]))
     return placed
-
-
-def describe_network_step(report: dict) -> str:
-    held = "; ".join(f"{s['flags']} seq={s['seq']}" + (f" held {s['held_s']:.3f} s" if "held_s" in s else "")
-                     for s in report["segments"])
-    return (f"network step, line {report['line']}: {report['action']} {report['from']} → {report['to']}: "
-            f"{report['picked']} of {report['matching']} matching segment(s) picked ({held or 'none'})")
 
 
 def _wait_with_progress(t0: float, duration_s: float, log) -> None:

@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
-TCP_STATES = {1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
-              7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING"}
+from harness.model import TCP_STATE_NAMES
+
 SHUTDOWN = {"write": socket.SHUT_WR, "read": socket.SHUT_RD, "both": socket.SHUT_RDWR}
 
 
@@ -92,7 +92,7 @@ def _read(conn: socket.socket, limit: int | None, host: Host, entry: dict) -> No
 
 def _tcp_state(conn: socket.socket) -> str:
     info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
-    return TCP_STATES.get(info[0], str(info[0]))
+    return TCP_STATE_NAMES.get(info[0], str(info[0]))
 
 
 def perform(step: dict, host: Host, entry: dict) -> None:

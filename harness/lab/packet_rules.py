@@ -15,11 +15,24 @@ import subprocess
 import threading
 import time
 
+from typing import NamedTuple
+
 from harness.errors import RunFailed
 from harness.model import Impairment, NetworkStep
 
 _FLAG_WORDS = {"S": "syn", "F": "fin", "R": "rst", "A": "ack", "U": "urg"}
 _BIG = 4_000_000_000
+
+
+class PlacedStep(NamedTuple):
+    """A network step with where it acts: the switch port the segments leave by (and its own
+    impairment), the port they arrive on, and the addresses that pick its direction."""
+    step: NetworkStep
+    port: str
+    impairment: Impairment
+    src_ip: str
+    dst_ip: str
+    ingress: str
 
 
 def table_name() -> str:
@@ -66,28 +79,31 @@ def _run(node, args: list[str]) -> None:
 class PacketRules:
     """Install before the timeline, arm at each step's time, read counters after, always remove."""
 
-    def __init__(self, placed: list[tuple[NetworkStep, str, Impairment, str, str]], root_node, ledger) -> None:
-        """placed: (step, egress port, the port's own impairment, source IP, destination IP)."""
-        self.placed, self.node, self.table = placed, root_node, table_name()
+    def __init__(self, placed: list[PlacedStep], root_node, ledger) -> None:
+        self.node, self.table = root_node, table_name()
+        self.marked = [(p, 0x10 + i) for i, p in enumerate(placed)]    # each step's packet mark
         self.timers: list[threading.Timer] = []
+        self.failed: list[str] = []
         self.qdiscs: dict[str, str] = {}
         ledger.add(nft_tables=[self.table])
         _run(self.node, ["nft", "add", "table", "bridge", self.table])
         _run(self.node, ["nft", "add", "chain", "bridge", self.table, "rules",
                          "{ type filter hook forward priority 0; policy accept; }"])
-        by_port: dict[str, list[tuple[int, NetworkStep, Impairment]]] = {}
-        for i, (step, port, imp, _, _) in enumerate(placed):
-            if step.action != "drop":
-                if imp.bw_mbit:
-                    raise RunFailed(f"network step at line {step.index}: {port} is rate-limited (bw), and holding "
-                                    "segments there is not supported yet; drop works.")
-                by_port.setdefault(port, []).append((0x10 + i, step, imp))
+        by_port: dict[str, list[tuple[PlacedStep, int]]] = {}
+        for placed_step, mark in self.marked:
+            if placed_step.step.action == "drop":
+                continue
+            if placed_step.impairment.bw_mbit:
+                raise RunFailed(f"network step at line {placed_step.step.index}: {placed_step.port} is rate-limited (bw), "
+                                "and holding segments there is not supported yet; drop works.")
+            by_port.setdefault(placed_step.port, []).append((placed_step, mark))
         for port, rules in by_port.items():
-            imp = rules[0][2]
+            imp = rules[0][0].impairment
             _run(self.node, ["tc", "qdisc", "replace", "dev", port, "root", "handle", "1:", "prio", "bands",
                              str(max(2, len(rules) + 1)), "priomap", *["0"] * 16])
             _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", "1:1", "handle", "10:", *_netem_args(imp.delay_s, imp)])
-            for band, (mark, step, _) in enumerate(rules, start=2):
+            for band, (placed_step, mark) in enumerate(rules, start=2):
+                step = placed_step.step
                 netem = _netem_args(imp.delay_s + (step.extra_s or 0.0), None, step.action == "duplicate")
                 _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
                 _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
@@ -96,23 +112,27 @@ class PacketRules:
 
     def arm(self, t0: float) -> None:
         """Add each rule at its step's time (before the timeline when it has none)."""
-        for i, (step, port, _, src, dst) in enumerate(self.placed):
-            rule = nft_rule(step, port, src, dst, 0x10 + i)
-            args = ["nft", f"add rule bridge {self.table} rules {rule}"]
-            if step.at_s:
-                timer = threading.Timer(max(0.0, t0 + step.at_s - time.time()), self._add, (args,))
+        for p, mark in self.marked:
+            args = ["nft", f"add rule bridge {self.table} rules {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"]
+            if p.step.at_s:
+                timer = threading.Timer(max(0.0, t0 + p.step.at_s - time.time()), self._add_later, (args,))
                 timer.start()
                 self.timers.append(timer)
             else:
-                self._add(args)
+                _run(self.node, args)
 
-    def _add(self, args: list[str]) -> None:
-        subprocess.run(args, capture_output=True, check=False)
+    def _add_later(self, args: list[str]) -> None:
+        """On a timer thread: a failure is kept and reported with the counters, not lost."""
+        done = subprocess.run(args, capture_output=True, text=True)
+        if done.returncode:
+            self.failed.append(f"`{' '.join(args)}` failed: {done.stderr.strip()}")
 
     def counters(self) -> dict[int, int]:
         """Step line -> packets its rule picked."""
         for timer in self.timers:
             timer.cancel()
+        if self.failed:
+            raise RunFailed("a network step's rule could not be switched on: " + "; ".join(self.failed))
         out, err, code = self.node.pexec(["nft", "-j", "list", "table", "bridge", self.table])
         if code:
             raise RunFailed(f"could not read the network steps' counters: {err.strip()}")

@@ -1,6 +1,7 @@
 """Check the machine has what a run needs before touching anything; refuse with the fix."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from harness.model import Experiment
 SETUP = "run scripts/setup (as root) to install it"
 
 
+@functools.cache   # asked once per cell of a sweep; the machine does not change meanwhile
 def kernel_has_module(name: str) -> bool:
     """True when the running kernel has the module built in, loaded, or loadable."""
     if Path(f"/sys/module/{name}").exists():
@@ -36,6 +38,7 @@ def needed_modules(experiment: Experiment) -> list[str]:
     return list(dict.fromkeys(mods))
 
 
+@functools.cache
 def nft_picks_work() -> bool:
     """Network steps need nftables bridge rules with `numgen`: try one (often built in, so a
     module check would wrongly say no)."""

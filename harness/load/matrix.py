@@ -112,7 +112,8 @@ def load_cells(path: Path) -> list[Cell]:
         label = ",".join(f"{name.rsplit('.', 1)[-1]}={value}" + (f"@{host}" if host != "all" else "")
                          for (host, name, _), value in zip(dims, combo))
         for r in range(1, repeat + 1):
-            cell_data = _substitute(copy.deepcopy(data), {**names, "repeat": r}, path, data.line)
+            # _substitute builds new mappings and lists, so the sysctls added below stay in this cell
+            cell_data = _substitute(data, {**names, "repeat": r}, path, data.line)
             sysctls = cell_data.setdefault("sysctls", LineDict())
             for host, values in settings.items():
                 sysctls.setdefault(host, LineDict()).update(values)

@@ -27,6 +27,16 @@ def _fail(message: str, path: Path, line: int, action: str | None = None, fix: s
     raise UserError(message, file=str(path), line=line, fix=fix or (f"write {ACTIONS[action]}." if action else None))
 
 
+def _optional_seconds(item: LineDict, key: str, path: Path) -> float | None:
+    """The duration under `key` (at:, for:), or None when the step has none."""
+    if key not in item:
+        return None
+    try:
+        return parse_seconds(item[key])
+    except ValueError as exc:
+        _fail(f"{key}: {exc}.", path, item.line_of(key))
+
+
 def _wait(value: object, host: str, index: int, path: Path, line: int) -> Step:
     """wait: 1s | connected | peer-closed | {state: NAME}."""
     if isinstance(value, LineDict):
@@ -94,25 +104,14 @@ def _network(item: LineDict, hosts: tuple[str, ...], path: Path) -> NetworkStep:
     picks = {k: expect_type(item[k], int, path, item.line_of(k), k, f"{k}: 1") for k in ("nth", "count") if k in item}
     if any(v < 1 for v in picks.values()):
         _fail("nth and count start at 1.", path, item.line)
-    extra = None
-    if action in ("hold", "delay"):
-        if "for" not in item:
-            _fail(f"{action} needs for: (how long).", path, item.line, fix=f"write {NETWORK_EXAMPLE}.")
-        try:
-            extra = parse_seconds(item["for"])
-        except ValueError as exc:
-            _fail(f"for: {exc}.", path, item.line_of("for"))
-    elif "for" in item:
+    if action in ("hold", "delay") and "for" not in item:
+        _fail(f"{action} needs for: (how long).", path, item.line, fix=f"write {NETWORK_EXAMPLE}.")
+    if action not in ("hold", "delay") and "for" in item:
         _fail(f"{action} takes no for:.", path, item.line_of("for"), fix="remove it.")
     if action == "hold" and not picks:
         picks = {"nth": 1}      # a hold is of one segment unless told otherwise
-    at = None
-    if "at" in item:
-        try:
-            at = parse_seconds(item["at"])
-        except ValueError as exc:
-            _fail(f"at: {exc}.", path, item.line_of("at"))
-    return NetworkStep(action, item["from"], item["to"], match, item.line, at, picks.get("nth"), picks.get("count"), extra)
+    return NetworkStep(action, item["from"], item["to"], match, item.line, _optional_seconds(item, "at", path),
+                       picks.get("nth"), picks.get("count"), _optional_seconds(item, "for", path))
 
 
 def load_steps(raw: list, hosts: tuple[str, ...], path: Path) -> tuple[tuple[Step, ...], tuple[NetworkStep, ...]]:
@@ -137,12 +136,7 @@ def load_steps(raw: list, hosts: tuple[str, ...], path: Path) -> tuple[tuple[Ste
         if "at" in item and "after" in item:
             _fail("a step has either at: (time from the start) or after: (an event), not both.", path, item.line,
                   fix="keep one of them.")
-        at = None
-        if "at" in item:
-            try:
-                at = parse_seconds(item["at"])
-            except ValueError as exc:
-                _fail(f"at: {exc}.", path, item.line_of("at"))
+        at = _optional_seconds(item, "at", path)
         if "after" in item:
             steps.append(_wait(item["after"], host, item.line, path, item.line_of("after")))
         step = _action(action, item[action], host, hosts, item.line, path, item.line_of(action))

@@ -25,3 +25,11 @@ def verdict_table(verdicts, width: int = 100) -> str:
     passed = sum(v.passed for v in verdicts)
     lines.append(f"{passed} of {len(verdicts)} expectations passed")
     return "\n".join(lines)
+
+
+def describe_network_step(report: dict) -> str:
+    """One line per network step: how many segments it picked, and how long each was held."""
+    held = "; ".join(f"{s['flags']} seq={s['seq']}" + (f" held {s['held_s']:.3f} s" if "held_s" in s else "")
+                     for s in report["segments"])
+    return (f"network step, line {report['line']}: {report['action']} {report['from']} → {report['to']}: "
+            f"{report['picked']} of {report['matching']} matching segment(s) picked ({held or 'none'})")

@@ -30,7 +30,7 @@ class BatchItem:
     results: str = ""
 
 
-def run_batch(items: list[BatchItem], results_root: Path, run_local_item, run_vm_item, jobs: int, log) -> int:
+def run_batch(items: list[BatchItem], run_local_item, run_vm_item, jobs: int, log) -> int:
     """Run every item; print a summary; return the worst exit code (3 > 1 > 0)."""
     vm_items = [i for i in items if i.target == "vm"]
     local_items = [i for i in items if i.target == "local"]
