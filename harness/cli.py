@@ -23,8 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--target", choices=["auto", "local", "vm"], default="auto",
                         help="local: this kernel; vm: a kernel under QEMU via virtme-ng; auto (default): local "
                              "when this kernel has every module the experiment needs (netem...), else vm")
-    parser.add_argument("--kernel", metavar="PATH", help="kernel image for the vm target (default: newest "
-                        "installed /boot/vmlinuz-* whose modules include sch_netem)")
+    parser.add_argument("--kernel", metavar="PATH", action="append",
+                        help="kernel image for the vm target (default: newest installed /boot/vmlinuz-* whose modules "
+                             "include sch_netem). Give it several times to run everything on each kernel and compare")
     parser.add_argument("--vm-clock", choices=["virtual", "host"], default="virtual",
                         help="vm target only. virtual (default): guest time counts executed instructions and skips "
                              "idle time, so timers fire exactly on time (measured: 100 ms RTT handshake = 100.0 ms); "
@@ -32,8 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="VMs run side by side when several experiments are given (default: the CPU count; "
                              "a VM on the virtual clock uses one)")
-    parser.add_argument("--cell", type=int, help=argparse.SUPPRESS)      # the VM target's inner run
-    parser.add_argument("--run-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--inner-plan", help=argparse.SUPPRESS)      # the VM target's inner run
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
     return parser.parse_args(argv)
 
@@ -73,6 +73,32 @@ def _choose_target(args: argparse.Namespace, experiment) -> tuple[str, str]:
     return "local", "this kernel has what the experiment needs"
 
 
+def _run_plan(plan_file: Path, results: Path) -> int:
+    """Inside a VM: run each planned item (a file and, for a matrix, a cell) one after another,
+    marking each with @@start / @@done lines for the host."""
+    import json
+    import time
+    from harness.load import load_cells
+    from harness.runner import run_local
+    worst = 0
+    for index, entry in enumerate(json.loads(plan_file.read_text())):
+        _say(f"@@start {index}")
+        began, run_dir = time.time(), None
+        try:
+            cell = load_cells(Path(entry["path"]))[entry["cell"]]
+            code, run_dir = run_local(cell.experiment, results, log=_say,
+                                      run_dir=Path(entry["run_dir"]) if entry["run_dir"] else None)
+        except UserError as exc:
+            _say(f"run-experiment: {exc}")
+            code = 2
+        except RunFailed as exc:
+            _say(f"run-experiment: the run failed and gives no verdict: {exc}")
+            code = 3
+        worst = max(worst, code)
+        _say(f"@@done {index} {code} {time.time() - began:.1f} {run_dir or ''}")
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -80,40 +106,59 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from harness.load import load_cells
         from harness.plan import cell_folder, run_id
+        if args.inner_plan:
+            return _run_plan(Path(args.inner_plan), Path(args.results_dir))
         if args.jobs < 1:
             raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
         paths = _experiment_paths(args.experiments)
         results = Path(args.results_dir)
         from harness.runner import run_local
-        if args.cell is not None:      # inside the VM: one cell of a matrix, into the folder given
-            cell = load_cells(paths[0])[args.cell]
-            return run_local(cell.experiment, results, log=_say, run_dir=Path(args.run_dir))[0]
+        kernels = [None]
+        if args.kernel or args.target == "vm":
+            from harness.targets.vm import pick_kernel, release_of
+            kernels = [pick_kernel(k) for k in (args.kernel or [None])]
+            if len({release_of(k) for k in kernels}) < len(kernels):
+                raise UserError("the same kernel was given twice.", fix="give each --kernel once.")
         from harness.targets.batch import BatchItem, run_batch
         items, matrices = [], {}
         for path in paths:             # every file and every cell checked before anything runs
             cells = load_cells(path)
-            matrix_dir = results / cells[0].experiment.name / run_id() if cells[0].label else None
-            for index, cell in enumerate(cells):
-                target, why = _choose_target(args, cell.experiment)
-                name = cell.experiment.name + (f"[{cell.label}]" if cell.label else "")
-                run_dir = matrix_dir / cell_folder(cell.label) if matrix_dir else None
-                items.append(BatchItem(path, name, target, cell.experiment, index if matrix_dir else None, run_dir, why))
+            compared = bool(cells[0].label) or len(kernels) > 1
+            matrix_dir = results / cells[0].experiment.name / run_id() if compared else None
+            folders = []
+            for kernel in kernels:
+                for index, cell in enumerate(cells):
+                    target, why = _choose_target(args, cell.experiment)
+                    name = cell.experiment.name + (f"[{cell.label}]" if cell.label else "")
+                    run_dir = None
+                    if matrix_dir:
+                        run_dir = matrix_dir / cell_folder(cell.label or cell.experiment.name)
+                        if len(kernels) > 1:
+                            run_dir = matrix_dir / f"kernel-{release_of(kernel)}" / run_dir.name
+                            name += f"@{release_of(kernel)}"
+                        folders.append(run_dir)
+                    items.append(BatchItem(path, name, target, cell.experiment, index, run_dir, why,
+                                           kernel if target == "vm" else None))
             if matrix_dir:
-                matrices[matrix_dir] = cells
+                matrices[matrix_dir] = folders
         if any(item.target == "vm" for item in items):
             if os.geteuid() != 0:
                 raise UserError("the VM target needs root here.", fix="run it with sudo.")
             from harness.targets.vm import pick_kernel, run_in_vm
-            kernel = pick_kernel(args.kernel)
+            if kernels == [None]:
+                kernels = [pick_kernel(None)]
+                for item in items:
+                    item.kernel = kernels[0] if item.target == "vm" else None
 
-        def inner_args(item) -> list[str]:
-            return ["--cell", str(item.cell), "--run-dir", str(item.run_dir.resolve())] if item.cell is not None else []
+        def plan_of(group) -> list[dict]:
+            return [{"path": str(i.path.resolve()), "cell": i.cell, "run_dir": str(i.run_dir.resolve()) if i.run_dir else None}
+                    for i in group]
 
         if len(items) == 1:
             item = items[0]
             _say(f"target: {item.target} ({item.why})")
             if item.target == "vm":
-                return run_in_vm(kernel, item.path, results, args.vm_clock, log=_say, extra=inner_args(item))
+                return run_in_vm(item.kernel, plan_of([item]), results, args.vm_clock, on_line=_say_unmarked)
             return run_local(item.experiment, results, log=_say, run_dir=item.run_dir)[0]
 
         def local_item(item):
@@ -126,15 +171,14 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"run-experiment: {item.name}: the run failed and gives no verdict: {exc}")
                 return 3, None
 
-        def vm_item(item, prefix, log, started):
-            return run_in_vm(kernel, item.path, results, args.vm_clock, log=log, prefix=prefix, started=started,
-                             extra=inner_args(item))
+        def vm_group(group, on_line, started):
+            return run_in_vm(group[0].kernel, plan_of(group), results, args.vm_clock, on_line=on_line, started=started)
 
-        code = run_batch(items, local_item, vm_item, args.jobs, _say)
+        code = run_batch(items, local_item, vm_group, args.jobs, _say)
         if matrices:
             from harness.report.compare import write_comparison
-            for matrix_dir, cells in matrices.items():
-                _say("\n" + write_comparison(matrix_dir, [matrix_dir / cell_folder(c.label) for c in cells]))
+            for matrix_dir, folders in matrices.items():
+                _say("\n" + write_comparison(matrix_dir, folders))
         return code
     except UserError as exc:
         print(f"run-experiment: {exc}", file=sys.stderr)
@@ -145,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("run-experiment: interrupted; the lab was torn down.", file=sys.stderr)
         return 130
+
+
+def _say_unmarked(line: str) -> None:
+    if not line.startswith("@@"):
+        _say(line)
 
 
 if __name__ == "__main__":

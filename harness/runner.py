@@ -6,8 +6,6 @@ import json
 import os
 import select
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,9 @@ from harness.lab.packet_rules import PacketRules, PlacedStep
 from harness.errors import RunFailed
 from harness.judge import judge_all
 from harness.lab.leftovers import Ledger, clean_stale
+from harness.lab.namespaces import Forked
+from harness.drive.agent import main as agent_main
+from harness.record.sampler import sample_hosts
 from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
 from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
@@ -72,18 +73,19 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
         placed = _place_network_steps(experiment, lab, ips)
         rules = PacketRules(placed, net.get(experiment.topology.switches[0]), ledger) if placed else None
         captures = [Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap") for intf, (node, _) in lab["interfaces"].items()]
-        samplers = {}
-        for h in hosts:
-            p = net.get(h).popen([sys.executable, "-m", "harness.record.sampler", str(run_dir / "samples" / f"{h}.jsonl"), str(SAMPLE_INTERVAL_S)])
-            ledger.add(pids=[p.pid])
-            samplers[h] = p
+        for capture in captures:
+            capture.wait_ready()
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        sampler = Forked(None, sample_hosts, {h: (net.get(h).pid, str(run_dir / "samples" / f"{h}.jsonl")) for h in hosts},
+                         SAMPLE_INTERVAL_S, _dense_after_activity_s(experiment))
+        ledger.add(pids=[sampler.pid])
+        samplers = {"every host": sampler}
         agents = {}
         try:
-            for h, p in samplers.items():
-                _read_line(p, startup_timeout_s(), f"the state sampler in {h} did not start")
+            _read_line(sampler, startup_timeout_s(), "the state sampler did not start")
             plans = agent_plans(experiment, ips)
             for h in hosts:
-                proc = net.get(h).popen([sys.executable, "-m", "harness.drive.agent"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                proc = Forked(net.get(h).pid, agent_main)
                 ledger.add(pids=[proc.pid])
                 proc.stdin.write((json.dumps({"steps": plans[h], "duration": experiment.duration_s,
                                               "log": str(run_dir / "steps" / f"{h}.jsonl")}) + "\n").encode())
@@ -91,12 +93,14 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
                 agents[h] = proc
             for h, proc in agents.items():
                 _read_line(proc, startup_timeout_s(), f"the agent in {h} did not start")
-            t0 = time.time() + 0.3
             if rules:
-                rules.arm(t0)
+                rules.install_untimed()
+            t0 = time.time() + 0.3     # nothing between here and the agents may touch the disk
             for proc in agents.values():
                 proc.stdin.write(f"{t0}\n".encode())
                 proc.stdin.flush()
+            if rules:
+                rules.arm(t0)
             log(f"running the timeline ({experiment.duration_s:g} s)")
             _wait_with_progress(t0, experiment.duration_s, log)
             for h, proc in agents.items():   # agents end their own steps at the deadline
@@ -155,6 +159,15 @@ def _place_network_steps(experiment: Experiment, lab: dict, ips: dict[str, str])
         placed.append(PlacedStep(step, port, lab["interfaces"][port][1], ips[step.sender], ips[step.receiver],
                                  lab["ports"][(switch, before)]))
     return placed
+
+
+def _dense_after_activity_s(experiment: Experiment) -> float:
+    """How long the sampler stays dense after a segment or a call anywhere: long enough for any
+    segment to cross the network (the slowest path's RTT, plus any hold or delay step) and 0.3 s."""
+    hosts = experiment.topology.hosts
+    rtts = [path_rtt_s(experiment, a, b) for a in hosts for b in hosts if a != b]
+    held = [step.extra_s or 0.0 for step in experiment.network]
+    return 0.3 + max(rtts, default=0.0) + max(held, default=0.0)
 
 
 def _wait_with_progress(t0: float, duration_s: float, log) -> None:

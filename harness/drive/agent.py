@@ -18,6 +18,7 @@ import threading
 import time
 
 from harness.model import TCP_STATE_NAMES
+from harness.record.sampler import NOTE_ADDRESS
 
 SHUTDOWN = {"write": socket.SHUT_WR, "read": socket.SHUT_RD, "both": socket.SHUT_RDWR}
 
@@ -150,6 +151,20 @@ def perform(step: dict, host: Host, entry: dict) -> None:
         raise ValueError(f"unknown action {action}")
 
 
+class SamplerNotes:
+    """Tells this host's state sampler when calls happen, so it samples densely around them
+    (it sleeps while nothing can change; see harness.record.sampler.Pacer)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def at(self, when: float) -> None:
+        try:
+            self.sock.sendto(repr(when).encode(), NOTE_ADDRESS)
+        except OSError:
+            pass     # no sampler listening (an agent run on its own): nothing to tell
+
+
 def main() -> None:
     plan = json.loads(sys.stdin.readline())
     log = open(plan["log"], "w")
@@ -163,11 +178,18 @@ def main() -> None:
     print("ready", flush=True)
     t0 = float(sys.stdin.readline())
     host = Host(t0 + plan["duration"], record)
+    notes = SamplerNotes()
+    for step in plan["steps"]:
+        if step.get("at") is not None:
+            notes.at(t0 + step["at"])
     for step in plan["steps"]:
         if step.get("at") is not None:
             delay = t0 + step["at"] - time.time()
             if delay > 0:
                 time.sleep(delay)
+        if step["action"] == "wait" and step.get("seconds") is not None:
+            notes.at(time.time() + step["seconds"])
+        notes.at(time.time())
         entry = {"action": step["action"], "step": step["index"], "start": time.time()}
         if step.get("at") is not None:
             entry["scheduled"] = t0 + step["at"]

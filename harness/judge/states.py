@@ -44,14 +44,21 @@ def blind_spots(expected: tuple[str, ...], spans: list[StateSpan]) -> list[str]:
     return notes
 
 
+def change_resolution(spans: list[StateSpan]) -> float | None:
+    """The widest sampling gap a state change fell in: what bounds the observed times. (The
+    sampler sleeps while nothing can change, so the gaps elsewhere say nothing about fidelity.)"""
+    gaps = [s.first_seen - s.sample_before for s in spans if s.sample_before is not None]
+    return max(gaps) if gaps else None
+
+
 def judge_states(host: str, expected: tuple[str, ...], obs: Observation) -> Verdict:
     spans = obs.states.get(host, [])
     seen = [span.state for span in spans]
-    gap = obs.sampling.get(host, {}).get("max_interval_s")
     observed = " → ".join(seen) or "no state seen"
     passed = matches(expected, seen)
-    if gap:
-        observed += f" (sampled every ≤{gap * 1e3:.1f} ms)"
+    gap = change_resolution(spans)
+    if gap is not None:
+        observed += f" (each change seen within {gap * 1e3:.1f} ms)"
     if not passed:
         observed += "".join(f"; {note}" for note in blind_spots(expected, spans))
     return Verdict(f"{host} states", " → ".join(expected), observed, passed)

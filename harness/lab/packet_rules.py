@@ -110,16 +110,21 @@ class PacketRules:
                                  "handle", str(mark), "fw", "flowid", f"1:{band}"])
             self.qdiscs[port] = self.node.cmd(f"tc qdisc show dev {port}").replace("\r", "").strip()
 
-    def arm(self, t0: float) -> None:
-        """Add each rule at its step's time (before the timeline when it has none)."""
+    def install_untimed(self) -> None:
+        """Add the rules of steps without a time, before the timeline's t0 is set: running nft
+        waits on the file system, which moves the VM's virtual clock on."""
         for p, mark in self.marked:
-            args = ["nft", f"add rule bridge {self.table} rules {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"]
+            if not p.step.at_s:
+                _run(self.node, ["nft", f"add rule bridge {self.table} rules {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"])
+
+    def arm(self, t0: float) -> None:
+        """Add each timed rule at its step's time, on a timer thread."""
+        for p, mark in self.marked:
             if p.step.at_s:
+                args = ["nft", f"add rule bridge {self.table} rules {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"]
                 timer = threading.Timer(max(0.0, t0 + p.step.at_s - time.time()), self._add_later, (args,))
                 timer.start()
                 self.timers.append(timer)
-            else:
-                _run(self.node, args)
 
     def _add_later(self, args: list[str]) -> None:
         """On a timer thread: a failure is kept and reported with the counters, not lost."""
@@ -131,6 +136,7 @@ class PacketRules:
         """Step line -> packets its rule picked."""
         for timer in self.timers:
             timer.cancel()
+            timer.join()      # no thread may outlive the cell: the next cell forks its helpers
         if self.failed:
             raise RunFailed("a network step's rule could not be switched on: " + "; ".join(self.failed))
         out, err, code = self.node.pexec(["nft", "-j", "list", "table", "bridge", self.table])

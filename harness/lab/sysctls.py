@@ -32,10 +32,10 @@ def apply_sysctls(net, experiment: Experiment) -> dict[str, dict[str, str]]:
                 raise RunFailed(f"sysctl {name} is not per network namespace on kernel {os.uname().release}: setting it in "
                                 f"{h} changed it for the whole machine ({before!r} -> {after!r}; put back). "
                                 "It cannot differ between hosts or cells.")
-        values = {}
-        for name in sorted(set(WATCHED) | set(wanted)):
-            out, _, code = host.pexec(["sysctl", "-n", name])
-            values[name] = " ".join(out.split()) if code == 0 else None
+        names = sorted(set(WATCHED) | set(wanted))
+        out, _, _ = host.pexec(["sysctl", "-e", *names])     # one process: ~0.13 s each in the VM
+        found = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+        values = {name: " ".join(found[name].split()) if name in found else None for name in names}
         for name, value in wanted.items():
             if values[name] != " ".join(str(value).split()):
                 raise RunFailed(f"sysctl {name} in {h} reads back {values[name]!r}, not {value!r}")

@@ -2,10 +2,11 @@
 
     matrix:
       client: {net.ipv4.tcp_syn_retries: [1, 2, 3]}   # per host, or `all:`, or a bare sysctl name
+      links: {delay: [10ms, 50ms], loss: [0%, 1%]}    # every link, both directions
       repeat: 2
 
 Strings anywhere in the file may hold `${expression}` over the cell's settings, named by the
-sysctl's last part (tcp_syn_retries) and `repeat`; each cell is loaded and checked as a whole
+sysctl's last part (tcp_syn_retries), a link parameter's name (delay, in seconds) and `repeat`; each cell is loaded and checked as a whole
 experiment after substitution, so one file asserts the whole sweep.
 """
 from __future__ import annotations
@@ -15,11 +16,12 @@ import copy
 import itertools
 import operator
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.experiment import experiment_from_data
+from harness.load.topology import impairment_from
 from harness.load.yaml_lines import LineDict, expect_type, load_yaml
 from harness.model import Experiment
 
@@ -82,6 +84,12 @@ def _dimensions(matrix: LineDict, path: Path) -> tuple[list[tuple[str, str, list
             repeat = expect_type(value, int, path, line, "repeat", "repeat: 3")
             if repeat < 1:
                 raise UserError("repeat must be at least 1.", file=str(path), line=line)
+        elif key == "links":
+            for name, values in expect_type(value, LineDict, path, line, key, "links: {delay: [10ms, 50ms]}").items():
+                if name not in LINK_PARAMETERS:
+                    raise UserError(f"'{name}' is not a link parameter.", file=str(path), line=value.line_of(name),
+                                    fix=f"use one of {', '.join(LINK_PARAMETERS)}.")
+                dims.append(("links", str(name), expect_type(values, list, path, value.line_of(name), name, f"{name}: [10ms, 50ms]")))
         elif "." in str(key):
             dims.append(("all", str(key), expect_type(value, list, path, line, key, f"{key}: [0, 1]")))
         else:
@@ -107,15 +115,46 @@ def load_cells(path: Path) -> list[Cell]:
         names: dict[str, float] = {}
         for (host, name, _), value in zip(dims, combo):
             settings.setdefault(host, {})[name] = value
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if host == "links":
+                names[name] = _link_number(name, value, path, matrix.line)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 names[name.rsplit(".", 1)[-1]] = value
-        label = ",".join(f"{name.rsplit('.', 1)[-1]}={value}" + (f"@{host}" if host != "all" else "")
+        label = ",".join(f"{name.rsplit('.', 1)[-1]}={value}" + (f"@{host}" if host not in ("all", "links") else "")
                          for (host, name, _), value in zip(dims, combo))
+        links = settings.pop("links", {})
         for r in range(1, repeat + 1):
             # _substitute builds new mappings and lists, so the sysctls added below stay in this cell
             cell_data = _substitute(data, {**names, "repeat": r}, path, data.line)
             sysctls = cell_data.setdefault("sysctls", LineDict())
             for host, values in settings.items():
                 sysctls.setdefault(host, LineDict()).update(values)
-            cells.append(Cell(label + (f"#{r}" if repeat > 1 else ""), settings, r, experiment_from_data(cell_data, path)))
+            experiment = _with_links(experiment_from_data(cell_data, path), links, path, matrix.line)
+            cells.append(Cell(label + (f"#{r}" if repeat > 1 else ""), {**settings, **({"links": links} if links else {})},
+                              r, experiment))
     return cells
+
+
+LINK_PARAMETERS = ("delay", "jitter", "loss", "bw", "queue")
+
+
+def _link_spec(values: dict, line: int) -> LineDict:
+    spec = LineDict(values)
+    spec.line = line
+    return spec
+
+
+def _link_number(name: str, value, path: Path, line: int) -> float:
+    """The value as ${...} sees it: seconds, percent, Mbit/s or packets."""
+    imp = impairment_from(_link_spec({name: value}, line), path)
+    return {"delay": imp.delay_s, "jitter": imp.jitter_s, "loss": imp.loss_pct, "bw": imp.bw_mbit, "queue": imp.queue}[name]
+
+
+def _with_links(experiment: Experiment, links: dict, path: Path, line: int) -> Experiment:
+    """The experiment with the matrix's link parameters set on every link, both directions."""
+    if not links:
+        return experiment
+    spec = _link_spec(links, line)
+    topology = experiment.topology
+    new_links = tuple(replace(link, a_to_b=impairment_from(spec, path, link.a_to_b), b_to_a=impairment_from(spec, path, link.b_to_a))
+                      for link in topology.links)
+    return replace(experiment, topology=replace(topology, links=new_links))

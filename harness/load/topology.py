@@ -13,7 +13,7 @@ _IMPAIRMENT_KEYS = {"delay", "jitter", "loss", "bw", "queue"}
 _NAME_RE = r"^[a-z][a-z0-9]{0,8}$"   # Mininet makes '<node>-eth<N>': interface names <= 15 chars
 
 
-def _impairment(spec: LineDict, path: Path, base: Impairment | None = None) -> Impairment:
+def impairment_from(spec: LineDict, path: Path, base: Impairment | None = None) -> Impairment:
     base = base or Impairment()
     values = dict(delay_s=base.delay_s, jitter_s=base.jitter_s, loss_pct=base.loss_pct,
                   bw_mbit=base.bw_mbit, queue=base.queue)
@@ -58,7 +58,7 @@ def load_topology(path: Path) -> Topology:
                 raise UserError(f"link end '{item[end]}' is not a host or switch of this topology.",
                                 file=str(path), line=item.line_of(end),
                                 fix=f"use one of: {', '.join(sorted(nodes))}.")
-        both = _impairment(item, path)
+        both = impairment_from(item, path)
         directed = {}
         for key in ("a_to_b", "b_to_a"):
             spec = item.get(key, LineDict())
@@ -67,6 +67,6 @@ def load_topology(path: Path) -> Topology:
                                 fix=f"write {key}: {{delay: 10ms}}.")
             if spec:
                 check_keys(spec, _IMPAIRMENT_KEYS, set(), path, key)
-            directed[key] = _impairment(spec, path, both) if spec else both
+            directed[key] = impairment_from(spec, path, both) if spec else both
         links.append(Link(item["a"], item["b"], directed["a_to_b"], directed["b_to_a"]))
     return Topology(str(data["name"]), tuple(hosts), tuple(switches), tuple(links), path, kind)

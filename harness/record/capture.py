@@ -23,10 +23,13 @@ class Capture:
         self.intf, self.out = intf, out
         self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"])
         self._stderr = b""
+
+    def wait_ready(self) -> None:
+        """Block until tcpdump listens (all captures are started first, then waited for)."""
         deadline = time.time() + (startup_timeout_s() or float("inf"))
         while b"listening on" not in self._stderr:
             if self.proc.poll() is not None or time.time() > deadline:
-                raise RunFailed(f"tcpdump on {intf} did not start: {self._stderr.decode(errors='replace').strip()}")
+                raise RunFailed(f"tcpdump on {self.intf} did not start: {self._stderr.decode(errors='replace').strip()}")
             ready, _, _ = select.select([self.proc.stderr], [], [], 0.5)
             if ready:
                 self._stderr += self.proc.stderr.read1(4096)

@@ -1,6 +1,6 @@
-"""Socket-state sampler, run inside a host: polls the kernel's sock_diag (what `ss` reads).
+"""Socket-state sampler for every host: polls each namespace's sock_diag (what `ss` reads).
 
-One long-lived process asks NETLINK_SOCK_DIAG directly because spawning `ss` per sample costs
+One long-lived process (forked into the hosts' namespaces, see Watched) asks NETLINK_SOCK_DIAG directly because spawning `ss` per sample costs
 ~170 ms under QEMU emulation (measured), far too coarse to see a 100 ms SYN-SENT. The dump is
 parsed with `struct` (fixed-size inet_diag_msg headers, no attributes requested): pyroute2's
 generic parser cost 6.5 ms per dump in the emulated VM and loaded the CPU the timers run on;
@@ -8,24 +8,31 @@ this parser measured 0.37 ms per dump natively.
 Output: one JSON line per sample
 {"t": epoch, "s": [[state, src, sport, dst, dport, timer, expires_ms, retrans], ...]}
 where timer is the kernel's pending timer (0 none, 1 retransmit, 2 keepalive, 3 TIME-WAIT,
-4 zero-window probe) and expires_ms its remaining time.
+4 zero-window probe) and expires_ms its remaining time. When nothing can change, it samples
+sparsely (see Pacer): the gaps around each state change, not the mean rate, bound what it saw.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import struct
 import sys
 import time
 
+from harness.lab.namespaces import enter_netns
 from harness.model import TCP_STATE_NAMES
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
+ETH_P_ALL = 0x0003
+# Abstract unix names belong to the network namespace, so each host's sampler has its own.
+NOTE_ADDRESS = b"\0tcp-testbed-sampler"
 _NLMSGHDR = struct.Struct("=IHHII")
 # inet_diag_msg offsets: state +1, timer +2, retrans +3, sport/dport +4 (big-endian), src +8,
 # dst +24, expires +52.
@@ -69,7 +76,106 @@ def dump(sock: socket.socket, seq: int) -> list[list]:
             return rows
 
 
-def main(out_path: str, interval_s: float) -> None:
+class Pacer:
+    """When to take the next sample: every `interval_s` while anything may change, sparsely while
+    nothing can.
+
+    A TCP socket changes state only when a segment arrives or leaves, when its owner makes a call,
+    or when one of its kernel timers fires. So the sampler wakes on every packet in the namespace
+    (an AF_PACKET socket sees both directions), on every note from the agent (it announces each
+    call, and the time of each scheduled one, on an abstract unix socket), and just before the
+    earliest timer the kernel reports; after any of these it samples densely for `linger_s`.
+    In between it sleeps (at most `max_sleep_s`). Under the VM's virtual clock idle time costs no
+    wall time, so a 60 s TIME-WAIT costs seconds instead of minutes of emulated polling; the
+    analysis still computes every uncertainty from the samples' own times."""
+
+    def __init__(self, interval_s: float, linger_s: float = 0.3, margin_s: float = 0.03, max_sleep_s: float = 0.5):
+        self.interval_s, self.linger_s, self.margin_s, self.max_sleep_s = interval_s, linger_s, margin_s, max_sleep_s
+        self.last = 0.0
+        self.dense_until = 0.0
+        self.timer_wake = float("inf")
+        self.announced: list[float] = []
+
+    def sampled(self, now: float, rows: list[list]) -> None:
+        """A sample was taken at `now`; row[5] is a pending kernel timer due row[6] ms after it."""
+        self.last = now
+        self.timer_wake = min((now + row[6] / 1000 - self.margin_s for row in rows if row[5]), default=float("inf"))
+        self.announced = [t for t in self.announced if t + self.linger_s > now]
+
+    def woke(self, now: float) -> None:
+        """Something happened (a packet, a call): sample densely for a while."""
+        self.dense_until = max(self.dense_until, now + self.linger_s)
+
+    def announce(self, when: float) -> None:
+        """The agent will make a call at `when`: be dense around it."""
+        self.announced.append(when)
+
+    def sleeping(self, now: float) -> bool:
+        return self.next_sample() - now > self.interval_s
+
+    def next_sample(self) -> float:
+        dense = self.last + self.interval_s
+        if self.last < self.dense_until or any(t - self.margin_s <= dense for t in self.announced):
+            return dense
+        wake = min([self.last + self.max_sleep_s, self.timer_wake] + [t - self.margin_s for t in self.announced])
+        return max(dense, wake)
+
+
+# `tcpdump -dd -y EN10MB tcp`: only TCP segments wake the sampler (not IPv6 neighbour discovery,
+# ARP...). Hosts' interfaces, loopback included, carry Ethernet headers.
+TCP_ONLY = [(0x28, 0, 0, 0x0c), (0x15, 0, 2, 0x800), (0x30, 0, 0, 0x17), (0x15, 6, 7, 0x06),
+            (0x15, 0, 6, 0x86dd), (0x30, 0, 0, 0x14), (0x15, 3, 0, 0x06), (0x15, 0, 3, 0x2c),
+            (0x30, 0, 0, 0x36), (0x15, 0, 1, 0x06), (0x06, 0, 0, 0x40000), (0x06, 0, 0, 0)]
+SO_ATTACH_FILTER = 26
+
+
+def tcp_packet_socket() -> socket.socket:
+    """An AF_PACKET socket that sees every TCP segment sent or received in this namespace."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    program = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *op) for op in TCP_ONLY))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("=HxxxxxxQ", len(TCP_ONLY), ctypes.addressof(program)))
+    return sock
+
+
+def _drain(sock: socket.socket) -> None:
+    while True:
+        try:
+            sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_TRUNC)
+        except BlockingIOError:
+            return
+
+
+def _notes(sock: socket.socket) -> list[float]:
+    times = []
+    while True:
+        try:
+            times.append(float(sock.recv(64, socket.MSG_DONTWAIT)))
+        except BlockingIOError:
+            return times
+        except ValueError:
+            continue
+
+
+class Watched:
+    """One host's sockets as the sampler holds them: opened inside the host's namespace."""
+
+    def __init__(self, name: str, pid: int | None, out_path: str) -> None:
+        if pid is not None:
+            enter_netns(pid)
+        self.name = name
+        self.diag = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+        self.diag.bind((0, 0))
+        self.packets = tcp_packet_socket()
+        self.notes = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notes.bind(NOTE_ADDRESS)
+        self.out = open(out_path, "w")
+
+
+def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, linger_s: float = 0.3) -> None:
+    """Sample every host's sockets, one file each, until SIGTERM. One process for all hosts, so a
+    segment sent or a call made on one host makes every host sample densely: the receiver's
+    state change is then bracketed by samples even though its own namespace was quiet before.
+    `linger_s` must cover the longest a segment can spend in the network (path delay, holds)."""
     running = True
 
     def stop(*_):
@@ -78,21 +184,42 @@ def main(out_path: str, interval_s: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as sock, open(out_path, "w") as out:
-        sock.bind((0, 0))
-        dump(sock, 0)
-        print("ready", flush=True)
-        next_t, seq = time.time(), 1
-        while running:
-            rows = dump(sock, seq)
-            seq += 1
-            out.write(json.dumps({"t": time.time(), "s": rows}, separators=(",", ":")) + "\n")
-            next_t += interval_s
-            pause = next_t - time.time()
-            if pause > 0:
-                time.sleep(pause)
-            else:
-                next_t = time.time()
+    watched = [Watched(name, pid, out) for name, (pid, out) in hosts.items()]
+    pacer = Pacer(interval_s, linger_s)
+    for w in watched:
+        dump(w.diag, 0)
+    print("ready", flush=True)
+    wake_on = {w.packets: w for w in watched} | {w.notes: w for w in watched}
+    seq = 1
+    while running:
+        now = time.time()
+        every_row = []
+        for w in watched:
+            rows = dump(w.diag, seq)
+            w.out.write(json.dumps({"t": time.time(), "s": rows}, separators=(",", ":")) + "\n")
+            every_row += rows
+        seq += 1
+        pacer.sampled(now, every_row)
+        while running and (pause := pacer.next_sample() - time.time()) > 0:
+            ready = select.select(list(wake_on), [], [], pause)[0]
+            t = time.time()
+            was_sleeping = pacer.sleeping(t)
+            for sock in ready:
+                if sock is wake_on[sock].packets:
+                    _drain(sock)
+                    pacer.woke(t)
+                else:
+                    for when in _notes(sock):
+                        pacer.woke(t) if when <= t else pacer.announce(when)
+            if was_sleeping and t < pacer.dense_until:
+                break      # woken from a sparse sleep: sample at once, to have the "before"
+    for w in watched:
+        w.out.close()
+
+
+def main(out_path: str, interval_s: float) -> None:
+    """This namespace only (a manual run: python -m harness.record.sampler OUT INTERVAL)."""
+    sample_hosts({"": (None, out_path)}, interval_s)
 
 
 if __name__ == "__main__":

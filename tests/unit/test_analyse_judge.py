@@ -64,7 +64,7 @@ def test_state_mismatch_names_sampling(obs):
     exp = load_experiment(REPO / "experiments" / "handshake.yaml")
     wrong = replace(exp.expect, states={"client": ("SYN-SENT", "SYN-RECV", "ESTAB")}, packets=(), timing=())
     (v,) = judge_all(wrong, obs, 0.1)
-    assert not v.passed and "sampled every" in v.observed
+    assert not v.passed and "each change seen within" in v.observed
 
 
 def test_switch_capture_has_the_same_handshake():
