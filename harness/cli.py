@@ -20,9 +20,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
                         help="experiment YAML: a path, a name in experiments/ (handshake.yaml), or a folder of them. "
                              "Several run in one go: in VMs side by side (see --jobs), locally one after another")
-    parser.add_argument("--target", choices=["auto", "local", "vm"], default="auto",
-                        help="local: this kernel; vm: a kernel under QEMU via virtme-ng; auto (default): local "
-                             "when this kernel has every module the experiment needs (netem...), else vm")
+    parser.add_argument("--target", default="auto", metavar="TARGET",
+                        help="auto (default): this kernel when it has every module the experiment needs (netem...), "
+                             "else vm; local: this kernel; vm: a kernel under QEMU via virtme-ng; "
+                             "ssh://user@host[:port]: a Linux machine with the test bed set up (results come back here); "
+                             "vagrant: this checkout's Vagrant VM")
     parser.add_argument("--kernel", metavar="PATH", action="append",
                         help="kernel image for the vm target (default: newest installed /boot/vmlinuz-* whose modules "
                              "include sch_netem). Give it several times to run everything on each kernel and compare")
@@ -30,12 +32,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="vm target only. virtual (default): guest time counts executed instructions and skips "
                              "idle time, so timers fire exactly on time (measured: 100 ms RTT handshake = 100.0 ms); "
                              "host: guest time follows the host clock and emulation makes timers late by 1-30 ms")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+    parser.add_argument("--jobs", type=int, metavar="N",
                         help="VMs run side by side when several experiments are given (default: the CPU count; "
                              "a VM on the virtual clock uses one)")
     parser.add_argument("--inner-plan", help=argparse.SUPPRESS)      # the VM target's inner run
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.target not in ("auto", "local", "vm", "vagrant") and not args.target.startswith("ssh://"):
+        parser.error(f"--target {args.target}: give auto, local, vm, vagrant or ssh://user@host[:port]")
+    return args
 
 
 def _say(message: str) -> None:
@@ -99,6 +104,17 @@ def _run_plan(plan_file: Path, results: Path) -> int:
     return worst
 
 
+def _run_remote(args: argparse.Namespace, paths: list[Path], results: Path) -> int:
+    """Every file is checked here first (a typo fails before anything connects), then run remotely."""
+    from harness.load import load_cells
+    from harness.targets.ssh import parse_ssh_target, run_over_ssh, vagrant_remote
+    experiments = [(path, load_cells(path)[0].experiment.topology.source) for path in paths]
+    remote = vagrant_remote() if args.target == "vagrant" else parse_ssh_target(args.target)
+    passthrough = ["--vm-clock", args.vm_clock] + (["--jobs", str(args.jobs)] if args.jobs else [])
+    passthrough += [f"--kernel={k}" for k in args.kernel or []]
+    return run_over_ssh(remote, experiments, passthrough, results, _say)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -108,10 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         from harness.plan import cell_folder, run_id
         if args.inner_plan:
             return _run_plan(Path(args.inner_plan), Path(args.results_dir))
-        if args.jobs < 1:
+        if args.jobs is not None and args.jobs < 1:
             raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
         paths = _experiment_paths(args.experiments)
         results = Path(args.results_dir)
+        if args.target == "vagrant" or args.target.startswith("ssh://"):
+            return _run_remote(args, paths, results)
+        args.jobs = args.jobs or os.cpu_count() or 1
         from harness.runner import run_local
         kernels = [None]
         if args.kernel or args.target == "vm":

@@ -40,7 +40,7 @@ def experiment_from_data(data: LineDict, path: Path) -> Experiment:
     check_keys(data, {"name", "about", "topology", "duration", "steps", "sysctls", "expect"},
                {"name", "topology", "steps", "expect"}, path, "an experiment")
     topo_ref = str(data["topology"])
-    topo_path = next((p for p in (path.parent / topo_ref, REPO / "topologies" / topo_ref,
+    topo_path = next((p for p in (path.parent / topo_ref, path.parent / f"{topo_ref}.yaml", REPO / "topologies" / topo_ref,
                                   REPO / "topologies" / f"{topo_ref}.yaml") if p.is_file()), None)
     if topo_path is None:
         raise UserError(f"topology '{topo_ref}' not found next to the experiment or in topologies/.",

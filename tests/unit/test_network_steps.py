@@ -67,3 +67,19 @@ def test_stale_syn_expectations_on_the_recorded_run():
     verdicts = judge_all(exp.expect, obs, 0.1)
     assert all(v.passed for v in verdicts), [v for v in verdicts if not v.passed]
     assert [s.state for s in obs.states["server"]] == ["LISTEN", "SYN-RECV", "ESTAB", "CLOSED", "SYN-RECV", "CLOSED"]
+
+
+def test_a_held_syn_is_told_from_its_identical_retransmission():
+    """tcp_timestamps=0 (recorded on the 6.1 VM): the retransmitted SYN is byte for byte the held
+    one; the check must not count it as the held SYN leaving twice, but must still time the hold."""
+    from harness.load import load_cells
+    fix = REPO / "tests" / "fixtures" / "stale_syn_no_timestamps_vm"
+    cell = load_cells(REPO / "experiments" / "timestamps_stale_syn.yaml")[0]
+    step = cell.experiment.network[0]
+    arriving, leaving = read_segments(fix / "s1-eth1.pcap"), read_segments(fix / "s1-eth2.pcap")
+    report = check_step(step, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
+    assert report["problems"] == [] and abs(report["segments"][0]["held_s"] - 3.0) < 0.005
+    shorter = check_step(replace(step, extra_s=2.0), 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
+    assert any("expected 2.025 s" in p for p in shorter["problems"])
+    dropped = check_step(replace(step, action="drop"), 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
+    assert any("was to be dropped but left" in p for p in dropped["problems"])

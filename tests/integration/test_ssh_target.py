@@ -1,0 +1,125 @@
+"""The SSH target against a real OpenSSH server on loopback, with throwaway keys: end to end,
+refused host keys (unknown, changed) and a connection dropped mid-run."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "harness.cli"]
+SSHD = "/usr/sbin/sshd"
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason="sshd and the lab need root"),
+              pytest.mark.skipif(not Path(SSHD).exists(), reason="openssh-server is not installed (scripts/setup --tests)"),
+              pytest.mark.skipif(shutil.which("run-experiment") is None, reason="run-experiment is not installed (scripts/setup)")]
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """sshd on 127.0.0.1:<free port>; a HOME whose .ssh holds the client key and the server's key."""
+    base = tmp_path_factory.mktemp("sshd")
+    host_pub = _keygen(base / "host_key")
+    home = base / "home"
+    (home / ".ssh").mkdir(parents=True)
+    client_pub = _keygen(home / ".ssh" / "id_ed25519")
+    (base / "authorized_keys").write_text(client_pub + "\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (base / "sshd_config").write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {base / 'host_key'}
+AuthorizedKeysFile {base / 'authorized_keys'}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile {base / 'sshd.pid'}
+Subsystem sftp internal-sftp
+""")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(base / "sshd_config")], stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    known = f"[127.0.0.1]:{port} {' '.join(host_pub.split()[:2])}\n"
+    yield {"port": port, "home": home, "known": known, "target": f"ssh://root@127.0.0.1:{port}"}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def run_cli(sshd, known: str, args: list[str], results: Path, **kw) -> subprocess.CompletedProcess:
+    (sshd["home"] / ".ssh" / "known_hosts").write_text(known)
+    env = dict(os.environ, HOME=str(sshd["home"]))
+    return subprocess.run(CLI + ["--target", sshd["target"], "--results-dir", str(results), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900, **kw)
+
+
+def test_unknown_host_key_is_refused_with_the_command_to_trust_it(sshd, tmp_path):
+    proc = run_cli(sshd, "", ["handshake.yaml"], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "not in ~/.ssh/known_hosts" in proc.stderr and f"ssh-keyscan -p {sshd['port']} 127.0.0.1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_changed_host_key_is_refused(sshd, tmp_path):
+    other = _keygen(tmp_path / "other")
+    proc = run_cli(sshd, f"[127.0.0.1]:{sshd['port']} {' '.join(other.split()[:2])}\n", ["handshake.yaml"], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "has CHANGED" in proc.stderr and "ssh-keygen -R" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_handshake_runs_remotely_and_the_results_come_back(sshd, tmp_path):
+    proc = run_cli(sshd, sshd["known"], ["handshake.yaml"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "connected to ssh://root@127.0.0.1" in proc.stdout and "handshake on kernel" in proc.stdout
+    (result,) = tmp_path.glob("handshake/*/result.json")
+    assert '"passed": true' in result.read_text()
+    assert list(result.parent.glob("pcap/*.pcap")) and list(result.parent.glob("samples/*.jsonl"))
+    assert not list(Path("/tmp").glob(f"tcp-testbed-*/{result.parent.name}"))      # the remote folder is removed
+
+
+def test_a_connection_dropped_mid_run_stops_and_cleans_the_remote_run(sshd, tmp_path):
+    long_run = tmp_path / "long_plain.yaml"
+    long_run.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text()
+                        .replace("duration: 3s", "duration: 30s").replace("topology: two_hosts_plain",
+                                                                          f"topology: {REPO / 'topologies' / 'two_hosts_plain.yaml'}"))
+    (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
+    proc = subprocess.Popen(CLI + ["--target", sshd["target"], "--results-dir", str(tmp_path / "results"), str(long_run)],
+                            cwd=REPO, env=dict(os.environ, HOME=str(sshd["home"])), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "running the timeline" in line:
+            break
+    sessions = subprocess.run(["pgrep", "-f", "sshd: root@"], capture_output=True, text=True).stdout.split()
+    assert sessions
+    for pid in sessions:
+        os.kill(int(pid), signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out + err
+    assert "connection to ssh://root@127.0.0.1" in err and "lost mid-run" in err and "Traceback" not in err
+    for _ in range(60):       # the remote run got SIGHUP and tears its lab down
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        running = subprocess.run(["pgrep", "-f", "harness.cli|run-experiment"], capture_output=True, text=True).stdout.split()
+        if "client-eth0" not in links and " s1:" not in links and not set(running) - {str(os.getpid())}:
+            break
+        time.sleep(1)
+    assert "client-eth0" not in links and " s1:" not in links
+    assert not list(Path("/run/tcp-testbed").glob("*.json"))
