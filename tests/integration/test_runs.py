@@ -142,9 +142,10 @@ def test_network_drop_on_the_local_kernel_leaves_no_rules(tmp_path):
     assert "tcptestbed" not in tables
 
 
-def test_sweep_cells_side_by_side_and_compared(tmp_path):
-    proc = run(["syn_retries_sweep", "--jobs", "2"], tmp_path)
+def test_sweeps_share_vms_and_are_compared(tmp_path):
+    proc = run(["syn_retries_sweep", "fin_timeout_sweep", "timestamps_stale_syn", "--jobs", "2"], tmp_path)
     print(proc.stdout, proc.stderr)
+    assert "8 experiment(s) in 2 VM(s)" in proc.stdout and "parallelism" in proc.stdout
     (matrix,) = tmp_path.glob("syn_retries_sweep/*/")
     cells = sorted(p.parent for p in matrix.glob("*/result.json"))
     assert [c.name for c in cells] == [f"tcp_syn_retries={r}@client" for r in (1, 2, 3)]
@@ -152,7 +153,29 @@ def test_sweep_cells_side_by_side_and_compared(tmp_path):
     assert all(r["passed"] for r in results), [[v for v in r["expectations"] if not v["passed"]] for r in results]
     assert [r["sysctls"]["client"]["net.ipv4.tcp_syn_retries"] for r in results] == ["1", "2", "3"]
     assert (matrix / "comparison.csv").exists() and (matrix / "comparison.png").exists()
-    assert "comparison of 3 run(s)" in proc.stdout and proc.returncode == 0
+    assert list(tmp_path.glob("fin_timeout_sweep/*/comparison.png"))
+    for timeout in (5, 10, 20):
+        result = json.loads(next(tmp_path.glob(f"fin_timeout_sweep/*/tcp_fin_timeout={timeout}@client/result.json")).read_text())
+        assert result["passed"], [v for v in result["expectations"] if not v["passed"]]
+        (fw2,) = [v for v in result["expectations"] if v["name"].startswith("fin_wait_2")]
+        assert timeout <= fw2["value"] <= timeout * 1.125 + 0.1
+    for ts in (0, 1):
+        result = json.loads(next(tmp_path.glob(f"timestamps_stale_syn/*/tcp_timestamps={ts}/result.json")).read_text())
+        assert result["passed"] and result["sysctls"]["client"]["net.ipv4.tcp_timestamps"] == str(ts)
+    assert proc.stdout.count("comparison of ") == 3 and proc.returncode == 0
+
+
+def test_two_kernels_compared(tmp_path):
+    from harness.targets.vm import kernels_with_netem
+    kernels = kernels_with_netem()
+    if len(kernels) < 2:
+        pytest.skip("one kernel with netem installed; comparing kernels needs two")
+    proc = run(["handshake", "--kernel", str(kernels[0]), "--kernel", str(kernels[-1])], tmp_path)
+    print(proc.stdout, proc.stderr)
+    (matrix,) = tmp_path.glob("handshake/*/")
+    found = sorted(json.loads(p.read_text())["kernel"] for p in matrix.glob("kernel-*/*/result.json"))
+    assert found == sorted(k.name.removeprefix("vmlinuz-") for k in (kernels[0], kernels[-1]))
+    assert "comparison of 2 run(s)" in proc.stdout and proc.returncode == 0
 
 
 def test_a_machine_wide_sysctl_is_refused_and_put_back(tmp_path):

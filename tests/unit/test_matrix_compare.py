@@ -82,3 +82,29 @@ def test_compare_runs_command(tmp_path, capsys):
     assert compare_main([str(SWEEP), "--out", str(tmp_path)]) == 0
     assert "comparison of 3 run(s)" in capsys.readouterr().out
     assert compare_main([str(tmp_path / "nothing-here")]) == 2
+
+
+def test_link_parameters_are_a_dimension(tmp_path):
+    text = (REPO / "experiments" / "handshake.yaml").read_text().replace(
+        "topology: two_hosts\n", "topology: two_hosts\nmatrix:\n  links: {delay: [10ms, 40ms], loss: ['0%', '1%']}\n")
+    (tmp_path / "h.yaml").write_text(text)
+    cells = load_cells(tmp_path / "h.yaml")
+    assert [c.label for c in cells] == ["delay=10ms,loss=0%", "delay=10ms,loss=1%", "delay=40ms,loss=0%", "delay=40ms,loss=1%"]
+    for cell, delay, loss in zip(cells, (0.01, 0.01, 0.04, 0.04), (0, 1, 0, 1)):
+        for link in cell.experiment.topology.links:
+            assert (link.a_to_b.delay_s, link.b_to_a.delay_s) == (delay, delay)
+            assert link.a_to_b.loss_pct == loss
+        assert cell.experiment.sysctls.get("links") is None
+    (tmp_path / "bad.yaml").write_text(text.replace("loss:", "colour:"))
+    with pytest.raises(UserError, match="'colour' is not a link parameter"):
+        load_cells(tmp_path / "bad.yaml")
+
+
+def test_vm_items_share_vms_one_kernel_each():
+    from harness.targets.batch import BatchItem, vm_groups
+    items = [BatchItem(Path(f"{k}{i}"), f"{k}{i}", "vm", kernel=Path(k)) for k in ("a", "b") for i in range(4)]
+    groups = vm_groups(items, 2)
+    assert [[i.name for i in g] for g in groups] == [["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"]]
+    assert len(vm_groups(items, 4)) == 4
+    assert [[i.name for i in g] for g in vm_groups(items[:4], 2)] == [["a0", "a2"], ["a1", "a3"]]
+    assert len(vm_groups(items[:1], 8)) == 1
