@@ -79,7 +79,6 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
         sampler = Forked(None, sample_hosts, {h: (net.get(h).pid, str(run_dir / "samples" / f"{h}.jsonl")) for h in hosts},
                          SAMPLE_INTERVAL_S, _dense_after_activity_s(experiment))
         ledger.add(pids=[sampler.pid])
-        samplers = {"every host": sampler}
         agents = {}
         try:
             _read_line(sampler, startup_timeout_s(), "the state sampler did not start")
@@ -107,10 +106,9 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
                 _read_line(proc, startup_timeout_s(), f"the agent in {h} did not finish its steps")
             counted = rules.counters() if rules else {}
         finally:
-            for p in samplers.values():
-                if p.poll() is None:
-                    p.terminate()
-                p.wait(timeout=30)
+            if sampler.poll() is None:
+                sampler.terminate()
+            sampler.wait(timeout=30)
             capture_stats = [c.stop() for c in captures]
             for p in agents.values():
                 if p.poll() is None:

@@ -56,16 +56,17 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
 
     def one_vm(number: int, group: list[BatchItem]) -> None:
         current: list[BatchItem | None] = [None]
+        began: dict[int, float] = {}     # item -> host time it started (the guest's clock is virtual)
 
         def on_line(line: str) -> None:
             if line.startswith("@@start "):
-                current[0] = group[int(line.split()[1])]
-                current[0].seconds = time.time()
+                index = int(line.split()[1])
+                current[0], began[index] = group[index], time.time()
                 return
-            if line.startswith("@@done "):      # seconds on the host's clock: the guest's is virtual
+            if line.startswith("@@done "):
                 _, index, code, _, *results = line.split(" ", 4)
                 item = group[int(index)]
-                item.code, item.seconds, item.results = int(code), time.time() - item.seconds, results[0] if results else ""
+                item.code, item.seconds, item.results = int(code), time.time() - began[int(index)], results[0] if results else ""
                 return
             name = current[0].name if current[0] else f"vm {number}"
             with lock:

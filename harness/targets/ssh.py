@@ -74,8 +74,7 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
     """An unknown key: refuse, and say how to trust it after checking its fingerprint."""
 
     def missing_host_key(self, client, hostname, key):
-        fingerprint = key.fingerprint if hasattr(key, "fingerprint") else key.get_base64()
-        raise UserError(f"the host key of {hostname} is not in ~/.ssh/known_hosts ({key.get_name()} {fingerprint}); "
+        raise UserError(f"the host key of {hostname} is not in ~/.ssh/known_hosts ({key.get_name()} {key.fingerprint}); "
                         "refusing to connect to a machine nobody has vouched for.",
                         fix=f"check the fingerprint with the machine's owner, then run "
                             f"`ssh-keyscan -p {_port_of(hostname)} {_host_of(hostname)} >> ~/.ssh/known_hosts` "
@@ -133,11 +132,6 @@ def connect(remote: Remote) -> paramiko.SSHClient:
     return client
 
 
-def _put_tree_files(sftp: paramiko.SFTPClient, files: dict[Path, str]) -> None:
-    for local, remote_path in files.items():
-        sftp.put(str(local), remote_path)
-
-
 def _get_tree(sftp: paramiko.SFTPClient, remote_dir: str, local_dir: Path) -> int:
     """Copy remote_dir into local_dir; the number of files copied."""
     count = 0
@@ -173,7 +167,8 @@ def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], resu
         sftp = client.open_sftp()
         sftp.mkdir(remote_dir)
         files, names = _uploads(experiments, remote_dir)
-        _put_tree_files(sftp, files)
+        for local, remote_path in files.items():
+            sftp.put(str(local), remote_path)
         run = shlex.join(["run-experiment", "--results-dir", f"{remote_dir}/results", *passthrough, *names])
         command = (f"cd {remote_dir} && if [ \"$(id -u)\" = 0 ]; then {run}; else sudo -n {run}; fi")
         code = _stream(client, command, remote, log)
