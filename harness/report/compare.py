@@ -1,13 +1,15 @@
 """Line runs up side by side: the cells of a matrix run, or any earlier runs given by path.
 
-One row per run (its settings and kernel), one column per timing (measured seconds) and a
-verdict; repeats of the same settings are summarised as min / median / max. Writes
-comparison.csv, comparison.json and comparison.png next to the runs."""
+One row per run (its experiment, settings and kernel), one column per timing and a verdict;
+repeats of the same settings are summarised as min / median / max. The terminal table shows each
+timing column in ms (all values below 1 s) or s, to 0.1 ms either way; the CSV and JSON keep the
+seconds as measured. Writes comparison.csv, comparison.json and comparison.png next to the runs."""
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -17,53 +19,73 @@ def _short(name: str) -> str:
     return name.split(" (", 1)[0]
 
 
+def natural_key(text: str) -> tuple:
+    """Numbers inside names compare as numbers: retries=5 < retries=10, delay=0.25s < delay=0.5s."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", text)
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
+
+
+def _row_key(row: dict) -> tuple:
+    return natural_key(row["experiment"]), natural_key(row["settings"]), natural_key(row["kernel"]), natural_key(row["run"])
+
+
 def load_rows(run_dirs: list[Path]) -> list[dict]:
     rows = []
     for run in run_dirs:
         path = run / "result.json"
         if not path.exists():
-            rows.append({"run": run.name, "settings": run.name, "kernel": "", "passed": None, "figures": {},
+            rows.append({"run": run.name, "experiment": "", "settings": run.name, "kernel": "", "passed": None, "figures": {},
                          "failed": ["no result (the run gave no verdict)"]})
             continue
         result = json.loads(path.read_text())
         figures = {_short(v["name"]): v["value"] for v in result["expectations"] if v.get("value") is not None}
-        rows.append({"run": run.name, "settings": run.name.split("#")[0], "kernel": result.get("kernel", ""),
+        rows.append({"run": run.name, "experiment": result.get("experiment", ""), "settings": run.name.split("#")[0],
+                     "kernel": result.get("kernel", ""),
                      "passed": result["passed"], "figures": figures,
                      "failed": [_short(v["name"]) for v in result["expectations"] if not v["passed"]]})
     return rows
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """min / median / max of every figure over the runs that share settings and kernel."""
+    """min / median / max of every figure over the runs that share experiment, settings and kernel."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["settings"], row["kernel"]), []).append(row)
+        groups.setdefault((row.get("experiment", ""), row["settings"], row["kernel"]), []).append(row)
     out = []
-    for (settings, kernel), members in groups.items():
+    for (experiment, settings, kernel), members in groups.items():
         names = sorted({n for m in members for n in m["figures"]})
         stats = {}
         for name in names:
             values = [m["figures"][name] for m in members if name in m["figures"]]
             stats[name] = {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
-        out.append({"settings": settings, "kernel": kernel, "runs": len(members),
+        out.append({"experiment": experiment, "settings": settings, "kernel": kernel, "runs": len(members),
                     "passed": sum(1 for m in members if m["passed"]), "figures": stats})
     return out
 
 
+def _unit(values: list[float]) -> tuple[str, float, int]:
+    """A column's unit, scale and decimals: 0.1 ms resolution whichever unit reads better."""
+    return ("ms", 1e3, 1) if all(abs(v) < 1 for v in values) else ("s", 1.0, 4)
+
+
 def table(summary: list[dict]) -> str:
     names = sorted({n for s in summary for n in s["figures"]})
-    head = ["settings", "kernel", "passed"] + names
+    units = {n: _unit([v for s in summary if n in s["figures"] for v in (s["figures"][n]["min"], s["figures"][n]["max"])])
+             for n in names}
+    several = len({s.get("experiment", "") for s in summary}) > 1
+    head = (["experiment"] if several else []) + ["settings", "kernel", "passed"] + [f"{n} [{units[n][0]}]" for n in names]
     body = []
     for s in summary:
-        cells = [s["settings"], s["kernel"], f"{s['passed']}/{s['runs']}"]
+        cells = ([s.get("experiment", "")] if several else []) + [s["settings"], s["kernel"], f"{s['passed']}/{s['runs']}"]
         for n in names:
-            f = s["figures"].get(n)
-            cells.append("" if f is None else (f"{f['median']:.3f}" if f["n"] == 1 else
-                                                f"{f['median']:.3f} [{f['min']:.3f}-{f['max']:.3f}]"))
+            f, (_, scale, digits) = s["figures"].get(n), units[n]
+            cells.append("" if f is None else (f"{f['median'] * scale:.{digits}f}" if f["n"] == 1 else
+                                                f"{f['median'] * scale:.{digits}f} "
+                                                f"[{f['min'] * scale:.{digits}f}-{f['max'] * scale:.{digits}f}]"))
         body.append(cells)
     widths = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in [head] + body]
-    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:]) + "\n(figures in seconds: median [min-max] over repeats)"
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + body]
+    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:]) + "\n(timings: median [min-max] over repeats)"
 
 
 def plot(summary: list[dict], out: Path) -> Path | None:
@@ -74,7 +96,9 @@ def plot(summary: list[dict], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(summary) + 3), 4.5))
-    labels = [s["settings"] + (f"\n{s['kernel']}" if len({x["kernel"] for x in summary}) > 1 else "") for s in summary]
+    several = len({x.get("experiment", "") for x in summary}) > 1
+    labels = [(f"{s['experiment']}: " if several else "") + s["settings"]
+              + (f"\n{s['kernel']}" if len({x["kernel"] for x in summary}) > 1 else "") for s in summary]
     for name in names:
         xs = [i for i, s in enumerate(summary) if name in s["figures"]]
         med = [summary[i]["figures"][name]["median"] for i in xs]
@@ -91,21 +115,28 @@ def plot(summary: list[dict], out: Path) -> Path | None:
     return out
 
 
-def write_comparison(out_dir: Path, run_dirs: list[Path]) -> str:
-    """Write comparison.{csv,json,png} into out_dir and return the table for the terminal."""
+def write_comparison(out_dir: Path, run_dirs: list[Path], *, sort: bool = False) -> str:
+    """Write comparison.{csv,json,png} into out_dir and return the table for the terminal.
+
+    sort: order by experiment, then settings with numbers compared as numbers (compare-runs);
+    otherwise the order given is kept (a matrix run passes its cells in the order written)."""
     rows = load_rows(run_dirs)
+    if sort:
+        rows.sort(key=_row_key)
     summary = summarise(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "comparison.json").write_text(json.dumps({"runs": rows, "summary": summary}, indent=2))
     names = sorted({n for r in rows for n in r["figures"]})
     with open(out_dir / "comparison.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["run", "settings", "kernel", "passed", *names, "failed"])
+        writer.writerow(["run", "experiment", "settings", "kernel", "passed", *names, "failed"])
         for r in rows:
-            writer.writerow([r["run"], r["settings"], r["kernel"], r["passed"], *[r["figures"].get(n, "") for n in names],
-                             "; ".join(r["failed"])])
+            writer.writerow([r["run"], r["experiment"], r["settings"], r["kernel"], r["passed"],
+                             *[r["figures"].get(n, "") for n in names], "; ".join(r["failed"])])
     png = plot(summary, out_dir / "comparison.png")
-    return (f"comparison of {len(rows)} run(s):\n" + table(summary)
+    experiments = sorted({r["experiment"] for r in rows if r["experiment"]}, key=natural_key)
+    of = f" of {experiments[0]}" if len(experiments) == 1 else (f" of {len(experiments)} experiments" if experiments else "")
+    return (f"comparison of {len(rows)} run(s){of}:\n" + table(summary)
             + f"\nwritten: {out_dir / 'comparison.csv'}, comparison.json" + (", comparison.png" if png else ""))
 
 
@@ -120,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"compare-runs: no result.json under {', '.join(args.paths)}.", file=sys.stderr)
         return 2
-    print(write_comparison(Path(args.out), runs))
+    print(write_comparison(Path(args.out), runs, sort=True))
     return 0
 
 
