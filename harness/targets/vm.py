@@ -69,9 +69,15 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
     if not Path(vng).exists():
         raise UserError("virtme-ng (vng) is not installed.", fix="run scripts/setup.")
-    for tool in ("qemu-system-x86_64", "busybox"):
-        if shutil.which(tool) is None:
-            raise UserError(f"'{tool}' is missing, which the VM target needs.", fix="run scripts/setup.")
+    # Every program virtme-ng and QEMU start (file, then strings, read the kernel's version; modprobe and
+    # depmod its modules): a missing one is this paragraph, not virtme-ng's FileNotFoundError traceback.
+    vm_tools = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "file": "file",
+                "strings": "binutils", "modprobe": "kmod", "depmod": "kmod", "timeout": "coreutils"}
+    missing = [t for t in vm_tools if not (shutil.which(t) or shutil.which(t, path="/usr/sbin:/sbin"))]
+    if missing:
+        raise UserError(f"{', '.join(repr(t) for t in missing)} {'is' if len(missing) == 1 else 'are'} missing, which "
+                        "the VM target (virtme-ng, QEMU) needs.", fix="run scripts/setup, or apt-get install "
+                        f"{' '.join(sorted({vm_tools[t] for t in missing}))}.")
     results_root.mkdir(parents=True, exist_ok=True)
     plan_file = Path(tempfile.mkstemp(prefix=".vm-plan-", suffix=".json", dir=results_root)[1])
     plan_file.write_text(json.dumps(plan))
