@@ -5,6 +5,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.expectations import load_expectations
+from harness.load.names import safe_component, sysctl_name, sysctl_value
 from harness.load.steps import load_steps
 from harness.load.topology import load_topology
 from harness.load.units import parse_seconds
@@ -15,15 +16,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def resolve_experiment_path(name: str) -> Path:
-    """'handshake.yaml' or 'handshake' -> experiments/handshake.yaml when not a path that exists."""
+    """'handshake.yaml' or 'handshake' -> experiments/handshake.yaml when not a path that exists.
+    Only .yaml/.yml files are read: an error must never quote some other file's content."""
     path = Path(name)
     if path.exists():
+        if path.suffix not in (".yaml", ".yml"):
+            raise UserError("an experiment file's name ends in .yaml.", file=name,
+                            fix="give the experiment's .yaml file (or a folder of them).")
         return path
-    for candidate in (REPO / "experiments" / name, REPO / "experiments" / f"{name}.yaml"):
-        if candidate.exists():
-            return candidate
+    if "/" not in name and "\0" not in name:
+        for candidate in (REPO / "experiments" / name, REPO / "experiments" / f"{name}.yaml"):
+            if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+                return candidate
     known = ", ".join(sorted(p.name for p in (REPO / "experiments").glob("*.yaml")))
-    raise UserError(f"no experiment file '{name}' here or in experiments/.", file=name,
+    raise UserError(f"no experiment file '{name[:80]}' here or in experiments/.", file=name[:200],
                     fix=f"give a path, or one of: {known}.")
 
 
@@ -39,14 +45,12 @@ def load_experiment(path: Path) -> Experiment:
 def experiment_from_data(data: LineDict, path: Path) -> Experiment:
     check_keys(data, {"name", "about", "topology", "duration", "steps", "sysctls", "expect"},
                {"name", "topology", "steps", "expect"}, path, "an experiment")
-    topo_ref = str(data["topology"])
-    topo_path = next((p for p in (path.parent / topo_ref, path.parent / f"{topo_ref}.yaml", REPO / "topologies" / topo_ref,
-                                  REPO / "topologies" / f"{topo_ref}.yaml") if p.is_file()), None)
-    if topo_path is None:
-        raise UserError(f"topology '{topo_ref}' not found next to the experiment or in topologies/.",
-                        file=str(path), line=data.line_of("topology"), fix="name a file in topologies/ (without .yaml).")
+    name = safe_component(data["name"], "the experiment name", path, data.line_of("name"))
+    about = expect_type(data.get("about", ""), str, path, data.line_of("about"), "about", "about: a sentence or two")
+    topo_path = topology_path(data["topology"], path, data.line_of("topology"))
     topology = load_topology(topo_path)
-    steps, network = load_steps(expect_type(data["steps"], list, path, data.line_of("steps"), "steps", "a list of steps"), topology.hosts, path)
+    steps, network = load_steps(expect_type(data["steps"], list, path, data.line_of("steps"), "steps", "a list of steps"), topology, path,
+                                data.line_of("steps"))
     try:
         duration = parse_seconds(data.get("duration", "2s"))
     except ValueError as exc:
@@ -55,16 +59,49 @@ def experiment_from_data(data: LineDict, path: Path) -> Experiment:
     if duration <= last_at:
         raise UserError("duration ends before the last timed step.", file=str(path), line=data.line_of("duration"),
                         fix=f"make it longer than {last_at:g}s.")
-    sysctls = {}
-    for host, values in expect_type(data.get("sysctls", LineDict()), LineDict, path, data.line_of("sysctls"), "sysctls", "{all: {net.ipv4.tcp_timestamps: 1}}").items():
-        if host != "all" and host not in topology.hosts:
-            raise UserError(f"sysctls for unknown host '{host}'.", file=str(path), line=data["sysctls"].line_of(host),
-                            fix=f"use all or one of: {', '.join(topology.hosts)}.")
-        sysctls[host] = {str(k): str(v) for k, v in values.items()}
+    sysctls = load_sysctls(data.get("sysctls", LineDict()), topology.hosts, path, data.line_of("sysctls"))
     expect = load_expectations(expect_type(data["expect"], LineDict, path, data.line_of("expect"), "expect", "a mapping"), topology.hosts, path)
     if network and topology.switch_kind != "bridge":
         raise UserError("network steps need Linux bridge switches (their rules are nftables bridge rules, "
                         "which Open vSwitch's datapath bypasses).", file=str(path), line=network[0].index,
                         fix="use a topology with switch: bridge.")
-    return Experiment(str(data["name"]), topology, duration, steps, sysctls, expect, path, network,
-                      str(data.get("about", "")).strip())
+    return Experiment(name, topology, duration, steps, sysctls, expect, path, network, about.strip())
+
+
+def load_sysctls(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> dict[str, dict[str, str]]:
+    """{all|host: {dotted.name: value}}, every name and value checked before it can reach /proc/sys."""
+    raw = expect_type(raw, LineDict, path, line, "sysctls", "sysctls: {all: {net.ipv4.tcp_timestamps: 1}}")
+    sysctls: dict[str, dict[str, str]] = {}
+    for host, values in raw.items():
+        host_line = raw.line_of(host)
+        if host != "all" and host not in hosts:
+            raise UserError(f"sysctls for unknown host {str(host)[:40]!r}.", file=str(path), line=host_line,
+                            fix=f"use all or one of: {', '.join(hosts)}.")
+        values = expect_type(values, LineDict, path, host_line, f"the sysctls of {host}",
+                             f"{host}: {{net.ipv4.tcp_syn_retries: 3}}")
+        sysctls[host] = {sysctl_name(k, path, values.line_of(k)): sysctl_value(v, k, path, values.line_of(k))
+                         for k, v in values.items()}
+    return sysctls
+
+
+def topology_path(ref: object, path: Path, line: int) -> Path:
+    """`topology:` is a bare name or a relative .yaml path; it must resolve to a file inside the
+    experiment's folder or topologies/. Anything else is refused without reading (or quoting) it."""
+    fix = "give a topology name from topologies/ (e.g. two_hosts) or a relative .yaml path next to the experiment."
+    if not isinstance(ref, str) or not ref or len(ref) > 255 or ref.startswith("/") or "\\" in ref:
+        raise UserError("topology: must be a name or a relative path to a .yaml file.", file=str(path), line=line, fix=fix)
+    if not ref.endswith((".yaml", ".yml")):
+        if "/" in ref:
+            raise UserError("a topology path must end in .yaml.", file=str(path), line=line, fix=fix)
+        ref += ".yaml"
+    roots = [path.parent.resolve(), (REPO / "topologies").resolve()]
+    for root in roots:
+        candidate = root / ref
+        try:
+            real = candidate.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if any(real.is_relative_to(r) for r in roots) and real.is_file():
+            return candidate
+    raise UserError(f"topology {ref[:80]!r} is not a .yaml file inside the experiment's folder or topologies/.",
+                    file=str(path), line=line, fix=fix)
