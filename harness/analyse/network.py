@@ -1,7 +1,9 @@
 """Did each network step hit exactly the segments it should, and did they come out as it said?
 
 Compares the segments arriving at the switch (capture on the port facing the sender) with those
-leaving the rule's port (captured after its qdisc), and with the rule's own counter."""
+leaving the rule's port (captured after its qdisc), and with the rule's own counter. A duplicated
+segment must leave exactly twice, both copies after the link's delay: the copy is made before the
+port's qdisc, so it must not skip the link."""
 from __future__ import annotations
 
 from harness.analyse.segments import Segment
@@ -60,9 +62,16 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
             problems.append(f"{seg.flags} seq={seg.seq} left the switch {len(copies)} time(s), expected {want}{twins_note}")
             continue
         expected = link_delay_s + (step.extra_s or 0.0)
-        late = min((o.t - seg.t for o in copies), key=lambda d: abs(d - expected))
-        entry["held_s"] = late - link_delay_s
-        if abs(late - expected) > max(TOLERANCE_S, 0.02 * expected):
-            problems.append(f"{seg.flags} seq={seg.seq} left {late:.3f} s after it arrived, expected {expected:.3f} s")
+        # Its own copies are the ones nearest to when it should have left (twins leave at their
+        # own time): one for a hold or delay, two for a duplicate, each carrying the link's delay.
+        own = sorted((o.t - seg.t for o in copies), key=lambda d: abs(d - expected))[:2 if step.action == "duplicate" else 1]
+        if step.action == "duplicate":
+            entry["copies_after_s"] = sorted(own)
+        else:
+            entry["held_s"] = own[0] - link_delay_s
+        for late in own:
+            if abs(late - expected) > max(TOLERANCE_S, 0.02 * expected):
+                what = "a copy of " if step.action == "duplicate" else ""
+                problems.append(f"{what}{seg.flags} seq={seg.seq} left {late:.3f} s after it arrived, expected {expected:.3f} s")
     return {"line": step.index, "action": step.action, "from": step.sender, "to": step.receiver,
             "matching": len(seen), "picked": len(picked), "counted": counted, "segments": details, "problems": problems}

@@ -1,11 +1,20 @@
 """Network steps made real: nftables bridge rules pick the segments, tc classes on the switch port
-hold, delay or duplicate them (netem), or the rule drops them.
+hold or delay them (netem), or the rule drops them; a duplicate is made by nftables itself.
 
 The rule runs in the bridge's forward hook of the root namespace (no br_netfilter, no conntrack)
 and counts what it picks with `numgen inc`, evaluated only for segments that matched everything
 before it: `numgen inc mod M == N-1` is exactly the Nth match. Picked segments get a mark; on the
 port's qdisc, a prio qdisc sends marked ones to their own netem band and everything else through
 the link's own netem, unchanged.
+
+Duplicates cannot come from netem: kernel commit ec8e0e3d7ade (2025, "net/sched: Restrict
+conditions for adding duplicating netems to qdisc tree", in stable 6.1.y and 6.12.y too) makes
+sch_netem.c's check_netem_in_tree() refuse a duplicating netem on a device that has any other
+netem ("netem: cannot mix duplicating netems with other netems in tree"), and the port always has
+the link's (a 2026 revert was proposed, so kernels differ; nft works on all of them). So a duplicate step's rule sits in a netdev-family ingress chain on
+the port the segments arrive by and does `dup to "<egress port>"` (nft_dup_netdev): the copy is
+queued straight on the egress port, before the original has crossed the bridge, and both go
+through the link's own netem there, so the copy carries the link's delay like the original.
 """
 from __future__ import annotations
 
@@ -40,8 +49,11 @@ def table_name() -> str:
 
 
 def nft_rule(step: NetworkStep, port: str, src_ip: str, dst_ip: str, mark: int) -> str:
-    """The nft rule text for one network step (pure, so it is unit-tested)."""
-    parts = [f'oifname "{port}"', f"ip saddr {src_ip}", f"ip daddr {dst_ip}", "ip protocol tcp"]
+    """The nft rule text for one network step (pure, so it is unit-tested). A duplicate's rule
+    lives in its ingress port's own chain, so it names only the port the copy leaves by."""
+    duplicate = step.action == "duplicate"
+    parts = [] if duplicate else [f'oifname "{port}"']
+    parts += [f"ip saddr {src_ip}", f"ip daddr {dst_ip}", "ip protocol tcp"]
     if step.match.sport is not None:
         parts.append(f"tcp sport {step.match.sport}")
     if step.match.dport is not None:
@@ -54,19 +66,34 @@ def nft_rule(step: NetworkStep, port: str, src_ip: str, dst_ip: str, mark: int) 
     elif step.count:
         parts.append(f"numgen inc mod {_BIG} < {step.count}")
     parts.append("counter")
-    parts.append("drop" if step.action == "drop" else f"meta mark set {mark}")
+    if duplicate:
+        parts.append(f'dup to "{port}"')
+    else:
+        parts.append("drop" if step.action == "drop" else f"meta mark set {mark}")
     parts.append(f'comment "step-{step.index}"')
     return " ".join(parts)
 
 
-def _netem_args(delay_s: float, imp: Impairment | None = None, duplicate: bool = False) -> list[str]:
+def rule_home(placed: list[PlacedStep]) -> list[tuple[str, str]]:
+    """(family, chain) of each step's rule: duplicates in a netdev ingress chain of the port the
+    segments arrive by (one chain per port, named by position: port names need no quoting),
+    everything else in the bridge table's forward chain."""
+    ingress = sorted({p.ingress for p in placed if p.step.action == "duplicate"})
+    return [("netdev", f"in{ingress.index(p.ingress)}") if p.step.action == "duplicate" else ("bridge", "rules")
+            for p in placed]
+
+
+def netdev_chains(placed: list[PlacedStep]) -> dict[str, str]:
+    """Chain name -> the ingress port it hooks, for the duplicate steps."""
+    return {chain: p.ingress for p, (family, chain) in zip(placed, rule_home(placed)) if family == "netdev"}
+
+
+def _netem_args(delay_s: float, imp: Impairment | None = None) -> list[str]:
     args = ["netem", "delay", f"{delay_s * 1e3:.3f}ms"]
     if imp and imp.jitter_s:
         args.append(f"{imp.jitter_s * 1e3:.3f}ms")
     if imp and imp.loss_pct:
         args += ["loss", f"{imp.loss_pct:g}%"]
-    if duplicate:
-        args += ["duplicate", "100%"]
     return args + ["limit", str(imp.queue if imp and imp.queue else 1000)]
 
 
@@ -77,21 +104,30 @@ def _run(node, args: list[str]) -> None:
 
 
 class PacketRules:
-    """Install before the timeline, arm at each step's time, read counters after, always remove."""
+    """Install before the timeline, arm at each step's time, read counters after, always remove
+    (close(), or the ledger if the run is killed: the nftables tables carry the ledger's name)."""
 
     def __init__(self, placed: list[PlacedStep], root_node, ledger) -> None:
         self.node, self.table = root_node, table_name()
         self.marked = [(p, 0x10 + i) for i, p in enumerate(placed)]    # each step's packet mark
+        self.homes = rule_home(placed)
         self.timers: list[threading.Timer] = []
         self.failed: list[str] = []
         self.qdiscs: dict[str, str] = {}
+        self.families = ["bridge"] + (["netdev"] if any(f == "netdev" for f, _ in self.homes) else [])
+        self.closed = False
         ledger.add(nft_tables=[self.table])
         _run(self.node, ["nft", "add", "table", "bridge", self.table])
         _run(self.node, ["nft", "add", "chain", "bridge", self.table, "rules",
                          "{ type filter hook forward priority 0; policy accept; }"])
+        if "netdev" in self.families:
+            _run(self.node, ["nft", "add", "table", "netdev", self.table])
+            for chain, device in netdev_chains(placed).items():
+                _run(self.node, ["nft", "add", "chain", "netdev", self.table, chain,
+                                 f'{{ type filter hook ingress device "{device}" priority 0; policy accept; }}'])
         by_port: dict[str, list[tuple[PlacedStep, int]]] = {}
         for placed_step, mark in self.marked:
-            if placed_step.step.action == "drop":
+            if placed_step.step.action in ("drop", "duplicate"):
                 continue
             if placed_step.impairment.bw_mbit:
                 raise RunFailed(f"network step at line {placed_step.step.index}: {placed_step.port} is rate-limited (bw), "
@@ -104,7 +140,7 @@ class PacketRules:
             _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", "1:1", "handle", "10:", *_netem_args(imp.delay_s, imp)])
             for band, (placed_step, mark) in enumerate(rules, start=2):
                 step = placed_step.step
-                netem = _netem_args(imp.delay_s + (step.extra_s or 0.0), None, step.action == "duplicate")
+                netem = _netem_args(imp.delay_s + (step.extra_s or 0.0), None)
                 _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
                 _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
                                  "handle", str(mark), "fw", "flowid", f"1:{band}"])
@@ -113,18 +149,44 @@ class PacketRules:
     def install_untimed(self) -> None:
         """Add the rules of steps without a time, before the timeline's t0 is set: running nft
         waits on the file system, which moves the VM's virtual clock on."""
-        for p, mark in self.marked:
+        for (p, mark), home in zip(self.marked, self.homes):
             if not p.step.at_s:
-                _run(self.node, ["nft", f"add rule bridge {self.table} rules {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"])
+                _run(self.node, self._add_rule(p, mark, home))
+
+    def _add_rule(self, p: PlacedStep, mark: int, home: tuple[str, str]) -> list[str]:
+        family, chain = home
+        return ["nft", f"add rule {family} {self.table} {chain} {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"]
 
     def arm(self, t0: float) -> None:
-        """Add each timed rule at its step's time, on a timer thread."""
-        for p, mark in self.marked:
+        """Add each timed rule at its step's time, on a timer thread (none once closed)."""
+        if self.closed:
+            return
+        for (p, mark), home in zip(self.marked, self.homes):
             if p.step.at_s:
-                args = ["nft", f"add rule bridge {self.table} rules {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"]
-                timer = threading.Timer(max(0.0, t0 + p.step.at_s - time.time()), self._add_later, (args,))
+                timer = threading.Timer(max(0.0, t0 + p.step.at_s - time.time()), self._add_later,
+                                        (self._add_rule(p, mark, home),))
+                timer.daemon = True    # never keeps the process alive, even if stop() is skipped
                 timer.start()
                 self.timers.append(timer)
+
+    def stop(self) -> None:
+        """Cancel and join every timer thread: no thread may outlive the cell (the next cell forks
+        its helpers). Safe before arm() and safe to call twice."""
+        timers, self.timers = self.timers, []
+        for timer in timers:
+            timer.cancel()
+        for timer in timers:
+            timer.join()
+
+    def close(self) -> None:
+        """Stop the timers and remove this run's nftables tables (read counters() first). Safe
+        before arm() and safe to call twice; a table already gone is not an error."""
+        self.stop()
+        if self.closed:
+            return
+        self.closed = True
+        for family in self.families:
+            subprocess.run(["nft", "delete", "table", family, self.table], capture_output=True)
 
     def _add_later(self, args: list[str]) -> None:
         """On a timer thread: a failure is kept and reported with the counters, not lost."""
@@ -134,18 +196,24 @@ class PacketRules:
 
     def counters(self) -> dict[int, int]:
         """Step line -> packets its rule picked."""
-        for timer in self.timers:
-            timer.cancel()
-            timer.join()      # no thread may outlive the cell: the next cell forks its helpers
+        self.stop()
         if self.failed:
             raise RunFailed("a network step's rule could not be switched on: " + "; ".join(self.failed))
-        out, err, code = self.node.pexec(["nft", "-j", "list", "table", "bridge", self.table])
-        if code:
-            raise RunFailed(f"could not read the network steps' counters: {err.strip()}")
         counts = {}
-        for item in json.loads(out)["nftables"]:
-            rule = item.get("rule")
-            if rule and rule.get("comment", "").startswith("step-"):
-                packets = next((e["counter"]["packets"] for e in rule["expr"] if "counter" in e), 0)
-                counts[int(rule["comment"][5:])] = packets
+        for family in self.families:
+            out, err, code = self.node.pexec(["nft", "-j", "list", "table", family, self.table])
+            if code:
+                raise RunFailed(f"could not read the network steps' counters: {err.strip()}")
+            counts.update(step_counters(out))
         return counts
+
+
+def step_counters(nft_json: str) -> dict[int, int]:
+    """Step line -> packets, from `nft -j list table` output (pure, so it is unit-tested)."""
+    counts = {}
+    for item in json.loads(nft_json)["nftables"]:
+        rule = item.get("rule")
+        if rule and rule.get("comment", "").startswith("step-"):
+            packets = next((e["counter"]["packets"] for e in rule["expr"] if "counter" in e), 0)
+            counts[int(rule["comment"][5:])] = packets
+    return counts

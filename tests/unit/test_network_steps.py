@@ -1,6 +1,7 @@
 """Network steps: the nft rules written for them, and the check of what they did, on a real run
 (stale_syn in the 6.1 VM: the first SYN held 3 s at s1-eth2)."""
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,3 +84,133 @@ def test_a_held_syn_is_told_from_its_identical_retransmission():
     assert any("expected 2.025 s" in p for p in shorter["problems"])
     dropped = check_step(replace(step, action="drop"), 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
     assert any("was to be dropped but left" in p for p in dropped["problems"])
+
+
+# --- duplicate: nftables `dup` at the ingress port (6.1's netem refuses a duplicating netem beside
+# the link's own netem), checked on a real run (duplicate_syn in the 6.1 VM: the SYN sent twice).
+DUP_RUN = REPO / "tests" / "fixtures" / "duplicate_syn_vm"
+DUP = NetworkStep("duplicate", "client", "server", PacketMatch("S", None, 5001), 16, 0.0, nth=1)
+
+
+def placed(step, port="s1-eth2", ingress="s1-eth1"):
+    from harness.lab.packet_rules import PlacedStep
+    from harness.model import Impairment
+    return PlacedStep(step, port, Impairment(delay_s=0.025), "10.0.0.1", "10.0.0.2", ingress)
+
+
+def test_nft_rule_for_a_duplicate_sends_a_copy_to_the_egress_port_and_marks_nothing():
+    rule = nft_rule(DUP, "s1-eth2", "10.0.0.1", "10.0.0.2", 16)
+    assert rule.startswith("ip saddr 10.0.0.1 ip daddr 10.0.0.2 ip protocol tcp tcp dport 5001")
+    assert "oifname" not in rule and "mark" not in rule     # the chain is the ingress port's own
+    assert rule.endswith('numgen inc mod 4000000000 == 0 counter dup to "s1-eth2" comment "step-16"')
+
+
+def test_duplicates_go_to_a_netdev_ingress_chain_per_port_and_the_rest_to_the_bridge():
+    from harness.lab.packet_rules import netdev_chains, rule_home
+    steps = [placed(DUP), placed(HOLD), placed(replace(DUP, index=18), "s1-eth1", "s1-eth2"),
+             placed(replace(DUP, index=19))]
+    assert rule_home(steps) == [("netdev", "in0"), ("bridge", "rules"), ("netdev", "in1"), ("netdev", "in0")]
+    assert netdev_chains(steps) == {"in0": "s1-eth1", "in1": "s1-eth2"}
+
+
+class FakeSwitch:
+    """Stands in for Mininet's root-namespace node: records the commands, answers like nft/tc."""
+
+    def __init__(self):
+        self.commands: list[list[str]] = []
+
+    def pexec(self, args):
+        self.commands.append(args)
+        return "", "", 0
+
+    def cmd(self, text):
+        return ""
+
+
+class FakeLedger:
+    def __init__(self):
+        self.tables = []
+
+    def add(self, nft_tables=()):
+        self.tables += list(nft_tables)
+
+
+def test_a_duplicate_is_set_up_without_any_duplicating_netem(monkeypatch):
+    from harness.lab import packet_rules
+    switch, ledger = FakeSwitch(), FakeLedger()
+    rules = packet_rules.PacketRules([placed(DUP), placed(HOLD)], switch, ledger)
+    rules.install_untimed()
+    flat = [" ".join(c) for c in switch.commands]
+    assert not any("duplicate" in c for c in flat), flat       # 6.1: "cannot mix duplicating netems"
+    assert f"nft add table netdev {rules.table}" in flat and ledger.tables == [rules.table]
+    assert any(f'add chain netdev {rules.table} in0 {{ type filter hook ingress device "s1-eth1"' in c for c in flat)
+    assert any(c.startswith(f"nft add rule netdev {rules.table} in0 ip saddr") and 'dup to "s1-eth2"' in c for c in flat)
+    assert any(c.startswith(f"nft add rule bridge {rules.table} rules oifname") for c in flat)
+    # the hold's band is there, and its netem is a plain delay
+    assert any("parent 1:2 handle 20: netem delay 3025.000ms limit 1000" in c for c in flat), flat
+
+
+def test_stop_and_close_are_safe_before_arm_and_twice(monkeypatch):
+    from harness.lab import packet_rules
+    deleted = []
+    monkeypatch.setattr(packet_rules.subprocess, "run", lambda args, **kw: deleted.append(args))
+    rules = packet_rules.PacketRules([placed(replace(DUP, at_s=30.0))], FakeSwitch(), FakeLedger())
+    rules.stop()
+    rules.close()
+    rules.close()
+    assert deleted == [["nft", "delete", "table", "bridge", rules.table], ["nft", "delete", "table", "netdev", rules.table]]
+    rules.arm(time.time())                 # armed after close: no timer may start
+    assert rules.timers == []
+
+
+def test_close_cancels_armed_timers_before_they_fire(monkeypatch):
+    from harness.lab import packet_rules
+    fired = []
+    monkeypatch.setattr(packet_rules.subprocess, "run", lambda args, **kw: fired.append(args))
+    rules = packet_rules.PacketRules([placed(replace(DUP, at_s=30.0))], FakeSwitch(), FakeLedger())
+    rules.arm(time.time())
+    assert len(rules.timers) == 1 and rules.timers[0].is_alive()
+    timer = rules.timers[0]
+    rules.close()
+    assert not timer.is_alive() and not any("add rule" in " ".join(a) for a in fired)
+
+
+def test_counters_come_from_both_tables():
+    from harness.lab.packet_rules import step_counters
+    netdev = json.dumps({"nftables": [{"metainfo": {}}, {"table": {"family": "netdev", "name": "t"}},
+                                      {"rule": {"family": "netdev", "chain": "in0", "comment": "step-16",
+                                                "expr": [{"match": {}}, {"counter": {"packets": 1, "bytes": 74}},
+                                                         {"dup": {"dev": "s1-eth2"}}]}}]})
+    assert step_counters(netdev) == {16: 1}
+
+
+def dup_segments():
+    return read_segments(DUP_RUN / "s1-eth1.pcap"), read_segments(DUP_RUN / "s1-eth2.pcap")
+
+
+def test_the_duplicate_left_twice_each_after_the_link_delay():
+    arriving, leaving = dup_segments()
+    report = check_step(DUP, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
+    assert report["problems"] == [] and (report["matching"], report["picked"], report["counted"]) == (1, 1, 1)
+    (syn,) = report["segments"]
+    assert len(syn["left"]) == 2 and syn["copies_after_s"] == [pytest.approx(0.025, abs=0.001)] * 2
+    assert "held_s" not in syn
+
+
+def test_a_duplicate_that_did_otherwise_is_caught():
+    arriving, leaving = dup_segments()
+    syn_copies = [i for i, s in enumerate(leaving) if s.flags == "S"]
+    once = [s for i, s in enumerate(leaving) if i != syn_copies[1]]
+    thrice = leaving + [leaving[syn_copies[0]]]
+    late_copy = [replace(s, t=s.t + 0.010) if i == syn_copies[1] else s for i, s in enumerate(leaving)]
+    cases = [(once, 1, "left the switch 1 time(s), expected 2"),
+             (thrice, 1, "left the switch 3 time(s), expected 2"),
+             (late_copy, 1, "a copy of S seq="),          # the copy skipped or doubled the link's delay
+             (leaving, 0, "its rule picked 0 segment(s)")]
+    for out, counted, words in cases:
+        problems = check_step(DUP, counted, arriving, out, "10.0.0.1", "10.0.0.2", 0.025)["problems"]
+        assert any(words in p for p in problems), (words, problems)
+    # the hold's check on the same capture: two copies where one was due is caught too
+    assert any("2 time(s), expected 1" in p
+               for p in check_step(replace(DUP, action="delay", extra_s=0.0), 1, arriving, leaving, "10.0.0.1",
+                                   "10.0.0.2", 0.025)["problems"])
