@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 from harness.errors import RunFailed, UserError
+from harness.load.matrix import MAX_CELLS
 
+BUG = 70          # EX_SOFTWARE: an exception nobody anticipated; never 1, which means "an expectation failed"
 EPILOG = """exit codes: 0 every expectation passed; 1 an expectation failed; 2 bad input or missing
-tool; 3 the run could not support a result (impairment not applied, capture lost packets...).
+tool; 3 the run could not support a result (impairment not applied, capture lost packets...);
+70 a bug in the test bed (one line says where its traceback was saved); 130 interrupted.
 Results go to RESULTS_DIR/<experiment>/<run-id>/ (result.json, pcap/, samples/, steps/)."""
 
 
@@ -37,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "a VM on the virtual clock uses one)")
     parser.add_argument("--inner-plan", help=argparse.SUPPRESS)      # the VM target's inner run
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
+    parser.add_argument("--check", action="store_true",
+                        help="only load and check the files (every matrix cell, topology, the tools the run would "
+                             "need): exit 0 or 2 within about a second, creating nothing; root not needed")
+    parser.add_argument("--max-cells", type=int, default=MAX_CELLS, metavar="N",
+                        help=f"refuse a matrix of more than N cells (default {MAX_CELLS}); the cells are counted before "
+                             "any is loaded")
     args = parser.parse_args(argv)
     if args.target not in ("auto", "local", "vm", "vagrant") and not args.target.startswith("ssh://"):
         parser.error(f"--target {args.target}: give auto, local, vm, vagrant or ssh://user@host[:port]")
@@ -52,18 +61,84 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _is_topology(path: Path) -> bool:
+    """A topology that sits next to experiments (the README allows it): hosts:/links:, no steps:."""
+    from harness.load.yaml_lines import load_yaml
+    try:
+        data = load_yaml(path)
+    except UserError:
+        return False            # loaded again as an experiment, which reports it with its line
+    return "steps" not in data and ("hosts" in data or "links" in data)
+
+
 def _experiment_paths(names: list[str]) -> list[Path]:
     from harness.load import resolve_experiment_path
     paths: list[Path] = []
     for name in names:
         if Path(name).is_dir():
-            found = sorted(Path(name).glob("*.yaml"))
+            found = [p for p in sorted(Path(name).glob("*.yaml")) if not _is_topology(p)]
             if not found:
                 raise UserError(f"the folder '{name}' holds no *.yaml experiments.", fix="give experiment files or another folder.")
             paths += found
         else:
             paths.append(resolve_experiment_path(name))
     return paths
+
+
+def _check_only(args: argparse.Namespace, paths: list[Path]) -> int:
+    """--check: every file, every cell, and what the preflight can say without building or
+    loading anything into the kernel. Creates nothing (no results folder, no ledger)."""
+    from harness.lab.preflight import check_tools, kernel_module_present, needed_modules
+    from harness.load import load_cells
+    for path in paths:
+        cells = load_cells(path, args.max_cells)
+        targets = set()
+        for cell in cells:
+            target = args.target
+            if target == "auto":
+                lacking = [m for m in needed_modules(cell.experiment) if not kernel_module_present(m)]
+                target = "vm" if args.kernel or lacking else "local"
+            if target == "local":
+                check_tools(cell.experiment)
+            targets.add(target)
+        if "vm" in targets:
+            from harness.targets.vm import pick_kernel
+            for kernel in args.kernel or [None]:
+                pick_kernel(kernel)
+        where = ", ".join(sorted(targets))
+        _say(f"{path}: ok ({len(cells)} cell{'s' if len(cells) != 1 else ''}; target {where})")
+    return 0
+
+
+def _save_traceback(exc: BaseException, folder: Path | None) -> str:
+    """Keep an unexpected exception's traceback (the run folder, else the results folder, else a
+    fresh file in the temp folder) and say where it went."""
+    import tempfile
+    import time
+    import traceback
+    text = "".join(traceback.format_exception(exc))
+    for place in (getattr(exc, "run_dir", None), folder):
+        if place is None:
+            continue
+        try:
+            target = Path(place) / f"traceback-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+            if Path(place).is_dir():
+                target.write_text(text)
+                return str(target)
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(prefix="tcp-testbed-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return name
+
+
+def _bug(exc: BaseException, folder: Path | None, what: str = "") -> int:
+    """One line for an exception nobody anticipated: it is a bug (exit 70, never 1)."""
+    where = _save_traceback(exc, folder)
+    print(f"run-experiment: {what}a bug in the test bed, not in your files: {type(exc).__name__}: "
+          f"{str(exc)[:200]}; the traceback is in {where} (please report it).".replace("\n", " "), file=sys.stderr, flush=True)
+    return BUG
 
 
 def _choose_target(args: argparse.Namespace, experiment) -> tuple[str, str]:
@@ -90,7 +165,7 @@ def _run_plan(plan_file: Path, results: Path) -> int:
         _say(f"@@start {index}")
         began, run_dir = time.time(), None
         try:
-            cell = load_cells(Path(entry["path"]))[entry["cell"]]
+            cell = load_cells(Path(entry["path"]), entry.get("max_cells", MAX_CELLS))[entry["cell"]]
             code, run_dir = run_local(cell.experiment, results, log=_say,
                                       run_dir=Path(entry["run_dir"]) if entry["run_dir"] else None)
         except UserError as exc:
@@ -99,6 +174,8 @@ def _run_plan(plan_file: Path, results: Path) -> int:
         except RunFailed as exc:
             _say(f"run-experiment: the run failed and gives no verdict: {exc}")
             code = 3
+        except Exception as exc:        # one item's bug must not cost the others their verdicts
+            code = _bug(exc, Path(entry["run_dir"]) if entry["run_dir"] else results)
         worst = max(worst, code)
         _say(f"@@done {index} {code} {time.time() - began:.1f} {run_dir or ''}")
     return worst
@@ -108,17 +185,16 @@ def _run_remote(args: argparse.Namespace, paths: list[Path], results: Path) -> i
     """Every file is checked here first (a typo fails before anything connects), then run remotely."""
     from harness.load import load_cells
     from harness.targets.ssh import parse_ssh_target, run_over_ssh, vagrant_remote
-    experiments = [(path, load_cells(path)[0].experiment.topology.source) for path in paths]
+    experiments = [(path, load_cells(path, args.max_cells)[0].experiment.topology.source) for path in paths]
     remote = vagrant_remote() if args.target == "vagrant" else parse_ssh_target(args.target)
-    passthrough = ["--vm-clock", args.vm_clock] + (["--jobs", str(args.jobs)] if args.jobs else [])
+    passthrough = ["--vm-clock", args.vm_clock, f"--max-cells={args.max_cells}"] + (["--jobs", str(args.jobs)] if args.jobs else [])
     passthrough += [f"--kernel={k}" for k in args.kernel or []]
     return run_over_ssh(remote, experiments, passthrough, results, _say)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         from harness.load import load_cells
         from harness.plan import cell_folder, run_id
@@ -126,7 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             return _run_plan(Path(args.inner_plan), Path(args.results_dir))
         if args.jobs is not None and args.jobs < 1:
             raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
+        if args.max_cells < 1:
+            raise UserError(f"--max-cells {args.max_cells} allows nothing.", fix="give --max-cells 1 or more.")
+        if args.kernel and args.target == "local":
+            raise UserError("--kernel picks the VM's kernel, but --target local runs on this machine's own kernel.",
+                            fix="drop --kernel, or use --target vm (or auto).")
         paths = _experiment_paths(args.experiments)
+        if args.check:
+            return _check_only(args, paths)
         results = Path(args.results_dir)
         if args.target == "vagrant" or args.target.startswith("ssh://"):
             return _run_remote(args, paths, results)
@@ -141,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         from harness.targets.batch import BatchItem, run_batch
         items, matrices = [], {}
         for path in paths:             # every file and every cell checked before anything runs
-            cells = load_cells(path)
+            cells = load_cells(path, args.max_cells)
             compared = bool(cells[0].label) or len(kernels) > 1
             matrix_dir = results / cells[0].experiment.name / run_id() if compared else None
             folders = []
@@ -170,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                     item.kernel = kernels[0] if item.target == "vm" else None
 
         def plan_of(group) -> list[dict]:
-            return [{"path": str(i.path.resolve()), "cell": i.cell, "run_dir": str(i.run_dir.resolve()) if i.run_dir else None}
-                    for i in group]
+            return [{"path": str(i.path.resolve()), "cell": i.cell, "run_dir": str(i.run_dir.resolve()) if i.run_dir else None,
+                     "max_cells": args.max_cells} for i in group]
 
         if len(items) == 1:
             item = items[0]
@@ -189,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             except RunFailed as exc:
                 _say(f"run-experiment: {item.name}: the run failed and gives no verdict: {exc}")
                 return 3, None
+            except Exception as exc:    # one item's bug must not cost the others their verdicts
+                return _bug(exc, item.run_dir or results, f"{item.name}: "), None
 
         def vm_group(group, on_line, started):
             return run_in_vm(group[0].kernel, plan_of(group), results, args.vm_clock, on_line=on_line, started=started)
@@ -208,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("run-experiment: interrupted; the lab was torn down.", file=sys.stderr)
         return 130
+    except Exception as exc:
+        results_dir = Path(args.results_dir)
+        return _bug(exc, None if args.check or not results_dir.is_dir() else results_dir)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _say_unmarked(line: str) -> None:

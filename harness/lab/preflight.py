@@ -13,6 +13,17 @@ from harness.model import Experiment
 SETUP = "run scripts/setup (as root) to install it"
 
 
+def kernel_module_present(name: str) -> bool:
+    """Built in, loaded, or on disk to load: read only (run-experiment --check must change nothing)."""
+    modules = Path(f"/lib/modules/{os.uname().release}")
+    if Path(f"/sys/module/{name}").exists():
+        return True
+    for index in ("modules.builtin", "modules.dep"):
+        if (modules / index).exists() and f"/{name}.ko" in (modules / index).read_text():
+            return True
+    return False
+
+
 @functools.cache   # asked once per cell of a sweep; the machine does not change meanwhile
 def kernel_has_module(name: str) -> bool:
     """True when the running kernel has the module built in, loaded, or loadable."""
@@ -63,6 +74,16 @@ def check_local(experiment: Experiment) -> None:
     if os.geteuid() != 0:
         raise UserError("building a lab needs root (network namespaces, tc, tcpdump).",
                         fix="run it with sudo, e.g. sudo .venv/bin/run-experiment handshake.yaml.")
+    check_tools(experiment)
+    missing = missing_kernel_features(experiment)
+    if missing:
+        raise UserError(f"kernel {os.uname().release} lacks {', '.join(missing)}, which this experiment's "
+                        "links or network steps need.", file=str(experiment.source),
+                        fix="use --target vm (or auto) to run on a kernel that has it.")
+
+
+def check_tools(experiment: Experiment) -> None:
+    """Every program the local run will call, and Mininet, is there (changes nothing)."""
     for tool in ("mnexec", "tcpdump", "tc", "ip", "brctl", "ethtool"):
         if shutil.which(tool) is None:
             raise UserError(f"'{tool}' is not installed.", fix=SETUP + ".")
@@ -77,8 +98,3 @@ def check_local(experiment: Experiment) -> None:
     except ImportError:
         raise UserError("the Mininet Python module is not importable from this interpreter.",
                         fix="use the venv made by scripts/setup (it sees Debian's python3-mininet).")
-    missing = missing_kernel_features(experiment)
-    if missing:
-        raise UserError(f"kernel {os.uname().release} lacks {', '.join(missing)}, which this experiment's "
-                        "links or network steps need.", file=str(experiment.source),
-                        fix="use --target vm (or auto) to run on a kernel that has it.")

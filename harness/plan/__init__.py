@@ -1,6 +1,7 @@
 """Plan: experiment -> what each host's agent does, the path RTT, and where results go."""
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -73,8 +74,12 @@ def new_run_dir(results_root: Path, experiment: Experiment, exact: Path | None =
 
 
 def cell_folder(label: str) -> str:
-    """A matrix cell's folder name: its settings, safe for every filesystem."""
-    return re.sub(r"[^A-Za-z0-9_.=,#@-]", "_", label) or "cell"
+    """A matrix cell's folder name: its settings, safe for every filesystem (one component, never
+    '.', '..', hidden or an option; long labels shortened and told apart by a hash)."""
+    name = re.sub(r"[^A-Za-z0-9_.=,#@-]", "_", label).lstrip(".-") or "cell"
+    if len(name) > 100:
+        name = name[:90] + "-" + hashlib.sha1(label.encode()).hexdigest()[:8]
+    return name
 
 
 def agent_plans(experiment: Experiment, ips: dict[str, str]) -> dict[str, list[dict]]:
