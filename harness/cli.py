@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             return _check_only(args, paths)
         results = Path(args.results_dir)
+        from harness.report.evidence import check_writable
+        check_writable(results)        # before anything is built, booted or connected to
         if args.target == "vagrant" or args.target.startswith("ssh://"):
             return _run_remote(args, paths, results)
         args.jobs = args.jobs or os.cpu_count() or 1

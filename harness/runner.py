@@ -7,6 +7,7 @@ import os
 import select
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from harness.analyse.connection import observe
@@ -26,7 +27,10 @@ from harness.model import Experiment
 from harness.plan import agent_plans, new_run_dir, path_rtt_s, rule_placement
 from harness.record.capture import Capture, startup_timeout_s
 from harness.report import describe_network_step, verdict_table, write_result
-from harness.report.timeline import timeline
+from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
+                                      atomic_write, samples_problem, step_log_problem, sync_files)
+from harness.report.timeline import DEAD_PING, terminal_copy, timeline
+from harness.judge.schedule import judge_schedule, late_steps
 
 SAMPLE_INTERVAL_S = 0.01
 
@@ -52,10 +56,16 @@ def run_local(experiment: Experiment, results_root: Path, log=print, run_dir: Pa
     final_dir = new_run_dir(results_root, experiment, run_dir)
     work_dir = new_run_dir(Path(stage), experiment, Path(stage) / "run") if stage else final_dir
     try:
-        return _run(experiment, work_dir, final_dir, log)
+        return _run(experiment, work_dir, final_dir, log)   # a finished run publishes its own folder
+    except EvidenceIncomplete:
+        raise            # its folder already says what is missing
+    except BaseException:
+        if stage:        # keep what there is for a look, never hiding why the run failed
+            for problem in publish(work_dir, final_dir):
+                log(f"not kept: {problem}")
+        raise
     finally:
         if stage:
-            shutil.copytree(work_dir, final_dir, dirs_exist_ok=True)
             shutil.rmtree(work_dir, ignore_errors=True)
 
 
@@ -117,24 +127,39 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
     lost = [c for c in capture_stats if c["dropped_by_kernel"]]
     if lost:
         raise RunFailed(f"tcpdump lost packets: {lost}; the capture cannot support a verdict.")
-    steps_log = {h: [json.loads(l) for l in (run_dir / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in hosts}
-    obs = observe(run_dir, steps_log, host_intf)
-    rtt = path_rtt_s(experiment, obs.client_host, obs.server_host)
+    dead_ping = pair is not None and ping_rtt is None
+    base = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
+            "target": os.environ.get("TCP_TESTBED_TARGET", "local"), "switch": experiment.topology.switch_kind,
+            "run_dir": str(final_dir), "ping_rtt_s": ping_rtt, "ping_answered": None if pair is None else not dead_ping,
+            "sysctls": sysctls, "qdiscs": lab["qdiscs"], "captures": capture_stats}
+    steps_log, problems = _evidence(run_dir, experiment, captures, sampler, t0)
+    if problems:
+        raise _incomplete(final_dir, base, problems)
+    obs = observe(run_dir, steps_log, host_intf, ips)
+    rtt = path_rtt_s(experiment, *(pair or (obs.client_host, obs.server_host)))
     verdicts = judge_all(experiment.expect, obs, rtt)
+    late = late_steps(experiment.steps, experiment.network, steps_log, t0)
+    schedule = judge_schedule(late)
+    verdicts += [schedule] if schedule else []
     port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
     network = [check_step(p.step, counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
                           p.src_ip, p.dst_ip, p.impairment.delay_s) for p in placed]
-    result = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
-              "target": os.environ.get("TCP_TESTBED_TARGET", "local"), "switch": experiment.topology.switch_kind,
-              "run_dir": str(final_dir), "configured_rtt_s": rtt, "ping_rtt_s": ping_rtt, "sysctls": sysctls, "qdiscs": lab["qdiscs"],
-              "captures": capture_stats, "steps": steps_log, "observation": obs.to_json(), "about": experiment.about,
-              "network": network, "network_qdiscs": rules.qdiscs if rules else {},
-              "expectations": verdicts, "passed": all(v.passed for v in verdicts)}
-    write_result(run_dir, result)
-    story = timeline(obs)
-    (run_dir / "timeline.txt").write_text("\n".join(story) + "\n")
-    ping_text = f", ping RTT before the run {ping_rtt * 1e3:.1f} ms" if ping_rtt else ""
-    log("\n" + "\n".join(story if len(story) <= 40 else story[:39] + ["  ... (the rest is in timeline.txt)"]))
+    result = dict(base, configured_rtt_s=rtt, steps=steps_log, observation=obs.to_json(), about=experiment.about,
+                  network=network, network_qdiscs=rules.qdiscs if rules else {}, late_steps=[asdict(s) | {"late_s": s.late_s} for s in late],
+                  expectations=verdicts, passed=all(v.passed for v in verdicts), complete=True)
+    story = timeline(obs, dead_ping) + [f"late: {s.describe()}" for s in late]
+    try:       # the evidence is in place and flushed; the timeline, then the verdict, last
+        atomic_write(run_dir / "timeline.txt", "\n".join(story) + "\n")
+        write_result(run_dir, result)
+    except OSError as exc:
+        raise _incomplete(final_dir, base, [f"timeline.txt or result.json could not be written: {exc.strerror or exc}"]) from None
+    if run_dir != final_dir:
+        problems = publish(run_dir, final_dir)
+        if problems:
+            raise _incomplete(final_dir, base, problems)
+    ping_text = (f", ping RTT before the run {ping_rtt * 1e3:.1f} ms" if ping_rtt is not None
+                 else f"; {DEAD_PING}" if dead_ping else "")
+    log("\n" + "\n".join(terminal_copy(story, final_dir / "timeline.txt")))
     for report in network:
         log(describe_network_step(report))
     problems = [f"line {r['line']} ({r['action']} {r['from']} → {r['to']}): {p}" for r in network for p in r["problems"]]
@@ -148,6 +173,38 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
     log(f"\nresults: {final_dir}")
     return (0 if result["passed"] else 1), final_dir
 
+
+def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sampler: Forked,
+              t0: float) -> tuple[dict[str, list[dict]], list[str]]:
+    """Each host's step log, and everything that keeps the run's evidence from being whole: a
+    recorder that failed, a pcap cut inside a record, samples that stop early, a step log short of
+    the steps its agent ran, a file the disk would not flush."""
+    problems = sync_files(run_dir)
+    for c in captures:
+        if c.proc.returncode not in (0, None):
+            problems.append(f"tcpdump on {c.intf} ended with status {c.proc.returncode}")
+        if problem := pcap_problem(c.out):
+            problems.append(f"pcap/{problem}")
+    if sampler.returncode != 0:
+        ready = select.select([sampler.stderr], [], [], 1.0)[0]
+        said = sampler.stderr.read1(65536).decode(errors="replace").strip().splitlines() if ready else []
+        problems.append(f"the state sampler failed ({said[-1] if said else f'status {sampler.returncode}'})")
+    # the sampler sleeps at most 0.5 s between samples and is stopped after the timeline ends
+    until = t0 + experiment.duration_s - 1.0
+    problems += [p for h in experiment.topology.hosts if (p := samples_problem(run_dir / "samples" / f"{h}.jsonl", until))]
+    steps_log = {}
+    for h in experiment.topology.hosts:
+        planned = sum(1 for step in experiment.steps if step.host == h)
+        steps_log[h], problem = step_log_problem(run_dir / "steps" / f"{h}.jsonl", planned)
+        problems += [problem] if problem else []
+    if problems:
+        problems[-1] += full_disk_note(run_dir)
+    return steps_log, problems
+
+
+def _incomplete(folder: Path, base: dict, problems: list[str]) -> EvidenceIncomplete:
+    """The error for a run whose evidence is not whole, after marking its folder so (if it can)."""
+    return EvidenceIncomplete(problems, folder, mark_incomplete(folder, base, problems))
 
 def _place_network_steps(experiment: Experiment, lab: dict, ips: dict[str, str]) -> list[PlacedStep]:
     placed = []

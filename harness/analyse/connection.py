@@ -10,10 +10,12 @@ from harness.analyse.states import StateSpan, read_samples, sampling_stats, sock
 
 @dataclass
 class Observation:
-    client_host: str
-    server_host: str
-    client: tuple[str, int]
-    server: tuple[str, int]
+    """What was seen of the connection under test. With no connect in the step logs there is no
+    connection: client and server are None and no segments are kept (the states of listeners are)."""
+    client_host: str | None
+    server_host: str | None
+    client: tuple[str, int] | None
+    server: tuple[str, int] | None
     segments: dict[str, list[Segment]]          # host -> segments of the connection seen at its interface
     states: dict[str, list[StateSpan]]         # host -> spans (server: listener then child)
     sampling: dict[str, dict]
@@ -23,24 +25,52 @@ class Observation:
         return self.client if host == self.client_host else self.server if host == self.server_host else None
 
     def to_json(self) -> dict:
-        return {"client": list(self.client), "server": list(self.server),
+        return {"client": list(self.client) if self.client else None, "server": list(self.server) if self.server else None,
+                "client_host": self.client_host, "server_host": self.server_host,
                 "states": {h: [asdict(s) for s in spans] for h, spans in self.states.items()},
                 "segments": {h: [asdict(s) for s in segs] for h, segs in self.segments.items()},
                 "sampling": self.sampling}
 
 
-def observe(run_dir: Path, steps_log: dict[str, list[dict]], host_interface: dict[str, str]) -> Observation:
-    """Find the first connect in the step logs and gather everything seen of that connection."""
-    connect_host, entry = next((h, e) for h, entries in steps_log.items() for e in entries if e["action"] == "connect")
-    client, server = tuple(entry["local"]), tuple(entry["peer"])
-    server_host = next(h for h, e in steps_log.items() for x in e if x["action"] == "listen" and x["local"][1] == server[1])
+def _first_connect(steps_log: dict[str, list[dict]]) -> tuple[str, dict] | None:
+    """The first connect that got as far as binding its socket (the log gives its addresses)."""
+    return next(((h, e) for h, entries in steps_log.items() for e in entries
+                 if e.get("action") == "connect" and e.get("local") and e.get("peer")), None)
+
+
+def _server_host(steps_log: dict[str, list[dict]], server: tuple[str, int], host_ips: dict[str, str]) -> str | None:
+    """The host listening on the connected port (at the connected address, when addresses are
+    known), else (nobody listened: a refused connect) the host that has the connected address."""
+    def listens(host: str, entry: dict) -> bool:
+        return (entry.get("action") == "listen" and bool(entry.get("local")) and entry["local"][1] == server[1]
+                and host_ips.get(host, server[0]) == server[0])
+    listening = next((h for h, entries in steps_log.items() for e in entries if listens(h, e)), None)
+    return listening or next((h for h, ip in host_ips.items() if ip == server[0]), None)
+
+
+def observe(run_dir: Path, steps_log: dict[str, list[dict]], host_interface: dict[str, str],
+            host_ips: dict[str, str] | None = None) -> Observation:
+    """Find the first connect in the step logs and gather everything seen of that connection.
+
+    Every shape of run is observed, none raises: no connect (only listeners' states are kept),
+    a connect nobody listened for (the server host is the one with the connected address)."""
+    host_ips = host_ips or {}
+    first = _first_connect(steps_log)
+    connect_host, client, server, server_host = None, None, None, None
+    if first:
+        connect_host, entry = first
+        client, server = tuple(entry["local"]), tuple(entry["peer"])
+        server_host = _server_host(steps_log, server, host_ips)
+    listeners = {h: e["local"] for h, entries in steps_log.items() for e in entries if e.get("action") == "listen" and e.get("local")}
     segments, states, sampling = {}, {}, {}
     for host, intf in host_interface.items():
-        segments[host] = of_connection(read_segments(run_dir / "pcap" / f"{intf}.pcap"), client, server)
+        segments[host] = of_connection(read_segments(run_dir / "pcap" / f"{intf}.pcap"), client, server) if first else []
         samples = read_samples(run_dir / "samples" / f"{host}.jsonl")
         sampling[host] = sampling_stats(samples)
         if host == connect_host:
             states[host] = socket_spans(samples, client, server)
         elif host == server_host:
             states[host] = socket_spans(samples, server, None) + socket_spans(samples, server, client)
+        elif host in listeners:
+            states[host] = socket_spans(samples, tuple(listeners[host]), None)
     return Observation(connect_host, server_host, client, server, segments, states, sampling, steps_log)

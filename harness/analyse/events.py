@@ -47,3 +47,10 @@ def find_moment(event: Event, obs: Observation) -> Moment | str:
     if event.verb == "returns" and entry.get("result", "").startswith("still waiting"):
         return f"{event.host}'s {event.what} had not returned when the run ended"
     return Moment(entry["start"] if event.verb == "calls" else entry["end"], 0.0, "step log")
+
+
+def caused_by(start: Event, end: Event) -> bool:
+    """True when `end` cannot come before `start`: a host's state change after its own call (the
+    call is logged before it is made; the change it causes comes later), so a sampling window for
+    the interval between them starts at 0, never below."""
+    return start.verb == "calls" and end.verb in ("enters", "leaves") and start.host == end.host

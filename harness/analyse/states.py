@@ -17,7 +17,8 @@ class StateSpan:
     last_seen: float
     sample_before: float | None = None
     sample_after: float | None = None
-    timer_due: float | None = None     # when the kernel said the socket's timer would fire (first sample)
+    timer_due: float | None = None     # when the kernel said the socket's timer would fire (last sample)
+    timer_rearmed: int = 0             # times the kernel moved that moment later (TIME-WAIT restarted...)
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -43,21 +44,38 @@ def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, i
     spans: list[StateSpan] = []
     previous: float | None = None
     for sample in samples:
-        state, due = None, None
+        state, due, pending = None, None, False
         for st, src, sport, dst, dport, *timer in sample["s"]:
             if sport != local[1] or src not in (local[0], "0.0.0.0"):
                 continue
             if peer is None and st == "LISTEN" or peer is not None and (dst, dport) == tuple(peer):
                 state = st
                 due = sample["t"] + timer[1] / 1e3 if timer and timer[0] else None
+                pending = bool(timer and timer[0] and timer[1] > 0)
         if state is None and spans:
             state = "CLOSED"
         if state is not None:
             if spans and spans[-1].state == state:
-                spans[-1] = replace(spans[-1], last_seen=sample["t"])
+                spans[-1] = replace(spans[-1], last_seen=sample["t"], **_timer(spans[-1], due if pending else None))
             else:
                 if spans:
                     spans[-1] = replace(spans[-1], sample_after=sample["t"])
                 spans.append(StateSpan(state, sample["t"], sample["t"], previous, timer_due=due))
         previous = sample["t"]
     return spans
+
+
+REARMED_S = 0.1   # the kernel reports whole jiffies (4 ms at HZ=250): a later due moment past this is a new timer
+
+
+def _timer(span: StateSpan, due: float | None) -> dict:
+    """The span's timer as a later sample has it (`due` None: no timer pending, or one already
+    expired and waiting for the timer wheel, which reports 0 ms left). When the kernel re-arms it
+    (a SYN+ACK restarting TIME-WAIT under tcp_rfc1337=1, a retransmission), the last moment counts."""
+    if due is None:
+        return {}
+    if span.timer_due is None:
+        return {"timer_due": due}
+    if due - span.timer_due > REARMED_S:
+        return {"timer_due": due, "timer_rearmed": span.timer_rearmed + 1}
+    return {}

@@ -169,11 +169,19 @@ def main() -> None:
     plan = json.loads(sys.stdin.readline())
     log = open(plan["log"], "w")
     lock = threading.Lock()
+    failed: list[OSError] = []
 
     def record(**entry) -> None:
+        """One line per call. A log the disk will not take must not stop the timeline (the other
+        host's steps go on): the runner finds the short log afterwards and marks the run incomplete."""
         with lock:
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
+            try:
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+            except OSError as exc:
+                if not failed:      # said once: nobody drains stderr while the run goes on
+                    print(f"the step log could not be written: {exc.strerror or exc}", file=sys.stderr, flush=True)
+                failed.append(exc)
 
     print("ready", flush=True)
     t0 = float(sys.stdin.readline())

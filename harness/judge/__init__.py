@@ -27,7 +27,7 @@ def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verd
         missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]
         verdicts.append(Verdict(f"{host} errors", ", ".join(names), ", ".join(got) or "no call failed", not missing))
     if expect.packets:
-        addr = {obs.client_host: obs.client, obs.server_host: obs.server}
+        addr = {h: a for h, a in ((obs.client_host, obs.client), (obs.server_host, obs.server)) if h and a}
         ok, observed = match_packets(expect.packets, obs.segments.get(obs.client_host, []), addr)
         verdicts.append(Verdict("packets", describe(expect.packets), observed, ok))
     verdicts += [judge_timing(t, obs, rtt_s) for t in expect.timing]

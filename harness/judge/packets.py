@@ -48,7 +48,7 @@ def _one(pattern: PacketPattern, segments: list[Segment], pos: int, env: dict[st
     miss = ""
     for i in range(pos, len(segments)):
         seg = segments[i]
-        if (seg.src, seg.sport) != addr[pattern.sender] or _flags(seg.flags) != _flags(pattern.flags):
+        if (seg.src, seg.sport) != addr.get(pattern.sender) or _flags(seg.flags) != _flags(pattern.flags):
             continue
         why = _agrees(pattern, seg, env)
         if why is None:

@@ -34,8 +34,12 @@ def blind_spots(expected: tuple[str, ...], spans: list[StateSpan]) -> list[str]:
             continue
         before = next((spans[seen.index(_name(p))] for p in reversed(expected[:i]) if _name(p) in seen), None)
         after = next((spans[seen.index(_name(n))] for n in expected[i + 1:] if _name(n) in seen), None)
-        if before and after:
-            gap = after.first_seen - before.last_seen
+        # A listener's span runs on beside its children's: then only the gap just before `after`
+        # was unsampled (never a negative "gap" from the listener's last sample).
+        since = (before.last_seen if before and after and before.last_seen <= after.first_seen
+                 else after.sample_before if after else None)
+        if before and after and since is not None:
+            gap = after.first_seen - since
             notes.append(f"{state} not seen: no sample between {before.state} and {after.state} for {gap * 1e3:.1f} ms, "
                          f"so it either did not happen or lasted less than that (sampling too coarse to tell; "
                          f"write ({state}) if it may be that short)")

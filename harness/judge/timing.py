@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from harness.analyse.connection import Observation
-from harness.analyse.events import Moment, find_moment
+from harness.analyse.events import Moment, caused_by, find_moment
 from harness.judge.verdict import Verdict
 from harness.load.units import parse_seconds
 from harness.model import TimingExpectation
@@ -62,6 +62,7 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
     measured = end.t - start.t
     # start lies in (start.t - u1, start.t], end in (end.t - u2, end.t]
     low, high = measured - end.uncertainty_s + 0.0, measured + start.uncertainty_s   # + 0.0: no "-0.0 ms"
+    low = max(low, 0.0) if measured >= 0 and caused_by(exp.start, exp.end) else low   # no effect before its cause
     observed = _seconds(measured)
     if start.uncertainty_s or end.uncertainty_s:
         observed += f" (true value in [{_seconds(low)}, {_seconds(high)}]: sampling gaps)"

@@ -1,15 +1,16 @@
 """Report: result.json and the verdict table."""
 from __future__ import annotations
 
-import json
 import textwrap
-from dataclasses import asdict
 from pathlib import Path
+
+from harness.report.evidence import VERDICT, write_json
 
 
 def write_result(run_dir: Path, result: dict) -> Path:
-    path = run_dir / "result.json"
-    path.write_text(json.dumps(result, indent=2, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)))
+    """result.json, whole or not at all (temp name, fsync, rename): the verdict is written last."""
+    path = run_dir / VERDICT
+    write_json(path, result)
     return path
 
 
