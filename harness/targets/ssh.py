@@ -8,7 +8,7 @@ first contact for the Vagrant VM. A key that is unknown or changed is refused, n
 """
 from __future__ import annotations
 
-import os
+import codecs
 import posixpath
 import shlex
 import socket
@@ -158,20 +158,76 @@ def _uploads(experiments: list, remote_dir: str) -> tuple[dict[Path, str], list[
     return files, names
 
 
+class TerminalText:
+    """Bytes from the remote pty to text: a UTF-8 character or a CR LF cut between two reads stays whole."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._cr = False            # the last chunk ended in CR: it may be half of a CR LF
+
+    def feed(self, data: bytes, final: bool = False) -> str:
+        text = ("\r" if self._cr else "") + self._decoder.decode(data, final)
+        self._cr = text.endswith("\r") and not final
+        return (text[:-1] if self._cr else text).replace("\r\n", "\n")
+
+    def flush(self) -> str:
+        return self.feed(b"", final=True)
+
+
+def as_runner(argv: list[str]) -> str:
+    """argv as the run's user: root as is, anyone else through `sudo -n` (the lab needs root)."""
+    line = shlex.join(argv)
+    return f'if [ "$(id -u)" = 0 ]; then {line}; else sudo -n {line}; fi'
+
+
+def run_command(remote_dir: str, passthrough: list[str], names: list[str]) -> str:
+    """The remote command line; `--` keeps a file named like an option (-x.yaml) a file."""
+    return f"cd {shlex.quote(remote_dir)} && " + as_runner(
+        ["run-experiment", "--results-dir", f"{remote_dir}/results", *passthrough, "--", *names])
+
+
+def cleanup_command(remote_dir: str) -> str:
+    """Removes the remote folder with the run's privilege: under sudo its results are root's."""
+    return "cd / && " + as_runner(["rm", "-rf", "--", remote_dir])
+
+
+def _exec(client: paramiko.SSHClient, command: str, limit_s: float = 120) -> tuple[int, str]:
+    """Run a short command and wait for its exit status (-1: none came within limit_s)."""
+    channel = client.get_transport().open_session(timeout=limit_s)
+    try:
+        channel.settimeout(limit_s)
+        channel.exec_command(command)
+        out = channel.makefile("rb").read().decode(errors="replace")
+        code = channel.exit_status if channel.status_event.wait(limit_s) else -1
+        return code, out
+    finally:
+        channel.close()
+
+
+def _make_remote_dir(client: paramiko.SSHClient, remote: Remote) -> str:
+    """A fresh folder nobody could have made in advance (mktemp -d: random name, mode 700)."""
+    try:
+        code, out = _exec(client, "mktemp -d /tmp/tcp-testbed.XXXXXXXXXX")
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        code, out = -1, str(exc)
+    folder = out.strip()
+    if code != 0 or not folder.startswith("/tmp/tcp-testbed.") or "\n" in folder:
+        raise RunFailed(f"cannot make a folder on {remote.label} (`mktemp -d` said: {out.strip() or code}).")
+    return folder
+
+
 def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], results_root: Path, log) -> int:
     """Run the experiments (a list of (experiment file, topology file)) on the remote; copy the results back."""
     client = connect(remote)
     log(f"connected to {remote.label} ({remote.host}:{remote.port})")
-    remote_dir = f"/tmp/tcp-testbed-{os.getpid()}-{int(time.time())}"
+    remote_dir = None
     try:
+        remote_dir = _make_remote_dir(client, remote)
         sftp = client.open_sftp()
-        sftp.mkdir(remote_dir)
         files, names = _uploads(experiments, remote_dir)
         for local, remote_path in files.items():
             sftp.put(str(local), remote_path)
-        run = shlex.join(["run-experiment", "--results-dir", f"{remote_dir}/results", *passthrough, *names])
-        command = (f"cd {remote_dir} && if [ \"$(id -u)\" = 0 ]; then {run}; else sudo -n {run}; fi")
-        code = _stream(client, command, remote, log)
+        code = _stream(client, run_command(remote_dir, passthrough, names), remote, log)
         if code == 127:
             raise UserError(f"run-experiment is not installed on {remote.label}.",
                             fix="set the test bed up there: clone it and run `sudo scripts/setup` (the Vagrantfile does this).")
@@ -183,33 +239,49 @@ def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], resu
         log(f"copied {copied} result file(s) from {remote.label} into {results_root}/")
         return code
     finally:
-        try:
-            client.exec_command(f"rm -rf {remote_dir}", timeout=30)
-        except (OSError, paramiko.SSHException):
-            pass
+        if remote_dir:
+            _remove_remote_dir(client, remote, remote_dir, log)
         client.close()
 
 
+def _remove_remote_dir(client: paramiko.SSHClient, remote: Remote, remote_dir: str, log) -> None:
+    """rm -rf with the run's privilege, waited for; says so when the folder stays behind."""
+    try:
+        code, out = _exec(client, cleanup_command(remote_dir))
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        code, out = -1, str(exc)
+    if code != 0:
+        log(f"warning: could not remove {remote_dir} on {remote.label} ({out.strip() or 'no exit status'}); "
+            f"remove it there with `sudo rm -rf {remote_dir}`.")
+
+
 def _stream(client: paramiko.SSHClient, command: str, remote: Remote, log) -> int:
-    """Run under a pty and print its output as it comes; Ctrl-C here is Ctrl-C there."""
-    channel = client.get_transport().open_session()
+    """Run under a pty and print its output as it comes; Ctrl-C here is Ctrl-C there.
+
+    The end of the output and the exit status are separate messages: the loop runs until both came
+    (or the channel closed), and a missing status counts as a lost connection only when the
+    connection really is gone."""
+    transport = client.get_transport()
+    channel = transport.open_session()
     channel.get_pty(width=120)
     channel.exec_command(command)
     channel.settimeout(0.5)
-    out = sys.stdout
-    interrupted_at = None
-    while True:
+    out, text = sys.stdout, TerminalText()
+    interrupted_at, eof = None, False
+    while not (eof and channel.status_event.is_set()):
         try:
-            try:
-                data = channel.recv(4096)
-            except socket.timeout:
-                data = None
-            if data:
-                out.write(data.decode(errors="replace").replace("\r\n", "\n"))
-                out.flush()
-            elif data == b"" or channel.exit_status_ready():
-                break
-            if not client.get_transport().is_active():
+            if eof:
+                channel.status_event.wait(0.5)
+            else:
+                try:
+                    data = channel.recv(4096)
+                except socket.timeout:
+                    data = None
+                if data:
+                    out.write(text.feed(data))
+                    out.flush()
+                eof = data == b""
+            if not transport.is_active() and not channel.status_event.is_set():
                 break
             if interrupted_at and time.time() - interrupted_at > 120:
                 break
@@ -219,8 +291,27 @@ def _stream(client: paramiko.SSHClient, command: str, remote: Remote, log) -> in
             log(f"interrupted: stopping the run on {remote.label} (it tears its lab down)...")
             channel.send(b"\x03")
             interrupted_at = time.time()
-    code = channel.recv_exit_status() if channel.exit_status_ready() else -1
-    if code != -1 and client.get_transport().is_active():    # -1: the channel died without a status
+    out.write(text.flush())
+    out.flush()
+    code = channel.exit_status if channel.status_event.is_set() else -1
+    if code != -1:
         return 130 if interrupted_at else code
+    if interrupted_at:
+        return 130
+    if _alive(transport):
+        raise RunFailed(f"the run on {remote.label} ended without an exit status (killed by a signal?); "
+                        "no results were copied back.")
     raise RunFailed(f"the connection to {remote.label} was lost mid-run. The remote run was hung up (SIGHUP), "
                     "which makes it tear its lab down; no results were copied back.")
+
+
+def _alive(transport: paramiko.Transport) -> bool:
+    """Whether the connection still carries traffic: a channel that closes while the transport
+    winds down reads as closed before the transport reads as inactive, so ask the server."""
+    if not transport.is_active():
+        return False
+    try:
+        transport.open_session(timeout=20).close()
+        return True
+    except (OSError, EOFError, paramiko.SSHException):
+        return False

@@ -49,7 +49,7 @@ UsePAM no
 StrictModes no
 PidFile {base / 'sshd.pid'}
 Subsystem sftp internal-sftp
-""")
+""" + (f"SetEnv PYTHONPATH={os.environ['PYTHONPATH']}\n" if os.environ.get("PYTHONPATH") else ""))  # the same harness remotely
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(base / "sshd_config")], stderr=subprocess.PIPE, text=True)
     for _ in range(100):
@@ -68,7 +68,7 @@ def run_cli(sshd, known: str, args: list[str], results: Path, **kw) -> subproces
     (sshd["home"] / ".ssh" / "known_hosts").write_text(known)
     env = dict(os.environ, HOME=str(sshd["home"]))
     return subprocess.run(CLI + ["--target", sshd["target"], "--results-dir", str(results), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900, **kw)
+                          capture_output=True, text=True, timeout=1800, **kw)
 
 
 def test_unknown_host_key_is_refused_with_the_command_to_trust_it(sshd, tmp_path):
@@ -93,14 +93,60 @@ def test_handshake_runs_remotely_and_the_results_come_back(sshd, tmp_path):
     (result,) = tmp_path.glob("handshake/*/result.json")
     assert '"passed": true' in result.read_text()
     assert list(result.parent.glob("pcap/*.pcap")) and list(result.parent.glob("samples/*.jsonl"))
-    assert not list(Path("/tmp").glob(f"tcp-testbed-*/{result.parent.name}"))      # the remote folder is removed
+    assert not list(Path("/tmp").glob(f"tcp-testbed*/**/{result.parent.name}"))      # the remote folder is removed
+
+
+def test_a_fast_remote_failure_keeps_its_exit_code(sshd, tmp_path):
+    """The remote exits 2 at once (its --kernel does not exist): every time, exit 2 and its message,
+    never "connection lost" (the end of the output and the exit status used to race: 10 of 16 lost)."""
+    codes = []
+    for _ in range(16):
+        proc = run_cli(sshd, sshd["known"], ["--kernel", "/nonexistent", "handshake.yaml"], tmp_path)
+        codes.append(proc.returncode)
+        assert "lost mid-run" not in proc.stderr and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+        assert "kernel image '/nonexistent' does not exist" in proc.stdout
+    assert codes == [2] * 16
+
+
+def test_a_precreated_remote_folder_is_not_used(sshd, tmp_path, monkeypatch):
+    """Every name the old /tmp/tcp-testbed-<pid>-<time> scheme could pick in the next 5 minutes exists
+    already (owned by someone else, say): the run goes on in a folder of its own (mktemp -d) and that
+    folder is gone when run_over_ssh returns (the clean-up is waited for)."""
+    from harness.targets.ssh import parse_ssh_target, run_over_ssh
+    (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
+    monkeypatch.setenv("HOME", str(sshd["home"]))
+    now = int(time.time())
+    traps = [Path(f"/tmp/tcp-testbed-{os.getpid()}-{t}") for t in range(now - 5, now + 300)]
+    before = set(Path("/tmp").glob("tcp-testbed*"))
+    messages: list[str] = []
+    try:
+        for trap in traps:
+            trap.mkdir(mode=0o700, exist_ok=True)
+        experiment = REPO / "experiments" / "handshake.yaml"
+        code = run_over_ssh(parse_ssh_target(sshd["target"]), [(experiment, REPO / "topologies" / "two_hosts.yaml")],
+                            ["--kernel=/nonexistent"], tmp_path, messages.append)
+        left = set(Path("/tmp").glob("tcp-testbed*")) - before - set(traps)
+    finally:
+        for trap in traps:
+            shutil.rmtree(trap, ignore_errors=True)
+    assert code == 2, messages
+    assert not left, f"remote folder left behind: {left}"
+
+
+def test_an_experiment_named_like_an_option_runs(sshd, tmp_path):
+    odd = tmp_path / "-x.yaml"
+    odd.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text())
+    shutil.copy(REPO / "topologies" / "two_hosts_plain.yaml", tmp_path)
+    proc = run_cli(sshd, sshd["known"], [str(odd)], tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list((tmp_path / "results" / "handshake_plain").glob("*/result.json"))
 
 
 def test_a_connection_dropped_mid_run_stops_and_cleans_the_remote_run(sshd, tmp_path):
     long_run = tmp_path / "long_plain.yaml"
     long_run.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text()
-                        .replace("duration: 3s", "duration: 30s").replace("topology: two_hosts_plain",
-                                                                          f"topology: {REPO / 'topologies' / 'two_hosts_plain.yaml'}"))
+                        .replace("duration: 3s", "duration: 30s"))
+    shutil.copy(REPO / "topologies" / "two_hosts_plain.yaml", tmp_path)
     (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
     proc = subprocess.Popen(CLI + ["--target", sshd["target"], "--results-dir", str(tmp_path / "results"), str(long_run)],
                             cwd=REPO, env=dict(os.environ, HOME=str(sshd["home"])), stdout=subprocess.PIPE,
