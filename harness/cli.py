@@ -181,10 +181,11 @@ def _run_plan(plan_file: Path, results: Path) -> int:
     return worst
 
 
-def _run_remote(args: argparse.Namespace, loaded: dict, results: Path) -> int:
-    """Every file was checked here first (a typo fails before anything connects), then run remotely."""
+def _run_remote(args: argparse.Namespace, paths: list[Path], results: Path) -> int:
+    """Every file is checked here first (a typo fails before anything connects), then run remotely."""
+    from harness.load import load_cells
     from harness.targets.ssh import parse_ssh_target, run_over_ssh, vagrant_remote
-    experiments = [(path, cells[0].experiment.topology.source) for path, cells in loaded.items()]
+    experiments = [(path, load_cells(path, args.max_cells)[0].experiment.topology.source) for path in paths]
     remote = vagrant_remote() if args.target == "vagrant" else parse_ssh_target(args.target)
     passthrough = ["--vm-clock", args.vm_clock, f"--max-cells={args.max_cells}"] + (["--jobs", str(args.jobs)] if args.jobs else [])
     passthrough += [f"--kernel={k}" for k in args.kernel or []]
@@ -209,12 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         paths = _experiment_paths(args.experiments)
         if args.check:
             return _check_only(args, paths)
-        loaded = {path: load_cells(path, args.max_cells) for path in paths}   # every file and cell, before anything is made
         results = Path(args.results_dir)
         from harness.report.evidence import check_writable
         check_writable(results)        # before anything is built, booted or connected to
         if args.target == "vagrant" or args.target.startswith("ssh://"):
-            return _run_remote(args, loaded, results)
+            return _run_remote(args, paths, results)
         args.jobs = args.jobs or os.cpu_count() or 1
         from harness.runner import run_local
         kernels = [None]
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         from harness.targets.batch import BatchItem, run_batch
         items, matrices = [], {}
         for path in paths:             # every file and every cell checked before anything runs
-            cells = loaded[path]
+            cells = load_cells(path, args.max_cells)
             compared = bool(cells[0].label) or len(kernels) > 1
             matrix_dir = results / cells[0].experiment.name / run_id() if compared else None
             folders = []
@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                     item.kernel = kernels[0] if item.target == "vm" else None
 
         def plan_of(group) -> list[dict]:
+            from harness.targets.vm import item_limit_s
             return [{"path": str(i.path.resolve()), "cell": i.cell, "run_dir": str(i.run_dir.resolve()) if i.run_dir else None,
-                     "max_cells": args.max_cells} for i in group]
+                     "max_cells": args.max_cells, "limit_s": item_limit_s(i.experiment)} for i in group]
 
         if len(items) == 1:
             item = items[0]
@@ -292,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as exc:
         print(f"run-experiment: the run failed and gives no verdict: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print("run-experiment: interrupted; the lab was torn down.", file=sys.stderr)
+    except KeyboardInterrupt as exc:     # Interrupted says what was stopped; a bare one came before anything started
+        print(f"run-experiment: {exc or 'interrupted before any lab or VM was started; nothing was left behind.'}",
+              file=sys.stderr)
         return 130
     except Exception as exc:
         results_dir = Path(args.results_dir)

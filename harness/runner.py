@@ -7,6 +7,7 @@ import os
 import select
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from harness.analyse.segments import read_segments
 from harness.lab.packet_rules import PacketRules, PlacedStep
 from harness.errors import RunFailed
 from harness.judge import judge_all
-from harness.lab.leftovers import Ledger, clean_stale
-from harness.lab.namespaces import Forked
+from harness.lab.leftovers import Interrupted, Ledger, LocalLock, clean_stale
+from harness.lab.namespaces import Forked, stop_helpers
 from harness.drive.agent import main as agent_main
 from harness.record.sampler import sample_hosts
 from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
@@ -25,7 +26,7 @@ from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
 from harness.model import Experiment
 from harness.plan import agent_plans, new_run_dir, path_rtt_s, rule_placement
-from harness.record.capture import Capture, startup_timeout_s
+from harness.record.capture import Capture, startup_timeout_s, stop_captures
 from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
                                       atomic_write, samples_problem, step_log_problem, sync_files)
@@ -46,9 +47,24 @@ def _read_line(proc, timeout: float | None, what: str) -> str:
 def run_local(experiment: Experiment, results_root: Path, log=print, run_dir: Path | None = None) -> tuple[int, Path]:
     """Run on this kernel; results go to results_root/<experiment>/<run-id>/, or to `run_dir`."""
     check_local(experiment)
-    removed = clean_stale()
-    if removed:
-        log(f"removed interfaces left by a killed run: {', '.join(removed)}")
+    with ExitStack() as lifecycle:
+        lock = LocalLock(log)         # one local lab at a time; released after the ledger's guardian is gone
+        lifecycle.callback(lock.release)
+        removed = clean_stale()
+        if removed:
+            log(f"removed interfaces left by a killed run: {', '.join(removed)}")
+        # Inside a VM (TCP_TESTBED_STAGE) everything dies with the VM: no guardian needed.
+        ledger = Ledger(guard=not os.environ.get("TCP_TESTBED_STAGE"), keep_fds=(lock.fd,))
+        lifecycle.callback(ledger.close)
+        try:
+            return _staged(experiment, results_root, log, run_dir, ledger)
+        except KeyboardInterrupt as exc:
+            what = ("interrupted; the lab was torn down and nothing of it is left." if ledger.built()
+                    else "interrupted before the lab was built; nothing was left behind.")
+            raise Interrupted(what) from exc
+
+
+def _staged(experiment: Experiment, results_root: Path, log, run_dir: Path | None, ledger: Ledger) -> tuple[int, Path]:
     # The VM target points TCP_TESTBED_STAGE at guest memory: recorders then never wait on the
     # host's 9p file server during the timeline (under the virtual clock an I/O wait is idle time,
     # which the clock skips); the run folder is copied to the results folder at the end.
@@ -56,7 +72,7 @@ def run_local(experiment: Experiment, results_root: Path, log=print, run_dir: Pa
     final_dir = new_run_dir(results_root, experiment, run_dir)
     work_dir = new_run_dir(Path(stage), experiment, Path(stage) / "run") if stage else final_dir
     try:
-        return _run(experiment, work_dir, final_dir, log)   # a finished run publishes its own folder
+        return _run(experiment, work_dir, final_dir, log, ledger)   # a finished run publishes its own folder
     except EvidenceIncomplete:
         raise            # its folder already says what is missing
     except BaseException:
@@ -69,9 +85,11 @@ def run_local(experiment: Experiment, results_root: Path, log=print, run_dir: Pa
             shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[int, Path]:
-    ledger = Ledger()
-    with mininet_lab(experiment, ledger, log) as lab:
+def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log, ledger: Ledger) -> tuple[int, Path]:
+    # Every helper is stopped on every way out (an error, a helper that does not answer, Ctrl-C):
+    # `helpers` unwinds in reverse order of registration, i.e. sampler, captures (flushed before
+    # the agents close their sockets), agents, packet rules (their timer threads joined), then the lab.
+    with mininet_lab(experiment, ledger, log) as lab, ExitStack() as helpers:
         net = lab["net"]
         hosts = experiment.topology.hosts
         ips = {h: net.get(h).IP() for h in hosts}
@@ -82,48 +100,47 @@ def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log) -> tuple[i
         ping_rtt = ping_rtt_s(net, *pair) if pair else None
         placed = _place_network_steps(experiment, lab, ips)
         rules = PacketRules(placed, net.get(experiment.topology.switches[0]), ledger) if placed else None
-        captures = [Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap") for intf, (node, _) in lab["interfaces"].items()]
+        if rules:
+            helpers.callback(rules.close)
+        agents: dict[str, Forked] = {}
+        helpers.callback(stop_helpers, agents.values())
+        captures: list[Capture] = []
+        capture_stats: list[dict] = []
+        helpers.callback(stop_captures, captures, capture_stats)
+        for intf, (node, _) in lab["interfaces"].items():
+            captures.append(Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap"))
+            ledger.add(pids=[captures[-1].proc.pid])
         for capture in captures:
             capture.wait_ready()
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         sampler = Forked(None, sample_hosts, {h: (net.get(h).pid, str(run_dir / "samples" / f"{h}.jsonl")) for h in hosts},
                          SAMPLE_INTERVAL_S, _dense_after_activity_s(experiment))
         ledger.add(pids=[sampler.pid])
-        agents = {}
-        try:
-            _read_line(sampler, startup_timeout_s(), "the state sampler did not start")
-            plans = agent_plans(experiment, ips)
-            for h in hosts:
-                proc = Forked(net.get(h).pid, agent_main)
-                ledger.add(pids=[proc.pid])
-                proc.stdin.write((json.dumps({"steps": plans[h], "duration": experiment.duration_s,
-                                              "log": str(run_dir / "steps" / f"{h}.jsonl")}) + "\n").encode())
-                proc.stdin.flush()
-                agents[h] = proc
-            for h, proc in agents.items():
-                _read_line(proc, startup_timeout_s(), f"the agent in {h} did not start")
-            if rules:
-                rules.install_untimed()
-            t0 = time.time() + 0.3     # nothing between here and the agents may touch the disk
-            for proc in agents.values():
-                proc.stdin.write(f"{t0}\n".encode())
-                proc.stdin.flush()
-            if rules:
-                rules.arm(t0)
-            log(f"running the timeline ({experiment.duration_s:g} s)")
-            _wait_with_progress(t0, experiment.duration_s, log)
-            for h, proc in agents.items():   # agents end their own steps at the deadline
-                _read_line(proc, startup_timeout_s(), f"the agent in {h} did not finish its steps")
-            counted = rules.counters() if rules else {}
-        finally:
-            if sampler.poll() is None:
-                sampler.terminate()
-            sampler.wait(timeout=30)
-            capture_stats = [c.stop() for c in captures]
-            for p in agents.values():
-                if p.poll() is None:
-                    p.terminate()
-                p.wait(timeout=30)
+        helpers.callback(stop_helpers, [sampler])
+        _read_line(sampler, startup_timeout_s(), "the state sampler did not start")
+        plans = agent_plans(experiment, ips)
+        for h in hosts:
+            proc = agents[h] = Forked(net.get(h).pid, agent_main)
+            ledger.add(pids=[proc.pid])
+            proc.stdin.write((json.dumps({"steps": plans[h], "duration": experiment.duration_s,
+                                          "log": str(run_dir / "steps" / f"{h}.jsonl")}) + "\n").encode())
+            proc.stdin.flush()
+        for h, proc in agents.items():
+            _read_line(proc, startup_timeout_s(), f"the agent in {h} did not start")
+        if rules:
+            rules.install_untimed()
+        t0 = time.time() + 0.3     # nothing between here and the agents may touch the disk
+        for proc in agents.values():
+            proc.stdin.write(f"{t0}\n".encode())
+            proc.stdin.flush()
+        if rules:
+            rules.arm(t0)
+        log(f"running the timeline ({experiment.duration_s:g} s)")
+        _wait_with_progress(t0, experiment.duration_s, log)
+        for h, proc in agents.items():   # agents end their own steps at the deadline
+            _read_line(proc, startup_timeout_s(), f"the agent in {h} did not finish its steps")
+        counted = rules.counters() if rules else {}
+    log("analysing the captures")
     lost = [c for c in capture_stats if c["dropped_by_kernel"]]
     if lost:
         raise RunFailed(f"tcpdump lost packets: {lost}; the capture cannot support a verdict.")

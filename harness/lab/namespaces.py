@@ -14,7 +14,16 @@ import time
 import traceback
 
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL the calling process when its parent (the thread that forked it)
+    dies, even by SIGKILL; if the parent is already gone, exit now."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def enter_netns(pid: int) -> None:
@@ -36,9 +45,10 @@ class Forked:
         pipes = [os.pipe() for _ in range(3)]          # stdin, stdout, stderr
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         child = os.fork()
         if child == 0:
-            self._child(pid, pipes, function, args)
+            self._child(parent, pid, pipes, function, args)
         self.pid = child
         self.returncode: int | None = None
         os.close(pipes[0][0])
@@ -49,10 +59,11 @@ class Forked:
         self.stderr = os.fdopen(pipes[2][0], "rb")
 
     @staticmethod
-    def _child(pid, pipes, function, args) -> None:
+    def _child(parent, pid, pipes, function, args) -> None:
         code = 1
         try:
             os.setsid()
+            die_with_parent(parent)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             if pid is not None:
@@ -88,6 +99,10 @@ class Forked:
         if self.poll() is None:
             os.kill(self.pid, signal.SIGTERM)
 
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.time() + timeout
         while self.poll() is None:
@@ -98,3 +113,19 @@ class Forked:
                 break
             time.sleep(0.01)
         return self.returncode
+
+
+def stop_helpers(procs) -> None:
+    """SIGTERM every helper still running, then wait for each (SIGKILL after 30 s); used on every
+    way out of a run, so one helper that will not stop does not keep the others running."""
+    procs = list(procs)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except ChildProcessError:
+            pass

@@ -54,12 +54,13 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
     switch_cls = OVSBridge if ovs else LinuxBridge
     net = Mininet(switch=switch_cls, controller=None, link=TCLink, build=False, autoSetMacs=True)
     try:
-        for host in topo.hosts:
-            net.addHost(host)
+        for host in topo.hosts:    # each host's shell and network namespace, recorded as it starts
+            shell = net.addHost(host).pid
+            ledger.add(pids=[shell], netns=[shell])
         for switch in topo.switches:
-            net.addSwitch(switch, cls=switch_cls, stp=False, **({"failMode": "standalone"} if ovs else {}))
-            if ovs:
-                ledger.add(ovs_bridges=[switch])
+            ledger.add(pids=[net.addSwitch(switch, cls=switch_cls, stp=False, **({"failMode": "standalone"} if ovs else {})).pid])
+            # recorded before it exists: a killed run's bridge is removed, and the loader knows it is ours
+            ledger.add(**({"ovs_bridges": [switch]} if ovs else {"interfaces": [switch]}))
         egress: dict[str, tuple[str, Impairment]] = {}
         ports: dict[tuple[str, str], str] = {}        # (node, the node at the other end) -> interface
         for link in topo.links:
@@ -71,7 +72,6 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
         log(f"building {len(topo.hosts)} hosts, {len(topo.switches)} {'Open vSwitch' if ovs else 'Linux bridge'} "
             f"switches, {len(topo.links)} links")
         net.build()
-        ledger.add(pids=[n.pid for n in net.hosts])
         net.start()
         _disable_bridge_netfilter()
         qdiscs = verify_impairments(net, egress)

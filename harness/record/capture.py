@@ -5,10 +5,12 @@ import os
 import re
 import select
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 from harness.errors import RunFailed
+from harness.lab.namespaces import die_with_parent
 
 
 def startup_timeout_s() -> float | None:
@@ -21,7 +23,9 @@ def startup_timeout_s() -> float | None:
 class Capture:
     def __init__(self, node, intf: str, out: Path) -> None:
         self.intf, self.out = intf, out
-        self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"])
+        parent = os.getpid()          # tcpdump (mnexec execs it) dies with the runner, even by SIGKILL
+        self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"],
+                               preexec_fn=lambda: die_with_parent(parent))
         self._stderr = b""
 
     def wait_ready(self) -> None:
@@ -38,8 +42,26 @@ class Capture:
         """SIGINT, wait for the file to be flushed, and report the kernel's drop count."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        _, err = self.proc.communicate(timeout=30)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
         text = (self._stderr + err).decode(errors="replace")
         dropped = re.search(r"(\d+) packets? dropped by kernel", text)
         return {"interface": self.intf, "file": self.out.name,
                 "dropped_by_kernel": int(dropped.group(1)) if dropped else None}
+
+
+def stop_captures(captures: list[Capture], stats: list[dict]) -> None:
+    """Stop every capture, appending each one's report to `stats`; one that fails to stop does not
+    keep the others running (the first error is raised after all were stopped)."""
+    error = None
+    for capture in captures:
+        try:
+            stats.append(capture.stop())
+        except Exception as exc:      # noqa: BLE001 - re-raised below, after the others
+            capture.proc.kill()
+            error = error or exc
+    if error:
+        raise error

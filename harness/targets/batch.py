@@ -31,6 +31,7 @@ class BatchItem:
     code: int | None = None
     seconds: float = 0.0
     results: str = ""
+    note: str = ""               # why an item has no verdict (its time limit, the VM died...)
 
 
 def vm_groups(items: list[BatchItem], jobs: int) -> list[list[BatchItem]]:
@@ -55,8 +56,16 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
     began = time.time()
 
     def one_vm(number: int, group: list[BatchItem]) -> None:
+        pending = group
+        while pending:        # a VM stopped for an item's time limit: the rest of its share gets a new VM
+            pending = vm_share(number, pending)
+
+    def vm_share(number: int, group: list[BatchItem]) -> list[BatchItem]:
+        """Run `group` in one VM; return the items still to run if the VM was stopped for an item's
+        time limit, else []."""
         current: list[BatchItem | None] = [None]
         began: dict[int, float] = {}     # item -> host time it started (the guest's clock is virtual)
+        limited: list[str] = []
 
         def on_line(line: str) -> None:
             if line.startswith("@@start "):
@@ -67,15 +76,33 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
                 _, index, code, _, *results = line.split(" ", 4)
                 item = group[int(index)]
                 item.code, item.seconds, item.results = int(code), time.time() - began[int(index)], results[0] if results else ""
+                current[0] = None
+                return
+            if line.startswith("@@limit "):
+                limited.append(line.split()[1])
                 return
             name = current[0].name if current[0] else f"vm {number}"
             with lock:
                 log(f"[{name:<{width}}] {line}")
 
         code = run_vm_group(group, on_line, procs.append)
-        for item in group:           # the VM died before the item reported
-            if item.code is None:
+        from harness.targets.vm import describe_limit, item_limit_s
+        for index, item in enumerate(group):      # the VM ended before the item reported
+            if item.code is not None:
+                continue
+            if limited and limited[0] == str(index):
+                item.code, item.seconds = 3, time.time() - began[index]
+                item.note = f"stopped after {item.seconds:.0f} s: over {describe_limit(item_limit_s(item.experiment))}"
+            elif limited and limited[0] != "boot" and index not in began:
+                return group[index:]              # not reached: run in a fresh VM
+            elif index in began:
+                item.code, item.seconds = (code if code in (2, 130) else 3), time.time() - began[index]
+                item.note = f"the VM ended during this item (vng exit status {code}); see its output above"
+            else:
                 item.code = code if code in (2, 130) else 3
+                item.note = ("not run: the VM did not boot within its time limit" if limited
+                             else f"not run: the VM ended before reaching it (vng exit status {code})")
+        return []
 
     if vm_items:
         groups = vm_groups(vm_items, jobs)
@@ -96,7 +123,8 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
                     os.killpg(proc.pid, 15)
             for proc in procs:
                 proc.wait()
-            raise
+            from harness.lab.leftovers import Interrupted
+            raise Interrupted(f"interrupted; the {len(procs)} VM(s) were stopped and nothing of them keeps running.") from None
         pool.shutdown()
     if local_items:
         log(f"running {len(local_items)} experiment(s) on this kernel, one after another (Mininet's interface names are shared)")
@@ -109,7 +137,7 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
     log("\nsummary")
     for item in items:
         log(f"  {item.name:<{width}}  {item.target:<5}  {VERDICTS.get(item.code, f'exit {item.code}'):<10}  "
-            f"{item.seconds:6.1f} s  {item.results}")
+            f"{item.seconds:6.1f} s  {item.results or item.note}")
     log(f"{len(items)} runs in {wall:.0f} s of wall time; the runs themselves took {busy:.0f} s: parallelism "
         f"{busy / wall:.2f}x" + (" (VM boot and start-up not counted in the runs)" if vm_items else ""))
     codes = {i.code for i in items}

@@ -5,17 +5,23 @@ result.json, pcaps and samples land on the host. Nested KVM hangs here, hence --
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
+import select
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.lab.leftovers import Interrupted, Ledger, reap
+from harness.lab.namespaces import die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,6 +63,25 @@ def pick_kernel(explicit: str | None) -> Path:
 CLOCKS = {"virtual": ["-p", "1", "--qemu-opts", "-icount shift=0,sleep=off"], "host": ["-p", "2"]}
 
 
+# Time limits, in wall time, per VM and per item: under emulation on a loaded host everything
+# stretches (the virtual clock is exact, wall time is not), so they are generous and only catch a VM
+# that hangs. Booting and loading Python take ~40 s on an idle host.
+BOOT_LIMIT_S = 900.0          # from starting vng to the first item's "@@start"
+ITEM_ALLOWANCE_S = 600.0      # per item: lab set-up, analysis, copying results out
+ITEM_STRETCH = 10.0           # per second of the item's timeline
+_VM_NUMBERS = itertools.count(1)
+
+
+def item_limit_s(experiment) -> float:
+    """Wall time one item may take inside a VM before the VM is stopped for it."""
+    return ITEM_ALLOWANCE_S + ITEM_STRETCH * float(experiment.duration_s)
+
+
+def describe_limit(limit_s: float) -> str:
+    return (f"its time limit of {limit_s:.0f} s ({ITEM_ALLOWANCE_S:.0f} s for set-up and analysis + "
+            f"{ITEM_STRETCH:g} x its timeline)")
+
+
 def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "virtual", on_line=print,
               started=None) -> int:
     """Boot the kernel once and run every item of `plan` inside, one after another; return the
@@ -64,8 +89,13 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
 
     Booting and loading Python cost ~40 s of wall time under emulation, a lab plus an experiment
     ~15 s: items share a VM. Each output line goes to `on_line`; the inner run marks items with
-    "@@start N" and "@@done N CODE SECONDS RESULTS" lines. `started(proc)` hands the process out
-    so a Ctrl-C can stop it."""
+    "@@start N" and "@@done N CODE SECONDS RESULTS" lines, and this function adds "@@limit N|boot
+    SECONDS" when it stopped the VM because an item (plan entry "limit_s") or the boot overran its
+    time limit. `started(proc)` hands the process out so a Ctrl-C can stop it.
+
+    The VM cannot outlive this process: vng, virtme-run and QEMU share one process group, recorded
+    (with its start time) in a ledger whose guardian kills the group if this process dies, even by
+    SIGKILL; vng itself gets PR_SET_PDEATHSIG; the next run reaps any group a dead run left."""
     vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
     if not Path(vng).exists():
         raise UserError("virtme-ng (vng) is not installed.", fix="run scripts/setup.")
@@ -78,6 +108,7 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
         raise UserError(f"{', '.join(repr(t) for t in missing)} {'is' if len(missing) == 1 else 'are'} missing, which "
                         "the VM target (virtme-ng, QEMU) needs.", fix="run scripts/setup, or apt-get install "
                         f"{' '.join(sorted({vm_tools[t] for t in missing}))}.")
+    reap()            # VMs (and labs) of runs that were killed before their guardians could act
     results_root.mkdir(parents=True, exist_ok=True)
     plan_file = Path(tempfile.mkstemp(prefix=".vm-plan-", suffix=".json", dir=results_root)[1])
     plan_file.write_text(json.dumps(plan))
@@ -88,23 +119,74 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     command = (f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "
                f"TCP_TESTBED_TARGET=vm/{clock}-clock TCP_TESTBED_STAGE=/tmp/tcp-testbed-stage {shlex.join(inner)}")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    args = ["timeout", "1800", vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
+    args = [vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
             f"--rwdir={results_root.resolve()}", "-m", "2G", *CLOCKS[clock], "--exec", command]
     on_line(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 25-40 s)...")
-    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    if started:
-        started(proc)
+    ledger = Ledger(suffix=f"-vm{next(_VM_NUMBERS)}", guard=True)
+    parent = os.getpid()
     try:
-        for raw in proc.stdout:
-            on_line(raw.decode(errors="replace").rstrip())
+        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=lambda: die_with_parent(parent))
+        ledger.add(pids=[proc.pid], groups=[proc.pid])
+        if started:
+            started(proc)
+        stopped = _follow(proc, plan, on_line, ledger)
         code = proc.wait()
-    except KeyboardInterrupt:
-        os.killpg(proc.pid, 15)
-        proc.wait()
-        raise
+    except KeyboardInterrupt as exc:
+        raise Interrupted("interrupted; the VM was stopped and nothing of it keeps running.") from exc
     finally:
+        ledger.close()     # SIGKILLs whatever is left of the VM's process group
         plan_file.unlink(missing_ok=True)
-    if code == 124:
-        on_line("the VM run timed out after 30 minutes")
-    return 3 if code in (124, 255) else code
+    return 3 if stopped or code == 255 else code
+
+
+def _follow(proc: subprocess.Popen, plan: list[dict], on_line, ledger: Ledger) -> bool:
+    """Pass the VM's output lines on and enforce the boot's and each item's time limit; return
+    True if the VM was stopped for overrunning one (saying so, and marking it "@@limit")."""
+    fd = proc.stdout.fileno()
+    began = time.time()
+    deadline, what, limit = began + BOOT_LIMIT_S, "boot", BOOT_LIMIT_S
+    partial, qemu_seen = b"", False
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0.0, min(5.0, deadline - time.time())))
+        if not ready:
+            if time.time() < deadline:
+                continue
+            os.killpg(proc.pid, signal.SIGKILL)
+            took = time.time() - began
+            on_line(f"stopped the VM: {'the boot' if what == 'boot' else f'item {what}'} took more than "
+                    + (f"{limit:.0f} s" if what == "boot" else describe_limit(limit)) + f" ({took:.0f} s)")
+            on_line(f"@@limit {what} {limit:.0f}")
+            return True
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return False
+        if not qemu_seen:       # QEMU prints the guest's console: it is running; record it by name too
+            qemu_seen = _record_qemu(proc.pid, ledger)
+        *lines, partial = (partial + chunk).split(b"\n")
+        for raw in lines:
+            line = raw.decode(errors="replace").rstrip()
+            if line.startswith("@@start "):
+                index = int(line.split()[1])
+                what, limit, began = str(index), float(plan[index].get("limit_s") or ITEM_ALLOWANCE_S), time.time()
+                deadline = began + limit
+            elif line.startswith("@@done "):
+                what, limit, began = "after the last item", ITEM_ALLOWANCE_S, time.time()
+                deadline = began + limit
+            on_line(line)
+
+
+def _record_qemu(group: int, ledger: Ledger) -> bool:
+    """Add the QEMU process of the VM's group to the ledger (PID and start time)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if name.startswith("qemu") and int(fields[2]) == group:
+            ledger.add(pids=[int(entry.name)])
+            return True
+    return False
