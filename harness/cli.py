@@ -181,11 +181,10 @@ def _run_plan(plan_file: Path, results: Path) -> int:
     return worst
 
 
-def _run_remote(args: argparse.Namespace, paths: list[Path], results: Path) -> int:
-    """Every file is checked here first (a typo fails before anything connects), then run remotely."""
-    from harness.load import load_cells
+def _run_remote(args: argparse.Namespace, loaded: dict, results: Path) -> int:
+    """Every file was checked here first (a typo fails before anything connects), then run remotely."""
     from harness.targets.ssh import parse_ssh_target, run_over_ssh, vagrant_remote
-    experiments = [(path, load_cells(path, args.max_cells)[0].experiment.topology.source) for path in paths]
+    experiments = [(path, cells[0].experiment.topology.source) for path, cells in loaded.items()]
     remote = vagrant_remote() if args.target == "vagrant" else parse_ssh_target(args.target)
     passthrough = ["--vm-clock", args.vm_clock, f"--max-cells={args.max_cells}"] + (["--jobs", str(args.jobs)] if args.jobs else [])
     passthrough += [f"--kernel={k}" for k in args.kernel or []]
@@ -210,11 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         paths = _experiment_paths(args.experiments)
         if args.check:
             return _check_only(args, paths)
+        loaded = {path: load_cells(path, args.max_cells) for path in paths}   # every file and cell, before anything is made
         results = Path(args.results_dir)
         from harness.report.evidence import check_writable
         check_writable(results)        # before anything is built, booted or connected to
         if args.target == "vagrant" or args.target.startswith("ssh://"):
-            return _run_remote(args, paths, results)
+            return _run_remote(args, loaded, results)
         args.jobs = args.jobs or os.cpu_count() or 1
         from harness.runner import run_local
         kernels = [None]
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         from harness.targets.batch import BatchItem, run_batch
         items, matrices = [], {}
         for path in paths:             # every file and every cell checked before anything runs
-            cells = load_cells(path, args.max_cells)
+            cells = loaded[path]
             compared = bool(cells[0].label) or len(kernels) > 1
             matrix_dir = results / cells[0].experiment.name / run_id() if compared else None
             folders = []
