@@ -133,10 +133,10 @@ def _save_traceback(exc: BaseException, folder: Path | None) -> str:
     return name
 
 
-def _bug(exc: BaseException, folder: Path | None, what: str = "") -> int:
+def _bug(exc: BaseException, folder: Path | None, what: str = "", prog: str = "run-experiment") -> int:
     """One line for an exception nobody anticipated: it is a bug (exit 70, never 1)."""
     where = _save_traceback(exc, folder)
-    print(f"run-experiment: {what}a bug in the test bed, not in your files: {type(exc).__name__}: "
+    print(f"{prog}: {what}a bug in the test bed, not in your files: {type(exc).__name__}: "
           f"{str(exc)[:200]}; the traceback is in {where} (please report it).".replace("\n", " "), file=sys.stderr, flush=True)
     return BUG
 
@@ -303,6 +303,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def compare_runs(argv: list[str] | None = None) -> int:
+    """compare-runs with run-experiment's exit-code promise: a bug is exit 70 and one line."""
+    from harness.report.compare import main as compare_main
+    try:
+        return compare_main(argv)
+    except UserError as exc:
+        print(f"compare-runs: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        return _bug(exc, None, prog="compare-runs")
 
 
 def _say_unmarked(line: str) -> None:

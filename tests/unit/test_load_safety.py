@@ -248,3 +248,14 @@ def test_check_loads_every_cell_and_makes_nothing(tmp_path, capsys, monkeypatch)
         code = main(["--check", "--target", "local", str(path)])
     assert code == 0 and "3 cells" in capsys.readouterr().out and made.calls == []
     assert not (tmp_path / "results").exists()
+
+
+def test_compare_runs_bug_is_exit_70_with_one_line(tmp_path, monkeypatch, capsys):
+    from harness.cli import compare_runs
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "result.json").write_text("{not json")
+    code = compare_runs([str(tmp_path / "r"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code in (2, BUG) and "Traceback" not in err, err
+    if code == BUG:
+        assert len(err.splitlines()) == 1 and "compare-runs: a bug" in err
