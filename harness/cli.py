@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run-experiment: the run failed and gives no verdict: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt as exc:     # Interrupted says what was stopped; a bare one came before anything started
-        print(f"run-experiment: {exc or 'interrupted before any lab or VM was started; nothing was left behind.'}",
+        print(f"run-experiment: {str(exc) or 'interrupted before any lab or VM was started; nothing was left behind.'}",
               file=sys.stderr)
         return 130
     except Exception as exc:

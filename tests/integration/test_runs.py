@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,9 +18,11 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="building a lab needs root")]
 
 
-def run(args, tmp_path, **kw):
-    return subprocess.run(CLI + args + ["--results-dir", str(tmp_path)], cwd=REPO, capture_output=True,
-                          text=True, timeout=900, **kw)
+def run(cli, args, tmp_path):
+    """One CLI run through the `cli` fixture (conftest.py): its own process group, a generous limit,
+    and whatever happens, killed and checked to have left nothing behind."""
+    code, out, err = cli(args, tmp_path).finish()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
 def only_result(tmp_path: Path) -> dict:
@@ -27,8 +30,8 @@ def only_result(tmp_path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_handshake_on_a_kernel_with_netem(tmp_path):
-    proc = run(["handshake.yaml"], tmp_path)
+def test_handshake_on_a_kernel_with_netem(cli, tmp_path):
+    proc = run(cli, ["handshake.yaml"], tmp_path)
     print(proc.stdout, proc.stderr)
     result = only_result(tmp_path)
     verdicts = {v["name"]: v for v in result["expectations"]}
@@ -46,16 +49,16 @@ def test_handshake_on_a_kernel_with_netem(tmp_path):
     assert proc.returncode == (0 if result["passed"] else 1)
 
 
-def test_handshake_over_open_vswitch(tmp_path):
-    proc = run([str(REPO / "tests" / "fixtures" / "handshake_ovs.yaml")], tmp_path)
+def test_handshake_over_open_vswitch(cli, tmp_path):
+    proc = run(cli, [str(REPO / "tests" / "fixtures" / "handshake_ovs.yaml")], tmp_path)
     result = only_result(tmp_path)
     assert "Open vSwitch switches" in proc.stdout
     assert result["switch"] == "ovs" and result["passed"], proc.stdout[-3000:] + proc.stderr
     assert proc.returncode == 0
 
 
-def test_local_run_without_impairments(tmp_path):
-    proc = run(["--target", "local", str(PLAIN)], tmp_path)
+def test_local_run_without_impairments(cli, tmp_path):
+    proc = run(cli, ["--target", "local", str(PLAIN)], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = only_result(tmp_path)
     assert result["kernel"] == os.uname().release
@@ -63,28 +66,48 @@ def test_local_run_without_impairments(tmp_path):
     assert all(c["dropped_by_kernel"] == 0 for c in result["captures"])
 
 
-def test_ctrl_c_leaves_nothing_behind(tmp_path):
-    proc = subprocess.Popen(CLI + ["--target", "local", "--results-dir", str(tmp_path), str(PLAIN)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "running the timeline" in line:
-            break
+def test_ctrl_c_leaves_nothing_behind(cli, tmp_path):
+    started = cli(["--target", "local", str(PLAIN)], tmp_path)
+    started.wait_for("running the timeline")
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
-    assert "Traceback" not in err
+    started.proc.send_signal(signal.SIGINT)
+    code, out, err = started.finish()
+    assert code == 130, out + err
+    assert "Traceback" not in err and "the lab was torn down" in err
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "client-eth0" not in links and "s1-eth1" not in links and " s1:" not in links
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in procs and "mininet:client" not in procs
-    assert not list(Path("/run/tcp-testbed").glob("*.json"))
+    assert not list(Path("/run/tcp-testbed").glob(f"{started.proc.pid}*.json"))
 
 
-def test_bad_input_is_one_paragraph(tmp_path):
+def test_ctrl_c_before_the_lab_says_nothing_was_built(cli, tmp_path):
+    started = cli(["--target", "local", str(PLAIN)], tmp_path)
+    started.wait_for("target: local")
+    started.proc.send_signal(signal.SIGINT)
+    code, out, err = started.finish()
+    assert code == 130, out + err
+    # the signal lands before or while the lab is built: either way the message says which
+    assert err.count("interrupted") == 1 and ("was started; nothing was left behind." in err or "built; nothing was "
+                                              "left behind." in err or "torn down and nothing of it is left." in err), err
+
+
+def test_two_local_runs_at_once_take_turns(cli, tmp_path):
+    """Mininet's switch ports (s1-eth1...) live in the root namespace: the second run waits, says
+    so, and both pass; never a collision."""
+    first = cli(["--target", "local", str(PLAIN)], tmp_path / "a")
+    second = cli(["--target", "local", str(PLAIN)], tmp_path / "b")
+    results = [first.finish(), second.finish()]
+    for code, out, err in results:
+        assert code == 0, out + err
+        assert "File exists" not in out + err
+    assert any("is using the lab" in out and "waiting for it to finish" in out for _, out, _ in results), results
+
+
+def test_bad_input_is_one_paragraph(cli, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(PLAIN.read_text().replace("listen: 5001", "listn: 5001").replace("two_hosts_plain", str(REPO / "topologies" / "two_hosts_plain.yaml")))
-    proc = run([str(bad)], tmp_path)
+    bad.write_text(PLAIN.read_text().replace("listen: 5001", "listn: 5001"))   # the topology by name, from topologies/
+    proc = run(cli, [str(bad)], tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{bad}:6: unknown key 'listn'" in proc.stderr
@@ -93,8 +116,8 @@ def test_bad_input_is_one_paragraph(tmp_path):
 TEARDOWN = ["teardown", "half_close", "server_closes_first", "simultaneous_close", "abort"]
 
 
-def test_every_close_path_in_one_batch(tmp_path):
-    proc = run(TEARDOWN + ["--jobs", "2"], tmp_path)
+def test_every_close_path_in_one_batch(cli, tmp_path):
+    proc = run(cli, TEARDOWN + ["--jobs", "2"], tmp_path)
     print(proc.stdout, proc.stderr)
     assert "2 side by side" in proc.stdout and "\nsummary" in proc.stdout
     results = {p.parts[-3]: json.loads(p.read_text()) for p in tmp_path.glob("*/*/result.json")}
@@ -116,8 +139,8 @@ def test_every_close_path_in_one_batch(tmp_path):
 NETWORK = ["stale_syn", "stale_syn_time_wait", "syn_loss", "synack_loss", "final_ack_loss", "time_wait_reack"]
 
 
-def test_network_steps_in_one_batch(tmp_path):
-    proc = run(NETWORK + ["--jobs", "2"], tmp_path)
+def test_network_steps_in_one_batch(cli, tmp_path):
+    proc = run(cli, NETWORK + ["--jobs", "2"], tmp_path)
     print(proc.stdout, proc.stderr)
     results = {p.parts[-3]: json.loads(p.read_text()) for p in tmp_path.glob("*/*/result.json")}
     assert sorted(results) == sorted(NETWORK)
@@ -132,8 +155,8 @@ def test_network_steps_in_one_batch(tmp_path):
     assert proc.returncode == 0
 
 
-def test_network_drop_on_the_local_kernel_leaves_no_rules(tmp_path):
-    proc = run(["--target", "local", str(REPO / "tests" / "fixtures" / "syn_drop_plain.yaml")], tmp_path)
+def test_network_drop_on_the_local_kernel_leaves_no_rules(cli, tmp_path):
+    proc = run(cli, ["--target", "local", str(REPO / "tests" / "fixtures" / "syn_drop_plain.yaml")], tmp_path)
     result = only_result(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (drop,) = result["network"]
@@ -142,8 +165,8 @@ def test_network_drop_on_the_local_kernel_leaves_no_rules(tmp_path):
     assert "tcptestbed" not in tables
 
 
-def test_sweeps_share_vms_and_are_compared(tmp_path):
-    proc = run(["syn_retries_sweep", "fin_timeout_sweep", "timestamps_stale_syn", "--jobs", "2"], tmp_path)
+def test_sweeps_share_vms_and_are_compared(cli, tmp_path):
+    proc = run(cli, ["syn_retries_sweep", "fin_timeout_sweep", "timestamps_stale_syn", "--jobs", "2"], tmp_path)
     print(proc.stdout, proc.stderr)
     assert "8 experiment(s) in 2 VM(s)" in proc.stdout and "parallelism" in proc.stdout
     (matrix,) = tmp_path.glob("syn_retries_sweep/*/")
@@ -165,12 +188,12 @@ def test_sweeps_share_vms_and_are_compared(tmp_path):
     assert proc.stdout.count("comparison of ") == 3 and proc.returncode == 0
 
 
-def test_two_kernels_compared(tmp_path):
+def test_two_kernels_compared(cli, tmp_path):
     from harness.targets.vm import kernels_with_netem
     kernels = kernels_with_netem()
     if len(kernels) < 2:
         pytest.skip("one kernel with netem installed; comparing kernels needs two")
-    proc = run(["handshake", "--kernel", str(kernels[0]), "--kernel", str(kernels[-1])], tmp_path)
+    proc = run(cli, ["handshake", "--kernel", str(kernels[0]), "--kernel", str(kernels[-1])], tmp_path)
     print(proc.stdout, proc.stderr)
     (matrix,) = tmp_path.glob("handshake/*/")
     found = sorted(json.loads(p.read_text())["kernel"] for p in matrix.glob("kernel-*/*/result.json"))
@@ -178,8 +201,8 @@ def test_two_kernels_compared(tmp_path):
     assert "comparison of 2 run(s)" in proc.stdout and proc.returncode == 0
 
 
-def test_a_machine_wide_sysctl_is_refused_and_put_back(tmp_path):
+def test_a_machine_wide_sysctl_is_refused_and_put_back(cli, tmp_path):
     before = subprocess.run(["sysctl", "-n", "vm.swappiness"], capture_output=True, text=True).stdout
-    proc = run(["--target", "local", str(REPO / "tests" / "fixtures" / "global_sysctl.yaml")], tmp_path)
+    proc = run(cli, ["--target", "local", str(REPO / "tests" / "fixtures" / "global_sysctl.yaml")], tmp_path)
     assert proc.returncode == 3 and "not per network namespace" in proc.stderr
     assert subprocess.run(["sysctl", "-n", "vm.swappiness"], capture_output=True, text=True).stdout == before
