@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KILL_SETTLE_S, REPO
+from conftest import KILL_SETTLE_S, REPO, tagged_processes
 
 PLAIN = str(REPO / "tests" / "fixtures" / "handshake_plain.yaml")
 
@@ -30,7 +30,7 @@ LOCAL_POINTS = {
     "analysis": ("analysing the captures", False),
 }
 VM_POINTS = {
-    "boot": ("booting kernel", False),
+    "boot": ("booting kernel", False),     # then until QEMU itself runs (see _kill_at)
     "lab set-up": ("building ", True),
     "timeline": ("running the timeline", False),
 }
@@ -39,6 +39,11 @@ VM_POINTS = {
 def _kill_at(cli, tmp_path: Path, args: list[str], line: str, group: bool, settle_s: float = KILL_SETTLE_S) -> None:
     run = cli(args, tmp_path)
     run.wait_for(line)
+    if line == "booting kernel":           # printed just before vng starts: wait for QEMU itself
+        deadline = time.time() + 600
+        while not any("qemu-system" in p for p in tagged_processes(run.tag)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert any("qemu-system" in p for p in tagged_processes(run.tag)), "QEMU never started"
     run.kill(group)
     killed = time.time()
     left = run.leftovers(settle_s)
