@@ -1,6 +1,7 @@
 """Plain data passed between pipeline stages (no behaviour that touches the kernel)."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,28 @@ class Topology:
     links: tuple[Link, ...]
     source: Path
     switch_kind: str = "bridge"     # bridge (Linux bridge) | ovs (Open vSwitch, standalone): no controller
+
+    def path(self, a: str, b: str) -> list[str]:
+        """The nodes from a to b (breadth-first over the links), or [] if b is unreachable. The loader
+        refuses loops, so this is the only path."""
+        adj: dict[str, list[str]] = {}
+        for link in self.links:
+            adj.setdefault(link.a, []).append(link.b)
+            adj.setdefault(link.b, []).append(link.a)
+        previous: dict[str, str | None] = {a: None}
+        queue = deque([a])
+        while queue:
+            node = queue.popleft()
+            for nxt in adj.get(node, []):
+                if nxt not in previous:
+                    previous[nxt] = node
+                    queue.append(nxt)
+        if b not in previous:
+            return []
+        path = [b]
+        while path[-1] != a:
+            path.append(previous[path[-1]])
+        return path[::-1]
 
 
 @dataclass(frozen=True)
@@ -107,13 +130,42 @@ class Event:
 
 
 @dataclass(frozen=True)
+class TimeSpec:
+    """A time as an expectation writes it: fixed seconds, or N times the path RTT, which is known
+    only when the run's topology is (parsed once at load; the judge only resolves it)."""
+    seconds: float = 0.0
+    rtts: float | None = None   # `N rtt`: seconds is then unused
+    text: str = ""              # as written, for reports
+
+    def resolve(self, rtt_s: float) -> float:
+        return self.rtts * rtt_s if self.rtts is not None else self.seconds
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """`within:` of an expected time: a fixed duration or a percentage of the expected value."""
+    seconds: float | None = None
+    percent: float | None = None
+    text: str = ""
+
+    def of(self, expected_s: float) -> float:
+        return abs(expected_s) * self.percent / 100 if self.percent is not None else float(self.seconds or 0.0)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class TimingExpectation:
-    name: str              # handshake_client | handshake_server | any name with start/end events
-    equals: str | None     # "1rtt" or a duration as written, with `within`...
-    within: str | None     # "5%" or a duration
+    name: str                   # handshake_client | handshake_server | any name with start/end events
+    equals: TimeSpec | None     # a duration or N rtt, with `within`...
+    within: Tolerance | None
     start: Event | None = None
     end: Event | None = None
-    between: tuple[str, str] | None = None   # ...or a range [low, high] (durations or N rtt)
+    between: tuple[TimeSpec, TimeSpec] | None = None   # ...or a range [low, high]
 
 
 @dataclass(frozen=True)

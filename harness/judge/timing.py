@@ -1,12 +1,9 @@
 """Timing expectations: the handshake built-ins and any interval between two observed events."""
 from __future__ import annotations
 
-import re
-
 from harness.analyse.connection import Observation
 from harness.analyse.events import Moment, caused_by, find_moment
 from harness.judge.verdict import Verdict
-from harness.load.units import parse_seconds
 from harness.model import TimingExpectation
 
 
@@ -25,29 +22,23 @@ def handshake_timing(obs: Observation, at: str) -> float | None:
     return ack.t - syn.t if syn and ack else None
 
 
-def _value(text: str, rtt_s: float) -> float:
-    m = re.fullmatch(r"([0-9.]*)rtt", text)
-    return float(m.group(1) or 1) * rtt_s if m else parse_seconds(text)
-
-
-def _tolerance(within: str, expected: float) -> float:
-    return expected * float(within[:-1]) / 100 if within.endswith("%") else parse_seconds(within)
-
-
 def _seconds(value: float) -> str:
     return f"{value * 1e3:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
 
 
 def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
+    # every value was parsed at load (harness/load/units.py): only the RTT is filled in here
     if exp.between:
-        low_ok, high_ok = (_value(b, rtt_s) for b in exp.between)
+        low_ok, high_ok = (b.resolve(rtt_s) for b in exp.between)
         expected, tol = (low_ok + high_ok) / 2, (high_ok - low_ok) / 2
         text = f"{_seconds(low_ok)} to {_seconds(high_ok)}"
+        specs = exp.between
     else:
-        expected = _value(exp.equals, rtt_s)
-        tol = _tolerance(exp.within, expected)
+        expected = exp.equals.resolve(rtt_s)
+        tol = exp.within.of(expected)
         text = f"{_seconds(expected)} ± {_seconds(tol)}"
-    if "rtt" in (exp.equals or "") + "".join(exp.between or ()):
+        specs = (exp.equals,)
+    if any(spec.rtts is not None for spec in specs):
         text += f" (RTT {rtt_s * 1e3:g} ms)"
     if exp.start is None:
         measured = handshake_timing(obs, exp.name.removeprefix("handshake_"))

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.steps import ACTIONS, STATES
-from harness.load.units import parse_bytes, parse_seconds
+from harness.load.units import MAX_COUNT, bounded_int, parse_bytes, parse_time_spec, parse_tolerance
 from harness.load.yaml_lines import LineDict, check_keys, expect_type
-from harness.model import Event, Expectations, PacketChoice, PacketPattern, TimingExpectation
+from harness.model import Event, Expectations, PacketChoice, PacketPattern, TimeSpec, TimingExpectation
 
 TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
            "handshake_server": "SYN received -> final ACK received, at the server"}
-_TERM = r"[a-z]\w*([+-][0-9]+)?|[0-9]+"
+_TERM = r"[a-z]\w*([+-][0-9]{1,10})?|[0-9]{1,10}"
 _EVENT = re.compile(r"(?P<host>[a-z]\w*) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)(?:#(?P<sn>[0-9]+))?"
                     r"|(?P<pv>sends|receives) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
                     r"|(?P<cv>calls|returns from) (?P<action>[a-z]+)(?:#(?P<cn>[0-9]+))?)")
@@ -29,27 +29,39 @@ def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int) -> 
         raise UserError(f"{text!r} is not an event this tool can observe.", file=str(path), line=line,
                         fix=f"write one of {EVENT_HELP}; hosts: {', '.join(hosts)}.")
     host = m.group("host")
+    nth_text = m.group("sn") or m.group("pn") or m.group("cn") or "1"
+    if not 1 <= int(nth_text[:8]) <= MAX_COUNT or len(nth_text) > 7:
+        raise UserError(f"{text!r}: #{nth_text} is not between #1 and #{MAX_COUNT}.", file=str(path), line=line,
+                        fix="count occurrences from #1 (the first time; #1 may be left out).")
+    nth = int(nth_text)
     if m.group("sv"):
         if m.group("state") not in STATES:
             raise UserError(f"unknown TCP state '{m.group('state')}'.", file=str(path), line=line,
                             fix=f"use ss's names: {', '.join(sorted(STATES))}.")
-        return Event(host, m.group("sv"), m.group("state"), int(m.group("sn") or 1), str(text))
+        return Event(host, m.group("sv"), m.group("state"), nth, str(text))
     if m.group("pv"):
-        return Event(host, m.group("pv"), m.group("flags"), int(m.group("pn") or 1), str(text))
+        return Event(host, m.group("pv"), m.group("flags"), nth, str(text))
     if m.group("action") not in ACTIONS:
         raise UserError(f"'{m.group('action')}' is not a step action.", file=str(path), line=line,
                         fix=f"use one of: {', '.join(ACTIONS)}.")
     verb = "calls" if m.group("cv") == "calls" else "returns"
-    return Event(host, verb, m.group("action"), int(m.group("cn") or 1), str(text))
+    return Event(host, verb, m.group("action"), nth, str(text))
 
 
 def _states(spec: LineDict, path: Path) -> tuple[str, ...]:
     seq = expect_type(spec["states"], list, path, spec.line_of("states"), "states", "[SYN-SENT, ESTAB]")
     for state in seq:
-        if str(state).strip("()") not in STATES:
+        if not isinstance(state, str) or state.strip("()") not in STATES or state.count("(") != state.count(")"):
             raise UserError(f"unknown TCP state '{state}'.", file=str(path), line=spec.line_of("states"),
                             fix=f"use ss's names: {', '.join(sorted(STATES))}; write an optional one in parentheses: (FIN-WAIT-1).")
     return tuple(str(s) for s in seq)
+
+
+def _term_ok(term: object) -> bool:
+    """seq/ack: a name, name+N or a number, every number a 32-bit sequence number."""
+    if isinstance(term, bool) or not isinstance(term, (str, int)) or not re.fullmatch(_TERM, str(term)):
+        return False
+    return all(int(n) < 2**32 for n in re.findall(r"[0-9]+", str(term).split("+")[-1].split("-")[-1]))
 
 
 def _pattern(item: object, hosts: tuple[str, ...], path: Path, line: int) -> PacketPattern:
@@ -62,7 +74,7 @@ def _pattern(item: object, hosts: tuple[str, ...], path: Path, line: int) -> Pac
         raise UserError(f"flags {item['flags']!r} are not TCP flag letters.", file=str(path),
                         line=item.line_of("flags"), fix="use letters S A F R P U, e.g. SA for SYN+ACK.")
     for key in ("seq", "ack"):
-        if key in item and not re.fullmatch(_TERM, str(item[key])):
+        if key in item and not _term_ok(item[key]):
             raise UserError(f"{key}: {item[key]!r} is not a name, name+N or a number.", file=str(path),
                             line=item.line_of(key), fix=f"write {key}: x or {key}: x+1.")
     return PacketPattern(item["from"], str(item["flags"]), *(str(item[k]) if k in item else None for k in ("seq", "ack")))
@@ -83,18 +95,17 @@ def _packets(raw: list, hosts: tuple[str, ...], path: Path, line: int) -> tuple:
     return tuple(out)
 
 
-def _duration_or_rtt(value: object, path: Path, line: int, key: str) -> None:
-    if re.fullmatch(r"[0-9.]*rtt", str(value).replace(" ", "")):
-        return
+def _time_spec(value: object, path: Path, line: int, key: str) -> TimeSpec:
     try:
-        parse_seconds(value)
+        return parse_time_spec(value)
     except ValueError as exc:
-        raise UserError(f"{key}: {exc}.", file=str(path), line=line, fix="a duration (60s, 100ms) or N rtt (1rtt).")
+        raise UserError(f"{key}: {exc}.", file=str(path), line=line, fix="write a duration (60s, 100ms) or N rtt (1rtt).")
 
 
-def _timing(raw: LineDict, hosts: tuple[str, ...], path: Path) -> tuple[TimingExpectation, ...]:
+def _timing(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> tuple[TimingExpectation, ...]:
     timing = []
-    for name, spec in expect_type(raw, LineDict, path, raw.line, "timing", "{handshake_client: {equals: 1rtt, within: 5%}}").items():
+    raw = expect_type(raw, LineDict, path, line, "timing", "{handshake_client: {equals: 1rtt, within: 5%}}")
+    for name, spec in raw.items():
         line = raw.line_of(name)
         spec = expect_type(spec, LineDict, path, line, name, "{from: client enters TIME-WAIT, to: client leaves TIME-WAIT, equals: 60s, within: 0.5s}")
         keys = {"equals", "within", "between"}
@@ -114,17 +125,18 @@ def _timing(raw: LineDict, hosts: tuple[str, ...], path: Path) -> tuple[TimingEx
             bounds = expect_type(spec["between"], list, path, spec.line_of("between"), "between", "[60s, 62.1s]")
             if len(bounds) != 2:
                 raise UserError("between takes two bounds.", file=str(path), line=spec.line_of("between"), fix="write between: [60s, 62.1s].")
-            for bound in bounds:
-                _duration_or_rtt(bound, path, spec.line_of("between"), "between")
-            timing.append(TimingExpectation(str(name), None, None, start, end, tuple(str(b).replace(" ", "") for b in bounds)))
+            low, high = (_time_spec(b, path, spec.line_of("between"), "between") for b in bounds)
+            if (low.rtts is None) == (high.rtts is None) and low.resolve(1.0) > high.resolve(1.0):
+                raise UserError(f"between: [{low}, {high}] has its low bound above its high one.", file=str(path),
+                                line=spec.line_of("between"), fix=f"write between: [{high}, {low}].")
+            timing.append(TimingExpectation(str(name), None, None, start, end, (low, high)))
             continue
-        equals, within = str(spec["equals"]).replace(" ", ""), str(spec["within"])
-        _duration_or_rtt(equals, path, spec.line_of("equals"), "equals")
-        if not within.endswith("%"):
-            try:
-                parse_seconds(within)
-            except ValueError as exc:
-                raise UserError(f"within: {exc}.", file=str(path), line=spec.line_of("within"), fix="a duration or a percentage (5%).")
+        equals = _time_spec(spec["equals"], path, spec.line_of("equals"), "equals")
+        try:
+            within = parse_tolerance(spec["within"])
+        except ValueError as exc:
+            raise UserError(f"within: {exc}.", file=str(path), line=spec.line_of("within"),
+                            fix="write a duration (20ms) or a percentage of the expected time (5%).")
         timing.append(TimingExpectation(str(name), equals, within, start, end))
     return tuple(timing)
 
@@ -138,7 +150,10 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expe
         spec = expect_type(raw[host], LineDict, path, raw.line_of(host), host, "{states: [SYN-SENT, ESTAB]}")
         check_keys(spec, {"states", "received", "accepted", "errors"}, set(), path, f"expect.{host}")
         if "accepted" in spec:
-            accepted[host] = expect_type(spec["accepted"], int, path, spec.line_of("accepted"), "accepted", "accepted: 1")
+            try:
+                accepted[host] = bounded_int(spec["accepted"], 0, MAX_COUNT)
+            except ValueError as exc:
+                raise UserError(f"accepted: {exc}.", file=str(path), line=spec.line_of("accepted"), fix="write accepted: 1.")
         if "states" in spec:
             states[host] = _states(spec, path)
         if "received" in spec:
@@ -149,10 +164,10 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expe
         if "errors" in spec:
             names = expect_type(spec["errors"], list, path, spec.line_of("errors"), "errors", "[ECONNRESET]")
             for name in names:
-                if name not in errno.errorcode.values():
+                if not isinstance(name, str) or name not in errno.errorcode.values():
                     raise UserError(f"'{name}' is not an errno name.", file=str(path), line=spec.line_of("errors"),
                                     fix="use names like ECONNRESET, ETIMEDOUT, ECONNREFUSED, EPIPE.")
             errors[host] = tuple(names)
     packets = _packets(raw["packets"], hosts, path, raw.line_of("packets")) if "packets" in raw else ()
-    timing = _timing(raw["timing"], hosts, path) if "timing" in raw else ()
+    timing = _timing(raw["timing"], hosts, path, raw.line_of("timing")) if "timing" in raw else ()
     return Expectations(states, packets, timing, received, accepted, errors)

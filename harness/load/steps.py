@@ -6,9 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.units import parse_bytes, parse_seconds
+from harness.load.units import MAX_COUNT, PORT_RANGE, bounded_int, item_line, parse_bytes, parse_seconds
 from harness.load.yaml_lines import LineDict, check_keys, expect_type
-from harness.model import NetworkStep, PacketMatch, Step
+from harness.model import NetworkStep, PacketMatch, Step, Topology
 
 STATES = {"LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
           "CLOSE-WAIT", "LAST-ACK", "CLOSING", "CLOSED"}
@@ -17,6 +17,7 @@ ACTIONS = {"listen": "listen: 5001", "connect": "connect: server:5001", "send": 
            "close": "close: true", "abort": "abort: true (close with SO_LINGER 0: sends RST)",
            "wait": "wait: 1s, wait: connected, wait: peer-closed or wait: {state: FIN-WAIT-2}"}
 WAIT_EVENTS = {"connected", "peer-closed"}
+WAIT_STATES = STATES - {"CLOSED", "LISTEN"}      # a closed socket cannot be polled; a listener never moves
 NETWORK_ACTIONS = {"hold": "keeps the chosen segments `for:` a while, then lets them go on unchanged",
                    "drop": "discards them", "delay": "adds `for:` to their delay",
                    "duplicate": "sends each twice"}
@@ -37,39 +38,48 @@ def _optional_seconds(item: LineDict, key: str, path: Path) -> float | None:
         _fail(f"{key}: {exc}.", path, item.line_of(key))
 
 
+def _port(value: object, path: Path, line: int, what: str, example: str) -> int:
+    try:
+        return bounded_int(value, *PORT_RANGE)
+    except ValueError as exc:
+        _fail(f"{what}: {exc}; a TCP port is {PORT_RANGE[0]} to {PORT_RANGE[1]}.", path, line, fix=f"write {example}.")
+
+
 def _wait(value: object, host: str, index: int, path: Path, line: int) -> Step:
     """wait: 1s | connected | peer-closed | {state: NAME}."""
     if isinstance(value, LineDict):
         check_keys(value, {"state"}, {"state"}, path, "wait")
-        if value["state"] not in STATES - {"CLOSED", "LISTEN"}:
-            _fail(f"cannot wait for state {value['state']!r}.", path, line,
-                  fix=f"use one of: {', '.join(sorted(STATES - {'CLOSED', 'LISTEN'}))} (a closed socket cannot be polled).")
+        if not isinstance(value["state"], str) or value["state"] not in WAIT_STATES:
+            _fail(f"cannot wait for state {value['state']!r}.", path, value.line_of("state"),
+                  fix=f"use one of: {', '.join(sorted(WAIT_STATES))} (a closed socket cannot be polled).")
         return Step(host, "wait", index, until=f"state:{value['state']}")
-    if str(value) in WAIT_EVENTS:
+    if isinstance(value, str) and value in WAIT_EVENTS:
         return Step(host, "wait", index, until=str(value))
     try:
         return Step(host, "wait", index, seconds=parse_seconds(value))
-    except ValueError:
-        _fail(f"wait: {value!r} is neither a duration nor an event.", path, line, "wait")
+    except ValueError as exc:
+        reason = f" ({exc})" if "limit" in str(exc) else ""
+        _fail(f"wait: {value!r} is neither a duration nor an event{reason}.", path, line, "wait")
 
 
 def _action(action: str, value: object, host: str, hosts: tuple[str, ...], index: int, path: Path, line: int) -> Step:
     if action == "listen":
-        return Step(host, action, index, port=expect_type(value, int, path, line, "listen", ACTIONS[action]))
+        return Step(host, action, index, port=_port(value, path, line, "listen", ACTIONS[action]))
     if action == "connect":
-        m = re.fullmatch(r"([a-z]\w*):([0-9]+)", str(value))
+        m = re.fullmatch(r"([a-z]\w*):([0-9]{1,6})", value) if isinstance(value, str) else None
         if not m or m.group(1) not in hosts:
             _fail(f"connect target {value!r} is not host:port.", path, line, "connect")
-        return Step(host, action, index, port=int(m.group(2)), peer=m.group(1))
+        return Step(host, action, index, port=_port(int(m.group(2)), path, line, "connect", ACTIONS[action]), peer=m.group(1))
     if action in ("send", "recv"):
         if action == "recv" and value == "all":
             return Step(host, action, index)
         try:
             return Step(host, action, index, size=parse_bytes(value))
-        except ValueError:
-            if action == "send" and isinstance(value, str) and value:
+        except ValueError as exc:
+            if action == "send" and isinstance(value, str) and value and "more than" not in str(exc):
                 return Step(host, action, index, message=value)
-            _fail(f"{action}: {value!r} is not a byte count.", path, line, action)
+            _fail(f"{action}: {value!r} is not a byte count" + (f" ({exc})" if "more than" in str(exc) else "") + ".",
+                  path, line, action)
     if action == "shutdown":
         if value not in ("write", "read", "both"):
             _fail(f"shutdown: {value!r} is not a direction.", path, line, action)
@@ -81,29 +91,48 @@ def _action(action: str, value: object, host: str, hosts: tuple[str, ...], index
     return _wait(value, host, index, path, line)
 
 
-def _network(item: LineDict, hosts: tuple[str, ...], path: Path) -> NetworkStep:
+def _network_path(item: LineDict, topology: Topology, path: Path) -> None:
+    """The rule sits at the first switch on the path (plan.rule_placement): there must be one."""
+    if item["from"] == item["to"]:
+        _fail(f"a network step from {item['from']} to itself acts on nothing (segments to itself never leave the host).",
+              path, item.line_of("to"), fix="name the other end of the connection in to:.")
+    hops = topology.path(item["from"], item["to"])
+    if len(hops) < 3 or hops[1] not in topology.switches:
+        _fail(f"a network step from {item['from']} to {item['to']} needs a switch between them, and the path is "
+              f"{' - '.join(hops) or 'missing'}.", path, item.line,
+              fix=f"connect {item['from']} and {item['to']} through a switch in {topology.source.name}.")
+
+
+def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
+    hosts = topology.hosts
     check_keys(item, {"at", "network", "from", "to", "match", "nth", "count", "for"}, {"network", "from", "to"}, path,
                "a network step")
     action = item["network"]
-    if action not in NETWORK_ACTIONS:
+    if not isinstance(action, str) or action not in NETWORK_ACTIONS:
         _fail(f"network: {action!r} is not something the network can do.", path, item.line_of("network"),
               fix="use one of: " + "; ".join(f"{k} ({v})" for k, v in NETWORK_ACTIONS.items()) + ".")
     for end in ("from", "to"):
         if item[end] not in hosts:
             _fail(f"{end}: '{item[end]}' is not a host of the topology.", path, item.line_of(end), fix=f"use one of: {', '.join(hosts)}.")
+    _network_path(item, topology, path)
     raw_match = expect_type(item.get("match", LineDict()), LineDict, path, item.line_of("match"), "match", "{flags: S, dport: 5001}")
     check_keys(raw_match, {"flags", "sport", "dport"}, set(), path, "match")
     flags = raw_match.get("flags")
     if flags is not None and not re.fullmatch(r"[SAFRU]+", str(flags)):
         _fail(f"match flags {flags!r} are not TCP flag letters.", path, raw_match.line_of("flags"),
               fix="use S A F R U (PSH is ignored), e.g. S for a SYN, SA for a SYN+ACK, A for a pure ACK.")
-    ports = {k: expect_type(raw_match[k], int, path, raw_match.line_of(k), k, f"{k}: 5001") for k in ("sport", "dport") if k in raw_match}
+    ports = {k: _port(raw_match[k], path, raw_match.line_of(k), k, f"{k}: 5001") for k in ("sport", "dport") if k in raw_match}
     match = PacketMatch(str(flags) if flags is not None else None, ports.get("sport"), ports.get("dport"))
     if "nth" in item and "count" in item:
         _fail("a network step takes nth (only the Nth segment) or count (the first N), not both.", path, item.line)
-    picks = {k: expect_type(item[k], int, path, item.line_of(k), k, f"{k}: 1") for k in ("nth", "count") if k in item}
-    if any(v < 1 for v in picks.values()):
-        _fail("nth and count start at 1.", path, item.line)
+    picks = {}
+    for key in ("nth", "count"):
+        if key in item:
+            try:
+                picks[key] = bounded_int(item[key], 1, MAX_COUNT)
+            except ValueError as exc:
+                _fail(f"{key}: {exc} (nth and count start at 1; more than {MAX_COUNT} segments is not a test of TCP).",
+                      path, item.line_of(key), fix=f"write {key}: 1.")
     if action in ("hold", "delay") and "for" not in item:
         _fail(f"{action} needs for: (how long).", path, item.line, fix=f"write {NETWORK_EXAMPLE}.")
     if action not in ("hold", "delay") and "for" in item:
@@ -114,16 +143,18 @@ def _network(item: LineDict, hosts: tuple[str, ...], path: Path) -> NetworkStep:
                        picks.get("nth"), picks.get("count"), _optional_seconds(item, "for", path))
 
 
-def load_steps(raw: list, hosts: tuple[str, ...], path: Path) -> tuple[tuple[Step, ...], tuple[NetworkStep, ...]]:
+def load_steps(raw: list, topology: Topology, path: Path, line: int | None = None) -> tuple[tuple[Step, ...], tuple[NetworkStep, ...]]:
     """Host steps in file order, and the network's steps. `after: X` on a host step is short for a
-    `wait: X` step just before it."""
+    `wait: X` step just before it. `line`: of `steps:`, for items whose own line is unknown."""
+    hosts = topology.hosts
     steps: list[Step] = []
     network: list[NetworkStep] = []
-    for item in raw:
+    for position, item in enumerate(raw):
         if not isinstance(item, LineDict):
-            raise UserError("a step must be a mapping.", file=str(path), fix="write {at: 0s, on: server, listen: 5001}.")
+            raise UserError(f"a step must be a mapping, not {item!r}.", file=str(path), line=item_line(raw, position, line),
+                            fix="write {at: 0s, on: server, listen: 5001}.")
         if "network" in item:
-            network.append(_network(item, hosts, path))
+            network.append(_network(item, topology, path))
             continue
         check_keys(item, {"at", "on", "after"} | set(ACTIONS), {"on"}, path, "a step (or a network step, with network:)")
         actions = [a for a in ACTIONS if a in item]

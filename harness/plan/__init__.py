@@ -31,23 +31,7 @@ def path_rtt_s(experiment: Experiment, a: str, b: str) -> float:
 
 def hop_path(experiment: Experiment, a: str, b: str) -> list[str]:
     """The nodes from a to b (BFS over the topology's links), or [] if b is unreachable."""
-    adj: dict[str, list[str]] = {}
-    for link in experiment.topology.links:
-        adj.setdefault(link.a, []).append(link.b)
-        adj.setdefault(link.b, []).append(link.a)
-    previous, queue = {a: None}, deque([a])
-    while queue:
-        node = queue.popleft()
-        for nxt in adj.get(node, []):
-            if nxt not in previous:
-                previous[nxt] = node
-                queue.append(nxt)
-    if b not in previous:
-        return []
-    path = [b]
-    while path[-1] != a:
-        path.append(previous[path[-1]])
-    return path[::-1]
+    return experiment.topology.path(a, b)
 
 
 def rule_placement(experiment: Experiment, sender: str, receiver: str) -> tuple[str, str, str]:

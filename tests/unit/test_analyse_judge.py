@@ -12,6 +12,7 @@ from harness.judge.packets import match_packets
 from harness.judge.timing import handshake_timing
 from harness.lab.network import netem_delay_s
 from harness.load import load_experiment
+from harness.load.units import parse_time_spec, parse_tolerance
 from harness.model import TimingExpectation
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "handshake_vm"
@@ -47,7 +48,7 @@ def test_judge_passes_and_fails(obs):
     exp = load_experiment(REPO / "experiments" / "handshake.yaml")
     verdicts = {v.name: v for v in judge_all(exp.expect, obs, 0.1)}
     assert verdicts["client states"].passed and verdicts["server states"].passed and verdicts["packets"].passed
-    tight = replace(exp.expect, timing=(TimingExpectation("handshake_client", "50ms", "5%"),))
+    tight = replace(exp.expect, timing=(TimingExpectation("handshake_client", parse_time_spec("50ms"), parse_tolerance("5%")),))
     (bad,) = [v for v in judge_all(tight, obs, 0.1) if v.name == "handshake_client"]
     assert not bad.passed and "50.0 ms" in bad.expected and "108" in bad.observed
 

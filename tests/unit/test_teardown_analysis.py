@@ -11,6 +11,7 @@ from harness.judge import judge_all
 from harness.judge.packets import match_packets
 from harness.judge.states import judge_states, matches
 from harness.load import load_experiment
+from harness.load.units import parse_time_spec, parse_tolerance
 from harness.model import Event, TimingExpectation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -46,7 +47,7 @@ def test_shipped_teardown_expectations_pass_and_a_wrong_one_fails(teardown):
     verdicts = judge_all(exp.expect, teardown, 0.1)
     assert all(v.passed for v in verdicts), [v for v in verdicts if not v.passed]
     tw = next(t for t in exp.expect.timing if t.name == "time_wait")
-    wrong = replace(exp.expect, timing=(replace(tw, between=None, equals="30s", within="0.5s"),))
+    wrong = replace(exp.expect, timing=(replace(tw, between=None, equals=parse_time_spec("30s"), within=parse_tolerance("0.5s")),))
     (verdict,) = [v for v in judge_all(wrong, teardown, 0.1) if v.name.startswith("time_wait")]
     assert not verdict.passed and verdict.expected.startswith("30.000 s") and verdict.observed.startswith("60.700 s")
 
@@ -95,7 +96,7 @@ def test_abort_resets_the_reader():
 def test_event_not_observed_is_explained(teardown):
     never = find_moment(Event("client", "enters", "CLOSING"), teardown)
     assert never == "client was never seen in CLOSING"
-    exp = TimingExpectation("x", "1s", "1%", Event("client", "sends", "R", text="client sends R"),
+    exp = TimingExpectation("x", parse_time_spec("1s"), parse_tolerance("1%"), Event("client", "sends", "R", text="client sends R"),
                             Event("client", "enters", "CLOSED", text="client enters CLOSED"))
     from harness.judge.timing import judge_timing
     verdict = judge_timing(exp, teardown, 0.1)
