@@ -1,5 +1,6 @@
 """The SSH target against a real OpenSSH server on loopback, with throwaway keys: end to end,
 refused host keys (unknown, changed) and a connection dropped mid-run."""
+import json
 import os
 import shutil
 import signal
@@ -59,9 +60,15 @@ Subsystem sftp internal-sftp
         except OSError:
             time.sleep(0.1)
     known = f"[127.0.0.1]:{port} {' '.join(host_pub.split()[:2])}\n"
-    yield {"port": port, "home": home, "known": known, "target": f"ssh://root@127.0.0.1:{port}"}
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield {"port": port, "home": home, "known": known, "target": f"ssh://root@127.0.0.1:{port}", "pid": proc.pid}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_cli(sshd, known: str, args: list[str], results: Path, **kw) -> subprocess.CompletedProcess:
@@ -150,22 +157,88 @@ def test_a_connection_dropped_mid_run_stops_and_cleans_the_remote_run(sshd, tmp_
     (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
     proc = subprocess.Popen(CLI + ["--target", sshd["target"], "--results-dir", str(tmp_path / "results"), str(long_run)],
                             cwd=REPO, env=dict(os.environ, HOME=str(sshd["home"])), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "running the timeline" in line:
-            break
-    sessions = subprocess.run(["pgrep", "-f", "sshd: root@"], capture_output=True, text=True).stdout.split()
-    assert sessions
-    for pid in sessions:
-        os.kill(int(pid), signal.SIGKILL)
-    out, err = proc.communicate(timeout=120)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if "running the timeline" in line:
+                break
+        remote = _descendants(sshd["pid"])         # our sshd's sessions and the remote run under them
+        ledgers = [path for pid in remote for path in Path("/run/tcp-testbed").glob(f"{pid}*.json")]
+        interfaces = {name for path in ledgers for name in json.loads(path.read_text()).get("interfaces", [])}
+        sessions = [pid for pid in remote if _command(pid).startswith("sshd: root@")]
+        assert sessions and ledgers and interfaces
+        for pid in sessions:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 3, out + err
     assert "connection to ssh://root@127.0.0.1" in err and "lost mid-run" in err and "Traceback" not in err
-    for _ in range(60):       # the remote run got SIGHUP and tears its lab down
-        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        running = subprocess.run(["pgrep", "-f", "harness.cli|run-experiment"], capture_output=True, text=True).stdout.split()
-        if "client-eth0" not in links and " s1:" not in links and not set(running) - {str(os.getpid())}:
+    for _ in range(300):       # the remote run got SIGHUP and tears its lab down
+        links = {line.split(":")[1].strip().split("@")[0]
+                 for line in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()}
+        alive = [pid for pid in remote if Path(f"/proc/{pid}").exists()]
+        if not (links & interfaces) and not alive and not any(path.exists() for path in ledgers):
             break
         time.sleep(1)
-    assert "client-eth0" not in links and " s1:" not in links
-    assert not list(Path("/run/tcp-testbed").glob("*.json"))
+    assert not links & interfaces and not alive
+    assert not [path for path in ledgers if path.exists()]
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def test_a_remote_run_killed_by_a_signal_is_not_called_a_lost_connection(sshd, tmp_path):
+    """SIGKILL the remote shell (sshd then sends exit-signal, no exit status) while the connection
+    stays up: the run gives no verdict (exit 3) and says the remote run ended, not the connection."""
+    long_run = tmp_path / "long_plain.yaml"
+    long_run.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text()
+                        .replace("duration: 3s", "duration: 30s"))
+    shutil.copy(REPO / "topologies" / "two_hosts_plain.yaml", tmp_path)
+    (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
+    proc = subprocess.Popen(CLI + ["--target", sshd["target"], "--results-dir", str(tmp_path / "results"), str(long_run)],
+                            cwd=REPO, env=dict(os.environ, HOME=str(sshd["home"])), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if "running the timeline" in line:
+                break
+        remote = _descendants(sshd["pid"])
+        shells = [pid for pid in remote if _command(pid).startswith(("bash -c cd /tmp/tcp-testbed", "sh -c cd /tmp/tcp-testbed"))]
+        assert len(shells) == 1, [_command(pid) for pid in remote]
+        os.kill(shells[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 3, out + err
+    assert "ended without an exit status" in err and "lost" not in err and "Traceback" not in err
+    for _ in range(300):       # the run lost its terminal (SIGHUP) and tears its lab down
+        alive = [pid for pid in remote if Path(f"/proc/{pid}").exists()]
+        if not alive:
+            break
+        time.sleep(1)
+    assert not alive
