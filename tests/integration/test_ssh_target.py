@@ -150,18 +150,8 @@ def test_an_experiment_named_like_an_option_runs(sshd, tmp_path):
 
 
 def test_a_connection_dropped_mid_run_stops_and_cleans_the_remote_run(sshd, tmp_path):
-    long_run = tmp_path / "long_plain.yaml"
-    long_run.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text()
-                        .replace("duration: 3s", "duration: 30s"))
-    shutil.copy(REPO / "topologies" / "two_hosts_plain.yaml", tmp_path)
-    (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
-    proc = subprocess.Popen(CLI + ["--target", sshd["target"], "--results-dir", str(tmp_path / "results"), str(long_run)],
-                            cwd=REPO, env=dict(os.environ, HOME=str(sshd["home"])), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = _start_long_run(sshd, tmp_path)
     try:
-        for line in proc.stdout:
-            if "running the timeline" in line:
-                break
         remote = _descendants(sshd["pid"])         # our sshd's sessions and the remote run under them
         ledgers = [path for pid in remote for path in Path("/run/tcp-testbed").glob(f"{pid}*.json")]
         interfaces = {name for path in ledgers for name in json.loads(path.read_text()).get("interfaces", [])}
@@ -185,6 +175,27 @@ def test_a_connection_dropped_mid_run_stops_and_cleans_the_remote_run(sshd, tmp_
         time.sleep(1)
     assert not links & interfaces and not alive
     assert not [path for path in ledgers if path.exists()]
+
+
+def _start_long_run(sshd, tmp_path: Path) -> subprocess.Popen:
+    """A 30 s plain run on the remote, returned once its timeline runs (the caller kills its group)."""
+    long_run = tmp_path / "long_plain.yaml"
+    long_run.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text()
+                        .replace("duration: 3s", "duration: 30s"))
+    shutil.copy(REPO / "topologies" / "two_hosts_plain.yaml", tmp_path)
+    (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
+    proc = subprocess.Popen(CLI + ["--target", sshd["target"], "--results-dir", str(tmp_path / "results"), str(long_run)],
+                            cwd=REPO, env=dict(os.environ, HOME=str(sshd["home"])), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if "running the timeline" in line:
+                break
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return proc
 
 
 def _descendants(root: int) -> list[int]:
@@ -213,18 +224,8 @@ def _command(pid: int) -> str:
 def test_a_remote_run_killed_by_a_signal_is_not_called_a_lost_connection(sshd, tmp_path):
     """SIGKILL the remote shell (sshd then sends exit-signal, no exit status) while the connection
     stays up: the run gives no verdict (exit 3) and says the remote run ended, not the connection."""
-    long_run = tmp_path / "long_plain.yaml"
-    long_run.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text()
-                        .replace("duration: 3s", "duration: 30s"))
-    shutil.copy(REPO / "topologies" / "two_hosts_plain.yaml", tmp_path)
-    (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
-    proc = subprocess.Popen(CLI + ["--target", sshd["target"], "--results-dir", str(tmp_path / "results"), str(long_run)],
-                            cwd=REPO, env=dict(os.environ, HOME=str(sshd["home"])), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = _start_long_run(sshd, tmp_path)
     try:
-        for line in proc.stdout:
-            if "running the timeline" in line:
-                break
         remote = _descendants(sshd["pid"])
         shells = [pid for pid in remote if _command(pid).startswith(("bash -c cd /tmp/tcp-testbed", "sh -c cd /tmp/tcp-testbed"))]
         assert len(shells) == 1, [_command(pid) for pid in remote]
