@@ -238,6 +238,8 @@ def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], resu
             pass
         log(f"copied {copied} result file(s) from {remote.label} into {results_root}/")
         return code
+    except (OSError, EOFError, paramiko.SSHException) as exc:      # SFTP: a full disk, a permission, a dropped link
+        raise RunFailed(f"copying files to or from {remote.label} failed: {exc or type(exc).__name__}.") from None
     finally:
         if remote_dir:
             _remove_remote_dir(client, remote, remote_dir, log)

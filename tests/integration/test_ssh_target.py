@@ -140,6 +140,17 @@ def test_a_precreated_remote_folder_is_not_used(sshd, tmp_path, monkeypatch):
     assert not left, f"remote folder left behind: {left}"
 
 
+def test_a_results_folder_that_cannot_be_made_is_a_run_failure_not_a_traceback(sshd, tmp_path, monkeypatch):
+    from harness.errors import RunFailed
+    from harness.targets.ssh import parse_ssh_target, run_over_ssh
+    (sshd["home"] / ".ssh" / "known_hosts").write_text(sshd["known"])
+    monkeypatch.setenv("HOME", str(sshd["home"]))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RunFailed, match="copying files to or from .* failed"):
+        run_over_ssh(parse_ssh_target(sshd["target"]), [(REPO / "experiments" / "handshake.yaml", REPO / "topologies" / "two_hosts.yaml")],
+                     ["--kernel=/nonexistent"], tmp_path / "a-file" / "results", print)
+
+
 def test_an_experiment_named_like_an_option_runs(sshd, tmp_path):
     odd = tmp_path / "-x.yaml"
     odd.write_text((REPO / "tests" / "fixtures" / "handshake_plain.yaml").read_text())
