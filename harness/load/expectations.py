@@ -13,6 +13,10 @@ from harness.model import Event, Expectations, PacketChoice, PacketPattern, Time
 
 TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
            "handshake_server": "SYN received -> final ACK received, at the server"}
+PATTERN_KEYS = ("from", "flags", "seq", "ack")
+PATTERN_FLAGS = r"[SAFRPU]+"
+HOST_EXPECT_KEYS = ("states", "received", "accepted", "errors")
+TIMING_KEYS = ("from", "to", "equals", "within", "between")
 _TERM = r"[a-z]\w*([+-][0-9]{1,10})?|[0-9]{1,10}"
 _EVENT = re.compile(r"(?P<host>[a-z]\w*) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)(?:#(?P<sn>[0-9]+))?"
                     r"|(?P<pv>sends|receives) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
@@ -66,11 +70,11 @@ def _term_ok(term: object) -> bool:
 
 def _pattern(item: object, hosts: tuple[str, ...], path: Path, line: int) -> PacketPattern:
     item = expect_type(item, LineDict, path, line, "a packet pattern", "{from: client, flags: S, seq: x}")
-    check_keys(item, {"from", "flags", "seq", "ack"}, {"from", "flags"}, path, "a packet pattern")
+    check_keys(item, set(PATTERN_KEYS), {"from", "flags"}, path, "a packet pattern")
     if item["from"] not in hosts:
         raise UserError(f"packet sender '{item['from']}' is not a host.", file=str(path), line=item.line_of("from"),
                         fix=f"use one of: {', '.join(hosts)}.")
-    if not re.fullmatch(r"[SAFRPU]+", str(item["flags"])):
+    if not isinstance(item["flags"], str) or not re.fullmatch(PATTERN_FLAGS, item["flags"]):
         raise UserError(f"flags {item['flags']!r} are not TCP flag letters.", file=str(path),
                         line=item.line_of("flags"), fix="use letters S A F R P U, e.g. SA for SYN+ACK.")
     for key in ("seq", "ack"):
@@ -148,7 +152,7 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expe
         if host not in raw:
             continue
         spec = expect_type(raw[host], LineDict, path, raw.line_of(host), host, "{states: [SYN-SENT, ESTAB]}")
-        check_keys(spec, {"states", "received", "accepted", "errors"}, set(), path, f"expect.{host}")
+        check_keys(spec, set(HOST_EXPECT_KEYS), set(), path, f"expect.{host}")
         if "accepted" in spec:
             try:
                 accepted[host] = bounded_int(spec["accepted"], 0, MAX_COUNT)

@@ -42,9 +42,12 @@ def load_experiment(path: Path) -> Experiment:
     return experiment_from_data(data, path)
 
 
+EXPERIMENT_KEYS = ("name", "about", "topology", "duration", "steps", "sysctls", "expect")   # + matrix (matrix.py)
+EXPERIMENT_REQUIRED = ("name", "topology", "steps", "expect")
+
+
 def experiment_from_data(data: LineDict, path: Path) -> Experiment:
-    check_keys(data, {"name", "about", "topology", "duration", "steps", "sysctls", "expect"},
-               {"name", "topology", "steps", "expect"}, path, "an experiment")
+    check_keys(data, set(EXPERIMENT_KEYS), set(EXPERIMENT_REQUIRED), path, "an experiment")
     name = safe_component(data["name"], "the experiment name", path, data.line_of("name"))
     about = expect_type(data.get("about", ""), str, path, data.line_of("about"), "about", "about: a sentence or two")
     topo_path = topology_path(data["topology"], path, data.line_of("topology"))

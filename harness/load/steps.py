@@ -17,10 +17,19 @@ ACTIONS = {"listen": "listen: 5001", "connect": "connect: server:5001", "send": 
            "close": "close: true", "abort": "abort: true (close with SO_LINGER 0: sends RST)",
            "wait": "wait: 1s, wait: connected, wait: peer-closed or wait: {state: FIN-WAIT-2}"}
 WAIT_EVENTS = {"connected", "peer-closed"}
+SHUTDOWN_HOW = ("write", "read", "both")
+# a send: text that is one word shaped like a size (-1B, 1.5B, 1e30B, 1TB, abcB) is a mistyped byte count
+_SIZE_LIKE = r"\s*(?:[-+]?[0-9][0-9.eE+-]*\s*[A-Za-z]{0,3}[bB]|[a-z]+B)\s*"
 WAIT_STATES = STATES - {"CLOSED", "LISTEN"}      # a closed socket cannot be polled; a listener never moves
 NETWORK_ACTIONS = {"hold": "keeps the chosen segments `for:` a while, then lets them go on unchanged",
                    "drop": "discards them", "delay": "adds `for:` to their delay",
                    "duplicate": "sends each twice"}
+STEP_KEYS = ("on", "at", "after")                     # plus exactly one of ACTIONS
+NETWORK_KEYS = ("network", "from", "to", "at", "match", "nth", "count", "for")
+NETWORK_REQUIRED = ("network", "from", "to")
+NETWORK_TIMED = ("hold", "delay")                     # these need for:, the others refuse it
+MATCH_KEYS = ("flags", "sport", "dport")
+MATCH_FLAGS = r"[SAFRU]+"
 NETWORK_EXAMPLE = "{at: 0s, network: hold, from: client, to: server, match: {flags: S}, nth: 1, for: 3s}"
 
 
@@ -76,12 +85,13 @@ def _action(action: str, value: object, host: str, hosts: tuple[str, ...], index
         try:
             return Step(host, action, index, size=parse_bytes(value))
         except ValueError as exc:
-            if action == "send" and isinstance(value, str) and value and "more than" not in str(exc):
+            if action == "send" and isinstance(value, str) and value and "more than" not in str(exc) \
+                    and not re.fullmatch(_SIZE_LIKE, value):
                 return Step(host, action, index, message=value)
             _fail(f"{action}: {value!r} is not a byte count" + (f" ({exc})" if "more than" in str(exc) else "") + ".",
                   path, line, action)
     if action == "shutdown":
-        if value not in ("write", "read", "both"):
+        if value not in SHUTDOWN_HOW:
             _fail(f"shutdown: {value!r} is not a direction.", path, line, action)
         return Step(host, action, index, how=value)
     if action in ("close", "abort"):
@@ -105,7 +115,7 @@ def _network_path(item: LineDict, topology: Topology, path: Path) -> None:
 
 def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
     hosts = topology.hosts
-    check_keys(item, {"at", "network", "from", "to", "match", "nth", "count", "for"}, {"network", "from", "to"}, path,
+    check_keys(item, set(NETWORK_KEYS), set(NETWORK_REQUIRED), path,
                "a network step")
     action = item["network"]
     if not isinstance(action, str) or action not in NETWORK_ACTIONS:
@@ -116,9 +126,9 @@ def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
             _fail(f"{end}: '{item[end]}' is not a host of the topology.", path, item.line_of(end), fix=f"use one of: {', '.join(hosts)}.")
     _network_path(item, topology, path)
     raw_match = expect_type(item.get("match", LineDict()), LineDict, path, item.line_of("match"), "match", "{flags: S, dport: 5001}")
-    check_keys(raw_match, {"flags", "sport", "dport"}, set(), path, "match")
+    check_keys(raw_match, set(MATCH_KEYS), set(), path, "match")
     flags = raw_match.get("flags")
-    if flags is not None and not re.fullmatch(r"[SAFRU]+", str(flags)):
+    if flags is not None and not re.fullmatch(MATCH_FLAGS, str(flags)):
         _fail(f"match flags {flags!r} are not TCP flag letters.", path, raw_match.line_of("flags"),
               fix="use S A F R U (PSH is ignored), e.g. S for a SYN, SA for a SYN+ACK, A for a pure ACK.")
     ports = {k: _port(raw_match[k], path, raw_match.line_of(k), k, f"{k}: 5001") for k in ("sport", "dport") if k in raw_match}
@@ -133,9 +143,9 @@ def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
             except ValueError as exc:
                 _fail(f"{key}: {exc} (nth and count start at 1; more than {MAX_COUNT} segments is not a test of TCP).",
                       path, item.line_of(key), fix=f"write {key}: 1.")
-    if action in ("hold", "delay") and "for" not in item:
+    if action in NETWORK_TIMED and "for" not in item:
         _fail(f"{action} needs for: (how long).", path, item.line, fix=f"write {NETWORK_EXAMPLE}.")
-    if action not in ("hold", "delay") and "for" in item:
+    if action not in NETWORK_TIMED and "for" in item:
         _fail(f"{action} takes no for:.", path, item.line_of("for"), fix="remove it.")
     if action == "hold" and not picks:
         picks = {"nth": 1}      # a hold is of one segment unless told otherwise
@@ -156,7 +166,7 @@ def load_steps(raw: list, topology: Topology, path: Path, line: int | None = Non
         if "network" in item:
             network.append(_network(item, topology, path))
             continue
-        check_keys(item, {"at", "on", "after"} | set(ACTIONS), {"on"}, path, "a step (or a network step, with network:)")
+        check_keys(item, set(STEP_KEYS) | set(ACTIONS), {"on"}, path, "a step (or a network step, with network:)")
         actions = [a for a in ACTIONS if a in item]
         if len(actions) != 1:
             _fail("a step needs exactly one action.", path, item.line, fix=f"use one of: {', '.join(ACTIONS)}.")

@@ -14,6 +14,11 @@ from harness.model import Impairment, Link, Topology
 IMPAIRMENT_KEYS = ("delay", "jitter", "loss", "bw", "queue")
 _IMPAIRMENT_KEYS = set(IMPAIRMENT_KEYS)
 SWITCH_KINDS = ("bridge", "ovs")
+WORDS = {"all": "the sysctls' and matrix's word for every host", "links": "the matrix's word for every link",
+         "repeat": "a matrix key"}
+TOPOLOGY_KEYS = ("name", "hosts", "switches", "switch", "links")
+TOPOLOGY_REQUIRED = ("name", "hosts", "links")
+LINK_KEYS = ("a", "b", "a_to_b", "b_to_a")           # plus IMPAIRMENT_KEYS
 NAME_RE = r"^[a-z][a-z0-9]{0,8}$"   # Mininet makes '<node>-eth<N>': interface names <= 15 chars
 _NAME_RE = NAME_RE
 MAX_LINK_DELAY_S = 60.0             # netem: a longer one-way delay is a typo, and holds every segment that long
@@ -56,10 +61,13 @@ def _names(data: LineDict, path: Path) -> None:
     for key in ("hosts", "switches"):
         names = data.get(key, [])
         for i, name in enumerate(names):
+            line = item_line(names, i, data.line_of(key))
             if not isinstance(name, str) or not re.match(NAME_RE, name) or name in seen:
-                raise UserError(f"node name {name!r} is invalid or repeated.", file=str(path),
-                                line=item_line(names, i, data.line_of(key)),
+                raise UserError(f"node name {name!r} is invalid or repeated.", file=str(path), line=line,
                                 fix="use unique names of 1-9 lower-case letters/digits starting with a letter.")
+            if name in WORDS:
+                raise UserError(f"'{name}' is {WORDS[name]}, so it cannot name a node.", file=str(path), line=line,
+                                fix="pick another name.")
             seen.add(name)
 
 
@@ -121,7 +129,10 @@ def _shape(hosts: list, switches: list, links: list[Link], lines: list[int], pat
 def load_topology(path: Path, existing: set[str] | None = None) -> Topology:
     """`existing`: interface names to refuse (default: this machine's now, without tcp-testbed's)."""
     data = load_yaml(path)
-    check_keys(data, {"name", "hosts", "switches", "switch", "links"}, {"name", "hosts", "links"}, path, "a topology")
+    check_keys(data, set(TOPOLOGY_KEYS), set(TOPOLOGY_REQUIRED), path, "a topology")
+    if not isinstance(data["name"], str) or not data["name"].strip():
+        raise UserError(f"the topology name {data['name']!r} is not a text.", file=str(path), line=data.line_of("name"),
+                        fix="write name: two_hosts.")
     kind = data.get("switch", "bridge")
     if not isinstance(kind, str) or kind not in SWITCH_KINDS:
         raise UserError(f"switch: {kind!r} is not a kind of switch this tool builds.", file=str(path),
@@ -138,7 +149,7 @@ def load_topology(path: Path, existing: set[str] | None = None) -> Topology:
     for i, item in enumerate(raw_links):
         line = item_line(raw_links, i, data.line_of("links"))
         item = expect_type(item, LineDict, path, line, "a link", "{a: client, b: s1, delay: 25ms}")
-        check_keys(item, {"a", "b", "a_to_b", "b_to_a"} | _IMPAIRMENT_KEYS, {"a", "b"}, path, "a link")
+        check_keys(item, set(LINK_KEYS) | _IMPAIRMENT_KEYS, {"a", "b"}, path, "a link")
         for end in ("a", "b"):
             if not isinstance(item[end], str) or item[end] not in nodes:
                 raise UserError(f"link end {item[end]!r} is not a host or switch of this topology.",

@@ -12,6 +12,7 @@ from harness.model import TimeSpec, Tolerance
 _TIME = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0}
 _RATE = {"kbit": 1e-3, "mbit": 1.0, "gbit": 1e3}
 _NUMBER = r"([0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})"    # no exponents, no inf/nan, no sign
+_PERCENT_NUMBER = r"(100(?:\.0{0,12})?|[0-9]{1,2}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})"   # 0 to 100
 
 MAX_SECONDS = 86400.0          # one day: longer is a typo, and it would hold the machine that long
 MAX_RTTS = 10000.0
@@ -56,8 +57,8 @@ def parse_time_spec(text: object) -> TimeSpec:
 
 
 def parse_percent(text: object) -> float:
-    m = re.fullmatch(rf"\s*{_NUMBER}\s*%\s*", text) if isinstance(text, str) else None
-    if not m or _number(m.group(1)) > 100:
+    m = re.fullmatch(rf"\s*{_PERCENT_NUMBER}\s*%\s*", text) if isinstance(text, str) else None
+    if not m:
         raise ValueError(f"{text!r} is not a percentage between 0% and 100%; write e.g. 1%")
     return _number(m.group(1))
 

@@ -1,0 +1,256 @@
+"""The JSON Schemas editors use, generated from the loader's own tables (one source of truth).
+
+    python -m harness.schema.generate          # rewrite harness/schema/*.schema.json
+    python -m harness.schema.generate --check  # exit 1 if the committed files differ
+
+The schema can say less than the loader (host names, events' hosts, a day's cap on durations,
+topology shape, machine interfaces) but never more: whatever it refuses, the loader refuses
+(tests/unit/test_schema.py checks both on the shipped files and on a corpus of bad ones)."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from harness.load import expectations as ex
+from harness.load import steps as st
+from harness.load import topology as tp
+from harness.load import units as un
+from harness.load.experiment import EXPERIMENT_KEYS, EXPERIMENT_REQUIRED
+from harness.load.matrix import LINK_PARAMETERS
+
+HERE = Path(__file__).resolve().parent
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+TEMPLATED = {"$ref": "#/$defs/templated"}
+
+
+def _pattern(regex: str) -> dict:
+    return {"type": "string", "pattern": f"^{regex}$"}
+
+
+def _or_templated(schema: dict) -> dict:
+    """A matrix file may write any string as ${...}, worked out per cell before the loader checks it."""
+    return {"anyOf": [schema, TEMPLATED]}
+
+
+def _units(table: dict) -> str:
+    return "(" + "|".join(table) + ")"
+
+
+DURATION = rf"\s*{un._NUMBER}\s*{_units(un._TIME)}\s*"
+RTTS = rf"\s*{un._NUMBER}?\s*rtt\s*"
+PERCENT = rf"\s*{un._PERCENT_NUMBER}\s*%\s*"
+BYTES = r"\s*[0-9]{1,12}\s*(" + "|".join("".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in u) for u in un._BYTES) + r")\s*"
+
+
+def _port() -> dict:
+    return {"type": "integer", "minimum": un.PORT_RANGE[0], "maximum": un.PORT_RANGE[1]}
+
+
+def _count(low: int = 1) -> dict:
+    return {"type": "integer", "minimum": low, "maximum": un.MAX_COUNT}
+
+
+def _one_action(names: dict) -> list[dict]:
+    return [{"required": [name]} for name in names]
+
+
+def _rate() -> str:
+    """Rates are case-insensitive in the loader; spell each letter both ways."""
+    units = "|".join("".join(f"[{c.upper()}{c}]" for c in u) for u in un._RATE)
+    return rf"\s*{un._NUMBER}\s*({units})\s*"
+
+
+def experiment_schema() -> dict:
+    states = _state_order()
+    sequence_number = {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 2**32 - 1}, _pattern(ex._TERM.join("()"))]}
+    step_properties = {
+        "on": {"type": "string", "description": "the host that performs the step"},
+        "at": {"$ref": "#/$defs/duration", "description": "time from the start; without it the step follows the host's previous one"},
+        "after": {"$ref": "#/$defs/waitFor", "description": "short for a wait step just before this one"},
+        "listen": _port(),
+        "connect": _or_templated(_pattern(r"[a-z]\w*:[0-9]{1,6}")),
+        "send": {"anyOf": [{"$ref": "#/$defs/bytes"}, {"type": "string", "minLength": 1}],
+                 "description": "a byte count (1000B, 64KiB) or a message"},
+        "recv": {"oneOf": [{"const": "all"}, {"$ref": "#/$defs/bytes"}]},
+        "shutdown": {"enum": list(st.SHUTDOWN_HOW)},
+        "close": {"const": True},
+        "abort": {"const": True},
+        "wait": {"$ref": "#/$defs/waitFor"},
+    }
+    assert set(step_properties) == set(st.STEP_KEYS) | set(st.ACTIONS), "a step key without a schema"
+    network_properties = {
+        "network": {"enum": list(st.NETWORK_ACTIONS)},
+        "at": {"$ref": "#/$defs/duration"},
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+        "match": {"type": "object", "additionalProperties": False,
+                  "properties": {"flags": _pattern(st.MATCH_FLAGS), "sport": _port(), "dport": _port()}},
+        "nth": _count(),
+        "count": _count(),
+        "for": {"$ref": "#/$defs/duration"},
+    }
+    assert set(network_properties) == set(st.NETWORK_KEYS) and set(network_properties["match"]["properties"]) == set(st.MATCH_KEYS)
+    timing_properties = {"from": {"$ref": "#/$defs/event"}, "to": {"$ref": "#/$defs/event"},
+                         "equals": {"$ref": "#/$defs/durationOrRtt"},
+                         "within": _or_templated({"type": "string", "pattern": f"^({DURATION}|{PERCENT})$"}),
+                         "between": {"type": "array", "items": {"$ref": "#/$defs/durationOrRtt"}, "minItems": 2, "maxItems": 2}}
+    assert set(timing_properties) == set(ex.TIMING_KEYS)
+    host_properties = {
+        "states": {"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/state"}, {"$ref": "#/$defs/optionalState"}]}},
+        "received": {"$ref": "#/$defs/bytes"},
+        "errors": {"type": "array", "items": {"type": "string", "pattern": "^E[A-Z0-9]+$"}},
+        "accepted": _count(0),
+    }
+    assert set(host_properties) == set(ex.HOST_EXPECT_KEYS)
+    properties = {
+        "name": {"type": "string"},
+        "about": {"type": "string", "description": "what the experiment shows: printed with the verdicts and stored in result.json"},
+        "topology": {"type": "string", "description": "a file in topologies/ (without .yaml) or a path next to the experiment"},
+        "duration": {"$ref": "#/$defs/duration"},
+        "sysctls": {"type": "object",
+                    "description": "host name (or all) -> {sysctl: value}, applied inside the host's namespace and read back",
+                    "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "integer", "number"]}}},
+        "steps": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/step"}, {"$ref": "#/$defs/networkStep"}]}},
+        "expect": {"type": "object",
+                   "properties": {"packets": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/packet"}, {"$ref": "#/$defs/either"}]}},
+                                  "timing": {"type": "object", "additionalProperties": {"$ref": "#/$defs/timing"}}},
+                   "additionalProperties": {"$ref": "#/$defs/hostExpectation"}},
+        "matrix": {
+            "type": "object",
+            "description": "one cell per combination: {host or all: {sysctl: [values]}}, a bare sysctl name (all hosts), "
+                           f"links: {{{'|'.join(LINK_PARAMETERS)}: [values]}} (every link), repeat: N",
+            "properties": {"repeat": {"type": "integer", "minimum": 1},
+                           "links": {"type": "object", "additionalProperties": False,
+                                     "properties": {k: {"type": "array", "minItems": 1} for k in LINK_PARAMETERS}}},
+            "patternProperties": {"\\.": {"type": "array", "minItems": 1}},
+            "additionalProperties": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
+        },
+    }
+    assert set(properties) == set(EXPERIMENT_KEYS) | {"matrix"}
+    timed = list(st.NETWORK_TIMED)
+    return {
+        "$schema": DRAFT,
+        "$id": "https://tcp-testbed.invalid/schema/experiment.schema.json",
+        "title": "tcp-testbed experiment",
+        "description": "A topology, kernel settings, a timeline of steps and expectations. Generated from the loader's "
+                       "tables by harness/schema/generate.py; the loader (harness/load/) checks the same rules and more "
+                       "(host names, events, topology shape, a day's cap on durations) and names file:line on errors.",
+        "type": "object", "additionalProperties": False, "required": list(EXPERIMENT_REQUIRED), "properties": properties,
+        "$defs": {
+            "duration": _or_templated(_pattern(DURATION)),
+            "durationOrRtt": _or_templated({"type": "string", "pattern": f"^({DURATION}|{RTTS})$"}),
+            "bytes": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": un.MAX_BYTES}, _pattern(BYTES)]},
+            "state": {"enum": states},
+            "waitState": {"enum": [s for s in states if s in st.WAIT_STATES]},
+            "optionalState": _pattern(r"\((" + "|".join(states) + r")\)"),
+            "waitFor": {"oneOf": [{"$ref": "#/$defs/duration"}, {"enum": sorted(st.WAIT_EVENTS)},
+                                  {"type": "object", "additionalProperties": False, "required": ["state"],
+                                   "properties": {"state": {"$ref": "#/$defs/waitState"}}}]},
+            "step": {"type": "object", "additionalProperties": False, "required": ["on"], "properties": step_properties,
+                     "oneOf": _one_action(st.ACTIONS), "not": {"required": ["at", "after"]}},
+            "packet": {"type": "object", "additionalProperties": False, "required": ["from", "flags"],
+                       "properties": {"from": {"type": "string"}, "flags": _pattern(ex.PATTERN_FLAGS),
+                                      "seq": sequence_number, "ack": sequence_number}},
+            "either": {"type": "object", "additionalProperties": False, "required": ["either"],
+                       "properties": {"either": {"type": "object", "minProperties": 1,
+                                                 "additionalProperties": {"type": "array", "items": {"$ref": "#/$defs/packet"}}}}},
+            "event": _or_templated(_pattern(_event_regex())),
+            "timing": {"type": "object", "additionalProperties": False, "properties": timing_properties,
+                       "oneOf": [{"required": ["equals", "within"]}, {"required": ["between"]}],
+                       "dependentRequired": {"from": ["to"], "to": ["from"]}},
+            "hostExpectation": {"type": "object", "additionalProperties": False, "properties": host_properties},
+            "networkStep": {
+                "type": "object", "additionalProperties": False, "required": list(st.NETWORK_REQUIRED),
+                "description": "the network acting on chosen segments from one host to another, at the first switch on the path",
+                "properties": network_properties,
+                "not": {"required": ["nth", "count"]},
+                "if": {"properties": {"network": {"enum": timed}}},
+                "then": {"required": ["for"]},
+                "else": {"not": {"required": ["for"]}},
+            },
+            "templated": {"type": "string", "pattern": "\\$\\{[^}]+\\}",
+                          "description": "${expression} over the matrix's names, worked out per cell"},
+        },
+    }
+
+
+def _state_order() -> list[str]:
+    """ss's states in the order a connection meets them (the schema lists them so)."""
+    order = ["LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSE-WAIT",
+             "LAST-ACK", "CLOSING", "CLOSED"]
+    assert set(order) == st.STATES
+    return order
+
+
+def _event_regex() -> str:
+    """The loader's event regex without Python's named groups (ECMA regexes name them differently)."""
+    return re.sub(r"\(\?P<\w+>", "(", ex._EVENT.pattern)
+
+
+def topology_schema() -> dict:
+    impairment = {"delay": {"$ref": "#/$defs/duration"}, "jitter": {"$ref": "#/$defs/duration"},
+                  "loss": {"$ref": "#/$defs/percent"}, "bw": {"$ref": "#/$defs/rate"},
+                  "queue": {"type": "integer", "minimum": 1, "maximum": un.MAX_QUEUE}}
+    assert tuple(impairment) == tp.IMPAIRMENT_KEYS
+    link = {"a": {"$ref": "#/$defs/node"}, "b": {"$ref": "#/$defs/node"},
+            "a_to_b": {"$ref": "#/$defs/impairment"}, "b_to_a": {"$ref": "#/$defs/impairment"}, **impairment}
+    assert set(link) == set(tp.LINK_KEYS) | set(tp.IMPAIRMENT_KEYS)
+    properties = {
+        "name": {"type": "string"},
+        "hosts": {"type": "array", "items": {"$ref": "#/$defs/node"}, "minItems": 1, "uniqueItems": True},
+        "switches": {"type": "array", "items": {"$ref": "#/$defs/node"}, "uniqueItems": True},
+        "links": {"type": "array", "items": {"type": "object", "additionalProperties": False, "required": ["a", "b"],
+                                             "properties": link}},
+        "switch": {"enum": list(tp.SWITCH_KINDS),
+                   "description": "bridge (default): Linux bridges; ovs: Open vSwitch bridges in standalone mode. "
+                                  "Neither needs a controller."},
+    }
+    assert set(properties) == set(tp.TOPOLOGY_KEYS)
+    return {
+        "$schema": DRAFT,
+        "$id": "https://tcp-testbed.invalid/schema/topology.schema.json",
+        "title": "tcp-testbed topology",
+        "description": "Hosts, switches and links with per-direction impairments (netem/htb). Generated from the loader's "
+                       "tables by harness/schema/generate.py; the loader (harness/load/topology.py) checks the same rules "
+                       "and more (names the machine's interfaces use, self-links, loops, islands, hosts with two links) "
+                       "and names file:line on errors.",
+        "type": "object", "additionalProperties": False, "required": list(tp.TOPOLOGY_REQUIRED), "properties": properties,
+        "$defs": {
+            "node": {"type": "string", "pattern": tp.NAME_RE,
+                     "description": "1-9 lower-case letters/digits: Mininet names interfaces <node>-eth<N> (<= 15 chars); "
+                                    "names of the machine's interfaces (eth0, lo, docker0...) are refused"},
+            "duration": {**_pattern(DURATION), "description": "with a unit: 25ms, 1.5s, 500us"},
+            "percent": _pattern(PERCENT),
+            "rate": _pattern(_rate()),
+            "impairment": {"type": "object", "additionalProperties": False, "properties": impairment},
+        },
+    }
+
+
+SCHEMAS = {"experiment": experiment_schema, "topology": topology_schema}
+
+
+def render(kind: str) -> str:
+    return json.dumps(SCHEMAS[kind](), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    check = "--check" in (argv if argv is not None else sys.argv[1:])
+    stale = []
+    for kind in SCHEMAS:
+        path = HERE / f"{kind}.schema.json"
+        text = render(kind)
+        if path.read_text() != text:
+            stale.append(path.name)
+            if not check:
+                path.write_text(text)
+    if check and stale:
+        print(f"out of date: {', '.join(stale)}; run python -m harness.schema.generate", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
