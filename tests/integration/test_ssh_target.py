@@ -164,6 +164,7 @@ def test_a_connection_dropped_mid_run_stops_and_cleans_the_remote_run(sshd, tmp_
     proc = _start_long_run(sshd, tmp_path)
     try:
         remote = _descendants(sshd["pid"])         # our sshd's sessions and the remote run under them
+        folders = _remote_folders(remote)
         ledgers = [path for pid in remote for path in Path("/run/tcp-testbed").glob(f"{pid}*.json")]
         interfaces = {name for path in ledgers for name in json.loads(path.read_text()).get("interfaces", [])}
         sessions = [pid for pid in remote if _command(pid).startswith("sshd: root@")]
@@ -186,6 +187,9 @@ def test_a_connection_dropped_mid_run_stops_and_cleans_the_remote_run(sshd, tmp_
         time.sleep(1)
     assert not links & interfaces and not alive
     assert not [path for path in ledgers if path.exists()]
+    assert folders and "could not remove" in out     # the connection is gone: the remote folder stays, and we say so
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _start_long_run(sshd, tmp_path: Path) -> subprocess.Popen:
@@ -207,6 +211,19 @@ def _start_long_run(sshd, tmp_path: Path) -> subprocess.Popen:
         proc.wait()
         raise
     return proc
+
+
+def _remote_folders(pids: list[int]) -> set[Path]:
+    """The remote run's folders (the working directory of its processes)."""
+    found = set()
+    for pid in pids:
+        try:
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue
+        if cwd.name.startswith("tcp-testbed."):
+            found.add(cwd)
+    return found
 
 
 def _descendants(root: int) -> list[int]:
@@ -238,6 +255,7 @@ def test_a_remote_run_killed_by_a_signal_is_not_called_a_lost_connection(sshd, t
     proc = _start_long_run(sshd, tmp_path)
     try:
         remote = _descendants(sshd["pid"])
+        folders = _remote_folders(remote)
         shells = [pid for pid in remote if _command(pid).startswith(("bash -c cd /tmp/tcp-testbed", "sh -c cd /tmp/tcp-testbed"))]
         assert len(shells) == 1, [_command(pid) for pid in remote]
         os.kill(shells[0], signal.SIGKILL)
@@ -254,3 +272,4 @@ def test_a_remote_run_killed_by_a_signal_is_not_called_a_lost_connection(sshd, t
             break
         time.sleep(1)
     assert not alive
+    assert folders and not [folder for folder in folders if folder.exists()]    # removed over the live connection
