@@ -91,7 +91,8 @@ def _check_only(args: argparse.Namespace, paths: list[Path]) -> int:
     from harness.lab.preflight import check_tools, kernel_module_present, needed_modules
     from harness.load import load_cells
     for path in paths:
-        cells = load_cells(path, args.max_cells)
+        remote = args.target == "vagrant" or args.target.startswith("ssh://")
+        cells = load_cells(path, args.max_cells, frozenset() if remote else None)
         targets = set()
         for cell in cells:
             target = args.target
@@ -209,11 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         paths = _experiment_paths(args.experiments)
         if args.check:
             return _check_only(args, paths)
-        loaded = {path: load_cells(path, args.max_cells) for path in paths}   # every file and cell, before anything is made
+        remote = args.target == "vagrant" or args.target.startswith("ssh://")
+        # every file and cell, before anything is made; a remote run checks node names against its own interfaces
+        loaded = {path: load_cells(path, args.max_cells, frozenset() if remote else None) for path in paths}
         results = Path(args.results_dir)
         from harness.report.evidence import check_writable
         check_writable(results)        # before anything is built, booted or connected to
-        if args.target == "vagrant" or args.target.startswith("ssh://"):
+        if remote:
             return _run_remote(args, loaded, results)
         args.jobs = args.jobs or os.cpu_count() or 1
         from harness.runner import run_local

@@ -64,11 +64,16 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
         egress: dict[str, tuple[str, Impairment]] = {}
         ports: dict[tuple[str, str], str] = {}        # (node, the node at the other end) -> interface
         for link in topo.links:
+            # recorded before they exist, as Mininet will name them: a run killed inside addLink leaves
+            # nothing unlisted, and a run loading meanwhile knows they are tcp-testbed's, not the machine's
+            planned = [f"{node}-eth{net.get(node).newPort()}" for node in (link.a, link.b)]
+            ledger.add(interfaces=planned)
             made = net.addLink(link.a, link.b, params1=tc_params(link.a_to_b), params2=tc_params(link.b_to_a))
             egress[made.intf1.name] = (link.a, link.a_to_b)
             egress[made.intf2.name] = (link.b, link.b_to_a)
             ports[(link.a, link.b)], ports[(link.b, link.a)] = made.intf1.name, made.intf2.name
-            ledger.add(interfaces=[made.intf1.name, made.intf2.name])
+            if [made.intf1.name, made.intf2.name] != planned:    # Mininet named them otherwise: list those too
+                ledger.add(interfaces=[made.intf1.name, made.intf2.name])
         log(f"building {len(topo.hosts)} hosts, {len(topo.switches)} {'Open vSwitch' if ovs else 'Linux bridge'} "
             f"switches, {len(topo.links)} links")
         net.build()

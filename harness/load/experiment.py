@@ -46,12 +46,14 @@ EXPERIMENT_KEYS = ("name", "about", "topology", "duration", "steps", "sysctls", 
 EXPERIMENT_REQUIRED = ("name", "topology", "steps", "expect")
 
 
-def experiment_from_data(data: LineDict, path: Path) -> Experiment:
+def experiment_from_data(data: LineDict, path: Path, interfaces: frozenset[str] | None = None) -> Experiment:
+    """`interfaces`: the interface names node names must not clash with (None: this machine's now;
+    a remote target passes an empty set, as the remote run checks its own)."""
     check_keys(data, set(EXPERIMENT_KEYS), set(EXPERIMENT_REQUIRED), path, "an experiment")
     name = safe_component(data["name"], "the experiment name", path, data.line_of("name"))
     about = expect_type(data.get("about", ""), str, path, data.line_of("about"), "about", "about: a sentence or two")
     topo_path = topology_path(data["topology"], path, data.line_of("topology"))
-    topology = load_topology(topo_path)
+    topology = load_topology(topo_path, interfaces)
     steps, network = load_steps(expect_type(data["steps"], list, path, data.line_of("steps"), "steps", "a list of steps"), topology, path,
                                 data.line_of("steps"))
     try:

@@ -207,12 +207,12 @@ def _cell_sysctls(cell_data: LineDict, settings: dict, lines: dict) -> None:
                 target.key_lines[name] = lines[(host, name)]
 
 
-def load_cells(path: Path, max_cells: int = MAX_CELLS) -> list[Cell]:
+def load_cells(path: Path, max_cells: int = MAX_CELLS, interfaces: frozenset[str] | None = None) -> list[Cell]:
     """Every cell of the experiment in `path` (one cell, label "", when it has no matrix).
     The cells are counted before any is made: past `max_cells` the file is refused."""
     data = load_yaml(path)
     if "matrix" not in data:
-        return [Cell("", {}, 1, experiment_from_data(data, path))]
+        return [Cell("", {}, 1, experiment_from_data(data, path, interfaces))]
     matrix_line = data.line_of("matrix")
     matrix = expect_type(data.pop("matrix"), LineDict, path, matrix_line, "matrix",
                          "{client: {net.ipv4.tcp_syn_retries: [1, 2, 3]}, repeat: 2}")
@@ -237,7 +237,7 @@ def load_cells(path: Path, max_cells: int = MAX_CELLS) -> list[Cell]:
             # _substitute builds new mappings and lists, so the sysctls added below stay in this cell
             cell_data = _substitute(data, {**names, "repeat": r}, path, data.line)
             _cell_sysctls(cell_data, settings, lines)
-            experiment = _with_links(experiment_from_data(cell_data, path), links, path, matrix_line)
+            experiment = _with_links(experiment_from_data(cell_data, path, interfaces), links, path, matrix_line)
             cell = Cell(label + (f"#{r}" if repeat > 1 else ""), {**settings, **({"links": links} if links else {})},
                         r, experiment)
             folder = cell_folder(cell.label)

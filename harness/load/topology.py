@@ -80,8 +80,15 @@ def _clashes(data: LineDict, path: Path, existing: set[str], degree: dict[str, i
             if why:
                 raise UserError(f"the {kind} name '{name}' is refused: {why}.", file=str(path),
                                 line=item_line(names, i, data.line_of(key)),
-                                fix=f"rename it (e.g. {kind[0]}{i + 1}): node names become interfaces in the "
-                                    "machine's own network namespace.")
+                                fix=f"rename it (e.g. {_free_name(kind[0], data, existing, degree.get(name, 0))}): "
+                                    "node names become interfaces in the machine's own network namespace.")
+
+
+def _free_name(prefix: str, data: LineDict, existing: set[str], links: int) -> str:
+    """A name to suggest: the prefix and the first number that no node and no interface uses."""
+    taken = {str(n) for key in ("hosts", "switches") for n in data.get(key, []) if isinstance(n, str)}
+    return next(f"{prefix}{n}" for n in range(1, 10**6)
+                if f"{prefix}{n}" not in taken and clash(f"{prefix}{n}", links, existing) is None)
 
 
 def _shape(hosts: list, switches: list, links: list[Link], lines: list[int], path: Path, hosts_line: int) -> None:
@@ -126,7 +133,7 @@ def _shape(hosts: list, switches: list, links: list[Link], lines: list[int], pat
                         line=hosts_line, fix="link the parts' switches to each other (or remove the unused nodes).")
 
 
-def load_topology(path: Path, existing: set[str] | None = None) -> Topology:
+def load_topology(path: Path, existing: set[str] | frozenset[str] | None = None) -> Topology:
     """`existing`: interface names to refuse (default: this machine's now, without tcp-testbed's)."""
     data = load_yaml(path)
     check_keys(data, set(TOPOLOGY_KEYS), set(TOPOLOGY_REQUIRED), path, "a topology")

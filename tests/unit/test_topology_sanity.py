@@ -115,3 +115,18 @@ def test_network_step_without_a_switch_on_its_path_is_refused_at_load(tmp_path, 
     with pytest.raises(UserError) as info:
         load_experiment(tmp_path / "e.yaml")
     assert words in info.value.message and info.value.line == 6
+
+
+def test_a_remote_target_does_not_check_names_against_this_machines_interfaces(tmp_path, monkeypatch, capsys):
+    """The remote run checks its own machine; here an interface called s1 (another lab, say)
+    must not refuse a run that will be built elsewhere — but still refuses it for a local run."""
+    import harness.load.topology as topology_module
+    from harness.cli import main
+    monkeypatch.setattr(topology_module, "machine_interfaces", lambda: {"s1", "s1-eth1"})
+    (tmp_path / "t.yaml").write_text(TWO)
+    (tmp_path / "e.yaml").write_text("name: e\ntopology: t.yaml\nsteps:\n  - {at: 0s, on: server, listen: 5001}\n"
+                                     "expect:\n  server: {states: [LISTEN]}\n")
+    assert main(["--check", "--target", "local", str(tmp_path / "e.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "interface called 's1'" in err and "e.g. s2" in err     # the suggested name is free
+    assert main(["--check", "--target", "ssh://someone@example.invalid", str(tmp_path / "e.yaml")]) == 0
