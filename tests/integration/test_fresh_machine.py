@@ -40,7 +40,7 @@ class Script:
     def _read(self) -> None:
         for line in self.proc.stdout:
             self.lines.append(line)
-            os.write(2, line.encode())  # live progress in CI's log, past pytest's capture
+            os.write(2, line.encode())  # progress: live in CI's log while capture is disabled
 
     @property
     def output(self) -> str:
@@ -96,10 +96,11 @@ def leftovers() -> list[str]:
 
 
 @needs_debootstrap
-def test_fresh_debian12_sets_up_and_passes_handshake(script):
+def test_fresh_debian12_sets_up_and_passes_handshake(script, capfd):
     run = script("--timeout", str(LIMIT), "handshake.yaml")
-    run.proc.wait(timeout=LIMIT + 600)
-    run.reader.join(timeout=30)
+    with capfd.disabled():  # it takes minutes: its progress goes to the terminal (CI's log) as it comes
+        run.proc.wait(timeout=LIMIT + 600)
+        run.reader.join(timeout=30)
     assert run.proc.returncode == 0, run.output[-6000:]
     assert "inside: run-experiment handshake.yaml" in run.output
     assert "target: vm" in run.output, "the kernel here lacks netem: the run inside must use its own kernel"
@@ -110,16 +111,16 @@ def test_fresh_debian12_sets_up_and_passes_handshake(script):
 
 @needs_debootstrap
 def test_killed_fresh_machine_run_leaves_no_process_or_mount(script):
+    """SIGKILL of the script alone (not its group) while QEMU boots inside the chroot: nothing may survive."""
     run = script("--timeout", str(LIMIT), "handshake.yaml")
-    assert run.wait_for("inside: scripts/setup", timeout=1200), run.output[-3000:]
-    # processes run chrooted in the fresh system (apt, dpkg or pip): now kill everything at once
+    assert run.wait_for("booting kernel", timeout=LIMIT), run.output[-3000:]
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and run.proc.poll() is None:
-        if any(p.startswith("process") for p in leftovers()):
+        if any("qemu-system" in p for p in leftovers()):
             break
-        time.sleep(0.5)
-    assert run.proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(run.proc.pid, signal.SIGKILL)
+        time.sleep(0.2)
+    assert any("qemu-system" in p for p in leftovers()), f"QEMU never ran in the chroot: {run.output[-3000:]}"
+    os.kill(run.proc.pid, signal.SIGKILL)
     run.proc.wait(timeout=30)
     deadline = time.monotonic() + 30
     while leftovers() and time.monotonic() < deadline:
