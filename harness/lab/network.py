@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from contextlib import contextmanager
 from typing import Iterator
 
 from harness.errors import RunFailed
 from harness.lab.leftovers import Ledger
 from harness.model import Experiment, Impairment
+from harness.runlog import node_cmd, route_mininet, run_command
 
 _UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
@@ -48,6 +48,7 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
     from mininet.nodelib import LinuxBridge
 
     setLogLevel("error")
+    route_mininet()        # Mininet's debug lines (every tc, ip, ethtool it runs) into run.log
     topo = experiment.topology
     ovs = topo.switch_kind == "ovs"
     started_ovs = ensure_ovs_running(log) if ovs and topo.switches else False
@@ -87,7 +88,7 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
         finally:
             ledger.close()
             if started_ovs:
-                subprocess.run([OVS_CTL, "stop"], capture_output=True)
+                run_command([OVS_CTL, "stop"])
 
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
@@ -96,11 +97,11 @@ OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 def ensure_ovs_running(log) -> bool:
     """OVS needs ovsdb-server and ovs-vswitchd (without vswitchd, add-br hangs). Start them if they
     are not running; return True if this run started them (and so stops them)."""
-    if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode == 0:
+    if run_command(["ovs-vsctl", "--timeout=3", "show"]).returncode == 0:
         return False
     log("starting Open vSwitch (ovsdb-server, ovs-vswitchd)")
-    done = subprocess.run([OVS_CTL, "start", "--system-id=random"], capture_output=True, text=True)
-    if done.returncode or subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True).returncode:
+    done = run_command([OVS_CTL, "start", "--system-id=random"])
+    if done.returncode or run_command(["ovs-vsctl", "--timeout=5", "show"]).returncode:
         raise RunFailed(f"Open vSwitch would not start: {(done.stderr or done.stdout).strip()[-400:]}")
     return True
 
@@ -108,7 +109,7 @@ def ensure_ovs_running(log) -> bool:
 def _disable_bridge_netfilter() -> None:
     """With br_netfilter loaded, bridged frames would traverse iptables; keep the bridge plain."""
     for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
-        subprocess.run(["sysctl", "-q", "-w", f"net.bridge.{name}=0"], capture_output=True)
+        run_command(["sysctl", "-q", "-w", f"net.bridge.{name}=0"])
 
 
 def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> dict[str, str]:
@@ -117,7 +118,7 @@ def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> dict[s
     Returns each interface's `tc qdisc show` text, which the run records as it really was."""
     problems, qdiscs = [], {}
     for intf, (node, imp) in egress.items():
-        text = qdiscs[intf] = net.get(node).cmd(f"tc qdisc show dev {intf}").strip()
+        text = qdiscs[intf] = node_cmd(net.get(node), f"tc qdisc show dev {intf}").strip()
         if not imp.needs_netem:
             continue
         delay = netem_delay_s(text)
@@ -139,11 +140,11 @@ def warm_up(net) -> None:
     for a in hosts:
         for b in hosts:
             if a is not b:
-                a.cmd(f"ping -c1 -W3 {b.IP()} >/dev/null 2>&1")
+                node_cmd(a, f"ping -c1 -W3 {b.IP()} >/dev/null 2>&1")
 
 
 def ping_rtt_s(net, a: str, b: str, count: int = 5) -> float | None:
     """Average ping RTT a -> b: the network's real RTT, timer slop of an emulated CPU included."""
-    out = net.get(a).cmd(f"ping -c{count} -i0.2 -W3 {net.get(b).IP()}")
+    out = node_cmd(net.get(a), f"ping -c{count} -i0.2 -W3 {net.get(b).IP()}")
     m = re.search(r"= [0-9.]+/([0-9.]+)/", out)
     return float(m.group(1)) / 1e3 if m else None
