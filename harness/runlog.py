@@ -31,6 +31,7 @@ MININET = "mininet"
 RUN_LOG = "run.log"
 STDERR_LINES = 5                 # how many lines of a failing command's stderr the log keeps
 OUTPUT_LINES = 5                 # how many lines of output a command without exit status keeps
+INPUT_LINES = 40                 # how many lines of a command's stdin (an nft ruleset) the log keeps
 
 _open_logs: list[logging.Handler] = []    # run.log handlers currently attached (innermost last)
 
@@ -52,16 +53,20 @@ def _where(where: str | None) -> str:
 
 
 def log_command(args: Sequence[str] | str, returncode: int | None, seconds: float, *, where: str | None = None,
-                stderr: str | bytes | None = None, output: str | bytes | None = None) -> None:
+                stderr: str | bytes | None = None, output: str | bytes | None = None,
+                input: str | bytes | None = None) -> None:
     """Record one external command started elsewhere (Popen, Mininet's node.cmd/pexec/popen).
 
     `returncode` None means the status is not known (Mininet's `cmd()` runs in a shell without
-    one): the first lines of `output` are kept instead. On a failure the first lines of `stderr`."""
+    one): the first lines of `output` are kept instead. On a failure the first lines of `stderr`.
+    A command fed on stdin (`nft -f -`) keeps the first lines of what it was fed, marked `<`."""
     line = args if isinstance(args, str) else shlex.join(str(a) for a in args)
     status = "exit status unknown" if returncode is None else f"exit {returncode}"
     detail = _head(stderr, STDERR_LINES) if returncode else ""
     if returncode is None:
         detail = _head(output, OUTPUT_LINES)
+    fed = _head(input, INPUT_LINES).replace("    | ", "    < ")
+    detail = "\n".join(part for part in (fed, detail) if part)
     CMD.debug("%s$ %s -> %s in %.3f s%s", _where(where), line, status, seconds, "\n" + detail if detail else "")
 
 
@@ -80,7 +85,7 @@ def run_command(args: Sequence[str], *, input: str | bytes | None = None, timeou
     except OSError as e:
         CMD.debug("%s$ %s -> not started: %s", _where(where), shlex.join(args), e)
         raise
-    log_command(args, done.returncode, time.monotonic() - start, where=where, stderr=done.stderr)
+    log_command(args, done.returncode, time.monotonic() - start, where=where, stderr=done.stderr, input=input)
     if check:
         done.check_returncode()
     return done

@@ -4,11 +4,11 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.model import Experiment
+from harness.runlog import run_command
 
 SETUP = "run scripts/setup (as root) to install it"
 
@@ -32,7 +32,7 @@ def kernel_has_module(name: str) -> bool:
     builtin = Path(f"/lib/modules/{os.uname().release}/modules.builtin")
     if builtin.exists() and f"/{name}.ko" in builtin.read_text():
         return True
-    return subprocess.run(["modprobe", "-q", name], capture_output=True).returncode == 0
+    return run_command(["modprobe", "-q", name]).returncode == 0
 
 
 def needed_modules(experiment: Experiment) -> list[str]:
@@ -58,8 +58,8 @@ def nft_picks_work() -> bool:
     table = f"tcptestbed_probe_{os.getpid()}"
     ruleset = (f"table bridge {table} {{\n chain rules {{\n type filter hook forward priority 0; policy accept;\n"
                f" ip protocol tcp numgen inc mod 10 == 0 counter\n }}\n}}\n")
-    ok = subprocess.run(["nft", "-f", "-"], input=ruleset, capture_output=True, text=True).returncode == 0
-    subprocess.run(["nft", "delete", "table", "bridge", table], capture_output=True)
+    ok = run_command(["nft", "-f", "-"], input=ruleset).returncode == 0
+    run_command(["nft", "delete", "table", "bridge", table])
     return ok
 
 

@@ -3,10 +3,10 @@ a setting is not per-namespace (setting it would change the whole machine, every
 from __future__ import annotations
 
 import os
-import subprocess
 
 from harness.errors import RunFailed
 from harness.model import Experiment
+from harness.runlog import node_pexec, run_command
 
 WATCHED = ["net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_timestamps",
            "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_fin_timeout",
@@ -22,18 +22,18 @@ def apply_sysctls(net, experiment: Experiment) -> dict[str, dict[str, str]]:
         wanted = {**experiment.sysctls.get("all", {}), **experiment.sysctls.get(h, {})}
         for name, value in wanted.items():
             before = _machine_value(name)
-            out, err, code = host.pexec(["sysctl", "-w", f"{name}={value}"])
+            out, err, code = node_pexec(host, ["sysctl", "-w", f"{name}={value}"])
             if code:
                 raise RunFailed(f"sysctl {name}={value} failed in {h}: {err.strip() or out.strip()} "
                                 "(is it known to this kernel?)")
             after = _machine_value(name)
             if after != before:
-                subprocess.run(["sysctl", "-q", "-w", f"{name}={before}"], capture_output=True)
+                run_command(["sysctl", "-q", "-w", f"{name}={before}"])
                 raise RunFailed(f"sysctl {name} is not per network namespace on kernel {os.uname().release}: setting it in "
                                 f"{h} changed it for the whole machine ({before!r} -> {after!r}; put back). "
                                 "It cannot differ between hosts or cells.")
         names = sorted(set(WATCHED) | set(wanted))
-        out, _, _ = host.pexec(["sysctl", "-e", *names])     # one process: ~0.13 s each in the VM
+        out, _, _ = node_pexec(host, ["sysctl", "-e", *names])     # one process: ~0.13 s each in the VM
         found = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
         values = {name: " ".join(found[name].split()) if name in found else None for name in names}
         for name, value in wanted.items():
@@ -45,5 +45,5 @@ def apply_sysctls(net, experiment: Experiment) -> dict[str, dict[str, str]]:
 
 def _machine_value(name: str) -> str | None:
     """The value in the namespace this process runs in (the machine's, outside every host)."""
-    done = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True)
+    done = run_command(["sysctl", "-n", name])
     return " ".join(done.stdout.split()) if done.returncode == 0 else None

@@ -40,6 +40,13 @@ def test_a_failure_is_logged_with_the_first_lines_of_stderr(tmp_path):
     assert "2 more line(s)" in text
 
 
+def test_what_a_command_is_fed_is_logged(tmp_path):
+    ruleset = "table bridge t {\n chain c {\n }\n}\n"
+    with runlog.run_log(tmp_path) as path:
+        runlog.run_command(["cat"], input=ruleset)
+    assert "$ cat -> exit 0 in" in path.read_text() and "    < table bridge t {\n    <  chain c {" in path.read_text()
+
+
 def test_check_raises_and_a_timeout_or_missing_program_is_logged_then_raised(tmp_path):
     with runlog.run_log(tmp_path) as path:
         with pytest.raises(subprocess.CalledProcessError):
