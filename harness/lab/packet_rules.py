@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 import time
 
@@ -28,6 +27,7 @@ from typing import NamedTuple
 
 from harness.errors import RunFailed
 from harness.model import Impairment, NetworkStep
+from harness.runlog import node_cmd, node_pexec, run_command
 
 _FLAG_WORDS = {"S": "syn", "F": "fin", "R": "rst", "A": "ack", "U": "urg"}
 _BIG = 4_000_000_000
@@ -98,7 +98,7 @@ def _netem_args(delay_s: float, imp: Impairment | None = None) -> list[str]:
 
 
 def _run(node, args: list[str]) -> None:
-    out, err, code = node.pexec(args)
+    out, err, code = node_pexec(node, args)
     if code:
         raise RunFailed(f"could not set up a network step: `{' '.join(args)}` failed: {err.strip() or out.strip()}")
 
@@ -144,7 +144,7 @@ class PacketRules:
                 _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
                 _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
                                  "handle", str(mark), "fw", "flowid", f"1:{band}"])
-            self.qdiscs[port] = self.node.cmd(f"tc qdisc show dev {port}").replace("\r", "").strip()
+            self.qdiscs[port] = node_cmd(self.node, f"tc qdisc show dev {port}").replace("\r", "").strip()
 
     def install_untimed(self) -> None:
         """Add the rules of steps without a time, before the timeline's t0 is set: running nft
@@ -186,11 +186,11 @@ class PacketRules:
             return
         self.closed = True
         for family in self.families:
-            subprocess.run(["nft", "delete", "table", family, self.table], capture_output=True)
+            run_command(["nft", "delete", "table", family, self.table])
 
     def _add_later(self, args: list[str]) -> None:
         """On a timer thread: a failure is kept and reported with the counters, not lost."""
-        done = subprocess.run(args, capture_output=True, text=True)
+        done = run_command(args)
         if done.returncode:
             self.failed.append(f"`{' '.join(args)}` failed: {done.stderr.strip()}")
 
@@ -201,7 +201,7 @@ class PacketRules:
             raise RunFailed("a network step's rule could not be switched on: " + "; ".join(self.failed))
         counts = {}
         for family in self.families:
-            out, err, code = self.node.pexec(["nft", "-j", "list", "table", family, self.table])
+            out, err, code = node_pexec(self.node, ["nft", "-j", "list", "table", family, self.table])
             if code:
                 raise RunFailed(f"could not read the network steps' counters: {err.strip()}")
             counts.update(step_counters(out))
