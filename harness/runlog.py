@@ -52,7 +52,7 @@ def _where(where: str | None) -> str:
     return f"[{where}] " if where else ""
 
 
-def log_command(args: Sequence[str] | str, returncode: int | None, seconds: float, *, where: str | None = None,
+def log_command(args: Sequence[str] | str, returncode: int | None, seconds: float | None, *, where: str | None = None,
                 stderr: str | bytes | None = None, output: str | bytes | None = None,
                 input: str | bytes | None = None) -> None:
     """Record one external command started elsewhere (Popen, Mininet's node.cmd/pexec/popen).
@@ -67,7 +67,15 @@ def log_command(args: Sequence[str] | str, returncode: int | None, seconds: floa
         detail = _head(output, OUTPUT_LINES)
     fed = _head(input, INPUT_LINES).replace("    | ", "    < ")
     detail = "\n".join(part for part in (fed, detail) if part)
-    CMD.debug("%s$ %s -> %s in %.3f s%s", _where(where), line, status, seconds, "\n" + detail if detail else "")
+    took = f" in {seconds:.3f} s" if seconds is not None else ""
+    CMD.debug("%s$ %s -> %s%s%s", _where(where), line, status, took, "\n" + detail if detail else "")
+
+
+def log_started(args: Sequence[str] | str, pid: int, *, where: str | None = None) -> None:
+    """Record a long-lived process as it starts (tcpdump, the guardian, the VM); its end is a
+    `log_command` with the exit status."""
+    line = args if isinstance(args, str) else shlex.join(str(a) for a in args)
+    CMD.debug("%s$ %s -> started, pid %d", _where(where), line, pid)
 
 
 def run_command(args: Sequence[str], *, input: str | bytes | None = None, timeout: float | None = None,

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 
 from harness.errors import RunFailed
+from harness.runlog import log_command, log_started, run_command
 
 REGISTRY = Path("/run/tcp-testbed")
 LOCK_NAME = "local.lock"
@@ -134,12 +135,12 @@ def remove(data: dict) -> None:
         kill_process(pid, start)
     for name in data.get("nft_tables", []):    # the network steps' bridge rules, and netdev ones (duplicate)
         for family in ("bridge", "netdev"):
-            subprocess.run(["nft", "delete", "table", family, name], capture_output=True)
+            run_command(["nft", "delete", "table", family, name])
     for name in data.get("ovs_bridges", []):   # only this run's bridges, never `mn -c`'s sweep of all of them
-        subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", name], capture_output=True)
+        run_command(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", name])
     for name in data.get("interfaces", []):
         if Path(f"/sys/class/net/{name}").exists():
-            subprocess.run(["ip", "link", "del", name], capture_output=True)
+            run_command(["ip", "link", "del", name])
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -181,6 +182,7 @@ class Ledger:
                 env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1"))
         finally:
             os.close(read)
+        log_started(self.guardian.args, self.guardian.pid, where="guardian")
         self.add(pids=[self.guardian.pid])    # the next run reaps a guardian that outlived its work
 
     def _save(self) -> None:
@@ -223,6 +225,7 @@ class Ledger:
             except subprocess.TimeoutExpired:
                 guardian.kill()
                 guardian.wait()
+            log_command(guardian.args, guardian.returncode, None, where="guardian")
 
 
 def _read_ledger(path: Path) -> dict:
