@@ -54,12 +54,13 @@ def _where(where: str | None) -> str:
 
 def log_command(args: Sequence[str] | str, returncode: int | None, seconds: float | None, *, where: str | None = None,
                 stderr: str | bytes | None = None, output: str | bytes | None = None,
-                input: str | bytes | None = None) -> None:
+                input: str | bytes | None = None, note: str | None = None) -> None:
     """Record one external command started elsewhere (Popen, Mininet's node.cmd/pexec/popen).
 
     `returncode` None means the status is not known (Mininet's `cmd()` runs in a shell without
     one): the first lines of `output` are kept instead. On a failure the first lines of `stderr`.
-    A command fed on stdin (`nft -f -`) keeps the first lines of what it was fed, marked `<`."""
+    A command fed on stdin (`nft -f -`) keeps the first lines of what it was fed, marked `<`.
+    `note` is said after the status (tcpdump's packet and drop counts)."""
     line = args if isinstance(args, str) else shlex.join(str(a) for a in args)
     status = "exit status unknown" if returncode is None else f"exit {returncode}"
     detail = _head(stderr, STDERR_LINES) if returncode else ""
@@ -68,6 +69,7 @@ def log_command(args: Sequence[str] | str, returncode: int | None, seconds: floa
     fed = _head(input, INPUT_LINES).replace("    | ", "    < ")
     detail = "\n".join(part for part in (fed, detail) if part)
     took = f" in {seconds:.3f} s" if seconds is not None else ""
+    took += f" ({note})" if note else ""
     CMD.debug("%s$ %s -> %s%s%s", _where(where), line, status, took, "\n" + detail if detail else "")
 
 

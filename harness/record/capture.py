@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.errors import RunFailed
 from harness.lab.namespaces import die_with_parent
+from harness.runlog import log_command, log_started
 
 
 def startup_timeout_s() -> float | None:
@@ -26,6 +27,7 @@ class Capture:
         parent = os.getpid()          # tcpdump (mnexec execs it) dies with the runner, even by SIGKILL
         self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"],
                                preexec_fn=lambda: die_with_parent(parent))
+        log_started(self.proc.args, self.proc.pid, where=getattr(node, "name", None))
         self._stderr = b""
 
     def wait_ready(self) -> None:
@@ -49,6 +51,8 @@ class Capture:
             _, err = self.proc.communicate()
         text = (self._stderr + err).decode(errors="replace")
         dropped = re.search(r"(\d+) packets? dropped by kernel", text)
+        log_command(self.proc.args, self.proc.returncode, None, where=self.intf, stderr=text,
+                    note="; ".join(line.strip() for line in text.splitlines() if " packets " in line))
         return {"interface": self.intf, "file": self.out.name,
                 "dropped_by_kernel": int(dropped.group(1)) if dropped else None}
 

@@ -107,13 +107,13 @@ def test_commands_started_elsewhere_are_logged(tmp_path):
         assert runlog.node_cmd(Node(), "echo qdisc netem 10: root") == "qdisc netem 10: root\n"
         runlog.log_command(["tcpdump", "-i", "h1-eth0"], 0, 2.5, where="h1")
         runlog.log_started(["tcpdump", "-i", "h2-eth0"], 1234, where="h2")
-        runlog.log_command(["tcpdump", "-i", "h2-eth0"], -15, None, where="h2")
+        runlog.log_command(["tcpdump", "-i", "h2-eth0"], -15, None, where="h2", note="3 packets captured")
     text = path.read_text()
     assert "[s1] $ sh -c 'echo bad >&2; exit 2' -> exit 2" in text and "| bad" in text
     assert "[s1] $ echo qdisc netem 10: root -> exit status unknown" in text and "| qdisc netem 10: root" in text
     assert "[h1] $ tcpdump -i h1-eth0 -> exit 0 in 2.500 s" in text
     assert "[h2] $ tcpdump -i h2-eth0 -> started, pid 1234" in text
-    assert "[h2] $ tcpdump -i h2-eth0 -> exit -15\n" in text + "\n"
+    assert "[h2] $ tcpdump -i h2-eth0 -> exit -15 (3 packets captured)\n" in text + "\n"
 
 
 def test_mininet_debug_goes_to_run_log_and_not_to_the_console(tmp_path, capsys):
