@@ -26,10 +26,10 @@ from pathlib import Path
 
 from harness.errors import RunFailed
 from harness.runlog import log_command, log_started, run_command
+from harness.shipped import CODE_ROOT
 
 REGISTRY = Path("/run/tcp-testbed")
 LOCK_NAME = "local.lock"
-REPO = Path(__file__).resolve().parents[2]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -177,9 +177,9 @@ class Ledger:
         try:
             self.guardian = subprocess.Popen(
                 [sys.executable, "-m", "harness.lab.guardian", str(self.path), str(read)],
-                pass_fds=(read, *keep_fds), start_new_session=True, cwd=REPO, stdin=subprocess.DEVNULL,
+                pass_fds=(read, *keep_fds), start_new_session=True, cwd=CODE_ROOT, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1"))
+                env=dict(os.environ, PYTHONPATH=str(CODE_ROOT), PYTHONDONTWRITEBYTECODE="1"))
         finally:
             os.close(read)
         log_started(self.guardian.args, self.guardian.pid, where="guardian")

@@ -11,8 +11,7 @@ from harness.load.topology import load_topology
 from harness.load.units import parse_seconds
 from harness.load.yaml_lines import LineDict, check_keys, expect_type, load_yaml
 from harness.model import Experiment
-
-REPO = Path(__file__).resolve().parents[2]
+from harness.shipped import experiments_dir, topologies_dir
 
 
 def resolve_experiment_path(name: str) -> Path:
@@ -24,11 +23,12 @@ def resolve_experiment_path(name: str) -> Path:
             raise UserError("an experiment file's name ends in .yaml.", file=name,
                             fix="give the experiment's .yaml file (or a folder of them).")
         return path
+    shipped = experiments_dir()
     if "/" not in name and "\0" not in name:
-        for candidate in (REPO / "experiments" / name, REPO / "experiments" / f"{name}.yaml"):
+        for candidate in (shipped / name, shipped / f"{name}.yaml"):
             if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
                 return candidate
-    known = ", ".join(sorted(p.name for p in (REPO / "experiments").glob("*.yaml")))
+    known = ", ".join(sorted(p.name for p in shipped.glob("*.yaml")))
     raise UserError(f"no experiment file '{name[:80]}' here or in experiments/.", file=name[:200],
                     fix=f"give a path, or one of: {known}.")
 
@@ -99,7 +99,7 @@ def topology_path(ref: object, path: Path, line: int) -> Path:
         if "/" in ref:
             raise UserError("a topology path must end in .yaml.", file=str(path), line=line, fix=fix)
         ref += ".yaml"
-    roots = [path.parent.resolve(), (REPO / "topologies").resolve()]
+    roots = [path.parent.resolve(), topologies_dir().resolve()]
     for root in roots:
         candidate = root / ref
         try:

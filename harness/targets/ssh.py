@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 import paramiko
 
 from harness.errors import RunFailed, UserError
+from harness.shipped import source_checkout
 
-REPO = Path(__file__).resolve().parents[2]
-PINNED_VAGRANT_KEYS = REPO / ".vagrant" / "tcp-testbed-known_hosts"
+VAGRANT_DIR = source_checkout() or Path.cwd()     # where the Vagrantfile is (installed from a wheel: here)
+PINNED_VAGRANT_KEYS = VAGRANT_DIR / ".vagrant" / "tcp-testbed-known_hosts"
 
 
 @dataclass
@@ -59,7 +60,7 @@ def parse_ssh_target(text: str) -> Remote:
 def vagrant_remote() -> Remote:
     """The Vagrant VM of this checkout, as `vagrant ssh-config` describes it."""
     try:
-        done = subprocess.run(["vagrant", "ssh-config"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(["vagrant", "ssh-config"], cwd=VAGRANT_DIR, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
         raise UserError("vagrant is not installed here.", fix="install Vagrant, then `vagrant up` in this checkout.") from None
     if done.returncode:

@@ -22,8 +22,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.lab.leftovers import Interrupted, Ledger, reap
 from harness.lab.namespaces import die_with_parent
-
-REPO = Path(__file__).resolve().parents[2]
+from harness.shipped import CODE_ROOT
 
 
 def release_of(image: Path) -> str:
@@ -116,7 +115,7 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
              "--inner-plan", str(plan_file.resolve()), "unused"]
     # SETUPTOOLS_USE_DISTUTILS=stdlib: Mininet imports distutils, which setuptools' shim routes
     # through pkg_resources, scanning every installed package over 9p: 12 s of wall time (measured).
-    command = (f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "
+    command = (f"cd {shlex.quote(str(CODE_ROOT))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "
                f"TCP_TESTBED_TARGET=vm/{clock}-clock TCP_TESTBED_STAGE=/tmp/tcp-testbed-stage {shlex.join(inner)}")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     args = [vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
