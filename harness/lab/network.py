@@ -7,11 +7,9 @@ from typing import Iterator
 
 from harness.errors import RunFailed
 from harness.lab.leftovers import Ledger
+from harness.load.units import parse_seconds
 from harness.model import Experiment, Impairment
 from harness.runlog import node_cmd, route_mininet, run_command
-
-_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
-
 
 def tc_params(imp: Impairment) -> dict:
     """Mininet TCIntf keywords for one direction (units always explicit: tc reads bare numbers as µs)."""
@@ -33,8 +31,8 @@ def netem_delay_s(tc_output: str) -> float | None:
     """The delay of the netem qdisc in `tc qdisc show` output, or None if there is no netem."""
     if "netem" not in tc_output:
         return None
-    m = re.search(r"delay ([0-9.]+)(us|ms|s)\b", tc_output)
-    return float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
+    m = re.search(r"delay ([0-9.]+(?:us|ms|s))\b", tc_output)
+    return parse_seconds(m.group(1)) if m else 0.0
 
 
 @contextmanager
