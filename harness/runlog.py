@@ -73,11 +73,11 @@ def log_command(args: Sequence[str] | str, returncode: int | None, seconds: floa
     CMD.debug("%s$ %s -> %s%s%s", _where(where), line, status, took, "\n" + detail if detail else "")
 
 
-def log_started(args: Sequence[str] | str, pid: int, *, where: str | None = None) -> None:
+def log_started(args: Sequence[str] | str, pid: int | None, *, where: str | None = None) -> None:
     """Record a long-lived process as it starts (tcpdump, the guardian, the VM); its end is a
     `log_command` with the exit status."""
     line = args if isinstance(args, str) else shlex.join(str(a) for a in args)
-    CMD.debug("%s$ %s -> started, pid %d", _where(where), line, pid)
+    CMD.debug("%s$ %s -> started%s", _where(where), line, f", pid {pid}" if pid is not None else "")
 
 
 def run_command(args: Sequence[str], *, input: str | bytes | None = None, timeout: float | None = None,
@@ -105,7 +105,7 @@ def node_pexec(node, args: Sequence[str]) -> tuple[str, str, int]:
     """Mininet's `node.pexec(args)` (out, err, exit code), logged with the node's name."""
     start = time.monotonic()
     out, err, code = node.pexec([str(a) for a in args])
-    log_command(args, code, time.monotonic() - start, where=node.name, stderr=err)
+    log_command(args, code, time.monotonic() - start, where=getattr(node, "name", None), stderr=err)
     return out, err, code
 
 
@@ -113,7 +113,7 @@ def node_cmd(node, command: str) -> str:
     """Mininet's `node.cmd(command)` (its shell gives no exit status): logged with its output."""
     start = time.monotonic()
     out = node.cmd(command)
-    log_command(command, None, time.monotonic() - start, where=node.name, output=out)
+    log_command(command, None, time.monotonic() - start, where=getattr(node, "name", None), output=out)
     return out
 
 

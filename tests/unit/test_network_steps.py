@@ -153,7 +153,7 @@ def test_a_duplicate_is_set_up_without_any_duplicating_netem(monkeypatch):
 def test_stop_and_close_are_safe_before_arm_and_twice(monkeypatch):
     from harness.lab import packet_rules
     deleted = []
-    monkeypatch.setattr(packet_rules.subprocess, "run", lambda args, **kw: deleted.append(args))
+    monkeypatch.setattr(packet_rules, "run_command", lambda args, **kw: deleted.append(args))
     rules = packet_rules.PacketRules([placed(replace(DUP, at_s=30.0))], FakeSwitch(), FakeLedger())
     rules.stop()
     rules.close()
@@ -166,7 +166,7 @@ def test_stop_and_close_are_safe_before_arm_and_twice(monkeypatch):
 def test_close_cancels_armed_timers_before_they_fire(monkeypatch):
     from harness.lab import packet_rules
     fired = []
-    monkeypatch.setattr(packet_rules.subprocess, "run", lambda args, **kw: fired.append(args))
+    monkeypatch.setattr(packet_rules, "run_command", lambda args, **kw: fired.append(args))
     rules = packet_rules.PacketRules([placed(replace(DUP, at_s=30.0))], FakeSwitch(), FakeLedger())
     rules.arm(time.time())
     assert len(rules.timers) == 1 and rules.timers[0].is_alive()
