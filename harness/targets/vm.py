@@ -62,6 +62,13 @@ def pick_kernel(explicit: str | None) -> Path:
 CLOCKS = {"virtual": ["-p", "1", "--qemu-opts", "-icount shift=0,sleep=off"], "host": ["-p", "2"]}
 
 
+def vng_command(vng: str, kernel: Path | str, clock: str, command: str, rwdirs: tuple[Path, ...] = ()) -> list[str]:
+    """The one vng command line, for the VM target and scripts/benchmark's lab timing alike: the
+    host's files over 9p, no KVM (nested KVM hangs here), /root in a writable overlay, 2 GB."""
+    return [vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
+            *(f"--rwdir={d}" for d in rwdirs), "-m", "2G", *CLOCKS[clock], "--exec", command]
+
+
 # Time limits, in wall time, per VM and per item: under emulation on a loaded host everything
 # stretches (the virtual clock is exact, wall time is not), so they are generous and only catch a VM
 # that hangs. Booting and loading Python take ~40 s on an idle host.
@@ -118,8 +125,7 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     command = (f"cd {shlex.quote(str(CODE_ROOT))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "
                f"TCP_TESTBED_TARGET=vm/{clock}-clock TCP_TESTBED_STAGE=/tmp/tcp-testbed-stage {shlex.join(inner)}")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    args = [vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
-            f"--rwdir={results_root.resolve()}", "-m", "2G", *CLOCKS[clock], "--exec", command]
+    args = vng_command(vng, kernel, clock, command, (results_root.resolve(),))
     on_line(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 25-40 s)...")
     ledger = Ledger(suffix=f"-vm{next(_VM_NUMBERS)}", guard=True)
     parent = os.getpid()
