@@ -13,7 +13,6 @@ import posixpath
 import shlex
 import socket
 import stat
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 import paramiko
 
+from harness import runlog
 from harness.errors import RunFailed, UserError
 from harness.shipped import source_checkout
 
@@ -60,7 +60,7 @@ def parse_ssh_target(text: str) -> Remote:
 def vagrant_remote() -> Remote:
     """The Vagrant VM of this checkout, as `vagrant ssh-config` describes it."""
     try:
-        done = subprocess.run(["vagrant", "ssh-config"], cwd=VAGRANT_DIR, capture_output=True, text=True, timeout=120)
+        done = runlog.run_command(["vagrant", "ssh-config"], cwd=VAGRANT_DIR, timeout=120)
     except FileNotFoundError:
         raise UserError("vagrant is not installed here.", fix="install Vagrant, then `vagrant up` in this checkout.") from None
     if done.returncode:
@@ -197,9 +197,11 @@ def _exec(client: paramiko.SSHClient, command: str, limit_s: float = 120) -> tup
     channel = client.get_transport().open_session(timeout=limit_s)
     try:
         channel.settimeout(limit_s)
+        began = time.monotonic()
         channel.exec_command(command)
         out = channel.makefile("rb").read().decode(errors="replace")
         code = channel.exit_status if channel.status_event.wait(limit_s) else -1
+        runlog.log_command(command, code, time.monotonic() - began, where="ssh", stderr=out)
         return code, out
     finally:
         channel.close()
@@ -267,6 +269,8 @@ def _stream(client: paramiko.SSHClient, command: str, remote: Remote, log) -> in
     transport = client.get_transport()
     channel = transport.open_session()
     channel.get_pty(width=120)
+    began = time.monotonic()
+    runlog.log_started(command, None, where=f"ssh {remote.label}")
     channel.exec_command(command)
     channel.settimeout(0.5)
     out, text = sys.stdout, TerminalText()
@@ -297,6 +301,7 @@ def _stream(client: paramiko.SSHClient, command: str, remote: Remote, log) -> in
     out.write(text.flush())
     out.flush()
     code = channel.exit_status if channel.status_event.is_set() else -1
+    runlog.log_command(command, code, time.monotonic() - began, where=f"ssh {remote.label}")
     if code != -1:
         return 130 if interrupted_at else code
     if interrupted_at:
