@@ -88,27 +88,36 @@ def _experiment_paths(names: list[str]) -> list[Path]:
 def _check_only(args: argparse.Namespace, paths: list[Path]) -> int:
     """--check: every file, every cell, and what the preflight can say without building or
     loading anything into the kernel. Creates nothing (no results folder, no ledger)."""
-    from harness.lab.preflight import check_tools, kernel_module_present, needed_modules
-    from harness.load import load_cells
     for path in paths:
-        remote = args.target == "vagrant" or args.target.startswith("ssh://")
-        cells = load_cells(path, args.max_cells, frozenset() if remote else None)
-        targets = set()
-        for cell in cells:
-            target = args.target
-            if target == "auto":
-                lacking = [m for m in needed_modules(cell.experiment) if not kernel_module_present(m)]
-                target = "vm" if args.kernel or lacking else "local"
-            if target == "local":
-                check_tools(cell.experiment)
-            targets.add(target)
+        cells, targets = _check_file(args, path)
         if "vm" in targets:
-            from harness.targets.vm import pick_kernel
+            from harness.plan.kernels import pick_kernel
             for kernel in args.kernel or [None]:
                 pick_kernel(kernel)
         where = ", ".join(sorted(targets))
         _say(f"{path}: ok ({len(cells)} cell{'s' if len(cells) != 1 else ''}; target {where})")
     return 0
+
+
+def _check_file(args: argparse.Namespace, path: Path) -> tuple[list, set[str]]:
+    """One file's cells, and the targets they would run on (tools checked for the local ones)."""
+    from harness.lab.preflight import check_tools, kernel_module_present, needed_modules
+    from harness.load import load_cells
+    cells = load_cells(path, args.max_cells, frozenset() if _remote(args) else None)
+    targets = set()
+    for cell in cells:
+        target = args.target
+        if target == "auto":
+            lacking = [m for m in needed_modules(cell.experiment) if not kernel_module_present(m)]
+            target = "vm" if args.kernel or lacking else "local"
+        if target == "local":
+            check_tools(cell.experiment)
+        targets.add(target)
+    return cells, targets
+
+
+def _remote(args: argparse.Namespace) -> bool:
+    return args.target == "vagrant" or args.target.startswith("ssh://")
 
 
 def _save_traceback(exc: BaseException, folder: Path | None) -> str:
@@ -142,43 +151,52 @@ def _bug(exc: BaseException, folder: Path | None, what: str = "", prog: str = "r
     return BUG
 
 
-def _choose_target(args: argparse.Namespace, experiment) -> tuple[str, str]:
-    from harness.lab.preflight import missing_kernel_features
-    if args.target != "auto":
-        return args.target, "as asked"
-    if args.kernel:
-        return "vm", "a kernel image was given"
-    missing = missing_kernel_features(experiment)
-    if missing:
-        return "vm", f"kernel {os.uname().release} lacks {', '.join(missing)}"
-    return "local", "this kernel has what the experiment needs"
+def _failed(exc: BaseException, folder: Path | None, name: str = "", out=None) -> int:
+    """The one mapping from an exception to what the user reads and the exit code: bad input 2,
+    no verdict 3, interrupted 130, anything else a bug (70). `name` says which item of several."""
+    out = out or sys.stderr
+    if isinstance(exc, UserError):
+        print(f"run-experiment: {exc}", file=out, flush=True)
+        return 2
+    if isinstance(exc, RunFailed):
+        print(f"run-experiment: {name}the run failed and gives no verdict: {exc}", file=out, flush=True)
+        return 3
+    if isinstance(exc, KeyboardInterrupt):      # Interrupted says what was stopped; a bare one came before anything started
+        print(f"run-experiment: {str(exc) or 'interrupted before any lab or VM was started; nothing was left behind.'}",
+              file=out, flush=True)
+        return 130
+    return _bug(exc, folder, name)
 
 
-def _run_plan(plan_file: Path, results: Path) -> int:
+def _run_one(plan, folder: Path, out=None, name: str = "") -> tuple[int, Path | None]:
+    """One planned run of several; its failure is an exit code (a Ctrl-C is not: it ends them all)."""
+    from harness.runner import run
+    try:
+        return run(plan, log=_say)
+    except Exception as exc:        # one item's bug must not cost the others their verdicts
+        return _failed(exc, folder, name, out), None
+
+
+def _run_inner(plan_file: Path, results: Path) -> int:
     """Inside a VM: run each planned item (a file and, for a matrix, a cell) one after another,
-    marking each with @@start / @@done lines for the host."""
-    import json
+    framing each with the protocol's start/done markers for the host."""
     import time
     from harness.load import load_cells
-    from harness.runner import run_local
+    from harness.plan import plan_run
+    from harness.targets import protocol
+    items, guest = protocol.read_plan(plan_file)
     worst = 0
-    for index, entry in enumerate(json.loads(plan_file.read_text())):
-        _say(f"@@start {index}")
+    for index, item in enumerate(items):
+        _say(protocol.start_marker(index))
         began, run_dir = time.time(), None
         try:
-            cell = load_cells(Path(entry["path"]), entry.get("max_cells", MAX_CELLS))[entry["cell"]]
-            code, run_dir = run_local(cell.experiment, results, log=_say,
-                                      run_dir=Path(entry["run_dir"]) if entry["run_dir"] else None)
-        except UserError as exc:
-            _say(f"run-experiment: {exc}")
-            code = 2
-        except RunFailed as exc:
-            _say(f"run-experiment: the run failed and gives no verdict: {exc}")
-            code = 3
+            cell = load_cells(item.path, item.max_cells)[item.cell]
+            code, run_dir = _run_one(plan_run(cell.experiment, results, item.run_dir, guest), item.run_dir or results,
+                                     out=sys.stdout)
         except Exception as exc:        # one item's bug must not cost the others their verdicts
-            code = _bug(exc, Path(entry["run_dir"]) if entry["run_dir"] else results)
+            code = _failed(exc, item.run_dir or results, out=sys.stdout)
         worst = max(worst, code)
-        _say(f"@@done {index} {code} {time.time() - began:.1f} {run_dir or ''}")
+        _say(protocol.done_marker(index, code, time.time() - began, run_dir))
     return worst
 
 
@@ -193,119 +211,78 @@ def _run_remote(args: argparse.Namespace, loaded: dict, results: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments and hand over: inner VM plan, --check, a remote, or a batch plan."""
     args = parse_args(argv)
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        from harness.load import load_cells
-        from harness.plan import cell_folder, run_id
-        if args.inner_plan:
-            return _run_plan(Path(args.inner_plan), Path(args.results_dir))
-        if args.jobs is not None and args.jobs < 1:
-            raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
-        if args.max_cells < 1:
-            raise UserError(f"--max-cells {args.max_cells} allows nothing.", fix="give --max-cells 1 or more.")
-        if args.kernel and args.target == "local":
-            raise UserError("--kernel picks the VM's kernel, but --target local runs on this machine's own kernel.",
-                            fix="drop --kernel, or use --target vm (or auto).")
-        paths = _experiment_paths(args.experiments)
-        if args.check:
-            return _check_only(args, paths)
-        remote = args.target == "vagrant" or args.target.startswith("ssh://")
-        # every file and cell, before anything is made; a remote run checks node names against its own interfaces
-        loaded = {path: load_cells(path, args.max_cells, frozenset() if remote else None) for path in paths}
-        results = Path(args.results_dir)
-        from harness.report.evidence import check_writable
-        check_writable(results)        # before anything is built, booted or connected to
-        if remote:
-            return _run_remote(args, loaded, results)
-        args.jobs = args.jobs or os.cpu_count() or 1
-        from harness.runner import run_local
-        kernels = [None]
-        if args.kernel or args.target == "vm":
-            from harness.targets.vm import pick_kernel, release_of
-            kernels = [pick_kernel(k) for k in (args.kernel or [None])]
-            if len({release_of(k) for k in kernels}) < len(kernels):
-                raise UserError("the same kernel was given twice.", fix="give each --kernel once.")
-        from harness.targets.batch import BatchItem, run_batch
-        items, matrices = [], {}
-        for path in paths:             # every file and every cell checked before anything runs
-            cells = loaded[path]
-            compared = bool(cells[0].label) or len(kernels) > 1
-            matrix_dir = results / cells[0].experiment.name / run_id() if compared else None
-            folders = []
-            for kernel in kernels:
-                for index, cell in enumerate(cells):
-                    target, why = _choose_target(args, cell.experiment)
-                    name = cell.experiment.name + (f"[{cell.label}]" if cell.label else "")
-                    run_dir = None
-                    if matrix_dir:
-                        run_dir = matrix_dir / cell_folder(cell.label or cell.experiment.name)
-                        if len(kernels) > 1:
-                            run_dir = matrix_dir / f"kernel-{release_of(kernel)}" / run_dir.name
-                            name += f"@{release_of(kernel)}"
-                        folders.append(run_dir)
-                    items.append(BatchItem(path, name, target, cell.experiment, index, run_dir, why,
-                                           kernel if target == "vm" else None))
-            if matrix_dir:
-                matrices[matrix_dir] = folders
-        if any(item.target == "vm" for item in items):
-            if os.geteuid() != 0:
-                raise UserError("the VM target needs root here.", fix="run it with sudo.")
-            from harness.targets.vm import pick_kernel, run_in_vm
-            if kernels == [None]:
-                kernels = [pick_kernel(None)]
-                for item in items:
-                    item.kernel = kernels[0] if item.target == "vm" else None
-
-        def plan_of(group) -> list[dict]:
-            from harness.targets.vm import item_limit_s
-            return [{"path": str(i.path.resolve()), "cell": i.cell, "run_dir": str(i.run_dir.resolve()) if i.run_dir else None,
-                     "max_cells": args.max_cells, "limit_s": item_limit_s(i.experiment)} for i in group]
-
-        if len(items) == 1:
-            item = items[0]
-            _say(f"target: {item.target} ({item.why})")
-            if item.target == "vm":
-                return run_in_vm(item.kernel, plan_of([item]), results, args.vm_clock, on_line=_say_unmarked)
-            return run_local(item.experiment, results, log=_say, run_dir=item.run_dir)[0]
-
-        def local_item(item):
-            try:
-                return run_local(item.experiment, results, log=_say, run_dir=item.run_dir)
-            except UserError as exc:
-                _say(f"run-experiment: {exc}")
-                return 2, None
-            except RunFailed as exc:
-                _say(f"run-experiment: {item.name}: the run failed and gives no verdict: {exc}")
-                return 3, None
-            except Exception as exc:    # one item's bug must not cost the others their verdicts
-                return _bug(exc, item.run_dir or results, f"{item.name}: "), None
-
-        def vm_group(group, on_line, started):
-            return run_in_vm(group[0].kernel, plan_of(group), results, args.vm_clock, on_line=on_line, started=started)
-
-        code = run_batch(items, local_item, vm_group, args.jobs, _say)
-        if matrices:
-            from harness.report.compare import write_comparison
-            for matrix_dir, folders in matrices.items():
-                _say("\n" + write_comparison(matrix_dir, folders))
-        return code
-    except UserError as exc:
-        print(f"run-experiment: {exc}", file=sys.stderr)
-        return 2
-    except RunFailed as exc:
-        print(f"run-experiment: the run failed and gives no verdict: {exc}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt as exc:     # Interrupted says what was stopped; a bare one came before anything started
-        print(f"run-experiment: {str(exc) or 'interrupted before any lab or VM was started; nothing was left behind.'}",
-              file=sys.stderr)
-        return 130
-    except Exception as exc:
+        return _main(args)
+    except (Exception, KeyboardInterrupt) as exc:
         results_dir = Path(args.results_dir)
-        return _bug(exc, None if args.check or not results_dir.is_dir() else results_dir)
+        return _failed(exc, None if args.check or not results_dir.is_dir() else results_dir)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
+    if args.max_cells < 1:
+        raise UserError(f"--max-cells {args.max_cells} allows nothing.", fix="give --max-cells 1 or more.")
+    if args.kernel and args.target == "local":
+        raise UserError("--kernel picks the VM's kernel, but --target local runs on this machine's own kernel.",
+                        fix="drop --kernel, or use --target vm (or auto).")
+
+
+def _main(args: argparse.Namespace) -> int:
+    from harness.load import load_cells
+    if args.inner_plan:
+        return _run_inner(Path(args.inner_plan), Path(args.results_dir))
+    _check_arguments(args)
+    paths = _experiment_paths(args.experiments)
+    if args.check:
+        return _check_only(args, paths)
+    # every file and cell, before anything is made; a remote run checks node names against its own interfaces
+    loaded = {path: load_cells(path, args.max_cells, frozenset() if _remote(args) else None) for path in paths}
+    results = Path(args.results_dir)
+    from harness.report.evidence import check_writable
+    check_writable(results)        # before anything is built, booted or connected to
+    if _remote(args):
+        return _run_remote(args, loaded, results)
+    from harness.plan.batch_plan import plan_batch
+    return _run_batch(args, plan_batch(loaded, results, args.target, args.kernel), results)
+
+
+def _run_batch(args: argparse.Namespace, plan, results: Path) -> int:
+    """Carry out a batch plan: one item directly, several side by side in VMs or one by one here."""
+    from harness.plan import plan_run
+    from harness.targets.batch import run_batch
+    from harness.targets.vm import plan_entries, run_in_vm
+    if len(plan.items) == 1:
+        item = plan.items[0]
+        _say(f"target: {item.target} ({item.why})")
+        if item.target == "vm":
+            return run_in_vm(item.kernel, plan_entries([item], args.max_cells), results, args.vm_clock, on_line=_say_unmarked)
+        from harness.runner import run
+        return run(plan_run(item.experiment, results, item.run_dir), log=_say)[0]
+
+    def local_item(item):
+        try:
+            run_plan = plan_run(item.experiment, results, item.run_dir)
+        except Exception as exc:
+            return _failed(exc, item.run_dir or results, f"{item.name}: ", sys.stdout), None
+        return _run_one(run_plan, item.run_dir or results, sys.stdout, f"{item.name}: ")
+
+    def vm_group(group, on_line, started):
+        return run_in_vm(group[0].kernel, plan_entries(group, args.max_cells), results, args.vm_clock,
+                         on_line=on_line, started=started)
+
+    code = run_batch(plan.items, local_item, vm_group, args.jobs or os.cpu_count() or 1, _say)
+    if plan.matrices:
+        from harness.report.compare import write_comparison
+        for matrix_dir, folders in plan.matrices.items():
+            _say("\n" + write_comparison(matrix_dir, folders))
+    return code
 
 
 def compare_runs(argv: list[str] | None = None) -> int:
@@ -323,7 +300,8 @@ def compare_runs(argv: list[str] | None = None) -> int:
 
 
 def _say_unmarked(line: str) -> None:
-    if not line.startswith("@@"):
+    from harness.targets.protocol import is_marker
+    if not is_marker(line):
         _say(line)
 
 

@@ -1,14 +1,16 @@
-"""Run one experiment on this machine's kernel: lab up -> record -> drive -> analyse -> judge."""
+"""Run one experiment on this machine's kernel, as planned: lab up -> record -> drive -> analyse -> judge.
+
+The runner carries out a RunPlan (harness.plan) and never plans: folders, addresses, agents' steps,
+where network steps act and the configured RTTs are all decided before it starts."""
 from __future__ import annotations
 
 import functools
 import json
-import os
 import select
 import shutil
 import time
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.analyse.connection import observe
@@ -21,12 +23,12 @@ from harness.lab.leftovers import Interrupted, Ledger, LocalLock, clean_stale
 from harness.lab.namespaces import Forked, stop_helpers
 from harness.drive.agent import main as agent_main
 from harness.record.sampler import sample_hosts
-from harness.lab.network import mininet_lab, ping_rtt_s, warm_up
+from harness.lab.network import Lab, mininet_lab, ping_rtt_s, warm_up
 from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
 from harness.model import Experiment
-from harness.plan import agent_plans, new_run_dir, path_rtt_s, rule_placement
-from harness.record.capture import Capture, startup_timeout_s, stop_captures
+from harness.plan import RunPlan, StepPlacement
+from harness.record.capture import Capture, stop_captures
 from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
                                       atomic_write, samples_problem, step_log_problem, sync_files)
@@ -34,6 +36,23 @@ from harness.report.timeline import DEAD_PING, terminal_copy, timeline
 from harness.judge.schedule import judge_schedule, late_steps
 
 SAMPLE_INTERVAL_S = 0.01
+
+
+@dataclass
+class Recording:
+    """What the lab phase leaves behind for analysis, once every helper is stopped."""
+    sysctls: dict = field(default_factory=dict)
+    qdiscs: dict = field(default_factory=dict)
+    ping_rtt: float | None = None
+    placed: list[PlacedStep] = field(default_factory=list)
+    captures: list[Capture] = field(default_factory=list)
+    capture_stats: list[dict] = field(default_factory=list)
+    sampler: Forked | None = None
+    agents: dict[str, Forked] = field(default_factory=dict)
+    rules: PacketRules | None = None
+    counted: dict = field(default_factory=dict)
+    host_intf: dict[str, str] = field(default_factory=dict)
+    t0: float = 0.0
 
 
 def _read_line(proc, timeout: float | None, what: str) -> str:
@@ -44,151 +63,195 @@ def _read_line(proc, timeout: float | None, what: str) -> str:
     return line
 
 
-def run_local(experiment: Experiment, results_root: Path, log=print, run_dir: Path | None = None) -> tuple[int, Path]:
-    """Run on this kernel; results go to results_root/<experiment>/<run-id>/, or to `run_dir`."""
-    check_local(experiment)
+def run(plan: RunPlan, log=print) -> tuple[int, Path]:
+    """Carry out `plan` on this kernel; return the exit code and the run's (final) folder."""
+    check_local(plan.experiment)
     with ExitStack() as lifecycle:
         lock = LocalLock(log)         # one local lab at a time; released after the ledger's guardian is gone
         lifecycle.callback(lock.release)
         removed = clean_stale()
         if removed:
             log(f"removed interfaces left by a killed run: {', '.join(removed)}")
-        # Inside a VM (TCP_TESTBED_STAGE) everything dies with the VM: no guardian needed.
-        ledger = Ledger(guard=not os.environ.get("TCP_TESTBED_STAGE"), keep_fds=(lock.fd,))
+        # Inside a VM everything dies with the VM: no guardian needed.
+        ledger = Ledger(guard=not plan.in_vm, keep_fds=(lock.fd,))
         lifecycle.callback(ledger.close)
         try:
-            return _staged(experiment, results_root, log, run_dir, ledger)
+            return _staged(plan, ledger, log)
         except KeyboardInterrupt as exc:
             what = ("interrupted; the lab was torn down and nothing of it is left." if ledger.built()
                     else "interrupted before the lab was built; nothing was left behind.")
             raise Interrupted(what) from exc
 
 
-def _staged(experiment: Experiment, results_root: Path, log, run_dir: Path | None, ledger: Ledger) -> tuple[int, Path]:
-    # The VM target points TCP_TESTBED_STAGE at guest memory: recorders then never wait on the
-    # host's 9p file server during the timeline (under the virtual clock an I/O wait is idle time,
-    # which the clock skips); the run folder is copied to the results folder at the end.
-    stage = os.environ.get("TCP_TESTBED_STAGE")
-    final_dir = new_run_dir(results_root, experiment, run_dir)
-    work_dir = new_run_dir(Path(stage), experiment, Path(stage) / "run") if stage else final_dir
+def _staged(plan: RunPlan, ledger: Ledger, log) -> tuple[int, Path]:
+    # A VM's plan stages the run in guest memory: recorders then never wait on the host's 9p file
+    # server during the timeline (under the virtual clock an I/O wait is idle time, which the
+    # clock skips); the run folder is copied to the results folder at the end.
+    plan.make_folders()
     try:
-        return _run(experiment, work_dir, final_dir, log, ledger)   # a finished run publishes its own folder
+        return _run(plan, ledger, log)   # a finished run publishes its own folder
     except EvidenceIncomplete:
         raise            # its folder already says what is missing
     except BaseException:
-        if stage:        # keep what there is for a look, never hiding why the run failed
-            for problem in publish(work_dir, final_dir):
+        if plan.staged:  # keep what there is for a look, never hiding why the run failed
+            for problem in publish(plan.work_dir, plan.final_dir):
                 log(f"not kept: {problem}")
         raise
     finally:
-        if stage:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        if plan.staged:
+            shutil.rmtree(plan.work_dir, ignore_errors=True)
 
 
-def _run(experiment: Experiment, run_dir: Path, final_dir: Path, log, ledger: Ledger) -> tuple[int, Path]:
+def _run(plan: RunPlan, ledger: Ledger, log) -> tuple[int, Path]:
+    rec = Recording()
     # Every helper is stopped on every way out (an error, a helper that does not answer, Ctrl-C):
     # `helpers` unwinds in reverse order of registration, i.e. sampler, captures (flushed before
     # the agents close their sockets), agents, packet rules (their timer threads joined), then the lab.
-    with mininet_lab(experiment, ledger, log) as lab, ExitStack() as helpers:
-        net = lab["net"]
-        hosts = experiment.topology.hosts
-        ips = {h: net.get(h).IP() for h in hosts}
-        host_intf = {h: net.get(h).defaultIntf().name for h in hosts}
-        sysctls = apply_sysctls(net, experiment)
-        warm_up(net)
-        pair = _connect_pair(experiment)
-        ping_rtt = ping_rtt_s(net, *pair) if pair else None
-        placed = _place_network_steps(experiment, lab, ips)
-        rules = PacketRules(placed, net.get(experiment.topology.switches[0]), ledger) if placed else None
-        if rules:
-            helpers.callback(rules.close)
-        agents: dict[str, Forked] = {}
-        helpers.callback(stop_helpers, agents.values())
-        captures: list[Capture] = []
-        capture_stats: list[dict] = []
-        helpers.callback(stop_captures, captures, capture_stats)
-        for intf, (node, _) in lab["interfaces"].items():
-            captures.append(Capture(net.get(node), intf, run_dir / "pcap" / f"{intf}.pcap"))
-            ledger.add(pids=[captures[-1].proc.pid])
-        for capture in captures:
-            capture.wait_ready()
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        sampler = Forked(None, sample_hosts, {h: (net.get(h).pid, str(run_dir / "samples" / f"{h}.jsonl")) for h in hosts},
-                         SAMPLE_INTERVAL_S, _dense_after_activity_s(experiment))
-        ledger.add(pids=[sampler.pid])
-        helpers.callback(stop_helpers, [sampler])
-        _read_line(sampler, startup_timeout_s(), "the state sampler did not start")
-        plans = agent_plans(experiment, ips)
-        for h in hosts:
-            proc = agents[h] = Forked(net.get(h).pid, agent_main)
-            ledger.add(pids=[proc.pid])
-            proc.stdin.write((json.dumps({"steps": plans[h], "duration": experiment.duration_s,
-                                          "log": str(run_dir / "steps" / f"{h}.jsonl")}) + "\n").encode())
-            proc.stdin.flush()
-        for h, proc in agents.items():
-            _read_line(proc, startup_timeout_s(), f"the agent in {h} did not start")
-        if rules:
-            rules.install_untimed()
-        t0 = time.time() + 0.3     # nothing between here and the agents may touch the disk
-        for proc in agents.values():
-            proc.stdin.write(f"{t0}\n".encode())
-            proc.stdin.flush()
-        if rules:
-            rules.arm(t0)
-        log(f"running the timeline ({experiment.duration_s:g} s)")
-        _wait_with_progress(t0, experiment.duration_s, log)
-        for h, proc in agents.items():   # agents end their own steps at the deadline
-            _read_line(proc, startup_timeout_s(), f"the agent in {h} did not finish its steps")
-        counted = rules.counters() if rules else {}
+    with mininet_lab(plan.experiment, ledger, log, plan.addresses) as lab, ExitStack() as helpers:
+        _prepare(plan, lab, ledger, helpers, rec)
+        _start_recorders(plan, lab, ledger, helpers, rec)
+        _drive(plan, lab, ledger, helpers, rec, log)
+    return _conclude(plan, rec, log)
+
+
+def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
+    """Sysctls, ARP warmed up, the RTT pinged, network steps' rules placed on their ports."""
+    rec.host_intf, rec.qdiscs = lab.host_interfaces, lab.qdiscs
+    rec.sysctls = apply_sysctls(lab.net, plan.experiment)
+    warm_up(lab.net)
+    rec.ping_rtt = ping_rtt_s(lab.net, *plan.connect_pair) if plan.connect_pair else None
+    rec.placed = [_placed(p, lab) for p in plan.network_steps]
+    if rec.placed:
+        rec.rules = PacketRules(rec.placed, lab.node(plan.experiment.topology.switches[0]), ledger)
+        helpers.callback(rec.rules.close)
+
+
+def _placed(placement: StepPlacement, lab: Lab) -> PlacedStep:
+    """A planned network step on the lab's real ports."""
+    port = lab.port(placement.switch, placement.egress_node)
+    return PlacedStep(placement.step, port, lab.interfaces[port][1], placement.src_ip, placement.dst_ip,
+                      lab.port(placement.switch, placement.ingress_node))
+
+
+def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
+    """tcpdump on every link interface, then the state sampler; each ready before the next step."""
+    helpers.callback(stop_helpers, rec.agents.values())     # agents stop after the recorders
+    helpers.callback(stop_captures, rec.captures, rec.capture_stats)
+    for intf, (node, _) in lab.interfaces.items():
+        rec.captures.append(Capture(lab.node(node), intf, plan.work_dir / "pcap" / f"{intf}.pcap"))
+        ledger.add(pids=[rec.captures[-1].proc.pid])
+    for capture in rec.captures:
+        capture.wait_ready()
+    hosts = plan.experiment.topology.hosts
+    samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in hosts}
+    rec.sampler = Forked(None, sample_hosts, samples, SAMPLE_INTERVAL_S, plan.sampler_linger_s)
+    ledger.add(pids=[rec.sampler.pid])
+    helpers.callback(stop_helpers, [rec.sampler])
+    _read_line(rec.sampler, plan.startup_timeout_s, "the state sampler did not start")
+
+
+def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording, log) -> None:
+    """Start an agent in every host, start the timeline, wait it out, collect the rules' counters."""
+    experiment = plan.experiment
+    for h in experiment.topology.hosts:
+        proc = rec.agents[h] = Forked(lab.node(h).pid, agent_main)
+        ledger.add(pids=[proc.pid])
+        proc.stdin.write((json.dumps({"steps": plan.agents[h], "duration": experiment.duration_s,
+                                      "log": str(plan.work_dir / "steps" / f"{h}.jsonl")}) + "\n").encode())
+        proc.stdin.flush()
+    for h, proc in rec.agents.items():
+        _read_line(proc, plan.startup_timeout_s, f"the agent in {h} did not start")
+    if rec.rules:
+        rec.rules.install_untimed()
+    rec.t0 = time.time() + 0.3     # nothing between here and the agents may touch the disk
+    for proc in rec.agents.values():
+        proc.stdin.write(f"{rec.t0}\n".encode())
+        proc.stdin.flush()
+    if rec.rules:
+        rec.rules.arm(rec.t0)
+    log(f"running the timeline ({experiment.duration_s:g} s)")
+    _wait_with_progress(rec.t0, experiment.duration_s, log)
+    for h, proc in rec.agents.items():   # agents end their own steps at the deadline
+        _read_line(proc, plan.startup_timeout_s, f"the agent in {h} did not finish its steps")
+    rec.counted = rec.rules.counters() if rec.rules else {}
+
+
+def _conclude(plan: RunPlan, rec: Recording, log) -> tuple[int, Path]:
+    """Analyse, judge, write the result, publish the folder, tell the user."""
+    experiment, run_dir, final_dir = plan.experiment, plan.work_dir, plan.final_dir
     log("analysing the captures")
-    lost = [c for c in capture_stats if c["dropped_by_kernel"]]
+    lost = [c for c in rec.capture_stats if c["dropped_by_kernel"]]
     if lost:
         raise RunFailed(f"tcpdump lost packets: {lost}; the capture cannot support a verdict.")
-    dead_ping = pair is not None and ping_rtt is None
-    base = {"experiment": experiment.name, "source": str(experiment.source), "kernel": os.uname().release,
-            "target": os.environ.get("TCP_TESTBED_TARGET", "local"), "switch": experiment.topology.switch_kind,
-            "run_dir": str(final_dir), "ping_rtt_s": ping_rtt, "ping_answered": None if pair is None else not dead_ping,
-            "sysctls": sysctls, "qdiscs": lab["qdiscs"], "captures": capture_stats}
-    steps_log, problems = _evidence(run_dir, experiment, captures, sampler, t0)
+    pair = plan.connect_pair
+    dead_ping = pair is not None and rec.ping_rtt is None
+    base = {"experiment": experiment.name, "source": str(experiment.source), "kernel": plan.kernel,
+            "target": plan.target, "switch": experiment.topology.switch_kind,
+            "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
+            "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats}
+    steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0)
     if problems:
         raise _incomplete(final_dir, base, problems)
-    obs = observe(run_dir, steps_log, host_intf, ips)
-    rtt = path_rtt_s(experiment, *(pair or (obs.client_host, obs.server_host)))
-    verdicts = judge_all(experiment.expect, obs, rtt)
-    late = late_steps(experiment.steps, experiment.network, steps_log, t0)
-    schedule = judge_schedule(late)
-    verdicts += [schedule] if schedule else []
-    port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
-    network = [check_step(p.step, counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
-                          p.src_ip, p.dst_ip, p.impairment.delay_s) for p in placed]
-    result = dict(base, configured_rtt_s=rtt, steps=steps_log, observation=obs.to_json(), about=experiment.about,
-                  network=network, network_qdiscs=rules.qdiscs if rules else {}, late_steps=[asdict(s) | {"late_s": s.late_s} for s in late],
-                  expectations=verdicts, passed=all(v.passed for v in verdicts), complete=True)
+    obs = observe(run_dir, steps_log, rec.host_intf, plan.addresses)
+    rtt = plan.configured_rtt_s(*(pair or (obs.client_host, obs.server_host)))
+    result, verdicts, late, network = _judge(plan, rec, base, steps_log, obs, rtt)
     story = timeline(obs, dead_ping) + [f"late: {s.describe()}" for s in late]
-    try:       # the evidence is in place and flushed; the timeline, then the verdict, last
-        atomic_write(run_dir / "timeline.txt", "\n".join(story) + "\n")
-        write_result(run_dir, result)
-    except OSError as exc:
-        raise _incomplete(final_dir, base, [f"timeline.txt or result.json could not be written: {exc.strerror or exc}"]) from None
-    if run_dir != final_dir:
-        problems = publish(run_dir, final_dir)
-        if problems:
-            raise _incomplete(final_dir, base, problems)
-    ping_text = (f", ping RTT before the run {ping_rtt * 1e3:.1f} ms" if ping_rtt is not None
+    _write_and_publish(plan, base, result, story)
+    ping_text = (f", ping RTT before the run {rec.ping_rtt * 1e3:.1f} ms" if rec.ping_rtt is not None
                  else f"; {DEAD_PING}" if dead_ping else "")
     log("\n" + "\n".join(terminal_copy(story, final_dir / "timeline.txt")))
+    _tell_network(network, final_dir, log)
+    if experiment.about:
+        log("\n" + experiment.about)
+    log(f"\n{experiment.name} on kernel {plan.kernel} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
+        + verdict_table(verdicts))
+    log(f"\nresults: {final_dir}")
+    return (0 if result["passed"] else 1), final_dir
+
+
+def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[dict]]:
+    """The verdicts (expectations, steps on time), the network steps' checks, and result.json's content."""
+    experiment = plan.experiment
+    verdicts = judge_all(experiment.expect, obs, rtt)
+    late = late_steps(experiment.steps, experiment.network, steps_log, rec.t0)
+    schedule = judge_schedule(late)
+    verdicts += [schedule] if schedule else []
+    network = _network_checks(plan.work_dir, rec)
+    result = dict(base, configured_rtt_s=rtt, steps=steps_log, observation=obs.to_json(), about=experiment.about,
+                  network=network, network_qdiscs=rec.rules.qdiscs if rec.rules else {}, late_steps=[asdict(s) | {"late_s": s.late_s} for s in late],
+                  expectations=verdicts, passed=all(v.passed for v in verdicts), complete=True)
+    return result, verdicts, late, network
+
+
+def _network_checks(run_dir: Path, rec: Recording) -> list[dict]:
+    """Each network step checked against the pcaps of the ports it sits between."""
+    port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
+    return [check_step(p.step, rec.counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
+                       p.src_ip, p.dst_ip, p.impairment.delay_s) for p in rec.placed]
+
+
+def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]) -> None:
+    """The evidence is in place and flushed; the timeline, then the verdict, last; then the
+    staged folder is published to its final place."""
+    try:
+        atomic_write(plan.work_dir / "timeline.txt", "\n".join(story) + "\n")
+        write_result(plan.work_dir, result)
+    except OSError as exc:
+        raise _incomplete(plan.final_dir, base, [f"timeline.txt or result.json could not be written: {exc.strerror or exc}"]) from None
+    if plan.staged:
+        problems = publish(plan.work_dir, plan.final_dir)
+        if problems:
+            raise _incomplete(plan.final_dir, base, problems)
+
+
+def _tell_network(network: list[dict], final_dir: Path, log) -> None:
+    """Say what each network step did; a step that did not act as written voids the run."""
     for report in network:
         log(describe_network_step(report))
     problems = [f"line {r['line']} ({r['action']} {r['from']} → {r['to']}): {p}" for r in network for p in r["problems"]]
     if problems:
         raise RunFailed("a network step did not act exactly as written, so the run proves nothing:\n  "
                         + "\n  ".join(problems) + f"\n(artifacts kept in {final_dir})")
-    if experiment.about:
-        log("\n" + experiment.about)
-    log(f"\n{experiment.name} on kernel {os.uname().release} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
-        + verdict_table(verdicts))
-    log(f"\nresults: {final_dir}")
-    return (0 if result["passed"] else 1), final_dir
 
 
 def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sampler: Forked,
@@ -223,24 +286,6 @@ def _incomplete(folder: Path, base: dict, problems: list[str]) -> EvidenceIncomp
     """The error for a run whose evidence is not whole, after marking its folder so (if it can)."""
     return EvidenceIncomplete(problems, folder, mark_incomplete(folder, base, problems))
 
-def _place_network_steps(experiment: Experiment, lab: dict, ips: dict[str, str]) -> list[PlacedStep]:
-    placed = []
-    for step in experiment.network:
-        switch, before, after = rule_placement(experiment, step.sender, step.receiver)
-        port = lab["ports"][(switch, after)]
-        placed.append(PlacedStep(step, port, lab["interfaces"][port][1], ips[step.sender], ips[step.receiver],
-                                 lab["ports"][(switch, before)]))
-    return placed
-
-
-def _dense_after_activity_s(experiment: Experiment) -> float:
-    """How long the sampler stays dense after a segment or a call anywhere: long enough for any
-    segment to cross the network (the slowest path's RTT, plus any hold or delay step) and 0.3 s."""
-    hosts = experiment.topology.hosts
-    rtts = [path_rtt_s(experiment, a, b) for a in hosts for b in hosts if a != b]
-    held = [step.extra_s or 0.0 for step in experiment.network]
-    return 0.3 + max(rtts, default=0.0) + max(held, default=0.0)
-
 
 def _wait_with_progress(t0: float, duration_s: float, log) -> None:
     """Sleep until the timeline ends, saying how far it is every 10 s on long runs (TIME-WAIT is a minute)."""
@@ -249,8 +294,3 @@ def _wait_with_progress(t0: float, duration_s: float, log) -> None:
         time.sleep(min(left, 10.0))
         if duration_s >= 20 and end - time.time() > 1:
             log(f"  … {time.time() - t0:.0f} s of {duration_s:g} s")
-
-
-def _connect_pair(experiment: Experiment) -> tuple[str, str] | None:
-    step = next((s for s in experiment.steps if s.action == "connect"), None)
-    return (step.host, step.peer) if step else None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from harness.errors import RunFailed
 from harness.lab.leftovers import Ledger
@@ -35,10 +36,28 @@ def netem_delay_s(tc_output: str) -> float | None:
     return parse_seconds(m.group(1)) if m else 0.0
 
 
+@dataclass(frozen=True)
+class Lab:
+    """A built network, as the run uses it."""
+    net: Any                                         # the Mininet object
+    interfaces: dict[str, tuple[str, Impairment]]    # every link interface -> (its node, its egress impairment)
+    ports: dict[tuple[str, str], str]                # (node, the node at the other end) -> interface
+    qdiscs: dict[str, str]                           # interface -> its `tc qdisc show` text, as built
+    host_interfaces: dict[str, str]                  # host -> its default interface
+
+    def node(self, name: str):
+        return self.net.get(name)
+
+    def port(self, node: str, towards: str) -> str:
+        """The interface of `node` that leads to `towards`."""
+        return self.ports[(node, towards)]
+
+
 @contextmanager
-def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
-    """Yield {'net': Mininet, 'interfaces': {intf: (node, Impairment)}, 'ports': {(node, peer): intf},
-    'qdiscs': {intf: tc text}}; teardown runs on any exit."""
+def mininet_lab(experiment: Experiment, ledger: Ledger, log, addresses: dict[str, str] | None = None,
+                prefix_len: int = 8) -> Iterator[Lab]:
+    """Build the topology (hosts get `addresses`, as planned, else Mininet's own), verify it, yield
+    it as a Lab; teardown runs on any exit."""
     from mininet.link import TCLink
     from mininet.log import setLogLevel
     from mininet.net import Mininet
@@ -54,7 +73,8 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
     net = Mininet(switch=switch_cls, controller=None, link=TCLink, build=False, autoSetMacs=True)
     try:
         for host in topo.hosts:    # each host's shell and network namespace, recorded as it starts
-            shell = net.addHost(host).pid
+            ip = {"ip": f"{addresses[host]}/{prefix_len}"} if addresses else {}
+            shell = net.addHost(host, **ip).pid
             ledger.add(pids=[shell], netns=[shell])
         for switch in topo.switches:
             ledger.add(pids=[net.addSwitch(switch, cls=switch_cls, stp=False, **({"failMode": "standalone"} if ovs else {})).pid])
@@ -79,7 +99,7 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log) -> Iterator[dict]:
         net.start()
         _disable_bridge_netfilter()
         qdiscs = verify_impairments(net, egress)
-        yield {"net": net, "interfaces": egress, "ports": ports, "qdiscs": qdiscs}
+        yield Lab(net, egress, ports, qdiscs, {h: net.get(h).defaultIntf().name for h in topo.hosts})
     finally:
         try:
             net.stop()

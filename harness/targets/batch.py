@@ -12,26 +12,11 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+
+from harness.plan.batch_plan import BatchItem
+from harness.targets import protocol
 
 VERDICTS = {0: "PASS", 1: "FAIL", 2: "BAD INPUT", 3: "NO VERDICT", 130: "INTERRUPTED"}
-
-
-@dataclass
-class BatchItem:
-    path: Path
-    name: str
-    target: str                  # local | vm
-    experiment: object = None    # the loaded Experiment
-    cell: int | None = None      # index of a matrix cell in its file
-    run_dir: Path | None = None  # a matrix cell's folder
-    why: str = ""                # why this target
-    kernel: Path | None = None   # the vm target's kernel image
-    code: int | None = None
-    seconds: float = 0.0
-    results: str = ""
-    note: str = ""               # why an item has no verdict (its time limit, the VM died...)
 
 
 def vm_groups(items: list[BatchItem], jobs: int) -> list[list[BatchItem]]:
@@ -68,22 +53,19 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
         limited: list[str] = []
 
         def on_line(line: str) -> None:
-            if line.startswith("@@start "):
-                index = int(line.split()[1])
-                current[0], began[index] = group[index], time.time()
-                return
-            if line.startswith("@@done "):
-                _, index, code, _, *results = line.split(" ", 4)
-                item = group[int(index)]
-                item.code, item.seconds, item.results = int(code), time.time() - began[int(index)], results[0] if results else ""
+            marker = protocol.parse_marker(line)
+            if marker and marker.kind == "start":
+                current[0], began[marker.index] = group[marker.index], time.time()
+            elif marker and marker.kind == "done":
+                item = group[marker.index]
+                item.code, item.seconds, item.results = marker.code, time.time() - began[marker.index], marker.run_dir
                 current[0] = None
-                return
-            if line.startswith("@@limit "):
-                limited.append(line.split()[1])
-                return
-            name = current[0].name if current[0] else f"vm {number}"
-            with lock:
-                log(f"[{name:<{width}}] {line}")
+            elif marker and marker.kind == "limit":
+                limited.append(marker.what)
+            elif not protocol.is_marker(line):
+                name = current[0].name if current[0] else f"vm {number}"
+                with lock:
+                    log(f"[{name:<{width}}] {line}")
 
         code = run_vm_group(group, on_line, procs.append)
         from harness.targets.vm import describe_limit, item_limit_s

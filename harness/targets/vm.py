@@ -6,9 +6,7 @@ result.json, pcaps and samples land on the host. Nested KVM hangs here, hence --
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import re
 import select
 import shlex
 import shutil
@@ -22,37 +20,9 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.lab.leftovers import Interrupted, Ledger, reap
 from harness.lab.namespaces import die_with_parent
+from harness.plan.kernels import kernels_with_netem, pick_kernel, release_of  # noqa: F401 (their old home)
 from harness.shipped import CODE_ROOT
-
-
-def release_of(image: Path) -> str:
-    return image.name.removeprefix("vmlinuz-")
-
-
-def _version_key(release: str) -> list:
-    return [int(x) if x.isdigit() else x for x in re.split(r"[.-]", release)]
-
-
-def kernels_with_netem() -> list[Path]:
-    images = []
-    for image in Path("/boot").glob("vmlinuz-*"):
-        mods = Path("/lib/modules") / release_of(image) / "kernel/net/sched"
-        if any(mods.glob("sch_netem.ko*")):
-            images.append(image)
-    return sorted(images, key=lambda p: _version_key(release_of(p)), reverse=True)
-
-
-def pick_kernel(explicit: str | None) -> Path:
-    if explicit:
-        image = Path(explicit)
-        if not image.is_file():
-            raise UserError(f"kernel image '{explicit}' does not exist.", fix="give a path like /boot/vmlinuz-6.1.0-26-amd64.")
-        return image
-    images = kernels_with_netem()
-    if not images:
-        raise UserError("no installed kernel image has sch_netem, so no VM can emulate the links.",
-                        fix="run scripts/setup (it installs linux-image-amd64 on Debian).")
-    return images[0]
+from harness.targets import protocol
 
 
 # virtual: QEMU's icount mode. One guest instruction = 1 ns of guest time and idle periods are
@@ -88,6 +58,12 @@ def describe_limit(limit_s: float) -> str:
             f"{ITEM_STRETCH:g} x its timeline)")
 
 
+def plan_entries(items, max_cells: int) -> list[dict]:
+    """The plan file's entries for batch items (harness.targets.protocol)."""
+    return [protocol.PlanItem(i.path.resolve(), i.cell, i.run_dir.resolve() if i.run_dir else None, max_cells,
+                              item_limit_s(i.experiment)).to_json() for i in items]
+
+
 def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "virtual", on_line=print,
               started=None) -> int:
     """Boot the kernel once and run every item of `plan` inside, one after another; return the
@@ -117,13 +93,13 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     reap()            # VMs (and labs) of runs that were killed before their guardians could act
     results_root.mkdir(parents=True, exist_ok=True)
     plan_file = Path(tempfile.mkstemp(prefix=".vm-plan-", suffix=".json", dir=results_root)[1])
-    plan_file.write_text(json.dumps(plan))
+    protocol.write_plan(plan_file, plan, protocol.guest_settings(clock))
     inner = [sys.executable, "-m", "harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
              "--inner-plan", str(plan_file.resolve()), "unused"]
     # SETUPTOOLS_USE_DISTUTILS=stdlib: Mininet imports distutils, which setuptools' shim routes
     # through pkg_resources, scanning every installed package over 9p: 12 s of wall time (measured).
     command = (f"cd {shlex.quote(str(CODE_ROOT))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "
-               f"TCP_TESTBED_TARGET=vm/{clock}-clock TCP_TESTBED_STAGE=/tmp/tcp-testbed-stage {shlex.join(inner)}")
+               f"{shlex.join(inner)}")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     args = vng_command(vng, kernel, clock, command, (results_root.resolve(),))
     on_line(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 25-40 s)...")
@@ -161,7 +137,7 @@ def _follow(proc: subprocess.Popen, plan: list[dict], on_line, ledger: Ledger) -
             took = time.time() - began
             on_line(f"stopped the VM: {'the boot' if what == 'boot' else f'item {what}'} took more than "
                     + (f"{limit:.0f} s" if what == "boot" else describe_limit(limit)) + f" ({took:.0f} s)")
-            on_line(f"@@limit {what} {limit:.0f}")
+            on_line(protocol.limit_marker(what, limit))
             return True
         chunk = os.read(fd, 65536)
         if not chunk:
@@ -171,11 +147,11 @@ def _follow(proc: subprocess.Popen, plan: list[dict], on_line, ledger: Ledger) -
         *lines, partial = (partial + chunk).split(b"\n")
         for raw in lines:
             line = raw.decode(errors="replace").rstrip()
-            if line.startswith("@@start "):
-                index = int(line.split()[1])
-                what, limit, began = str(index), float(plan[index].get("limit_s") or ITEM_ALLOWANCE_S), time.time()
+            marker = protocol.parse_marker(line)
+            if marker and marker.kind == "start":
+                what, limit, began = marker.what, float(plan[marker.index].get("limit_s") or ITEM_ALLOWANCE_S), time.time()
                 deadline = began + limit
-            elif line.startswith("@@done "):
+            elif marker and marker.kind == "done":
                 what, limit, began = "after the last item", ITEM_ALLOWANCE_S, time.time()
                 deadline = began + limit
             on_line(line)
