@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.lab.leftovers import Interrupted, Ledger, reap
 from harness.lab.namespaces import die_with_parent
+from harness.runlog import log_command, log_started
 from harness.plan.kernels import kernels_with_netem, pick_kernel, release_of  # noqa: F401 (their old home)
 from harness.shipped import CODE_ROOT
 from harness.targets import protocol
@@ -108,11 +109,13 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     try:
         proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=lambda: die_with_parent(parent))
+        log_started(args, proc.pid, where="vm")
         ledger.add(pids=[proc.pid], groups=[proc.pid])
         if started:
             started(proc)
         stopped = _follow(proc, plan, on_line, ledger)
         code = proc.wait()
+        log_command(args, code, None, where="vm")
     except KeyboardInterrupt as exc:
         raise Interrupted("interrupted; the VM was stopped and nothing of it keeps running.") from exc
     finally:
