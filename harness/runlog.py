@@ -34,6 +34,7 @@ OUTPUT_LINES = 5                 # how many lines of output a command without ex
 INPUT_LINES = 40                 # how many lines of a command's stdin (an nft ruleset) the log keeps
 
 _open_logs: list[logging.Handler] = []    # run.log handlers currently attached (innermost last)
+_by_path: dict[Path, logging.Handler] = {}
 
 
 def _head(text: str | bytes | None, lines: int) -> str:
@@ -173,20 +174,33 @@ def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path]:
     LOG.addHandler(handler)
     LOG.setLevel(logging.DEBUG)
     _open_logs.append(handler)
+    _by_path[path.resolve()] = handler
     route_mininet()
     LOG.debug("run log opened: pid %d, argv %s, verbose %s", os.getpid(), shlex.join(sys.argv), verbose)
     try:
         yield path
     finally:
-        LOG.debug("run log closed")
-        _open_logs.remove(handler)
-        LOG.removeHandler(handler)
+        finish_run_log(path)
         LOG.setLevel(level)
-        if "mininet.log" in sys.modules:
-            sys.modules["mininet.log"].lg.removeHandler(handler)
-            route_mininet()
-        handler.flush()
-        handler.close()
+
+
+def finish_run_log(run_dir_or_file: Path) -> None:
+    """Flush, close and detach the run log of a folder (or its run.log) now, e.g. just before the
+    folder is published (copied out of a VM's staging area); `run_log`'s exit is then a no-op.
+    Safe to call twice and for a folder without an open log."""
+    path = Path(run_dir_or_file)
+    path = (path if path.name == RUN_LOG else path / RUN_LOG).resolve()
+    handler = _by_path.pop(path, None)
+    if handler is None:
+        return
+    LOG.debug("run log closed")
+    _open_logs.remove(handler)
+    LOG.removeHandler(handler)
+    if "mininet.log" in sys.modules:
+        sys.modules["mininet.log"].lg.removeHandler(handler)
+        route_mininet()
+    handler.flush()
+    handler.close()
 
 
 class _Stream(logging.Handler):

@@ -72,6 +72,17 @@ def test_the_file_handler_detaches_and_the_file_is_whole_at_exit(tmp_path):
     assert text.endswith("run log closed\n")
 
 
+def test_finish_run_log_closes_it_before_the_folder_is_published(tmp_path):
+    with runlog.run_log(tmp_path) as path:
+        runlog.run_command(["true"])
+        runlog.finish_run_log(tmp_path)            # the runner, right before publish()
+        whole = path.read_text()
+        runlog.run_command(["echo", "after publishing"])
+        runlog.finish_run_log(tmp_path)            # twice is fine
+    assert whole.endswith("run log closed\n") and path.read_text() == whole
+    assert not any(isinstance(h, logging.FileHandler) for h in runlog.LOG.handlers)
+
+
 def test_console_prints_plain_lines_and_no_commands_without_verbose(tmp_path, capsys):
     runlog.console(verbose=False)
     with runlog.run_log(tmp_path) as path:
