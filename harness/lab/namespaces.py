@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
 import time
 import traceback
+
+from harness.errors import RunFailed
+from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -37,11 +41,17 @@ def enter_netns(pid: int) -> None:
         os.close(fd)
 
 
-class Forked:
-    """A child running `function(*args)` in host `pid`'s namespace, with Popen's pipes and methods
-    (stdin, stdout, stderr, poll, terminate, wait) so the runner treats it like any helper."""
+class Forked(Lifecycle):
+    """A child running `function(*args)` in host `pid`'s namespace (None: this one), with Popen's
+    pipes and methods (stdin, stdout, stderr, poll, terminate, kill, wait) and the helpers'
+    lifecycle (harness.lab.lifecycle): started by the constructor (and recorded in `ledger` with
+    its start time), ready when it prints its first line, stop() reaps it and closes its pipes."""
 
-    def __init__(self, pid: int | None, function, *args) -> None:
+    def __init__(self, pid: int | None, function, *args, name: str = "helper", ledger=None) -> None:
+        self.name = name
+        self.returncode: int | None = None
+        self.ready_line: str | None = None
+        self._stderr_tail = b""
         pipes = [os.pipe() for _ in range(3)]          # stdin, stdout, stderr
         sys.stdout.flush()
         sys.stderr.flush()
@@ -50,13 +60,14 @@ class Forked:
         if child == 0:
             self._child(parent, pid, pipes, function, args)
         self.pid = child
-        self.returncode: int | None = None
         os.close(pipes[0][0])
         os.close(pipes[1][1])
         os.close(pipes[2][1])
         self.stdin = os.fdopen(pipes[0][1], "wb")
         self.stdout = os.fdopen(pipes[1][0], "rb")
         self.stderr = os.fdopen(pipes[2][0], "rb")
+        if ledger is not None:
+            recorded_or_stopped(self, ledger, pids=[child])
 
     @staticmethod
     def _child(parent, pid, pipes, function, args) -> None:
@@ -88,6 +99,26 @@ class Forked:
             finally:
                 os._exit(code)
 
+    def send(self, line: str) -> None:
+        """Write one line to the child's stdin."""
+        self.stdin.write((line + "\n").encode())
+        self.stdin.flush()
+
+    def read_line(self, timeout: float | None, what: str) -> str:
+        """The child's next stdout line; RunFailed naming `what` (with the child's last words, if
+        it died) when it ends or `timeout` passes without one."""
+        ready, _, _ = select.select([self.stdout], [], [], timeout)
+        line = self.stdout.readline().decode() if ready else ""
+        if not line:
+            dead = self.wait(timeout=1.0, kill=False) is not None
+            raise RunFailed(f"{what}: no answer ({self._drain_stderr().decode(errors='replace').strip() if dead else 'timed out'})")
+        return line
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Its first line means it is ready ("ready" from the sampler and the agents)."""
+        if self.ready_line is None:
+            self.ready_line = self.read_line(timeout, f"the {self.name} did not start")
+
     def poll(self) -> int | None:
         if self.returncode is None:
             done, status = os.waitpid(self.pid, os.WNOHANG)
@@ -103,10 +134,13 @@ class Forked:
         if self.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
 
-    def wait(self, timeout: float | None = None) -> int:
+    def wait(self, timeout: float | None = None, kill: bool = True) -> int | None:
+        """Reap the child; past `timeout`, SIGKILL it (or, with kill=False, return None)."""
         deadline = None if timeout is None else time.time() + timeout
         while self.poll() is None:
             if deadline is not None and time.time() > deadline:
+                if not kill:
+                    return None
                 os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)
                 self.returncode = -signal.SIGKILL
@@ -114,10 +148,46 @@ class Forked:
             time.sleep(0.01)
         return self.returncode
 
+    def _drain_stderr(self) -> bytes:
+        """Everything the child wrote to stderr so far, without blocking (kept: the last 64 KiB)."""
+        while not self.stderr.closed and select.select([self.stderr], [], [], 0)[0]:
+            chunk = self.stderr.read1(65536)
+            if not chunk:
+                break
+            self._stderr_tail = (self._stderr_tail + chunk)[-65536:]
+        return self._stderr_tail
+
+    def _stop(self) -> None:
+        """SIGTERM, reap (SIGKILL after 30 s), keep its last words, close every pipe."""
+        try:
+            self.terminate()
+        except ProcessLookupError:
+            pass
+        try:
+            self.wait(timeout=30)
+        except ChildProcessError:      # reaped elsewhere
+            self.returncode = self.returncode if self.returncode is not None else -1
+        self._drain_stderr()
+        for pipe in (self.stdin, self.stdout, self.stderr):
+            try:
+                pipe.close()
+            except OSError:            # BrokenPipe flushing stdin to a dead child
+                pass
+
+    def stderr_text(self) -> str:
+        """What the child wrote to stderr (all of it once stopped)."""
+        return self._drain_stderr().decode(errors="replace")
+
+    def summary(self) -> dict:
+        said = self.stderr_text().strip().splitlines()
+        return {"name": self.name, "pid": self.pid, "returncode": self.returncode, "last_error": said[-1] if said else None}
+
 
 def stop_helpers(procs) -> None:
     """SIGTERM every helper still running, then wait for each (SIGKILL after 30 s); used on every
-    way out of a run, so one helper that will not stop does not keep the others running."""
+    way out of a run, so one helper that will not stop does not keep the others running.
+    Superseded by Forked.stop() (which also closes the pipes) and lifecycle.stop_all; kept while
+    the runner still reads a stopped helper's stderr pipe."""
     procs = list(procs)
     for proc in procs:
         try:

@@ -26,6 +26,7 @@ import time
 from typing import NamedTuple
 
 from harness.errors import RunFailed
+from harness.lab.lifecycle import Lifecycle
 from harness.model import Impairment, NetworkStep
 from harness.runlog import node_cmd, node_pexec, run_command
 
@@ -103,9 +104,12 @@ def _run(node, args: list[str]) -> None:
         raise RunFailed(f"could not set up a network step: `{' '.join(args)}` failed: {err.strip() or out.strip()}")
 
 
-class PacketRules:
-    """Install before the timeline, arm at each step's time, read counters after, always remove
-    (close(), or the ledger if the run is killed: the nftables tables carry the ledger's name)."""
+class PacketRules(Lifecycle):
+    """The lifecycle of harness.lab.lifecycle: the constructor sets up the tables, chains and tc
+    bands; wait_ready() installs the untimed rules; start(t0) arms each timed rule at its step's
+    time; counters() reads what the rules picked; stop() (alias close()) cancels and joins the
+    timers and removes the tables, and is safe at any point and twice. If the run is killed the
+    ledger removes the tables (they carry the ledger's name)."""
 
     def __init__(self, placed: list[PlacedStep], root_node, ledger) -> None:
         self.node, self.table = root_node, table_name()
@@ -116,39 +120,48 @@ class PacketRules:
         self.qdiscs: dict[str, str] = {}
         self.families = ["bridge"] + (["netdev"] if any(f == "netdev" for f, _ in self.homes) else [])
         self.closed = False
+        self.installed = False
+        self.counted: dict[int, int] | None = None
         ledger.add(nft_tables=[self.table])
-        _run(self.node, ["nft", "add", "table", "bridge", self.table])
-        _run(self.node, ["nft", "add", "chain", "bridge", self.table, "rules",
-                         "{ type filter hook forward priority 0; policy accept; }"])
-        if "netdev" in self.families:
-            _run(self.node, ["nft", "add", "table", "netdev", self.table])
-            for chain, device in netdev_chains(placed).items():
-                _run(self.node, ["nft", "add", "chain", "netdev", self.table, chain,
-                                 f'{{ type filter hook ingress device "{device}" priority 0; policy accept; }}'])
-        by_port: dict[str, list[tuple[PlacedStep, int]]] = {}
-        for placed_step, mark in self.marked:
-            if placed_step.step.action in ("drop", "duplicate"):
-                continue
-            if placed_step.impairment.bw_mbit:
-                raise RunFailed(f"network step at line {placed_step.step.index}: {placed_step.port} is rate-limited (bw), "
-                                "and holding segments there is not supported yet; drop works.")
-            by_port.setdefault(placed_step.port, []).append((placed_step, mark))
-        for port, rules in by_port.items():
-            imp = rules[0][0].impairment
-            _run(self.node, ["tc", "qdisc", "replace", "dev", port, "root", "handle", "1:", "prio", "bands",
-                             str(max(2, len(rules) + 1)), "priomap", *["0"] * 16])
-            _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", "1:1", "handle", "10:", *_netem_args(imp.delay_s, imp)])
-            for band, (placed_step, mark) in enumerate(rules, start=2):
-                step = placed_step.step
-                netem = _netem_args(imp.delay_s + (step.extra_s or 0.0), None)
-                _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
-                _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
-                                 "handle", str(mark), "fw", "flowid", f"1:{band}"])
-            self.qdiscs[port] = node_cmd(self.node, f"tc qdisc show dev {port}").replace("\r", "").strip()
+        try:
+            _run(self.node, ["nft", "add", "table", "bridge", self.table])
+            _run(self.node, ["nft", "add", "chain", "bridge", self.table, "rules",
+                             "{ type filter hook forward priority 0; policy accept; }"])
+            if "netdev" in self.families:
+                _run(self.node, ["nft", "add", "table", "netdev", self.table])
+                for chain, device in netdev_chains(placed).items():
+                    _run(self.node, ["nft", "add", "chain", "netdev", self.table, chain,
+                                     f'{{ type filter hook ingress device "{device}" priority 0; policy accept; }}'])
+            by_port: dict[str, list[tuple[PlacedStep, int]]] = {}
+            for placed_step, mark in self.marked:
+                if placed_step.step.action in ("drop", "duplicate"):
+                    continue
+                if placed_step.impairment.bw_mbit:
+                    raise RunFailed(f"network step at line {placed_step.step.index}: {placed_step.port} is rate-limited (bw), "
+                                    "and holding segments there is not supported yet; drop works.")
+                by_port.setdefault(placed_step.port, []).append((placed_step, mark))
+            for port, rules in by_port.items():
+                imp = rules[0][0].impairment
+                _run(self.node, ["tc", "qdisc", "replace", "dev", port, "root", "handle", "1:", "prio", "bands",
+                                 str(max(2, len(rules) + 1)), "priomap", *["0"] * 16])
+                _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", "1:1", "handle", "10:", *_netem_args(imp.delay_s, imp)])
+                for band, (placed_step, mark) in enumerate(rules, start=2):
+                    step = placed_step.step
+                    netem = _netem_args(imp.delay_s + (step.extra_s or 0.0), None)
+                    _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
+                    _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
+                                     "handle", str(mark), "fw", "flowid", f"1:{band}"])
+                self.qdiscs[port] = node_cmd(self.node, f"tc qdisc show dev {port}").replace("\r", "").strip()
+        except BaseException:
+            self.stop()             # what was set up goes, and the error is the caller's
+            raise
 
     def install_untimed(self) -> None:
         """Add the rules of steps without a time, before the timeline's t0 is set: running nft
-        waits on the file system, which moves the VM's virtual clock on."""
+        waits on the file system, which moves the VM's virtual clock on. Done once."""
+        if self.installed:
+            return
+        self.installed = True
         for (p, mark), home in zip(self.marked, self.homes):
             if not p.step.at_s:
                 _run(self.node, self._add_rule(p, mark, home))
@@ -169,7 +182,14 @@ class PacketRules:
                 timer.start()
                 self.timers.append(timer)
 
-    def stop(self) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Ready = the untimed rules are in (nft returns when they are)."""
+        self.install_untimed()
+
+    def start(self, t0: float) -> None:
+        self.arm(t0)
+
+    def cancel_timers(self) -> None:
         """Cancel and join every timer thread: no thread may outlive the cell (the next cell forks
         its helpers). Safe before arm() and safe to call twice."""
         timers, self.timers = self.timers, []
@@ -178,15 +198,20 @@ class PacketRules:
         for timer in timers:
             timer.join()
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         """Stop the timers and remove this run's nftables tables (read counters() first). Safe
         before arm() and safe to call twice; a table already gone is not an error."""
-        self.stop()
-        if self.closed:
-            return
-        self.closed = True
+        self.closed = True          # arm() starts no timer from now on
+        self.cancel_timers()
         for family in self.families:
             run_command(["nft", "delete", "table", family, self.table])
+
+    close = Lifecycle.stop
+
+    def summary(self) -> dict:
+        """The table's name, the tc qdiscs set up per port, the last counters read, and any timed
+        rule that could not be switched on."""
+        return {"table": self.table, "qdiscs": dict(self.qdiscs), "counters": self.counted, "failed": list(self.failed)}
 
     def _add_later(self, args: list[str]) -> None:
         """On a timer thread: a failure is kept and reported with the counters, not lost."""
@@ -195,8 +220,8 @@ class PacketRules:
             self.failed.append(f"`{' '.join(args)}` failed: {done.stderr.strip()}")
 
     def counters(self) -> dict[int, int]:
-        """Step line -> packets its rule picked."""
-        self.stop()
+        """Step line -> packets its rule picked (kept for summary())."""
+        self.cancel_timers()
         if self.failed:
             raise RunFailed("a network step's rule could not be switched on: " + "; ".join(self.failed))
         counts = {}
@@ -205,6 +230,7 @@ class PacketRules:
             if code:
                 raise RunFailed(f"could not read the network steps' counters: {err.strip()}")
             counts.update(step_counters(out))
+        self.counted = counts
         return counts
 
 

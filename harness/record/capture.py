@@ -8,8 +8,10 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import EllipsisType
 
 from harness.errors import RunFailed
+from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
 from harness.lab.namespaces import die_with_parent
 from harness.runlog import log_command, log_started
 
@@ -21,18 +23,27 @@ def startup_timeout_s() -> float | None:
     return None if os.environ.get("TCP_TESTBED_TARGET", "").endswith("virtual-clock") else 120.0
 
 
-class Capture:
-    def __init__(self, node, intf: str, out: Path) -> None:
+class Capture(Lifecycle):
+    """tcpdump on `intf` inside `node` (anything with Mininet's popen), writing `out`: started by
+    the constructor (recorded in `ledger`), ready at its "listening on" line, stopped by SIGINT so
+    the file is flushed whole; summary() has the kernel's drop count and tcpdump's exit status."""
+
+    def __init__(self, node, intf: str, out: Path, ledger=None) -> None:
         self.intf, self.out = intf, out
         parent = os.getpid()          # tcpdump (mnexec execs it) dies with the runner, even by SIGKILL
         self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"],
                                preexec_fn=lambda: die_with_parent(parent))
         log_started(self.proc.args, self.proc.pid, where=getattr(node, "name", None))
         self._stderr = b""
+        self._summary: dict | None = None
+        if ledger is not None:
+            recorded_or_stopped(self, ledger, pids=[self.proc.pid])
 
-    def wait_ready(self) -> None:
-        """Block until tcpdump listens (all captures are started first, then waited for)."""
-        deadline = time.time() + (startup_timeout_s() or float("inf"))
+    def wait_ready(self, timeout: float | None | EllipsisType = ...) -> None:
+        """Block until tcpdump listens (all captures are started first, then waited for); the
+        default timeout is startup_timeout_s(), None waits until it listens or dies."""
+        limit = startup_timeout_s() if timeout is ... else timeout
+        deadline = time.time() + (limit if limit is not None else float("inf"))
         while b"listening on" not in self._stderr:
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RunFailed(f"tcpdump on {self.intf} did not start: {self._stderr.decode(errors='replace').strip()}")
@@ -41,25 +52,45 @@ class Capture:
                 self._stderr += self.proc.stderr.read1(4096)
 
     def stop(self) -> dict:
-        """SIGINT, wait for the file to be flushed, and report the kernel's drop count."""
+        """SIGINT, wait for the file to be flushed, and report the kernel's drop count (summary())."""
+        super().stop()
+        return self.summary()
+
+    def _stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
-            _, err = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-        text = (self._stderr + err).decode(errors="replace")
+            try:
+                _, err = self.proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, err = self.proc.communicate()
+        except BaseException:
+            self.proc.kill()          # never left running, whatever went wrong
+            self.proc.wait()
+            raise
+        text = (self._stderr + (err or b"")).decode(errors="replace")
         dropped = re.search(r"(\d+) packets? dropped by kernel", text)
         log_command(self.proc.args, self.proc.returncode, None, where=self.intf, stderr=text,
                     note="; ".join(line.strip() for line in text.splitlines() if " packets " in line))
-        return {"interface": self.intf, "file": self.out.name,
-                "dropped_by_kernel": int(dropped.group(1)) if dropped else None}
+        self._summary = {"interface": self.intf, "file": self.out.name,
+                         "dropped_by_kernel": int(dropped.group(1)) if dropped else None,
+                         "exit_status": self.proc.returncode}
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def summary(self) -> dict:
+        """Drops and exit status once stopped; before that, what is known (no drop count yet)."""
+        return dict(self._summary) if self._summary else {"interface": self.intf, "file": self.out.name,
+                                                           "dropped_by_kernel": None, "exit_status": self.proc.poll()}
 
 
 def stop_captures(captures: list[Capture], stats: list[dict]) -> None:
     """Stop every capture, appending each one's report to `stats`; one that fails to stop does not
-    keep the others running (the first error is raised after all were stopped)."""
+    keep the others running (the first error is raised after all were stopped). Superseded by
+    entering each Capture in the run's ExitStack and reading summary() afterwards."""
     error = None
     for capture in captures:
         try:

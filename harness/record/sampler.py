@@ -23,7 +23,7 @@ import struct
 import sys
 import time
 
-from harness.lab.namespaces import enter_netns
+from harness.lab.namespaces import Forked, enter_netns
 from harness.model import TCP_STATE_NAMES
 
 NETLINK_SOCK_DIAG = 4
@@ -215,6 +215,17 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
                 break      # woken from a sparse sleep: sample at once, to have the "before"
     for w in watched:
         w.out.close()
+
+
+class StateSampler(Forked):
+    """sample_hosts() in its own forked process, with the helpers' lifecycle: started by the
+    constructor (recorded in `ledger`), ready when it prints "ready" (its sockets are open in
+    every host), stop() = SIGTERM (it closes its files), reap, close the pipes; summary() has its
+    exit status and last error line. `hosts` maps a name to (namespace PID or None, output path)."""
+
+    def __init__(self, hosts: dict[str, tuple[int | None, str]], interval_s: float, linger_s: float = 0.3,
+                 ledger=None) -> None:
+        super().__init__(None, sample_hosts, hosts, interval_s, linger_s, name="state sampler", ledger=ledger)
 
 
 def main(out_path: str, interval_s: float) -> None:
