@@ -65,6 +65,36 @@ class Lifecycle:
             exc.add_note(f"also, stopping {type(self).__name__} failed: {error}")
 
 
+class HelperGroup(Lifecycle):
+    """Helpers started one by one that must stop together at one place in the ExitStack's order
+    (the agents start after the captures yet must stop after them, so their sockets' closing is
+    not recorded): enter the group early, add() each helper as it starts."""
+
+    def __init__(self) -> None:
+        self.helpers: list[Helper] = []
+
+    def add(self, helper):
+        """Take `helper` into the group (stopped with it; at once if the group already stopped)."""
+        self.helpers.append(helper)
+        if self.stopped:
+            helper.stop()
+        return helper
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait for each in turn (all were started first, so they get ready side by side)."""
+        for helper in self.helpers:
+            helper.wait_ready(timeout)
+
+    def _stop(self) -> None:
+        stop_all(reversed(self.helpers))
+
+    def summary(self) -> dict:
+        return {"helpers": [helper.summary() for helper in self.helpers]}
+
+    def __iter__(self):
+        return iter(self.helpers)
+
+
 def recorded_or_stopped(helper: Lifecycle, ledger, **things) -> None:
     """Record a just-started helper's processes in the run's ledger; if that fails (a full
     /run), stop the helper before raising: nobody else holds it yet."""

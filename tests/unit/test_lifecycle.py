@@ -20,7 +20,7 @@ import pytest
 
 from harness.errors import RunFailed
 from harness.lab.leftovers import start_time
-from harness.lab.lifecycle import Helper, Lifecycle, stop_all
+from harness.lab.lifecycle import Helper, HelperGroup, Lifecycle, stop_all
 from harness.lab.namespaces import Forked
 
 
@@ -113,6 +113,19 @@ def test_stop_all_stops_the_rest_and_raises_the_first_error():
     with pytest.raises(RuntimeError, match="a would not stop"):
         stop_all(helpers)
     assert order == ["a", "b", "c"]
+
+
+def test_a_group_entered_early_stops_its_later_helpers_at_its_own_place_in_the_stack():
+    order: list[str] = []
+    with pytest.raises(ZeroDivisionError):
+        with ExitStack() as stack:
+            agents = stack.enter_context(HelperGroup())
+            stack.enter_context(Recorder("captures", order))
+            agents.add(Recorder("agent h1", order, fail=True))
+            agents.add(Recorder("agent h2", order))
+            1 / 0
+    assert order == ["captures", "agent h2", "agent h1"]
+    assert agents.add(Recorder("late", order)) and order[-1] == "late"     # the group was stopped
 
 
 # --- Forked ------------------------------------------------------------------------------------
