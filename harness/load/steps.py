@@ -6,8 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.units import MAX_COUNT, PORT_RANGE, bounded_int, item_line, parse_bytes, parse_seconds
-from harness.load.yaml_lines import LineDict, check_keys, expect_type
+from harness.load.units import MAX_COUNT, PORT_RANGE, bounded_int, parse_bytes, parse_seconds
+from harness.load.yaml_lines import LineDict, check_keys, expect_type, item_line
 from harness.model import NetworkStep, PacketMatch, Step, Topology
 
 STATES = {"LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",

@@ -7,8 +7,8 @@ from typing import Callable
 
 from harness.errors import UserError
 from harness.load.interfaces import clash, machine_interfaces
-from harness.load.units import MAX_QUEUE, bounded_int, item_line, parse_mbit, parse_percent, parse_seconds
-from harness.load.yaml_lines import LineDict, check_keys, expect_type, load_yaml
+from harness.load.units import MAX_QUEUE, bounded_int, parse_mbit, parse_percent, parse_seconds
+from harness.load.yaml_lines import LineDict, check_keys, expect_type, item_line, load_yaml
 from harness.model import Impairment, Link, Topology
 
 IMPAIRMENT_KEYS = ("delay", "jitter", "loss", "bw", "queue")

@@ -108,9 +108,3 @@ def bounded_int(value: object, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValueError(f"{value} is outside {low} to {high}")
     return value
-
-
-def item_line(items: list, index: int, default: int | None = None) -> int | None:
-    """The line of items[index] when the list came from YAML (yaml_lines.LineList), else `default`."""
-    lines = getattr(items, "item_lines", None)
-    return lines[index] if lines and index < len(lines) else default
