@@ -398,3 +398,32 @@ def test_vm_process_that_never_gets_ready():
         with VmProcess([sys.executable, "-c", "print('kernel panic')"]) as ended:
             ended.wait_ready(60)
     assert ended.summary()["returncode"] == 0 and not ended.summary()["killed"]
+
+
+# --- issue 11's guarantee: a helper dies with its SIGKILLed runner --------------------------------
+
+ORPHANED = {
+    "vm": "from harness.targets.vm_process import VmProcess\nhelper = VmProcess(['sleep', '600'])\npid = helper.pid",
+    "capture": "import subprocess\nfrom pathlib import Path\nfrom harness.record.capture import Capture\n"
+               "class Node:\n    def popen(self, args, **kw):\n"
+               "        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)\n"
+               "helper = Capture(Node(), 'lo', Path(sys.argv[1]))\nhelper.wait_ready(120)\npid = helper.proc.pid",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ORPHANED))
+def test_a_helper_dies_with_its_sigkilled_runner(kind, tmp_path):
+    script = f"import sys, time\n{ORPHANED[kind]}\nprint(pid, flush=True)\ntime.sleep(600)\n"
+    runner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "lo.pcap")], cwd=Path(__file__).parents[2],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        helper = int(runner.stdout.readline())
+        runner.kill()
+        runner.wait()
+        survived = not _gone(helper)
+        if survived:
+            os.kill(helper, signal.SIGKILL)
+        assert not survived, f"the {kind} helper outlived its runner"
+    finally:
+        runner.kill()
+        runner.wait()
