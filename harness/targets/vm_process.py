@@ -16,6 +16,7 @@ from harness.errors import RunFailed
 from harness.lab.leftovers import kill_group, start_time
 from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
 from harness.lab.namespaces import die_with_parent
+from harness.runlog import log_command, log_started
 
 
 class VmProcess(Lifecycle):
@@ -38,6 +39,7 @@ class VmProcess(Lifecycle):
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=lambda: die_with_parent(parent))
         self.pid = self.proc.pid
+        log_started(args, self.pid, where="vm")
         self._start = start_time(self.pid)
         if ledger is not None:
             recorded_or_stopped(self, ledger, pids=[self.pid], groups=[self.pid])
@@ -104,6 +106,7 @@ class VmProcess(Lifecycle):
             os.kill(self.pid, signal.SIGKILL)
             self.proc.wait()
         self.proc.stdout.close()
+        log_command(self.proc.args, self.proc.returncode, None, where="vm", note="killed by stop()" if self.killed else None)
 
     def summary(self) -> dict:
         return {"pid": self.pid, "returncode": self.proc.returncode, "killed": self.killed,
