@@ -5,10 +5,75 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The kernel's TCP state numbers (include/net/tcp_states.h) under ss's names; 7, TCP_CLOSE, is the
-# CLOSED of the expectations. Shared by the state sampler and the agents' state waits.
-TCP_STATE_NAMES = {1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
-                   7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING"}
+# ss's names for TCP states in the order a connection meets them, each with the kernel's number
+# (include/net/tcp_states.h); 7, TCP_CLOSE, is the CLOSED of the expectations (the socket left the
+# kernel's tables). The one table: the loader's names, the agents' state waits and the schema derive from it.
+_TCP_STATES = (("LISTEN", 10), ("SYN-SENT", 2), ("SYN-RECV", 3), ("ESTAB", 1), ("FIN-WAIT-1", 4), ("FIN-WAIT-2", 5),
+               ("TIME-WAIT", 6), ("CLOSE-WAIT", 8), ("LAST-ACK", 9), ("CLOSING", 11), ("CLOSED", 7))
+TCP_STATE_ORDER: tuple[str, ...] = tuple(name for name, _ in _TCP_STATES)
+TCP_STATE_NAMES: dict[int, str] = {number: name for name, number in _TCP_STATES}
+
+
+def flag_set(flags: str) -> str:
+    """TCP flag letters in one form for comparing (order ignored, PSH left out: it says nothing of
+    a segment's role). Packet patterns, network-step matches and the timeline all compare with it."""
+    return "".join(sorted(flags.replace("P", "")))
+
+
+BLOCKED = "still waiting when the run ended"     # the result text of a call the run's end cut short
+
+
+@dataclass
+class StepRecord:
+    """One line of steps/<host>.jsonl: a socket call an agent made, or a connection its listener
+    accepted (action "accepted", no step index), with times on the lab's clock. The agent fills
+    one in as its call goes (a read counts its bytes as they come) and writes it with to_json;
+    analysis reads it back with from_json, which also reads logs recorded before `blocked` existed."""
+    action: str
+    start: float | None = None
+    end: float | None = None
+    index: int | None = None                 # the step's line in the experiment file ("step" in JSON)
+    scheduled: float | None = None           # t0 + at:, for a step with at:
+    local: tuple[str, int] | None = None
+    peer: tuple[str, int] | None = None
+    nbytes: int | None = None                # bytes sent, or read ("bytes" in JSON)
+    result: str = ""                         # ok | error: <strerror> | BLOCKED
+    errno: str | None = None                 # ECONNRESET, ...
+    blocked: bool = False                    # still blocked when the run ended: the agent stopped there
+
+    @property
+    def accepted(self) -> bool:
+        return self.action == "accepted"
+
+    def to_json(self) -> dict:
+        """The log line's fields, absent ones left out (the shape result.json's `steps` has always had)."""
+        out = {"action": self.action, "step": self.index, "start": self.start, "scheduled": self.scheduled,
+               "local": list(self.local) if self.local else None, "peer": list(self.peer) if self.peer else None,
+               "bytes": self.nbytes, "result": self.result, "errno": self.errno, "end": self.end}
+        out = {k: v for k, v in out.items() if v is not None}
+        if self.blocked:
+            out["blocked"] = True
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> StepRecord:
+        """A log line back into a record; ValueError if it is not one (not an object, no action)."""
+        if not isinstance(data, dict) or not isinstance(data.get("action"), str):
+            raise ValueError(f"not a step record: {data!r:.80}")
+        result = str(data.get("result", ""))
+
+        def address(value) -> tuple[str, int] | None:
+            return (str(value[0]), int(value[1])) if isinstance(value, (list, tuple)) and len(value) == 2 else None
+
+        def number(key: str) -> float | None:
+            return float(data[key]) if data.get(key) is not None else None
+
+        return cls(data["action"], number("start"), number("end"),
+                   int(data["step"]) if data.get("step") is not None else None, number("scheduled"),
+                   address(data.get("local")), address(data.get("peer")),
+                   int(data["bytes"]) if data.get("bytes") is not None else None, result,
+                   str(data["errno"]) if data.get("errno") is not None else None,
+                   bool(data.get("blocked")) or result.startswith("still waiting"))
 
 
 @dataclass(frozen=True)
@@ -176,6 +241,9 @@ class Expectations:
     received: dict[str, int] = field(default_factory=dict)             # host -> bytes its reads got
     accepted: dict[str, int] = field(default_factory=dict)             # host -> connections it accepted
     errors: dict[str, tuple[str, ...]] = field(default_factory=dict)   # host -> errno names its calls got
+    # each expectation's line in the file, by its place under expect: "client.states", "packets",
+    # "timing.time_wait": verdicts name it, as packetdrill names the script line of every failure
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.analyse.segments import Segment, of_connection, read_segments
-from harness.analyse.states import StateSpan, read_samples, sampling_stats, socket_spans
+from harness.analyse.states import SamplingStats, StateSpan, read_samples, sampling_stats, socket_spans
+from harness.model import StepRecord
 
 
 @dataclass
@@ -18,8 +19,8 @@ class Observation:
     server: tuple[str, int] | None
     segments: dict[str, list[Segment]]          # host -> segments of the connection seen at its interface
     states: dict[str, list[StateSpan]]         # host -> spans (server: listener then child)
-    sampling: dict[str, dict]
-    steps: dict[str, list[dict]] = field(default_factory=dict)   # host -> its step log
+    sampling: dict[str, SamplingStats]
+    steps: dict[str, list[StepRecord]] = field(default_factory=dict)   # host -> its step log
 
     def address(self, host: str) -> tuple[str, int] | None:
         return self.client if host == self.client_host else self.server if host == self.server_host else None
@@ -29,26 +30,26 @@ class Observation:
                 "client_host": self.client_host, "server_host": self.server_host,
                 "states": {h: [asdict(s) for s in spans] for h, spans in self.states.items()},
                 "segments": {h: [asdict(s) for s in segs] for h, segs in self.segments.items()},
-                "sampling": self.sampling}
+                "sampling": {h: asdict(s) for h, s in self.sampling.items()}}
 
 
-def _first_connect(steps_log: dict[str, list[dict]]) -> tuple[str, dict] | None:
+def _first_connect(steps_log: dict[str, list[StepRecord]]) -> tuple[str, StepRecord] | None:
     """The first connect that got as far as binding its socket (the log gives its addresses)."""
     return next(((h, e) for h, entries in steps_log.items() for e in entries
-                 if e.get("action") == "connect" and e.get("local") and e.get("peer")), None)
+                 if e.action == "connect" and e.local and e.peer), None)
 
 
-def _server_host(steps_log: dict[str, list[dict]], server: tuple[str, int], host_ips: dict[str, str]) -> str | None:
+def _server_host(steps_log: dict[str, list[StepRecord]], server: tuple[str, int], host_ips: dict[str, str]) -> str | None:
     """The host listening on the connected port (at the connected address, when addresses are
     known), else (nobody listened: a refused connect) the host that has the connected address."""
-    def listens(host: str, entry: dict) -> bool:
-        return (entry.get("action") == "listen" and bool(entry.get("local")) and entry["local"][1] == server[1]
+    def listens(host: str, entry: StepRecord) -> bool:
+        return (entry.action == "listen" and bool(entry.local) and entry.local[1] == server[1]
                 and host_ips.get(host, server[0]) == server[0])
     listening = next((h for h, entries in steps_log.items() for e in entries if listens(h, e)), None)
     return listening or next((h for h, ip in host_ips.items() if ip == server[0]), None)
 
 
-def observe(run_dir: Path, steps_log: dict[str, list[dict]], host_interface: dict[str, str],
+def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interface: dict[str, str],
             host_ips: dict[str, str] | None = None) -> Observation:
     """Find the first connect in the step logs and gather everything seen of that connection.
 
@@ -59,9 +60,9 @@ def observe(run_dir: Path, steps_log: dict[str, list[dict]], host_interface: dic
     connect_host, client, server, server_host = None, None, None, None
     if first:
         connect_host, entry = first
-        client, server = tuple(entry["local"]), tuple(entry["peer"])
+        client, server = entry.local, entry.peer
         server_host = _server_host(steps_log, server, host_ips)
-    listeners = {h: e["local"] for h, entries in steps_log.items() for e in entries if e.get("action") == "listen" and e.get("local")}
+    listeners = {h: e.local for h, entries in steps_log.items() for e in entries if e.action == "listen" and e.local}
     segments, states, sampling = {}, {}, {}
     for host, intf in host_interface.items():
         segments[host] = of_connection(read_segments(run_dir / "pcap" / f"{intf}.pcap"), client, server) if first else []
@@ -72,5 +73,5 @@ def observe(run_dir: Path, steps_log: dict[str, list[dict]], host_interface: dic
         elif host == server_host:
             states[host] = socket_spans(samples, server, None) + socket_spans(samples, server, client)
         elif host in listeners:
-            states[host] = socket_spans(samples, tuple(listeners[host]), None)
+            states[host] = socket_spans(samples, listeners[host], None)
     return Observation(connect_host, server_host, client, server, segments, states, sampling, steps_log)

@@ -16,6 +16,7 @@ class Moment:
 
 
 def _has_flags(flags: str, wanted: str) -> bool:
+    """`sends F`: a segment carrying at least these flags (FIN+ACK is a FIN)."""
     return set(wanted) <= set(flags)
 
 
@@ -40,13 +41,13 @@ def find_moment(event: Event, obs: Observation) -> Moment | str:
         if len(segs) < event.nth:
             return f"{event.host}'s capture shows {len(segs)} segment(s) with {event.what} {'sent' if event.verb == 'sends' else 'received'}"
         return Moment(segs[event.nth - 1].t, 0.0, f"capture at {event.host}")
-    calls = [e for e in obs.steps.get(event.host, []) if e["action"] == event.what]
+    calls = [e for e in obs.steps.get(event.host, []) if e.action == event.what]
     if len(calls) < event.nth:
         return f"{event.host} made {len(calls)} {event.what} call(s)"
     entry = calls[event.nth - 1]
-    if event.verb == "returns" and entry.get("result", "").startswith("still waiting"):
+    if event.verb == "returns" and entry.blocked:
         return f"{event.host}'s {event.what} had not returned when the run ended"
-    return Moment(entry["start"] if event.verb == "calls" else entry["end"], 0.0, "step log")
+    return Moment(entry.start if event.verb == "calls" else entry.end, 0.0, "step log")
 
 
 def caused_by(start: Event, end: Event) -> bool:

@@ -6,10 +6,61 @@ segment must leave exactly twice, both copies after the link's delay: the copy i
 port's qdisc, so it must not skip the link."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from harness.analyse.segments import Segment
-from harness.model import NetworkStep
+from harness.model import NetworkStep, flag_set
 
 TOLERANCE_S = 0.005
+
+
+@dataclass
+class PickedSegment:
+    """A segment the step's rule was to pick: when it arrived at the switch, when each copy left."""
+    flags: str
+    seq: int
+    tsval: int | None
+    arrived: float
+    left: list[float]
+    held_s: float | None = None                 # hold/delay: time it spent beyond the link's delay
+    copies_after_s: list[float] | None = None   # duplicate: each copy's time from arriving to leaving
+
+    def to_json(self) -> dict:
+        out = {"flags": self.flags, "seq": self.seq, "tsval": self.tsval, "arrived": self.arrived, "left": self.left}
+        if self.held_s is not None:
+            out["held_s"] = self.held_s
+        if self.copies_after_s is not None:
+            out["copies_after_s"] = self.copies_after_s
+        return out
+
+
+@dataclass
+class NetworkCheck:
+    """What one network step did: segments matching it at the switch, picked by the capture's
+    count and by its rule's counter, each picked one's fate, and every disagreement with the file."""
+    line: int                    # the step's line in the experiment file
+    action: str
+    sender: str
+    receiver: str
+    matching: int
+    picked: int
+    counted: int
+    segments: list[PickedSegment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def problem_lines(self) -> list[str]:
+        """Each problem, naming the step's line (how the run's error lists them)."""
+        return [f"line {self.line} ({self.action} {self.sender} → {self.receiver}): {p}" for p in self.problems]
+
+    def to_json(self) -> dict:
+        """result.json's `network` entry (the shape it had as a dict: from/to, segments as objects)."""
+        return {"line": self.line, "action": self.action, "from": self.sender, "to": self.receiver,
+                "matching": self.matching, "picked": self.picked, "counted": self.counted,
+                "segments": [s.to_json() for s in self.segments], "problems": list(self.problems)}
 
 
 def matches(step: NetworkStep, seg: Segment, src_ip: str, dst_ip: str) -> bool:
@@ -19,7 +70,7 @@ def matches(step: NetworkStep, seg: Segment, src_ip: str, dst_ip: str) -> bool:
         return False
     if step.match.dport is not None and seg.dport != step.match.dport:
         return False
-    return step.match.flags is None or sorted(seg.flags.replace("P", "")) == sorted(step.match.flags)
+    return step.match.flags is None or flag_set(seg.flags) == flag_set(step.match.flags)
 
 
 def _key(seg: Segment) -> tuple:
@@ -27,7 +78,7 @@ def _key(seg: Segment) -> tuple:
 
 
 def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving: list[Segment],
-               src_ip: str, dst_ip: str, link_delay_s: float) -> dict:
+               src_ip: str, dst_ip: str, link_delay_s: float) -> NetworkCheck:
     """A report: what the rule picked, when each picked segment left, and any problem."""
     seen = [s for s in arriving if matches(step, s, src_ip, dst_ip)]
     if step.nth:
@@ -37,7 +88,8 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
     else:
         picked = seen
     out = [s for s in leaving if matches(step, s, src_ip, dst_ip)]
-    problems, details = [], []
+    problems: list[str] = []
+    details: list[PickedSegment] = []
     if not seen:
         problems.append("no segment it matches reached the switch, so it acted on nothing")
     if counted != len(picked):
@@ -49,8 +101,7 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
         # when the picked one should have left.
         copies = [o for o in out if _key(o) == _key(seg)]
         unpicked_twins = sum(1 for s in seen if _key(s) == _key(seg) and s not in picked)
-        entry = {"flags": seg.flags, "seq": seg.seq, "tsval": seg.tsval, "arrived": seg.t,
-                 "left": [o.t for o in copies]}
+        entry = PickedSegment(seg.flags, seg.seq, seg.tsval, seg.t, [o.t for o in copies])
         details.append(entry)
         twins_note = f" (with {unpicked_twins} identical unpicked copy)" if unpicked_twins else ""
         if step.action == "drop":
@@ -66,12 +117,12 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
         # own time): one for a hold or delay, two for a duplicate, each carrying the link's delay.
         own = sorted((o.t - seg.t for o in copies), key=lambda d: abs(d - expected))[:2 if step.action == "duplicate" else 1]
         if step.action == "duplicate":
-            entry["copies_after_s"] = sorted(own)
+            entry.copies_after_s = sorted(own)
         else:
-            entry["held_s"] = own[0] - link_delay_s
+            entry.held_s = own[0] - link_delay_s
         for late in own:
             if abs(late - expected) > max(TOLERANCE_S, 0.02 * expected):
                 what = "a copy of " if step.action == "duplicate" else ""
                 problems.append(f"{what}{seg.flags} seq={seg.seq} left {late:.3f} s after it arrived, expected {expected:.3f} s")
-    return {"line": step.index, "action": step.action, "from": step.sender, "to": step.receiver,
-            "matching": len(seen), "picked": len(picked), "counted": counted, "segments": details, "problems": problems}
+    return NetworkCheck(step.index, step.action, step.sender, step.receiver, len(seen), len(picked), counted,
+                        details, problems)

@@ -29,11 +29,18 @@ def read_samples(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def sampling_stats(samples: list[dict]) -> dict:
+@dataclass(frozen=True)
+class SamplingStats:
+    """How often a host's sampler really sampled (result.json's observation.sampling)."""
+    samples: int
+    mean_interval_s: float | None
+    max_interval_s: float | None
+
+
+def sampling_stats(samples: list[dict]) -> SamplingStats:
     times = [s["t"] for s in samples]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    return {"samples": len(times), "mean_interval_s": sum(gaps) / len(gaps) if gaps else None,
-            "max_interval_s": max(gaps) if gaps else None}
+    return SamplingStats(len(times), sum(gaps) / len(gaps) if gaps else None, max(gaps) if gaps else None)
 
 
 def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, int] | None) -> list[StateSpan]:

@@ -5,7 +5,8 @@ Protocol: stdin line 1 = JSON {"steps": [...], "duration": s, "log": path}; the 
 "ready"; stdin line 2 = t0 (epoch seconds). A step with "at" starts at t0 + at (or late, if the
 previous step returned later, which the log shows); one without starts when the previous returns.
 A call still blocked when the run ends (t0 + duration) is logged as such and the agent stops.
-The agent then prints "done" and holds its sockets open until stdin closes.
+The agent then prints "done" and holds its sockets open until stdin closes. Each call is one
+harness.model.StepRecord line in the log (a call the run's end cut short has `blocked` set).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 
-from harness.model import TCP_STATE_NAMES
+from harness.model import BLOCKED, TCP_STATE_NAMES, StepRecord
 from harness.record.sampler import NOTE_ADDRESS
 
 SHUTDOWN = {"write": socket.SHUT_WR, "read": socket.SHUT_RD, "both": socket.SHUT_RDWR}
@@ -71,23 +72,23 @@ class Host:
             self.held.append(conn)
             if self.conn is None:
                 self.conn = conn
-            self.record(action="accepted", start=time.time(), end=time.time(), local=list(conn.getsockname()),
-                        peer=list(peer), result="ok")
+            now = time.time()
+            self.record(StepRecord("accepted", now, now, local=tuple(conn.getsockname()), peer=tuple(peer), result="ok"))
             self.accepted.set()
 
 
-def _read(conn: socket.socket, limit: int | None, host: Host, entry: dict) -> None:
-    """Read until EOF (limit None) or `limit` bytes, counting into entry["bytes"] as data comes
+def _read(conn: socket.socket, limit: int | None, host: Host, entry: StepRecord) -> None:
+    """Read until EOF (limit None) or `limit` bytes, counting into entry.nbytes as data comes
     (so the count survives a reset that ends the read)."""
-    entry["bytes"] = 0
-    while limit is None or entry["bytes"] < limit:
+    entry.nbytes = 0
+    while limit is None or entry.nbytes < limit:
         try:
-            chunk = conn.recv(65536 if limit is None else min(65536, limit - entry["bytes"]))
+            chunk = conn.recv(65536 if limit is None else min(65536, limit - entry.nbytes))
         except socket.timeout as exc:
             _ended_or_raise(exc)
         if not chunk:
             break
-        entry["bytes"] += len(chunk)
+        entry.nbytes += len(chunk)
         conn.settimeout(host.remaining())
 
 
@@ -96,7 +97,7 @@ def _tcp_state(conn: socket.socket) -> str:
     return TCP_STATE_NAMES.get(info[0], str(info[0]))
 
 
-def perform(step: dict, host: Host, entry: dict) -> None:
+def perform(step: dict, host: Host, entry: StepRecord) -> None:
     action = step["action"]
     if action == "listen":
         server = socket.socket()
@@ -104,13 +105,13 @@ def perform(step: dict, host: Host, entry: dict) -> None:
         server.bind(("0.0.0.0", step["port"]))
         server.listen(16)
         host.listeners.append(server)
-        entry["local"] = list(server.getsockname())
+        entry.local = tuple(server.getsockname())
         threading.Thread(target=host.accept_loop, args=(server,), daemon=True).start()
     elif action == "connect":
         client = socket.socket()
         client.bind((step["bind"], 0))
-        entry["local"] = list(client.getsockname())
-        entry["peer"] = [step["address"], step["port"]]
+        entry.local = tuple(client.getsockname())
+        entry.peer = (step["address"], step["port"])
         host.conn = client
         host.held.append(client)
         client.settimeout(host.remaining())
@@ -124,7 +125,7 @@ def perform(step: dict, host: Host, entry: dict) -> None:
             host.connection().sendall(data)
         except socket.timeout as exc:
             _ended_or_raise(exc)
-        entry["bytes"] = len(data)
+        entry.nbytes = len(data)
     elif action == "recv":
         _read(host.connection(), step.get("size"), host, entry)
     elif action == "shutdown":
@@ -171,12 +172,12 @@ def main() -> None:
     lock = threading.Lock()
     failed: list[OSError] = []
 
-    def record(**entry) -> None:
+    def record(entry: StepRecord) -> None:
         """One line per call. A log the disk will not take must not stop the timeline (the other
         host's steps go on): the runner finds the short log afterwards and marks the run incomplete."""
         with lock:
             try:
-                log.write(json.dumps(entry) + "\n")
+                log.write(json.dumps(entry.to_json()) + "\n")
                 log.flush()
             except OSError as exc:
                 if not failed:      # said once: nobody drains stderr while the run goes on
@@ -198,20 +199,19 @@ def main() -> None:
         if step["action"] == "wait" and step.get("seconds") is not None:
             notes.at(time.time() + step["seconds"])
         notes.at(time.time())
-        entry = {"action": step["action"], "step": step["index"], "start": time.time()}
-        if step.get("at") is not None:
-            entry["scheduled"] = t0 + step["at"]
+        entry = StepRecord(step["action"], time.time(), index=step["index"],
+                           scheduled=t0 + step["at"] if step.get("at") is not None else None)
         try:
             perform(step, host, entry)
-            entry["result"] = "ok"
+            entry.result = "ok"
         except RunEnded:
-            entry["result"] = "still waiting when the run ended"
+            entry.result, entry.blocked = BLOCKED, True
         except OSError as exc:
-            entry["result"] = f"error: {exc.strerror or exc}"
-            entry["errno"] = errno.errorcode.get(exc.errno, str(exc.errno))
-        entry["end"] = time.time()
-        record(**entry)
-        if entry["result"].startswith("still waiting"):
+            entry.result = f"error: {exc.strerror or exc}"
+            entry.errno = errno.errorcode.get(exc.errno, str(exc.errno))
+        entry.end = time.time()
+        record(entry)
+        if entry.blocked:
             break
     print("done", flush=True)
     sys.stdin.readline()   # hold every socket open until the driver has stopped the recorders

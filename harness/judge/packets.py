@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from harness.analyse.segments import Segment
-from harness.model import PacketChoice, PacketPattern
+from harness.model import PacketChoice, PacketPattern, flag_set
 
 
 def _term(term: str, env: dict[str, int]) -> int | None:
@@ -17,10 +17,6 @@ def _term(term: str, env: dict[str, int]) -> int | None:
         return int(term)
     base = env.get(m.group(1))
     return None if base is None else (base + int(m.group(2) or 0)) % 2**32
-
-
-def _flags(flags: str) -> str:
-    return "".join(sorted(flags.replace("P", "")))
 
 
 def _agrees(pattern: PacketPattern, seg: Segment, env: dict[str, int]) -> str | None:
@@ -48,7 +44,7 @@ def _one(pattern: PacketPattern, segments: list[Segment], pos: int, env: dict[st
     miss = ""
     for i in range(pos, len(segments)):
         seg = segments[i]
-        if (seg.src, seg.sport) != addr.get(pattern.sender) or _flags(seg.flags) != _flags(pattern.flags):
+        if (seg.src, seg.sport) != addr.get(pattern.sender) or flag_set(seg.flags) != flag_set(pattern.flags):
             continue
         why = _agrees(pattern, seg, env)
         if why is None:

@@ -11,10 +11,10 @@ asks for something the host cannot do, every run) or it started after an event s
 than it (another step, a network step), so the order the file sets did not happen."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from harness.judge.verdict import Verdict
-from harness.model import NetworkStep, Step
+from harness.model import NetworkStep, Step, StepRecord
 
 TOLERANCE_S = 0.004
 TOLERANCE_SHARE = 0.01
@@ -42,6 +42,10 @@ class LateStep:
     def breaks_order(self) -> bool:
         return bool(self.blocked_by or self.overtaken)
 
+    def to_json(self) -> dict:
+        """result.json's late_steps entry: the fields and how late it was."""
+        return asdict(self) | {"late_s": self.late_s}
+
     def describe(self) -> str:
         text = (f"{self.host}'s {self.action}" + (f" (line {self.line})" if self.line else "")
                 + f" started at {self.start_s:+.3f} s, {self.late_s * 1e3:.1f} ms after its at: {self.at_s:g}s")
@@ -53,27 +57,27 @@ class LateStep:
 
 
 def late_steps(steps: tuple[Step, ...] | list[Step], network: tuple[NetworkStep, ...] | list[NetworkStep],
-               steps_log: dict[str, list[dict]], t0: float) -> list[LateStep]:
+               steps_log: dict[str, list[StepRecord]], t0: float) -> list[LateStep]:
     """Every step that started later than its at: by more than the tolerance."""
     scheduled = [(s.at_s, f"{s.host}'s {s.action} (at: {s.at_s:g}s)") for s in steps if s.at_s is not None]
     scheduled += [(n.at_s, f"the network {n.action} step (at: {n.at_s:g}s)") for n in network if n.at_s is not None]
     late = []
     for host, entries in steps_log.items():
-        calls = [e for e in entries if e.get("action") != "accepted"]
+        calls = [e for e in entries if not e.accepted]
         for i, entry in enumerate(calls):
-            if "scheduled" not in entry or "start" not in entry:
+            if entry.scheduled is None or entry.start is None:
                 continue
-            at_s, start_s = entry["scheduled"] - t0, entry["start"] - t0
+            at_s, start_s = entry.scheduled - t0, entry.start - t0
             tol = tolerance_s(at_s)
             if start_s - at_s <= tol:
                 continue
             previous = calls[i - 1] if i else None
             blocked = None
-            if previous and previous.get("end", 0) - t0 > at_s + tol:
-                blocked = (f"{previous['action']}" + (f" (line {previous['step']})" if previous.get("step") else "")
-                           + f", which ran until {previous['end'] - t0:+.3f} s")
+            if previous and (previous.end or 0) - t0 > at_s + tol:
+                blocked = (previous.action + (f" (line {previous.index})" if previous.index else "")
+                           + f", which ran until {previous.end - t0:+.3f} s")
             overtaken = tuple(what for when, what in scheduled if at_s + tol < when < start_s)
-            late.append(LateStep(host, entry["action"], entry.get("step"), at_s, start_s, blocked, overtaken))
+            late.append(LateStep(host, entry.action, entry.index, at_s, start_s, blocked, overtaken))
     return sorted(late, key=lambda s: s.at_s)
 
 

@@ -147,12 +147,13 @@ def _timing(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> tuple
 
 def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expectations:
     check_keys(raw, set(hosts) | {"packets", "timing"}, set(), path, "expect")
-    states, received, errors, accepted = {}, {}, {}, {}
+    states, received, errors, accepted, lines = {}, {}, {}, {}, {}
     for host in hosts:
         if host not in raw:
             continue
         spec = expect_type(raw[host], LineDict, path, raw.line_of(host), host, "{states: [SYN-SENT, ESTAB]}")
         check_keys(spec, set(HOST_EXPECT_KEYS), set(), path, f"expect.{host}")
+        lines.update({f"{host}.{key}": spec.line_of(key) for key in spec})   # verdicts name their line
         if "accepted" in spec:
             try:
                 accepted[host] = bounded_int(spec["accepted"], 0, MAX_COUNT)
@@ -174,4 +175,6 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expe
             errors[host] = tuple(names)
     packets = _packets(raw["packets"], hosts, path, raw.line_of("packets")) if "packets" in raw else ()
     timing = _timing(raw["timing"], hosts, path, raw.line_of("timing")) if "timing" in raw else ()
-    return Expectations(states, packets, timing, received, accepted, errors)
+    lines.update({"packets": raw.line_of("packets")} if "packets" in raw else {})
+    lines.update({f"timing.{name}": raw["timing"].line_of(name) for name in raw["timing"]} if "timing" in raw else {})
+    return Expectations(states, packets, timing, received, accepted, errors, lines)

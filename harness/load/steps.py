@@ -8,10 +8,9 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.load.units import MAX_COUNT, PORT_RANGE, bounded_int, parse_bytes, parse_seconds
 from harness.load.yaml_lines import LineDict, check_keys, expect_type, item_line
-from harness.model import NetworkStep, PacketMatch, Step, Topology
+from harness.model import TCP_STATE_ORDER, NetworkStep, PacketMatch, Step, Topology
 
-STATES = {"LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
-          "CLOSE-WAIT", "LAST-ACK", "CLOSING", "CLOSED"}
+STATES = set(TCP_STATE_ORDER)      # ss's names (the one table is harness.model's)
 ACTIONS = {"listen": "listen: 5001", "connect": "connect: server:5001", "send": "send: 1000B (or a message in quotes)",
            "recv": "recv: all (until EOF) or recv: 1000B", "shutdown": "shutdown: write (or read, both)",
            "close": "close: true", "abort": "abort: true (close with SO_LINGER 0: sends RST)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from harness.analyse.network import NetworkCheck
 from harness.report.evidence import VERDICT, write_json
 
 
@@ -19,7 +20,7 @@ def verdict_table(verdicts, width: int = 100) -> str:
     wrapped to the terminal rather than stretched into columns no terminal shows whole."""
     lines = []
     for v in verdicts:
-        lines.append(f"{'PASS' if v.passed else 'FAIL'}  {v.name}")
+        lines.append(f"{'PASS' if v.passed else 'FAIL'}  {v.title}")
         for label, text in (("expected", v.expected), ("observed", v.observed)):
             lines += textwrap.wrap(text, width, initial_indent=f"      {label}  ", subsequent_indent=" " * 16,
                                    break_on_hyphens=False) or [f"      {label}  -"]
@@ -28,9 +29,9 @@ def verdict_table(verdicts, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def describe_network_step(report: dict) -> str:
+def describe_network_step(check: NetworkCheck) -> str:
     """One line per network step: how many segments it picked, and how long each was held."""
-    held = "; ".join(f"{s['flags']} seq={s['seq']}" + (f" held {s['held_s']:.3f} s" if "held_s" in s else "")
-                     for s in report["segments"])
-    return (f"network step, line {report['line']}: {report['action']} {report['from']} → {report['to']}: "
-            f"{report['picked']} of {report['matching']} matching segment(s) picked ({held or 'none'})")
+    held = "; ".join(f"{s.flags} seq={s.seq}" + (f" held {s.held_s:.3f} s" if s.held_s is not None else "")
+                     for s in check.segments)
+    return (f"network step, line {check.line}: {check.action} {check.sender} → {check.receiver}: "
+            f"{check.picked} of {check.matching} matching segment(s) picked ({held or 'none'})")

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.errors import RunFailed, UserError
+from harness.model import StepRecord
 
 VERDICT = "result.json"
 CHUNK = 1 << 20
@@ -84,7 +85,14 @@ def _chunks_of(path: Path):
 
 
 def write_json(path: Path, value: dict) -> None:
-    atomic_write(path, json.dumps(value, indent=2, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)))
+    atomic_write(path, json.dumps(value, indent=2, default=_plain))
+
+
+def _plain(value: object) -> object:
+    """A record as JSON: its own to_json when it has one (StepRecord, NetworkCheck...), else its fields."""
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return asdict(value) if hasattr(value, "__dataclass_fields__") else str(value)
 
 
 def _why(exc: OSError) -> str:
@@ -170,7 +178,7 @@ def samples_problem(path: Path, until: float | None) -> str | None:
     return None
 
 
-def step_log_problem(path: Path, planned: int) -> tuple[list[dict], str | None]:
+def step_log_problem(path: Path, planned: int) -> tuple[list[StepRecord], str | None]:
     """A host's step log and why it is not whole: a cut line, or fewer steps logged than the
     agent ran (it runs all `planned` steps unless one was still waiting when the run ended)."""
     try:
@@ -178,11 +186,11 @@ def step_log_problem(path: Path, planned: int) -> tuple[list[dict], str | None]:
     except (OSError, UnicodeDecodeError) as exc:
         return [], f"steps/{path.name}: {getattr(exc, 'strerror', None) or exc}"
     try:
-        entries = [json.loads(line) for line in lines]
-    except ValueError:
+        entries = [StepRecord.from_json(json.loads(line)) for line in lines]
+    except (ValueError, TypeError):
         return [], f"steps/{path.name} holds a cut or garbled line"
-    ran = [e for e in entries if e.get("action") != "accepted"]
-    ended = any(str(e.get("result", "")).startswith("still waiting") for e in ran)
+    ran = [e for e in entries if not e.accepted]
+    ended = any(e.blocked for e in ran)
     if len(ran) < planned and not ended:
         return entries, f"steps/{path.name} logs {len(ran)} of the {planned} step(s) the agent ran"
     return entries, None

@@ -9,17 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.analyse.connection import Observation
+from harness.model import StepRecord, flag_set
 
 TERMINAL_LINES = 40
 DEAD_PING = "the ping before the run got no answer: the path is dead (100% loss?)"
 
 
-def _call_text(entry: dict) -> str:
-    took = entry["end"] - entry["start"] if "end" in entry else None
-    result = entry.get("result", "?")
-    if entry.get("errno"):
-        result += f" ({entry['errno']})"
-    return f"calls {entry['action']} → {result}" + (f" after {took:.3f} s" if took and took >= 0.0005 else "")
+def _call_text(entry: StepRecord) -> str:
+    took = entry.end - entry.start if entry.end is not None else None
+    result = entry.result or "?"
+    if entry.errno:
+        result += f" ({entry.errno})"
+    return f"calls {entry.action} → {result}" + (f" after {took:.3f} s" if took and took >= 0.0005 else "")
 
 
 def _silence(obs: Observation, dead_ping: bool) -> list[str]:
@@ -53,7 +54,7 @@ def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:
     for s in segs:
         sender = name.get((s.src, s.sport), f"{s.src}:{s.sport}")
         receiver = name.get((s.dst, s.dport), f"{s.dst}:{s.dport}")
-        if s.length and s.flags.replace("P", "") == "A" and run and run[0] == sender:
+        if s.length and flag_set(s.flags) == "A" and run and run[0] == sender:
             run = (sender, run[1] + 1, run[2] + s.length, run[3])
             events[run[3]] = (events[run[3]][0], f"{sender} → {receiver}  {run[1]} data segments, {run[2]} bytes")
             continue
@@ -65,8 +66,8 @@ def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:
         events.append((s.t, text))
         run = (sender, 1, s.length, len(events) - 1) if s.length else None
     if not segs:       # no packets to tell the story: the calls do
-        events += [(e["start"], f"{'':>4}{host} {_call_text(e)}") for host, entries in obs.steps.items()
-                   for e in entries if "start" in e and e.get("action") != "accepted"]
+        events += [(e.start, f"{'':>4}{host} {_call_text(e)}") for host, entries in obs.steps.items()
+                   for e in entries if e.start is not None and not e.accepted]
     for host, spans in obs.states.items():
         for span in spans:
             if span.state != "LISTEN":

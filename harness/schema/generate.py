@@ -19,6 +19,7 @@ from harness.load import topology as tp
 from harness.load import units as un
 from harness.load.experiment import EXPERIMENT_KEYS, EXPERIMENT_REQUIRED
 from harness.load.matrix import LINK_PARAMETERS
+from harness.model import TCP_STATE_ORDER
 
 HERE = Path(__file__).resolve().parent
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -178,10 +179,7 @@ def experiment_schema() -> dict:
 
 def _state_order() -> list[str]:
     """ss's states in the order a connection meets them (the schema lists them so)."""
-    order = ["LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSE-WAIT",
-             "LAST-ACK", "CLOSING", "CLOSED"]
-    assert set(order) == st.STATES
-    return order
+    return list(TCP_STATE_ORDER)
 
 
 def _event_regex() -> str:

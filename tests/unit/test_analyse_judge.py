@@ -13,7 +13,7 @@ from harness.judge.timing import handshake_timing
 from harness.lab.network import netem_delay_s
 from harness.load import load_experiment
 from harness.load.units import parse_time_spec, parse_tolerance
-from harness.model import TimingExpectation
+from harness.model import StepRecord, TimingExpectation
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "handshake_vm"
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def obs():
-    steps = {h: [json.loads(l) for l in (FIX / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in ("client", "server")}
+    steps = {h: [StepRecord.from_json(json.loads(l)) for l in (FIX / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in ("client", "server")}
     return observe(FIX, steps, {"client": "client-eth0", "server": "server-eth0"})
 
 
@@ -35,7 +35,7 @@ def test_segments_of_handshake(obs):
 def test_state_sequences(obs):
     assert [s.state for s in obs.states["client"]] == ["SYN-SENT", "ESTAB"]
     assert [s.state for s in obs.states["server"]] == ["LISTEN", "SYN-RECV", "ESTAB"]
-    assert obs.sampling["client"]["max_interval_s"] < 0.05
+    assert obs.sampling["client"].max_interval_s < 0.05
 
 
 def test_handshake_timing_is_one_rtt_at_both_ends(obs):

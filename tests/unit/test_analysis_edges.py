@@ -15,7 +15,7 @@ from harness.judge.schedule import judge_schedule, late_steps, tolerance_s
 from harness.judge.states import judge_states
 from harness.judge.timing import judge_timing
 from harness.load import load_experiment
-from harness.model import NetworkStep, PacketMatch, Step
+from harness.model import NetworkStep, PacketMatch, Step, StepRecord
 from harness.report.timeline import DEAD_PING, terminal_copy, timeline
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -25,7 +25,7 @@ IPS = {"client": "10.0.0.1", "server": "10.0.0.2"}
 
 
 def steps_of(fixture: str) -> dict[str, list[dict]]:
-    return {h: [json.loads(l) for l in (FIXTURES / fixture / "steps" / f"{h}.jsonl").read_text().splitlines()]
+    return {h: [StepRecord.from_json(json.loads(l)) for l in (FIXTURES / fixture / "steps" / f"{h}.jsonl").read_text().splitlines()]
             for h in ("client", "server")}
 
 
@@ -108,11 +108,11 @@ def test_a_window_after_a_call_never_starts_before_it():
     obs = observe(FIXTURES / "abort_vm", steps_of("abort_vm"), INTF, IPS)
     exp = load_experiment(REPO / "experiments" / "abort.yaml")
     (gone,) = [t for t in exp.expect.timing if t.name == "client_gone"]
-    call = next(e for e in obs.steps["client"] if e["action"] == "abort")
+    call = next(e for e in obs.steps["client"] if e.action == "abort")
     # the first CLOSED sample 6.5 ms after the call, the one before it 3.6 ms before the call
     spans = [s for s in obs.states["client"]]
     closed = next(i for i, s in enumerate(spans) if s.state == "CLOSED")
-    spans[closed] = replace(spans[closed], first_seen=call["start"] + 0.0065, sample_before=call["start"] - 0.0036)
+    spans[closed] = replace(spans[closed], first_seen=call.start + 0.0065, sample_before=call.start - 0.0036)
     verdict = judge_timing(gone, replace(obs, states=dict(obs.states, client=spans)), 0.1)
     assert "true value in [0.0 ms, 6.5 ms]" in verdict.observed, verdict.observed
 
@@ -125,9 +125,8 @@ def test_a_state_gap_beside_a_listener_is_never_negative():
     assert "for -" not in verdict.observed
 
 
-def log_entry(action: str, line: int, at: float | None, start: float, end: float) -> dict:
-    entry = {"action": action, "step": line, "start": start, "end": end, "result": "ok"}
-    return entry | ({"scheduled": at} if at is not None else {})
+def log_entry(action: str, line: int, at: float | None, start: float, end: float) -> StepRecord:
+    return StepRecord(action, start, end, index=line, scheduled=at, result="ok")
 
 
 def test_a_step_blocked_by_its_hosts_previous_call_fails_the_run():
@@ -161,6 +160,6 @@ def test_tolerance_is_4_ms_or_1_percent_of_at():
 def test_the_recorded_runs_kept_their_timelines():
     for fixture in ("teardown_vm", "abort_vm", "server_closes_first_vm", "handshake_vm"):
         steps = steps_of(fixture)
-        t0 = min(e["scheduled"] for entries in steps.values() for e in entries if "scheduled" in e)
+        t0 = min(e.scheduled for entries in steps.values() for e in entries if e.scheduled is not None)
         exp = load_experiment(REPO / "experiments" / f"{fixture.removesuffix('_vm')}.yaml")
         assert judge_schedule(late_steps(exp.steps, exp.network, steps, t0)) is None, fixture

@@ -13,7 +13,7 @@ from harness.analyse.segments import read_segments
 from harness.judge import judge_all
 from harness.lab.packet_rules import nft_rule
 from harness.load import load_experiment
-from harness.model import NetworkStep, PacketMatch
+from harness.model import NetworkStep, PacketMatch, StepRecord
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "tests" / "fixtures" / "stale_syn_vm"
@@ -42,10 +42,10 @@ def segments():
 def test_the_hold_did_exactly_what_it_said():
     arriving, leaving = segments()
     report = check_step(HOLD, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
-    assert report["problems"] == []
-    assert (report["matching"], report["picked"]) == (2, 1)
-    (held,) = report["segments"]
-    assert held["flags"] == "S" and held["held_s"] == pytest.approx(3.0, abs=0.001)
+    assert report.problems == []
+    assert (report.matching, report.picked) == (2, 1)
+    (held,) = report.segments
+    assert held.flags == "S" and held.held_s == pytest.approx(3.0, abs=0.001)
 
 
 @pytest.mark.parametrize("step, counted, words", [
@@ -58,11 +58,11 @@ def test_the_hold_did_exactly_what_it_said():
 def test_a_step_that_did_otherwise_is_caught(step, counted, words):
     arriving, leaving = segments()
     report = check_step(step, counted, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
-    assert any(words in p for p in report["problems"]), report["problems"]
+    assert any(words in p for p in report.problems), report.problems
 
 
 def test_stale_syn_expectations_on_the_recorded_run():
-    steps = {h: [json.loads(l) for l in (RUN / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in ("client", "server")}
+    steps = {h: [StepRecord.from_json(json.loads(l)) for l in (RUN / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in ("client", "server")}
     obs = observe(RUN, steps, {"client": "client-eth0", "server": "server-eth0"})
     exp = load_experiment(REPO / "experiments" / "stale_syn.yaml")
     verdicts = judge_all(exp.expect, obs, 0.1)
@@ -79,11 +79,11 @@ def test_a_held_syn_is_told_from_its_identical_retransmission():
     step = cell.experiment.network[0]
     arriving, leaving = read_segments(fix / "s1-eth1.pcap"), read_segments(fix / "s1-eth2.pcap")
     report = check_step(step, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
-    assert report["problems"] == [] and abs(report["segments"][0]["held_s"] - 3.0) < 0.005
+    assert report.problems == [] and abs(report.segments[0].held_s - 3.0) < 0.005
     shorter = check_step(replace(step, extra_s=2.0), 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
-    assert any("expected 2.025 s" in p for p in shorter["problems"])
+    assert any("expected 2.025 s" in p for p in shorter.problems)
     dropped = check_step(replace(step, action="drop"), 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
-    assert any("was to be dropped but left" in p for p in dropped["problems"])
+    assert any("was to be dropped but left" in p for p in dropped.problems)
 
 
 # --- duplicate: nftables `dup` at the ingress port (6.1's netem refuses a duplicating netem beside
@@ -191,10 +191,10 @@ def dup_segments():
 def test_the_duplicate_left_twice_each_after_the_link_delay():
     arriving, leaving = dup_segments()
     report = check_step(DUP, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
-    assert report["problems"] == [] and (report["matching"], report["picked"], report["counted"]) == (1, 1, 1)
-    (syn,) = report["segments"]
-    assert len(syn["left"]) == 2 and syn["copies_after_s"] == [pytest.approx(0.025, abs=0.001)] * 2
-    assert "held_s" not in syn
+    assert report.problems == [] and (report.matching, report.picked, report.counted) == (1, 1, 1)
+    (syn,) = report.segments
+    assert len(syn.left) == 2 and syn.copies_after_s == [pytest.approx(0.025, abs=0.001)] * 2
+    assert syn.held_s is None
 
 
 def test_a_duplicate_that_did_otherwise_is_caught():
@@ -208,9 +208,9 @@ def test_a_duplicate_that_did_otherwise_is_caught():
              (late_copy, 1, "a copy of S seq="),          # the copy skipped or doubled the link's delay
              (leaving, 0, "its rule picked 0 segment(s)")]
     for out, counted, words in cases:
-        problems = check_step(DUP, counted, arriving, out, "10.0.0.1", "10.0.0.2", 0.025)["problems"]
+        problems = check_step(DUP, counted, arriving, out, "10.0.0.1", "10.0.0.2", 0.025).problems
         assert any(words in p for p in problems), (words, problems)
     # the hold's check on the same capture: two copies where one was due is caught too
     assert any("2 time(s), expected 1" in p
                for p in check_step(replace(DUP, action="delay", extra_s=0.0), 1, arriving, leaving, "10.0.0.1",
-                                   "10.0.0.2", 0.025)["problems"])
+                                   "10.0.0.2", 0.025).problems)

@@ -12,7 +12,7 @@ from harness.judge.packets import match_packets
 from harness.judge.states import judge_states, matches
 from harness.load import load_experiment
 from harness.load.units import parse_time_spec, parse_tolerance
-from harness.model import Event, TimingExpectation
+from harness.model import Event, StepRecord, TimingExpectation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -20,7 +20,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 def observed(name: str):
     run = FIXTURES / f"{name}_vm"
-    steps = {h: [json.loads(l) for l in (run / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in ("client", "server")}
+    steps = {h: [StepRecord.from_json(json.loads(l)) for l in (run / "steps" / f"{h}.jsonl").read_text().splitlines()] for h in ("client", "server")}
     return observe(run, steps, {"client": "client-eth0", "server": "server-eth0"})
 
 
