@@ -16,6 +16,7 @@ import traceback
 
 from harness.errors import RunFailed
 from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
+from harness.runlog import log_command, log_started
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -60,6 +61,8 @@ class Forked(Lifecycle):
         if child == 0:
             self._child(parent, pid, pipes, function, args)
         self.pid = child
+        log_started(f"fork {name}: {getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}",
+                    child, where=f"netns of {pid}" if pid is not None else None)
         os.close(pipes[0][0])
         os.close(pipes[1][1])
         os.close(pipes[2][1])
@@ -168,6 +171,7 @@ class Forked(Lifecycle):
         except ChildProcessError:      # reaped elsewhere
             self.returncode = self.returncode if self.returncode is not None else -1
         self._drain_stderr()
+        log_command(f"fork {self.name}", self.returncode, None, stderr=self._stderr_tail)
         for pipe in (self.stdin, self.stdout, self.stderr):
             try:
                 pipe.close()
