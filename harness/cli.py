@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.errors import RunFailed, UserError
 from harness.load.matrix import MAX_CELLS
+from harness.runlog import console, say
 
 BUG = 70          # EX_SOFTWARE: an exception nobody anticipated; never 1, which means "an expectation failed"
 EPILOG = """exit codes: 0 every expectation passed; 1 an expectation failed; 2 bad input or missing
@@ -40,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "a VM on the virtual clock uses one)")
     parser.add_argument("--inner-plan", help=argparse.SUPPRESS)      # the VM target's inner run
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show every external command (tc, nft, sysctl, ip, tcpdump...) live on stderr; "
+                             "each run's run.log has them either way")
     parser.add_argument("--check", action="store_true",
                         help="only load and check the files (every matrix cell, topology, the tools the run would "
                              "need): exit 0 or 2 within about a second, creating nothing; root not needed")
@@ -50,11 +54,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.target not in ("auto", "local", "vm", "vagrant") and not args.target.startswith("ssh://"):
         parser.error(f"--target {args.target}: give auto, local, vm, vagrant or ssh://user@host[:port]")
     return args
-
-
-def _say(message: str) -> None:
-    """Flushed at once: the VM target's output interleaves with ours on the same terminal."""
-    print(message, flush=True)
 
 
 def _terminate(signum, frame):
@@ -95,7 +94,7 @@ def _check_only(args: argparse.Namespace, paths: list[Path]) -> int:
             for kernel in args.kernel or [None]:
                 pick_kernel(kernel)
         where = ", ".join(sorted(targets))
-        _say(f"{path}: ok ({len(cells)} cell{'s' if len(cells) != 1 else ''}; target {where})")
+        say(f"{path}: ok ({len(cells)} cell{'s' if len(cells) != 1 else ''}; target {where})")
     return 0
 
 
@@ -172,7 +171,7 @@ def _run_one(plan, folder: Path, out=None, name: str = "") -> tuple[int, Path | 
     """One planned run of several; its failure is an exit code (a Ctrl-C is not: it ends them all)."""
     from harness.runner import run
     try:
-        return run(plan, log=_say)
+        return run(plan)
     except Exception as exc:        # one item's bug must not cost the others their verdicts
         return _failed(exc, folder, name, out), None
 
@@ -187,7 +186,7 @@ def _run_inner(plan_file: Path, results: Path) -> int:
     items, guest = protocol.read_plan(plan_file)
     worst = 0
     for index, item in enumerate(items):
-        _say(protocol.start_marker(index))
+        say(protocol.start_marker(index))
         began, run_dir = time.time(), None
         try:
             cell = load_cells(item.path, item.max_cells)[item.cell]
@@ -196,7 +195,7 @@ def _run_inner(plan_file: Path, results: Path) -> int:
         except Exception as exc:        # one item's bug must not cost the others their verdicts
             code = _failed(exc, item.run_dir or results, out=sys.stdout)
         worst = max(worst, code)
-        _say(protocol.done_marker(index, code, time.time() - began, run_dir))
+        say(protocol.done_marker(index, code, time.time() - began, run_dir))
     return worst
 
 
@@ -207,12 +206,14 @@ def _run_remote(args: argparse.Namespace, loaded: dict, results: Path) -> int:
     remote = vagrant_remote() if args.target == "vagrant" else parse_ssh_target(args.target)
     passthrough = ["--vm-clock", args.vm_clock, f"--max-cells={args.max_cells}"] + (["--jobs", str(args.jobs)] if args.jobs else [])
     passthrough += [f"--kernel={k}" for k in args.kernel or []]
-    return run_over_ssh(remote, experiments, passthrough, results, _say)
+    passthrough += ["-v"] if args.verbose else []
+    return run_over_ssh(remote, experiments, passthrough, results, say)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments and hand over: inner VM plan, --check, a remote, or a batch plan."""
     args = parse_args(argv)
+    console(args.verbose)
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return _main(args)
@@ -260,11 +261,12 @@ def _run_batch(args: argparse.Namespace, plan, results: Path) -> int:
     from harness.targets.vm import plan_entries, run_in_vm
     if len(plan.items) == 1:
         item = plan.items[0]
-        _say(f"target: {item.target} ({item.why})")
+        say(f"target: {item.target} ({item.why})")
         if item.target == "vm":
-            return run_in_vm(item.kernel, plan_entries([item], args.max_cells), results, args.vm_clock, on_line=_say_unmarked)
+            return run_in_vm(item.kernel, plan_entries([item], args.max_cells), results, args.vm_clock, on_line=_say_unmarked,
+                             verbose=args.verbose)
         from harness.runner import run
-        return run(plan_run(item.experiment, results, item.run_dir), log=_say)[0]
+        return run(plan_run(item.experiment, results, item.run_dir))[0]
 
     def local_item(item):
         try:
@@ -275,13 +277,13 @@ def _run_batch(args: argparse.Namespace, plan, results: Path) -> int:
 
     def vm_group(group, on_line, started):
         return run_in_vm(group[0].kernel, plan_entries(group, args.max_cells), results, args.vm_clock,
-                         on_line=on_line, started=started)
+                         on_line=on_line, started=started, verbose=args.verbose)
 
-    code = run_batch(plan.items, local_item, vm_group, args.jobs or os.cpu_count() or 1, _say)
+    code = run_batch(plan.items, local_item, vm_group, args.jobs or os.cpu_count() or 1, say)
     if plan.matrices:
         from harness.report.compare import write_comparison
         for matrix_dir, folders in plan.matrices.items():
-            _say("\n" + write_comparison(matrix_dir, folders))
+            say("\n" + write_comparison(matrix_dir, folders))
     return code
 
 
@@ -302,7 +304,7 @@ def compare_runs(argv: list[str] | None = None) -> int:
 def _say_unmarked(line: str) -> None:
     from harness.targets.protocol import is_marker
     if not is_marker(line):
-        _say(line)
+        say(line)
 
 
 if __name__ == "__main__":

@@ -5,30 +5,29 @@ where network steps act and the configured RTTs are all decided before it starts
 from __future__ import annotations
 
 import functools
-import json
-import select
 import shutil
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.analyse.connection import observe
-from harness.analyse.network import NetworkCheck, check_step
+from harness.analyse.network import check_step
 from harness.analyse.segments import read_segments
 from harness.lab.packet_rules import PacketRules, PlacedStep
 from harness.errors import RunFailed
 from harness.judge import judge_all
 from harness.lab.leftovers import Interrupted, Ledger, LocalLock, clean_stale
-from harness.lab.namespaces import Forked, stop_helpers
-from harness.drive.agent import main as agent_main
-from harness.record.sampler import sample_hosts
+from harness.lab.lifecycle import HelperGroup
+from harness.drive.agent_process import AgentProcess
+from harness.record.sampler import StateSampler
 from harness.lab.network import Lab, mininet_lab, ping_rtt_s, warm_up
 from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
-from harness.model import Experiment, StepRecord
+from harness.model import Experiment
 from harness.plan import RunPlan, StepPlacement
-from harness.record.capture import Capture, stop_captures
+from harness.record.capture import Capture
+from harness.runlog import finish_run_log, run_log, say
 from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
                                       atomic_write, samples_problem, step_log_problem, sync_files)
@@ -47,71 +46,65 @@ class Recording:
     placed: list[PlacedStep] = field(default_factory=list)
     captures: list[Capture] = field(default_factory=list)
     capture_stats: list[dict] = field(default_factory=list)
-    sampler: Forked | None = None
-    agents: dict[str, Forked] = field(default_factory=dict)
+    sampler: StateSampler | None = None
+    agents: HelperGroup = field(default_factory=HelperGroup)
     rules: PacketRules | None = None
     counted: dict = field(default_factory=dict)
     host_intf: dict[str, str] = field(default_factory=dict)
     t0: float = 0.0
 
 
-def _read_line(proc, timeout: float | None, what: str) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    line = proc.stdout.readline().decode() if ready else ""
-    if not line:
-        raise RunFailed(f"{what}: no answer ({proc.stderr.read1(4096).decode(errors='replace') if proc.poll() is not None else 'timed out'})")
-    return line
-
-
-def run(plan: RunPlan, log=print) -> tuple[int, Path]:
+def run(plan: RunPlan) -> tuple[int, Path]:
     """Carry out `plan` on this kernel; return the exit code and the run's (final) folder."""
     check_local(plan.experiment)
     with ExitStack() as lifecycle:
-        lock = LocalLock(log)         # one local lab at a time; released after the ledger's guardian is gone
+        lock = LocalLock(say)         # one local lab at a time; released after the ledger's guardian is gone
         lifecycle.callback(lock.release)
         removed = clean_stale()
         if removed:
-            log(f"removed interfaces left by a killed run: {', '.join(removed)}")
+            say(f"removed interfaces left by a killed run: {', '.join(removed)}")
         # Inside a VM everything dies with the VM: no guardian needed.
         ledger = Ledger(guard=not plan.in_vm, keep_fds=(lock.fd,))
         lifecycle.callback(ledger.close)
         try:
-            return _staged(plan, ledger, log)
+            return _staged(plan, ledger)
         except KeyboardInterrupt as exc:
             what = ("interrupted; the lab was torn down and nothing of it is left." if ledger.built()
                     else "interrupted before the lab was built; nothing was left behind.")
             raise Interrupted(what) from exc
 
 
-def _staged(plan: RunPlan, ledger: Ledger, log) -> tuple[int, Path]:
+def _staged(plan: RunPlan, ledger: Ledger) -> tuple[int, Path]:
     # A VM's plan stages the run in guest memory: recorders then never wait on the host's 9p file
     # server during the timeline (under the virtual clock an I/O wait is idle time, which the
     # clock skips); the run folder is copied to the results folder at the end.
     plan.make_folders()
     try:
-        return _run(plan, ledger, log)   # a finished run publishes its own folder
+        with run_log(plan.work_dir):       # run.log: every command, in the folder that is published
+            return _run(plan, ledger)      # a finished run publishes its own folder
     except EvidenceIncomplete:
         raise            # its folder already says what is missing
     except BaseException:
         if plan.staged:  # keep what there is for a look, never hiding why the run failed
             for problem in publish(plan.work_dir, plan.final_dir):
-                log(f"not kept: {problem}")
+                say(f"not kept: {problem}")
         raise
     finally:
         if plan.staged:
             shutil.rmtree(plan.work_dir, ignore_errors=True)
 
 
-def _run(plan: RunPlan, ledger: Ledger, log) -> tuple[int, Path]:
+def _run(plan: RunPlan, ledger: Ledger) -> tuple[int, Path]:
     rec = Recording()
-    # Every helper is stopped on every way out (an error, a helper that does not answer, Ctrl-C):
-    # `helpers` unwinds in reverse order of registration, i.e. sampler, captures (flushed before
+    # Every helper is entered in one ExitStack as it starts, so every way out (an error, a helper
+    # that does not answer, Ctrl-C) stops them in reverse order: sampler, captures (flushed before
     # the agents close their sockets), agents, packet rules (their timer threads joined), then the lab.
-    with mininet_lab(plan.experiment, ledger, log, plan.addresses) as lab, ExitStack() as helpers:
+    with mininet_lab(plan.experiment, ledger, plan.addresses) as lab, ExitStack() as helpers:
         _prepare(plan, lab, ledger, helpers, rec)
         _start_recorders(plan, lab, ledger, helpers, rec)
-        _drive(plan, lab, ledger, helpers, rec, log)
-    return _conclude(plan, rec, log)
+        _drive(plan, lab, ledger, rec)
+    rec.capture_stats = [c.summary() for c in rec.captures]
+    return _conclude(plan, rec)
 
 
 def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
@@ -122,8 +115,7 @@ def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: R
     rec.ping_rtt = ping_rtt_s(lab.net, *plan.connect_pair) if plan.connect_pair else None
     rec.placed = [_placed(p, lab) for p in plan.network_steps]
     if rec.placed:
-        rec.rules = PacketRules(rec.placed, lab.node(plan.experiment.topology.switches[0]), ledger)
-        helpers.callback(rec.rules.close)
+        rec.rules = helpers.enter_context(PacketRules(rec.placed, lab.node(plan.experiment.topology.switches[0]), ledger))
 
 
 def _placed(placement: StepPlacement, lab: Lab) -> PlacedStep:
@@ -135,51 +127,42 @@ def _placed(placement: StepPlacement, lab: Lab) -> PlacedStep:
 
 def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
     """tcpdump on every link interface, then the state sampler; each ready before the next step."""
-    helpers.callback(stop_helpers, rec.agents.values())     # agents stop after the recorders
-    helpers.callback(stop_captures, rec.captures, rec.capture_stats)
+    rec.agents = helpers.enter_context(HelperGroup())     # started later, stopped after the recorders
     for intf, (node, _) in lab.interfaces.items():
-        rec.captures.append(Capture(lab.node(node), intf, plan.work_dir / "pcap" / f"{intf}.pcap"))
-        ledger.add(pids=[rec.captures[-1].proc.pid])
+        rec.captures.append(helpers.enter_context(
+            Capture(lab.node(node), intf, plan.work_dir / "pcap" / f"{intf}.pcap", ledger)))
     for capture in rec.captures:
-        capture.wait_ready()
-    hosts = plan.experiment.topology.hosts
-    samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in hosts}
-    rec.sampler = Forked(None, sample_hosts, samples, SAMPLE_INTERVAL_S, plan.sampler_linger_s)
-    ledger.add(pids=[rec.sampler.pid])
-    helpers.callback(stop_helpers, [rec.sampler])
-    _read_line(rec.sampler, plan.startup_timeout_s, "the state sampler did not start")
+        capture.wait_ready(plan.startup_timeout_s)
+    samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in plan.experiment.topology.hosts}
+    rec.sampler = helpers.enter_context(StateSampler(samples, SAMPLE_INTERVAL_S, plan.sampler_linger_s, ledger=ledger))
+    rec.sampler.wait_ready(plan.startup_timeout_s)
 
 
-def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording, log) -> None:
+def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
     """Start an agent in every host, start the timeline, wait it out, collect the rules' counters."""
     experiment = plan.experiment
     for h in experiment.topology.hosts:
-        proc = rec.agents[h] = Forked(lab.node(h).pid, agent_main)
-        ledger.add(pids=[proc.pid])
-        proc.stdin.write((json.dumps({"steps": plan.agents[h], "duration": experiment.duration_s,
-                                      "log": str(plan.work_dir / "steps" / f"{h}.jsonl")}) + "\n").encode())
-        proc.stdin.flush()
-    for h, proc in rec.agents.items():
-        _read_line(proc, plan.startup_timeout_s, f"the agent in {h} did not start")
+        rec.agents.add(AgentProcess(h, lab.node(h).pid, plan.agents[h], experiment.duration_s,
+                                    plan.work_dir / "steps" / f"{h}.jsonl", ledger=ledger))
+    rec.agents.wait_ready(plan.startup_timeout_s)
     if rec.rules:
-        rec.rules.install_untimed()
+        rec.rules.wait_ready()         # the untimed rules: nft waits on the disk, so before t0
     rec.t0 = time.time() + 0.3     # nothing between here and the agents may touch the disk
-    for proc in rec.agents.values():
-        proc.stdin.write(f"{rec.t0}\n".encode())
-        proc.stdin.flush()
+    for agent in rec.agents:
+        agent.go(rec.t0)
     if rec.rules:
-        rec.rules.arm(rec.t0)
-    log(f"running the timeline ({experiment.duration_s:g} s)")
-    _wait_with_progress(rec.t0, experiment.duration_s, log)
-    for h, proc in rec.agents.items():   # agents end their own steps at the deadline
-        _read_line(proc, plan.startup_timeout_s, f"the agent in {h} did not finish its steps")
+        rec.rules.start(rec.t0)
+    say(f"running the timeline ({experiment.duration_s:g} s)")
+    _wait_with_progress(rec.t0, experiment.duration_s)
+    for agent in rec.agents:   # agents end their own steps at the deadline
+        agent.wait_done(plan.startup_timeout_s)
     rec.counted = rec.rules.counters() if rec.rules else {}
 
 
-def _conclude(plan: RunPlan, rec: Recording, log) -> tuple[int, Path]:
+def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
     """Analyse, judge, write the result, publish the folder, tell the user."""
     experiment, run_dir, final_dir = plan.experiment, plan.work_dir, plan.final_dir
-    log("analysing the captures")
+    say("analysing the captures")
     lost = [c for c in rec.capture_stats if c["dropped_by_kernel"]]
     if lost:
         raise RunFailed(f"tcpdump lost packets: {lost}; the capture cannot support a verdict.")
@@ -199,17 +182,17 @@ def _conclude(plan: RunPlan, rec: Recording, log) -> tuple[int, Path]:
     _write_and_publish(plan, base, result, story)
     ping_text = (f", ping RTT before the run {rec.ping_rtt * 1e3:.1f} ms" if rec.ping_rtt is not None
                  else f"; {DEAD_PING}" if dead_ping else "")
-    log("\n" + "\n".join(terminal_copy(story, final_dir / "timeline.txt")))
-    _tell_network(network, final_dir, log)
+    say("\n" + "\n".join(terminal_copy(story, final_dir / "timeline.txt")))
+    _tell_network(network, final_dir)
     if experiment.about:
-        log("\n" + experiment.about)
-    log(f"\n{experiment.name} on kernel {plan.kernel} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
+        say("\n" + experiment.about)
+    say(f"\n{experiment.name} on kernel {plan.kernel} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
         + verdict_table(verdicts))
-    log(f"\nresults: {final_dir}")
+    say(f"\nresults: {final_dir}")
     return (0 if result["passed"] else 1), final_dir
 
 
-def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[NetworkCheck]]:
+def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[dict]]:
     """The verdicts (expectations, steps on time), the network steps' checks, and result.json's content."""
     experiment = plan.experiment
     verdicts = judge_all(experiment.expect, obs, rtt)
@@ -218,12 +201,12 @@ def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float
     verdicts += [schedule] if schedule else []
     network = _network_checks(plan.work_dir, rec)
     result = dict(base, configured_rtt_s=rtt, steps=steps_log, observation=obs.to_json(), about=experiment.about,
-                  network=network, network_qdiscs=rec.rules.qdiscs if rec.rules else {}, late_steps=[s.to_json() for s in late],
+                  network=network, network_qdiscs=rec.rules.qdiscs if rec.rules else {}, late_steps=[asdict(s) | {"late_s": s.late_s} for s in late],
                   expectations=verdicts, passed=all(v.passed for v in verdicts), complete=True)
     return result, verdicts, late, network
 
 
-def _network_checks(run_dir: Path, rec: Recording) -> list[NetworkCheck]:
+def _network_checks(run_dir: Path, rec: Recording) -> list[dict]:
     """Each network step checked against the pcaps of the ports it sits between."""
     port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
     return [check_step(p.step, rec.counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
@@ -239,23 +222,24 @@ def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]
     except OSError as exc:
         raise _incomplete(plan.final_dir, base, [f"timeline.txt or result.json could not be written: {exc.strerror or exc}"]) from None
     if plan.staged:
+        finish_run_log(plan.work_dir)      # run.log whole and closed before the folder is copied out
         problems = publish(plan.work_dir, plan.final_dir)
         if problems:
             raise _incomplete(plan.final_dir, base, problems)
 
 
-def _tell_network(network: list[NetworkCheck], final_dir: Path, log) -> None:
+def _tell_network(network: list[dict], final_dir: Path) -> None:
     """Say what each network step did; a step that did not act as written voids the run."""
     for report in network:
-        log(describe_network_step(report))
-    problems = [line for check in network for line in check.problem_lines()]
+        say(describe_network_step(report))
+    problems = [f"line {r['line']} ({r['action']} {r['from']} → {r['to']}): {p}" for r in network for p in r["problems"]]
     if problems:
         raise RunFailed("a network step did not act exactly as written, so the run proves nothing:\n  "
                         + "\n  ".join(problems) + f"\n(artifacts kept in {final_dir})")
 
 
-def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sampler: Forked,
-              t0: float) -> tuple[dict[str, list[StepRecord]], list[str]]:
+def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sampler: StateSampler,
+              t0: float) -> tuple[dict[str, list[dict]], list[str]]:
     """Each host's step log, and everything that keeps the run's evidence from being whole: a
     recorder that failed, a pcap cut inside a record, samples that stop early, a step log short of
     the steps its agent ran, a file the disk would not flush."""
@@ -266,9 +250,8 @@ def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sa
         if problem := pcap_problem(c.out):
             problems.append(f"pcap/{problem}")
     if sampler.returncode != 0:
-        ready = select.select([sampler.stderr], [], [], 1.0)[0]
-        said = sampler.stderr.read1(65536).decode(errors="replace").strip().splitlines() if ready else []
-        problems.append(f"the state sampler failed ({said[-1] if said else f'status {sampler.returncode}'})")
+        said = sampler.summary()["last_error"]
+        problems.append(f"the state sampler failed ({said or f'status {sampler.returncode}'})")
     # the sampler sleeps at most 0.5 s between samples and is stopped after the timeline ends
     until = t0 + experiment.duration_s - 1.0
     problems += [p for h in experiment.topology.hosts if (p := samples_problem(run_dir / "samples" / f"{h}.jsonl", until))]
@@ -287,10 +270,10 @@ def _incomplete(folder: Path, base: dict, problems: list[str]) -> EvidenceIncomp
     return EvidenceIncomplete(problems, folder, mark_incomplete(folder, base, problems))
 
 
-def _wait_with_progress(t0: float, duration_s: float, log) -> None:
+def _wait_with_progress(t0: float, duration_s: float) -> None:
     """Sleep until the timeline ends, saying how far it is every 10 s on long runs (TIME-WAIT is a minute)."""
     end = t0 + duration_s
     while (left := end - time.time()) > 0:
         time.sleep(min(left, 10.0))
         if duration_s >= 20 and end - time.time() > 1:
-            log(f"  … {time.time() - t0:.0f} s of {duration_s:g} s")
+            say(f"  … {time.time() - t0:.0f} s of {duration_s:g} s")

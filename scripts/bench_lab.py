@@ -27,7 +27,7 @@ def plain() -> float:
 
 def harness(exp) -> float:
     t = time.time()
-    with mininet_lab(exp, Ledger(), lambda m: None):
+    with mininet_lab(exp, Ledger()):
         pass
     return time.time() - t
 

@@ -10,7 +10,7 @@ from harness.errors import RunFailed
 from harness.lab.leftovers import Ledger
 from harness.load.units import parse_seconds
 from harness.model import Experiment, Impairment
-from harness.runlog import node_cmd, route_mininet, run_command
+from harness.runlog import node_cmd, route_mininet, run_command, say
 
 def tc_params(imp: Impairment) -> dict:
     """Mininet TCIntf keywords for one direction (units always explicit: tc reads bare numbers as µs)."""
@@ -54,7 +54,7 @@ class Lab:
 
 
 @contextmanager
-def mininet_lab(experiment: Experiment, ledger: Ledger, log, addresses: dict[str, str] | None = None,
+def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str] | None = None,
                 prefix_len: int = 8) -> Iterator[Lab]:
     """Build the topology (hosts get `addresses`, as planned, else Mininet's own), verify it, yield
     it as a Lab; teardown runs on any exit."""
@@ -68,7 +68,7 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log, addresses: dict[str
     route_mininet()        # Mininet's debug lines (every tc, ip, ethtool it runs) into run.log
     topo = experiment.topology
     ovs = topo.switch_kind == "ovs"
-    started_ovs = ensure_ovs_running(log) if ovs and topo.switches else False
+    started_ovs = ensure_ovs_running() if ovs and topo.switches else False
     switch_cls = OVSBridge if ovs else LinuxBridge
     net = Mininet(switch=switch_cls, controller=None, link=TCLink, build=False, autoSetMacs=True)
     try:
@@ -93,7 +93,7 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log, addresses: dict[str
             ports[(link.a, link.b)], ports[(link.b, link.a)] = made.intf1.name, made.intf2.name
             if [made.intf1.name, made.intf2.name] != planned:    # Mininet named them otherwise: list those too
                 ledger.add(interfaces=[made.intf1.name, made.intf2.name])
-        log(f"building {len(topo.hosts)} hosts, {len(topo.switches)} {'Open vSwitch' if ovs else 'Linux bridge'} "
+        say(f"building {len(topo.hosts)} hosts, {len(topo.switches)} {'Open vSwitch' if ovs else 'Linux bridge'} "
             f"switches, {len(topo.links)} links")
         net.build()
         net.start()
@@ -112,12 +112,12 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, log, addresses: dict[str
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 
 
-def ensure_ovs_running(log) -> bool:
+def ensure_ovs_running() -> bool:
     """OVS needs ovsdb-server and ovs-vswitchd (without vswitchd, add-br hangs). Start them if they
     are not running; return True if this run started them (and so stops them)."""
     if run_command(["ovs-vsctl", "--timeout=3", "show"]).returncode == 0:
         return False
-    log("starting Open vSwitch (ovsdb-server, ovs-vswitchd)")
+    say("starting Open vSwitch (ovsdb-server, ovs-vswitchd)")
     done = run_command([OVS_CTL, "start", "--system-id=random"])
     if done.returncode or run_command(["ovs-vsctl", "--timeout=5", "show"]).returncode:
         raise RunFailed(f"Open vSwitch would not start: {(done.stderr or done.stdout).strip()[-400:]}")

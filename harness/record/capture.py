@@ -8,19 +8,11 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import EllipsisType
 
 from harness.errors import RunFailed
 from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
 from harness.lab.namespaces import die_with_parent
 from harness.runlog import log_command, log_started
-
-
-def startup_timeout_s() -> float | None:
-    """How long a helper may take to start. None (wait for it or for its death) on the VM's
-    virtual clock, which skips ahead while the guest idles on the host's slow file server: a
-    guest-time timeout there fired after a few real seconds on a busy host."""
-    return None if os.environ.get("TCP_TESTBED_TARGET", "").endswith("virtual-clock") else 120.0
 
 
 class Capture(Lifecycle):
@@ -31,7 +23,9 @@ class Capture(Lifecycle):
     def __init__(self, node, intf: str, out: Path, ledger=None) -> None:
         self.intf, self.out = intf, out
         parent = os.getpid()          # tcpdump (mnexec execs it) dies with the runner, even by SIGKILL
-        self.proc = node.popen(["tcpdump", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"],
+        # --immediate-mode: otherwise libpcap hands packets over in blocks (at least once a second)
+        # and tcpdump, stopped by SIGINT, never writes the last block, silently ("0 dropped by kernel")
+        self.proc = node.popen(["tcpdump", "--immediate-mode", "-U", "-n", "-Z", "root", "-i", intf, "-w", str(out), "tcp or arp or icmp"],
                                preexec_fn=lambda: die_with_parent(parent))
         log_started(self.proc.args, self.proc.pid, where=getattr(node, "name", None))
         self._stderr = b""
@@ -39,11 +33,11 @@ class Capture(Lifecycle):
         if ledger is not None:
             recorded_or_stopped(self, ledger, pids=[self.proc.pid])
 
-    def wait_ready(self, timeout: float | None | EllipsisType = ...) -> None:
-        """Block until tcpdump listens (all captures are started first, then waited for); the
-        default timeout is startup_timeout_s(), None waits until it listens or dies."""
-        limit = startup_timeout_s() if timeout is ... else timeout
-        deadline = time.time() + (limit if limit is not None else float("inf"))
+    def wait_ready(self, timeout: float | None = 120.0) -> None:
+        """Block until tcpdump listens (all captures are started first, then waited for). None
+        waits until it listens or dies: the run's plan says so on a VM's virtual clock, which
+        skips ahead while the guest idles (a guest-time limit fired after a few real seconds)."""
+        deadline = time.time() + (timeout if timeout is not None else float("inf"))
         while b"listening on" not in self._stderr:
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RunFailed(f"tcpdump on {self.intf} did not start: {self._stderr.decode(errors='replace').strip()}")
@@ -58,6 +52,7 @@ class Capture(Lifecycle):
 
     def _stop(self) -> None:
         if self.proc.poll() is None:
+            self._wait_drained()
             self.proc.send_signal(signal.SIGINT)
         try:
             try:
@@ -76,6 +71,19 @@ class Capture(Lifecycle):
         self._summary = {"interface": self.intf, "file": self.out.name,
                          "dropped_by_kernel": int(dropped.group(1)) if dropped else None,
                          "exit_status": self.proc.returncode}
+
+    def _wait_drained(self, limit_s: float = 2.0) -> None:
+        """Wait (briefly) until tcpdump sleeps: in immediate mode it sleeps only in poll() with
+        no packet left unread, and a SIGINT while packets wait in its ring loses them unsaid."""
+        deadline = time.monotonic() + limit_s
+        while b"listening on" in self._stderr and time.monotonic() < deadline:
+            try:
+                stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+            except OSError:
+                return
+            if stat[stat.rindex(")") + 2] == "S":
+                return
+            time.sleep(0.001)
 
     @property
     def returncode(self) -> int | None:

@@ -66,7 +66,7 @@ def plan_entries(items, max_cells: int) -> list[dict]:
 
 
 def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "virtual", on_line=print,
-              started=None) -> int:
+              started=None, verbose: bool = False) -> int:
     """Boot the kernel once and run every item of `plan` inside, one after another; return the
     worst exit code (3 if the VM itself failed).
 
@@ -96,7 +96,7 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     plan_file = Path(tempfile.mkstemp(prefix=".vm-plan-", suffix=".json", dir=results_root)[1])
     protocol.write_plan(plan_file, plan, protocol.guest_settings(clock))
     inner = [sys.executable, "-m", "harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
-             "--inner-plan", str(plan_file.resolve()), "unused"]
+             "--inner-plan", str(plan_file.resolve()), *(["-v"] if verbose else []), "unused"]
     # SETUPTOOLS_USE_DISTUTILS=stdlib: Mininet imports distutils, which setuptools' shim routes
     # through pkg_resources, scanning every installed package over 9p: 12 s of wall time (measured).
     command = (f"cd {shlex.quote(str(CODE_ROOT))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "

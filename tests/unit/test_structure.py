@@ -45,5 +45,5 @@ def test_the_runner_takes_a_plan_and_never_plans():
 
 
 def test_no_environment_variable_is_a_hidden_setting():
-    for name in ("runner.py", "cli.py", "targets/vm.py"):
+    for name in ("runner.py", "cli.py", "record/capture.py", "targets/vm.py"):
         assert "TCP_TESTBED_" not in (HARNESS / name).read_text(), name
