@@ -8,11 +8,11 @@ import functools
 import shutil
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analyse.connection import observe
-from harness.analyse.network import check_step
+from harness.analyse.network import NetworkCheck, check_step
 from harness.analyse.segments import read_segments
 from harness.lab.packet_rules import PacketRules, PlacedStep
 from harness.errors import RunFailed
@@ -24,7 +24,7 @@ from harness.record.sampler import StateSampler
 from harness.lab.network import Lab, mininet_lab, ping_rtt_s, warm_up
 from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
-from harness.model import Experiment
+from harness.model import Experiment, StepRecord
 from harness.plan import RunPlan, StepPlacement
 from harness.record.capture import Capture
 from harness.runlog import finish_run_log, run_log, say
@@ -192,7 +192,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
     return (0 if result["passed"] else 1), final_dir
 
 
-def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[dict]]:
+def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[NetworkCheck]]:
     """The verdicts (expectations, steps on time), the network steps' checks, and result.json's content."""
     experiment = plan.experiment
     verdicts = judge_all(experiment.expect, obs, rtt)
@@ -201,12 +201,12 @@ def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float
     verdicts += [schedule] if schedule else []
     network = _network_checks(plan.work_dir, rec)
     result = dict(base, configured_rtt_s=rtt, steps=steps_log, observation=obs.to_json(), about=experiment.about,
-                  network=network, network_qdiscs=rec.rules.qdiscs if rec.rules else {}, late_steps=[asdict(s) | {"late_s": s.late_s} for s in late],
+                  network=network, network_qdiscs=rec.rules.qdiscs if rec.rules else {}, late_steps=[s.to_json() for s in late],
                   expectations=verdicts, passed=all(v.passed for v in verdicts), complete=True)
     return result, verdicts, late, network
 
 
-def _network_checks(run_dir: Path, rec: Recording) -> list[dict]:
+def _network_checks(run_dir: Path, rec: Recording) -> list[NetworkCheck]:
     """Each network step checked against the pcaps of the ports it sits between."""
     port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
     return [check_step(p.step, rec.counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
@@ -228,18 +228,18 @@ def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]
             raise _incomplete(plan.final_dir, base, problems)
 
 
-def _tell_network(network: list[dict], final_dir: Path) -> None:
+def _tell_network(network: list[NetworkCheck], final_dir: Path) -> None:
     """Say what each network step did; a step that did not act as written voids the run."""
     for report in network:
         say(describe_network_step(report))
-    problems = [f"line {r['line']} ({r['action']} {r['from']} → {r['to']}): {p}" for r in network for p in r["problems"]]
+    problems = [line for check in network for line in check.problem_lines()]
     if problems:
         raise RunFailed("a network step did not act exactly as written, so the run proves nothing:\n  "
                         + "\n  ".join(problems) + f"\n(artifacts kept in {final_dir})")
 
 
 def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sampler: StateSampler,
-              t0: float) -> tuple[dict[str, list[dict]], list[str]]:
+              t0: float) -> tuple[dict[str, list[StepRecord]], list[str]]:
     """Each host's step log, and everything that keeps the run's evidence from being whole: a
     recorder that failed, a pcap cut inside a record, samples that stop early, a step log short of
     the steps its agent ran, a file the disk would not flush."""
