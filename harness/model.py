@@ -1,6 +1,7 @@
 """Plain data passed between pipeline stages (no behaviour that touches the kernel)."""
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,11 +172,43 @@ class NetworkStep:
 
 
 @dataclass(frozen=True)
+class SeqTerm:
+    """A packet pattern's seq: or ack:, parsed once at load: a number, or a name plus an offset.
+    A bare name (`x`) binds to the first segment that fits; `x+1` must agree with it."""
+    name: str | None            # None: the number `offset`
+    offset: int = 0
+    text: str = ""              # as written, for reports
+
+    @property
+    def binds(self) -> bool:
+        """A bare name: it takes the value of the segment it first matches."""
+        return self.name is not None and self.text == self.name
+
+    def value(self, bound: dict[str, int]) -> int | None:
+        """The sequence number it stands for under the names bound so far (None: its name is unbound)."""
+        if self.name is None:
+            return self.offset
+        return None if self.name not in bound else (bound[self.name] + self.offset) % 2**32
+
+    @classmethod
+    def parse(cls, written: object) -> SeqTerm:
+        """`x`, `x+1`, `y-2` or a number (the loader has checked the form and the range)."""
+        text = str(written)
+        m = re.fullmatch(r"([a-z]\w*)?([+-]?[0-9]+)?", text)
+        if not text or m is None:
+            raise ValueError(f"{text!r} is not a name, name+N or a number")
+        return cls(m.group(1), int(m.group(2) or 0), text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class PacketPattern:
     sender: str
     flags: str
-    seq: str | None = None
-    ack: str | None = None
+    seq: SeqTerm | None = None
+    ack: SeqTerm | None = None
 
 
 @dataclass(frozen=True)

@@ -5,27 +5,17 @@ next segment from its sender with the same flags (PSH ignored) whose bound terms
 `either` tries its named alternatives and the report says which one happened."""
 from __future__ import annotations
 
-import re
-
 from harness.analyse.segments import Segment
 from harness.model import PacketChoice, PacketPattern, flag_set
-
-
-def _term(term: str, env: dict[str, int]) -> int | None:
-    m = re.fullmatch(r"([a-z]\w*)?([+-]?[0-9]+)?", term)
-    if m.group(1) is None:
-        return int(term)
-    base = env.get(m.group(1))
-    return None if base is None else (base + int(m.group(2) or 0)) % 2**32
 
 
 def _agrees(pattern: PacketPattern, seg: Segment, env: dict[str, int]) -> str | None:
     """None if the segment fits the pattern under env, else what disagrees."""
     for field in ("seq", "ack"):
         term = getattr(pattern, field)
-        if term is None or re.fullmatch(r"[a-z]\w*", term) and term not in env:
+        if term is None or term.binds and term.name not in env:
             continue
-        want = _term(term, env)
+        want = term.value(env)
         if want != getattr(seg, field):
             return f"{field} should be {term} = {want}"
     return None
@@ -34,8 +24,8 @@ def _agrees(pattern: PacketPattern, seg: Segment, env: dict[str, int]) -> str | 
 def _bind(pattern: PacketPattern, seg: Segment, env: dict[str, int]) -> None:
     for field in ("seq", "ack"):
         term = getattr(pattern, field)
-        if term and re.fullmatch(r"[a-z]\w*", term) and term not in env:
-            env[term] = getattr(seg, field)
+        if term and term.binds and term.name not in env:
+            env[term.name] = getattr(seg, field)
 
 
 def _one(pattern: PacketPattern, segments: list[Segment], pos: int, env: dict[str, int],

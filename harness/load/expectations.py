@@ -9,7 +9,7 @@ from harness.errors import UserError
 from harness.load.steps import ACTIONS, STATES
 from harness.load.units import MAX_COUNT, bounded_int, parse_bytes, parse_time_spec, parse_tolerance
 from harness.load.yaml_lines import LineDict, check_keys, expect_type
-from harness.model import Event, Expectations, PacketChoice, PacketPattern, TimeSpec, TimingExpectation
+from harness.model import Event, Expectations, PacketChoice, PacketPattern, SeqTerm, TimeSpec, TimingExpectation
 
 TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
            "handshake_server": "SYN received -> final ACK received, at the server"}
@@ -81,7 +81,7 @@ def _pattern(item: object, hosts: tuple[str, ...], path: Path, line: int) -> Pac
         if key in item and not _term_ok(item[key]):
             raise UserError(f"{key}: {item[key]!r} is not a name, name+N or a number.", file=str(path),
                             line=item.line_of(key), fix=f"write {key}: x or {key}: x+1.")
-    return PacketPattern(item["from"], str(item["flags"]), *(str(item[k]) if k in item else None for k in ("seq", "ack")))
+    return PacketPattern(item["from"], str(item["flags"]), *(SeqTerm.parse(item[k]) if k in item else None for k in ("seq", "ack")))
 
 
 def _packets(raw: list, hosts: tuple[str, ...], path: Path, line: int) -> tuple:

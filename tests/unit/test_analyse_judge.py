@@ -13,7 +13,7 @@ from harness.judge.timing import handshake_timing
 from harness.lab.network import netem_delay_s
 from harness.load import load_experiment
 from harness.load.units import parse_time_spec, parse_tolerance
-from harness.model import StepRecord, TimingExpectation
+from harness.model import SeqTerm, StepRecord, TimingExpectation
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "handshake_vm"
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def test_judge_passes_and_fails(obs):
 def test_packet_relation_mismatch_is_reported(obs):
     exp = load_experiment(REPO / "experiments" / "handshake.yaml")
     broken = list(exp.expect.packets)
-    broken[2] = replace(broken[2], ack="y+2")
+    broken[2] = replace(broken[2], ack=SeqTerm.parse("y+2"))
     ok, text = match_packets(tuple(broken), obs.segments["client"], {"client": obs.client, "server": obs.server})
     assert not ok and "ack should be y+2" in text
 

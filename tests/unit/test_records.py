@@ -19,7 +19,7 @@ from harness.judge import judge_all
 from harness.judge.verdict import Verdict
 from harness.load.experiment import load_experiment
 from harness.load.steps import STATES
-from harness.model import (BLOCKED, TCP_STATE_NAMES, TCP_STATE_ORDER, Event, NetworkStep, PacketMatch, StepRecord,
+from harness.model import (BLOCKED, TCP_STATE_NAMES, TCP_STATE_ORDER, Event, NetworkStep, PacketMatch, SeqTerm, StepRecord,
                            flag_set)
 from harness.report import describe_network_step, verdict_table
 from harness.report.evidence import step_log_problem, write_json
@@ -152,3 +152,15 @@ def test_state_names_have_one_source():
 @pytest.mark.parametrize("a, b, same", [("FA", "AF", True), ("FPA", "FA", True), ("PA", "A", True), ("S", "SA", False)])
 def test_flags_compare_in_one_form(a, b, same):
     assert (flag_set(a) == flag_set(b)) is same
+
+
+def test_seq_and_ack_terms_are_parsed_once_at_load():
+    exp = load_experiment(REPO / "experiments" / "handshake.yaml")
+    terms = [t for p in exp.expect.packets for t in (p.seq, p.ack) if t is not None]
+    assert terms and all(isinstance(t, SeqTerm) for t in terms)
+    x, x1, number = SeqTerm.parse("x"), SeqTerm.parse("x+1"), SeqTerm.parse(7)
+    assert x.binds and not x1.binds and not number.binds
+    assert (x.value({}), x1.value({"x": 2**32 - 1}), number.value({})) == (None, 0, 7)
+    assert str(x1) == "x+1"
+    with pytest.raises(ValueError):
+        SeqTerm.parse("x+")
