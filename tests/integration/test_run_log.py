@@ -33,7 +33,7 @@ def test_a_local_run_logs_its_commands_with_exit_statuses(cli, tmp_path):
     assert text.startswith(tuple("0123456789")) and "+" in text.split()[1]       # wall clock, monotonic offset
     assert any(re.search(r"\$ sysctl -e .* -> exit 0 in [0-9.]+ s", line) for line in commands), commands
     assert any(re.search(r"\$ tc qdisc show dev \S+ -> exit status unknown", line) for line in commands), commands
-    assert any(re.search(r"\$ .*tcpdump -U -n -Z root -i \S+ -w \S+\.pcap .*-> started, pid \d+", line)
+    assert any(re.search(r"\$ .*tcpdump .*-i \S+ -w \S+\.pcap .*-> started, pid \d+", line)
                for line in commands), commands
     assert any(re.search(r"\$ .*tcpdump .*-> exit 0 .*packets captured", line) for line in commands), commands
     assert any(re.search(r"\bip\b.*link", line) for line in commands), commands    # Mininet makes the veths with ip
