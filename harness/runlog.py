@@ -247,5 +247,8 @@ def console(verbose: bool = False) -> None:
 
 
 def say(message: str) -> None:
-    """A user-facing line (INFO): printed by `console`, kept in run.log."""
+    """A user-facing line (INFO): printed by `console`, kept in run.log. Without a console set
+    up (a library caller, not the CLI) the default one is, so the line is printed as before."""
+    if not _console:
+        console()
     LOG.info(message)

@@ -93,6 +93,11 @@ def test_console_prints_plain_lines_and_no_commands_without_verbose(tmp_path, ca
     assert "INFO    tcp_testbed: running the timeline (2 s)" in path.read_text()
 
 
+def test_say_prints_even_when_no_console_was_set_up(capsys):
+    runlog.say("results: here")
+    assert capsys.readouterr().out == "results: here\n"
+
+
 def test_verbose_shows_commands_live_on_stderr_and_stdout_is_unchanged(tmp_path, capsys):
     runlog.console(verbose=True)
     runlog.say("hello")
