@@ -15,7 +15,7 @@ import time
 import traceback
 
 from harness.errors import RunFailed
-from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
+from harness.lab.lifecycle import Lifecycle, recorded_or_stopped, stop_all
 from harness.runlog import log_command, log_started
 
 CLONE_NEWNET = 0x40000000
@@ -188,18 +188,6 @@ class Forked(Lifecycle):
 
 
 def stop_helpers(procs) -> None:
-    """SIGTERM every helper still running, then wait for each (SIGKILL after 30 s); used on every
-    way out of a run, so one helper that will not stop does not keep the others running.
-    Superseded by Forked.stop() (which also closes the pipes) and lifecycle.stop_all; kept while
-    the runner still reads a stopped helper's stderr pipe."""
-    procs = list(procs)
-    for proc in procs:
-        try:
-            proc.terminate()
-        except ProcessLookupError:
-            pass
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except ChildProcessError:
-            pass
+    """The old name of lifecycle.stop_all for forked helpers: stop each (SIGTERM, reap, SIGKILL
+    after 30 s, pipes closed); one that will not stop does not keep the others running."""
+    stop_all(procs)

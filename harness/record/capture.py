@@ -93,18 +93,3 @@ class Capture(Lifecycle):
         """Drops and exit status once stopped; before that, what is known (no drop count yet)."""
         return dict(self._summary) if self._summary else {"interface": self.intf, "file": self.out.name,
                                                            "dropped_by_kernel": None, "exit_status": self.proc.poll()}
-
-
-def stop_captures(captures: list[Capture], stats: list[dict]) -> None:
-    """Stop every capture, appending each one's report to `stats`; one that fails to stop does not
-    keep the others running (the first error is raised after all were stopped). Superseded by
-    entering each Capture in the run's ExitStack and reading summary() afterwards."""
-    error = None
-    for capture in captures:
-        try:
-            stats.append(capture.stop())
-        except Exception as exc:      # noqa: BLE001 - re-raised below, after the others
-            capture.proc.kill()
-            error = error or exc
-    if error:
-        raise error
