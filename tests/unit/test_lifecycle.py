@@ -64,6 +64,16 @@ class Ledger:
         self.tables += list(nft_tables)
 
 
+@pytest.fixture(autouse=True)
+def nothing_survives():
+    """After every test: no thread and no child process (zombies included: all reaped) that the
+    test started is left."""
+    threads, children = set(threading.enumerate()), set(_children_of(os.getpid()))
+    yield
+    assert set(threading.enumerate()) <= threads, "a thread survived its helper"
+    assert set(_children_of(os.getpid())) <= children, "a process survived its helper (or was not reaped)"
+
+
 # --- the shape ---------------------------------------------------------------------------------
 
 class Recorder(Lifecycle):
