@@ -99,6 +99,9 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
         net.start()
         _disable_bridge_netfilter()
         qdiscs = verify_impairments(net, egress)
+        wrong = {h: net.get(h).IP() for h in addresses or {} if net.get(h).IP() != addresses[h]}
+        if wrong:        # the agents' plans name the planned addresses: a lab that differs would mislead them
+            raise RunFailed(f"hosts did not get their planned addresses: {wrong} (planned {addresses}).")
         yield Lab(net, egress, ports, qdiscs, {h: net.get(h).defaultIntf().name for h in topo.hosts})
     finally:
         try:
