@@ -52,6 +52,7 @@ class Forked(Lifecycle):
         self.name = name
         self.returncode: int | None = None
         self.ready_line: str | None = None
+        self._patience: float | None = 30.0   # how long stop() waits after SIGTERM (wait_ready's limit)
         self._stderr_tail = b""
         pipes = [os.pipe() for _ in range(3)]          # stdin, stdout, stderr
         sys.stdout.flush()
@@ -119,6 +120,7 @@ class Forked(Lifecycle):
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Its first line means it is ready ("ready" from the sampler and the agents)."""
+        self._patience = timeout          # stopping is held to the same clock (None: until it exits)
         if self.ready_line is None:
             self.ready_line = self.read_line(timeout, f"the {self.name} did not start")
 
@@ -161,13 +163,15 @@ class Forked(Lifecycle):
         return self._stderr_tail
 
     def _stop(self) -> None:
-        """SIGTERM, reap (SIGKILL after 30 s), keep its last words, close every pipe."""
+        """SIGTERM, reap (SIGKILL after the patience wait_ready was given: 30 s by default; none on a
+        VM's virtual clock, where a guest-time limit fires after a few real seconds while the guest
+        waits on the host), keep its last words, close every pipe."""
         try:
             self.terminate()
         except ProcessLookupError:
             pass
         try:
-            self.wait(timeout=30)
+            self.wait(timeout=self._patience)
         except ChildProcessError:      # reaped elsewhere
             self.returncode = self.returncode if self.returncode is not None else -1
         self._drain_stderr()

@@ -30,6 +30,7 @@ class Capture(Lifecycle):
         log_started(self.proc.args, self.proc.pid, where=getattr(node, "name", None))
         self._stderr = b""
         self._summary: dict | None = None
+        self._patience: float | None = 30.0   # how long stop() waits for the flush (wait_ready's limit)
         if ledger is not None:
             recorded_or_stopped(self, ledger, pids=[self.proc.pid])
 
@@ -37,6 +38,7 @@ class Capture(Lifecycle):
         """Block until tcpdump listens (all captures are started first, then waited for). None
         waits until it listens or dies: the run's plan says so on a VM's virtual clock, which
         skips ahead while the guest idles (a guest-time limit fired after a few real seconds)."""
+        self._patience = timeout          # stopping is held to the same clock (None: wait for the flush)
         deadline = time.time() + (timeout if timeout is not None else float("inf"))
         while b"listening on" not in self._stderr:
             if self.proc.poll() is not None or time.time() > deadline:
@@ -56,7 +58,7 @@ class Capture(Lifecycle):
             self.proc.send_signal(signal.SIGINT)
         try:
             try:
-                _, err = self.proc.communicate(timeout=30)
+                _, err = self.proc.communicate(timeout=self._patience)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 _, err = self.proc.communicate()

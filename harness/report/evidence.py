@@ -31,8 +31,11 @@ class EvidenceIncomplete(RunFailed):
         self.problems, self.folder, self.marked = problems, folder, marked
         where = (f"{folder / VERDICT} marks the run incomplete (\"complete\": false)" if marked
                  else f"no {VERDICT} was written in {folder}")
+        full = any("file system is full" in p for p in problems)
+        advice = ("Free space in that folder (or give --results-dir elsewhere) and run again." if full else
+                  "Nothing of it was judged; run it again (run.log in the run folder has every command and exit status).")
         super().__init__("its evidence is incomplete (a file is missing, empty or cut short):\n  " + "\n  ".join(problems)
-                         + f"\n{where}. Free space in that folder (or give --results-dir elsewhere) and run again.")
+                         + f"\n{where}. {advice}")
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -155,6 +155,25 @@ def test_forked_ready_stop_reaps_closes_its_pipes_and_is_idempotent():
     assert helper.summary() == {"name": "test helper", "pid": helper.pid, "returncode": -signal.SIGTERM, "last_error": None}
 
 
+def _ready_then_slow_to_leave() -> None:
+    """Says ready; on SIGTERM takes 0.6 s to finish up (as a helper whose pages come over 9p may)."""
+    signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.6), os._exit(0)))
+    print("ready", flush=True)
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("patience, ends", [(0.2, -signal.SIGKILL), (None, 0)])
+def test_forked_stop_waits_as_long_as_wait_ready_was_told(patience, ends):
+    """On a VM's virtual clock wait_ready gets no limit, and stop must not SIGKILL a helper that is
+    still finishing (a guest-time limit passes in a few real seconds while the guest waits on the
+    host): the half_close run lost its capture that way."""
+    helper = Forked(None, _ready_then_slow_to_leave, name="slow helper")
+    helper.wait_ready(60)
+    helper.wait_ready(patience)        # already ready: only sets how long stop() may wait
+    helper.stop()
+    assert helper.returncode == ends
+
+
 def test_forked_that_dies_before_ready_says_why_and_stops_cleanly():
     before = _open_fds()
     with pytest.raises(RunFailed, match="(?s)the test helper did not start: no answer .*the helper's own reason"):
