@@ -150,21 +150,21 @@ def _bug(exc: BaseException, folder: Path | None, what: str = "", prog: str = "r
     return BUG
 
 
-def _failed(exc: BaseException, folder: Path | None, name: str = "", out=None) -> int:
+def _failed(exc: BaseException, folder: Path | None, name: str = "", out=None, prog: str = "run-experiment") -> int:
     """The one mapping from an exception to what the user reads and the exit code: bad input 2,
     no verdict 3, interrupted 130, anything else a bug (70). `name` says which item of several."""
     out = out or sys.stderr
     if isinstance(exc, UserError):
-        print(f"run-experiment: {exc}", file=out, flush=True)
+        print(f"{prog}: {exc}", file=out, flush=True)
         return 2
     if isinstance(exc, RunFailed):
-        print(f"run-experiment: {name}the run failed and gives no verdict: {exc}", file=out, flush=True)
+        print(f"{prog}: {name}the run failed and gives no verdict: {exc}", file=out, flush=True)
         return 3
     if isinstance(exc, KeyboardInterrupt):      # Interrupted says what was stopped; a bare one came before anything started
-        print(f"run-experiment: {str(exc) or 'interrupted before any lab or VM was started; nothing was left behind.'}",
+        print(f"{prog}: {str(exc) or 'interrupted before any lab or VM was started; nothing was left behind.'}",
               file=out, flush=True)
         return 130
-    return _bug(exc, folder, name)
+    return _bug(exc, folder, name, prog)
 
 
 def _run_one(plan, folder: Path, out=None, name: str = "") -> tuple[int, Path | None]:
@@ -292,13 +292,10 @@ def compare_runs(argv: list[str] | None = None) -> int:
     from harness.report.compare import main as compare_main
     try:
         return compare_main(argv)
-    except UserError as exc:
-        print(f"compare-runs: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        return _bug(exc, None, prog="compare-runs")
+        return _failed(exc, None, prog="compare-runs")
 
 
 def _say_unmarked(line: str) -> None:

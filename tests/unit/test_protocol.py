@@ -41,3 +41,18 @@ def test_output_lines_are_not_markers():
 def test_the_vm_command_carries_no_environment_settings():
     source = (Path(protocol.__file__).parent / "vm.py").read_text()
     assert "TCP_TESTBED_" not in source
+
+
+def test_batch_items_become_plan_entries_the_guest_reads_back(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.plan.batch_plan import BatchItem
+    from harness.targets import vm
+    items = [BatchItem(Path("a.yaml"), "a", "vm", SimpleNamespace(duration_s=3), 0, None),
+             BatchItem(Path("b.yaml"), "b[x=1]", "vm", SimpleNamespace(duration_s=65), 1, tmp_path / "m" / "x=1")]
+    protocol.write_plan(tmp_path / "plan.json", vm.plan_entries(items, 8), protocol.guest_settings("host"))
+    read, guest = protocol.read_plan(tmp_path / "plan.json")
+    assert [i.path for i in read] == [Path("a.yaml").resolve(), Path("b.yaml").resolve()]
+    assert [i.cell for i in read] == [0, 1] and read[1].run_dir == (tmp_path / "m" / "x=1").resolve()
+    assert [i.limit_s for i in read] == [vm.item_limit_s(i.experiment) for i in items] and read[0].max_cells == 8
+    assert guest.target == "vm/host-clock" and not guest.virtual_clock
