@@ -26,7 +26,7 @@ from harness.load.topology import impairment_from
 from harness.load.names import sysctl_name, sysctl_value
 from harness.load.yaml_lines import LineDict, expect_type, item_line, load_yaml
 from harness.model import Experiment
-from harness.plan import cell_folder
+from harness.load.names import cell_folder
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}

@@ -6,6 +6,7 @@ A name from a YAML file is used as a folder under the results directory, as a sy
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -66,3 +67,12 @@ def sysctl_value(value: object, name: str, path: Path | str, line: int | None) -
         raise UserError(f"the value of {name} is {len(text)} characters long.", file=str(path), line=line,
                         fix="give a number the kernel accepts.")
     return text
+
+
+def cell_folder(label: str) -> str:
+    """A matrix cell's folder name: its settings, safe for every filesystem (one component, never
+    '.', '..', hidden or an option; long labels shortened and told apart by a hash)."""
+    name = re.sub(r"[^A-Za-z0-9_.=,#@-]", "_", label).lstrip(".-") or "cell"
+    if len(name) > 100:
+        name = name[:90] + "-" + hashlib.sha1(label.encode()).hexdigest()[:8]
+    return name
