@@ -47,3 +47,43 @@ def test_the_runner_takes_a_plan_and_never_plans():
 def test_no_environment_variable_is_a_hidden_setting():
     for name in ("runner.py", "cli.py", "record/capture.py", "targets/vm.py"):
         assert "TCP_TESTBED_" not in (HARNESS / name).read_text(), name
+
+
+# Which stages a stage may import: loading knows nothing of what comes after it, and the pure
+# stages (analysis, judging, reporting) never reach into the lab, the recorders or the targets.
+FORBIDDEN = {
+    "load": {"plan", "targets", "lab", "record", "drive", "analyse", "judge", "report", "runner", "cli"},
+    "plan": {"targets", "lab", "record", "drive", "analyse", "judge", "report", "runner", "cli"},
+    "analyse": {"plan", "targets", "lab", "record", "drive", "runner", "cli"},
+    "judge": {"plan", "targets", "lab", "record", "drive", "load", "runner", "cli"},
+    "report": {"plan", "targets", "lab", "record", "drive", "runner", "cli"},
+}
+
+
+def _stage(module: str) -> str:
+    """harness.X.Y -> X; the pre-flight probes count apart from the lab: planning may ask what this
+    machine has (which kernel features, which tools) without building anything."""
+    return "preflight" if module.startswith("harness.lab.preflight") else module.split(".")[1]
+
+
+def _stages_imported(path: Path) -> set[str]:
+    stages = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness."):
+            stages.add(_stage(node.module))
+        elif isinstance(node, ast.Import):
+            stages |= {_stage(a.name) for a in node.names if a.name.startswith("harness.")}
+    return stages
+
+
+def test_each_stage_imports_only_what_comes_before_it_or_is_pure():
+    wrong = {f"{path.relative_to(HARNESS)} imports {sorted(_stages_imported(path) & banned)}"
+             for stage, banned in FORBIDDEN.items() for path in (HARNESS / stage).rglob("*.py")
+             if _stages_imported(path) & banned}
+    assert not wrong, sorted(wrong)
+
+
+def test_the_stage_check_sees_a_wrong_import(tmp_path):
+    bad = tmp_path / "m.py"
+    bad.write_text("from harness.plan import run_id\nimport harness.lab.network\n")
+    assert _stages_imported(bad) == {"plan", "lab"}
