@@ -27,13 +27,13 @@ from typing import Iterator, Sequence
 
 LOG = logging.getLogger("tcp_testbed")
 CMD = logging.getLogger("tcp_testbed.cmd")
-MININET = "mininet"
 RUN_LOG = "run.log"
 STDERR_LINES = 5                 # how many lines of a failing command's stderr the log keeps
 OUTPUT_LINES = 5                 # how many lines of output a command without exit status keeps
 INPUT_LINES = 40                 # how many lines of a command's stdin (an nft ruleset) the log keeps
 
 _open_logs: list[logging.Handler] = []    # run.log handlers currently attached (innermost last)
+_held: list["_Held"] = []                  # records kept until a run.log opens (see held_records)
 _by_path: dict[Path, logging.Handler] = {}
 
 
@@ -119,15 +119,16 @@ def node_cmd(node, command: str) -> str:
 
 
 class _RunLogFormatter(logging.Formatter):
-    """Wall clock (ISO, UTC) and seconds since the log was opened (monotonic) on every line."""
+    """Wall clock (ISO, UTC) and seconds since the run began (monotonic: its first held record, else
+    when the log was opened) on every line."""
 
-    def __init__(self) -> None:
+    def __init__(self, t0: float | None = None) -> None:
         super().__init__()
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if t0 is None else t0
 
     def format(self, record: logging.LogRecord) -> str:
         wall = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
-        offset = time.monotonic() - self.t0
+        offset = getattr(record, "monotonic", time.monotonic()) - self.t0
         message = record.getMessage().strip("\n")
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)
@@ -159,6 +160,46 @@ def route_mininet() -> None:
             lg.addHandler(handler)
 
 
+class _Held(logging.Handler):
+    """Keeps every record (stamped with the monotonic clock) until a run.log takes them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _open_logs:          # once a run.log is open it has the records itself
+            record.monotonic = time.monotonic()
+            self.records.append(record)
+
+
+@contextmanager
+def held_records() -> Iterator[None]:
+    """Keep the records of a run's first moments — its preflight probes (modprobe, `nft -f -`), the
+    clean-up of a killed run, the guardian's start — which come before its folder may be made (a
+    run that fails its preflight leaves nothing behind): the next `run_log` writes them first.
+    Without one, they are dropped at exit."""
+    handler = _Held()
+    level = LOG.level
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.DEBUG)
+    _held.append(handler)
+    try:
+        yield
+    finally:
+        _held.remove(handler)
+        LOG.removeHandler(handler)
+        LOG.setLevel(level)
+
+
+def _take_held() -> list[logging.LogRecord]:
+    """The records held so far (oldest first), handed over once."""
+    records = sorted((r for h in _held for r in h.records), key=lambda r: r.monotonic)
+    for h in _held:
+        h.records.clear()
+    return records
+
+
 @contextmanager
 def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path]:
     """Write every record of the `tcp_testbed` and `mininet` loggers, at DEBUG, to
@@ -168,8 +209,11 @@ def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
-    handler.setFormatter(_RunLogFormatter())
+    held = _take_held()
+    handler.setFormatter(_RunLogFormatter(held[0].monotonic if held else None))
     handler.addFilter(_NotBlank())
+    for record in held:            # what the run did before its folder existed, first
+        handler.handle(record)
     level = LOG.level
     LOG.addHandler(handler)
     LOG.setLevel(logging.DEBUG)

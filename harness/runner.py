@@ -27,7 +27,7 @@ from harness.lab.preflight import check_local
 from harness.model import Experiment, StepRecord
 from harness.plan import RunPlan, StepPlacement
 from harness.record.capture import Capture
-from harness.runlog import finish_run_log, run_log, say
+from harness.runlog import finish_run_log, held_records, run_log, say
 from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
                                       atomic_write, samples_problem, step_log_problem, sync_files)
@@ -56,8 +56,11 @@ class Recording:
 
 def run(plan: RunPlan) -> tuple[int, Path]:
     """Carry out `plan` on this kernel; return the exit code and the run's (final) folder."""
-    check_local(plan.experiment)
     with ExitStack() as lifecycle:
+        # run.log opens with the folder, which a run failing its preflight must not leave behind:
+        # what runs before (the preflight's probes, the clean-up, the guardian) is held for it.
+        lifecycle.enter_context(held_records())
+        check_local(plan.experiment)
         lock = LocalLock(say)         # one local lab at a time; released after the ledger's guardian is gone
         lifecycle.callback(lock.release)
         removed = clean_stale()

@@ -39,6 +39,9 @@ def test_a_local_run_logs_its_commands_with_exit_statuses(cli, tmp_path):
     assert any(re.search(r"\bip\b.*link", line) for line in commands), commands    # Mininet makes the veths with ip
     assert any("ping -c" in line for line in commands), commands
     assert "mininet" in text                                                       # Mininet's own debug lines
+    # what ran before the run folder existed (the guardian, started with the ledger) is in it too
+    assert any(re.search(r"\[guardian\] \$ .*harness\.lab\.guardian .*-> started, pid \d+", line)
+               for line in commands), commands
     # what the run printed is in the log too, and nothing of the log reached stdout
     assert "results:" in out and " $ " not in out and "DEBUG" not in out
 
@@ -50,6 +53,11 @@ def test_network_steps_log_their_nft_and_tc_commands(cli, tmp_path):
     assert any(re.search(r"\$ nft '?add rule bridge tcptestbed_\d+ .*-> exit 0", line) for line in commands), commands
     assert any(re.search(r"\$ nft -j list table bridge tcptestbed_\d+ -> exit 0", line) for line in commands), commands
     assert any(re.search(r"\$ nft delete table bridge tcptestbed_\d+ -> exit 0", line) for line in commands), commands
+    # the preflight's probe (run before the run folder is made) is in the log, before the lab's commands
+    probe = [i for i, line in enumerate(commands) if re.search(r"\$ nft -f - -> exit 0", line)]
+    lab = [i for i, line in enumerate(commands) if "nft add table bridge" in line]
+    assert probe and lab and probe[0] < lab[0], commands
+    assert "table bridge tcptestbed_probe_" in text
 
 
 def test_verbose_shows_the_commands_live_and_stdout_is_unchanged(cli, tmp_path):

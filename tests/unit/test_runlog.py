@@ -150,3 +150,29 @@ def test_mininet_debug_goes_to_run_log_and_not_to_the_console(tmp_path, capsys):
     assert not any(line.endswith("mininet: ") for line in text.splitlines())     # blank fragments dropped
     assert mininet_log.lg.level == logging.ERROR and mininet_log.lg.ch.level == logging.ERROR
     assert "harness.runlog" in sys.modules
+
+
+def test_records_before_the_run_folder_exists_are_written_first_when_run_log_opens(tmp_path):
+    """The preflight's probes, the clean-up and the guardian's start come before the run folder
+    (a run failing its preflight leaves none): held, then written first into run.log."""
+    with runlog.held_records():
+        runlog.run_command(["echo", "probe"], where="preflight")
+        runlog.log_started(["guardian"], 42, where="guardian")
+        folder = tmp_path / "run"
+        assert not folder.exists()
+        with runlog.run_log(folder) as path:
+            runlog.run_command(["echo", "lab"])
+        runlog.run_command(["echo", "after"])
+    lines = [line for line in path.read_text().splitlines() if " $ " in line]
+    assert ["probe" in lines[0], "guardian" in lines[1], "lab" in lines[2]] == [True, True, True], lines
+    assert len(lines) == 3                                 # nothing after the log closed, nothing twice
+    assert all("+" in line.split()[1] for line in lines)   # offsets from the run's start: never negative
+    assert not runlog._held and runlog.LOG.level == logging.NOTSET
+
+
+def test_held_records_are_dropped_when_no_run_log_opens(tmp_path):
+    with runlog.held_records():
+        runlog.run_command(["echo", "probe"])
+    with runlog.run_log(tmp_path) as path:
+        pass
+    assert "probe" not in path.read_text()
