@@ -257,6 +257,22 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class StateExpectation:
+    """One state of an expected sequence, parsed at load: `(FIN-WAIT-1)` is FIN-WAIT-1, optional."""
+    name: str                   # ss's name, one of TCP_STATE_ORDER
+    optional: bool = False      # may be missing from what was seen (a state too short to sample)
+
+    @classmethod
+    def parse(cls, written: str) -> StateExpectation:
+        """`NAME` or `(NAME)` as written (the loader checks NAME is a state)."""
+        optional = written.startswith("(") and written.endswith(")")
+        return cls(written[1:-1] if optional else written, optional)
+
+    def __str__(self) -> str:
+        return f"({self.name})" if self.optional else self.name
+
+
+@dataclass(frozen=True)
 class TimingExpectation:
     name: str                   # handshake_client | handshake_server | any name with start/end events
     equals: TimeSpec | None     # a duration or N rtt, with `within`...
@@ -264,11 +280,12 @@ class TimingExpectation:
     start: Event | None = None
     end: Event | None = None
     between: tuple[TimeSpec, TimeSpec] | None = None   # ...or a range [low, high]
+    builtin: str | None = None  # "client" | "server": the handshake measured at that end (no start/end)
 
 
 @dataclass(frozen=True)
 class Expectations:
-    states: dict[str, tuple[str, ...]] = field(default_factory=dict)   # "(FIN-WAIT-1)" = optional
+    states: dict[str, tuple[StateExpectation, ...]] = field(default_factory=dict)   # host -> sequence
     packets: tuple[PacketPattern | PacketChoice, ...] = ()
     timing: tuple[TimingExpectation, ...] = ()
     received: dict[str, int] = field(default_factory=dict)             # host -> bytes its reads got

@@ -1,4 +1,4 @@
-"""State sequences: expected (optional states in parentheses) against the sampled spans."""
+"""State sequences: expected (typed at load, optional ones marked) against the sampled spans."""
 from __future__ import annotations
 
 import re
@@ -6,34 +6,28 @@ import re
 from harness.analyse.connection import Observation
 from harness.analyse.states import StateSpan
 from harness.judge.verdict import Verdict
+from harness.model import StateExpectation
 
 
-def _optional(state: str) -> bool:
-    return state.startswith("(") and state.endswith(")")
-
-
-def _name(state: str) -> str:
-    return state.strip("()")
-
-
-def matches(expected: tuple[str, ...], seen: list[str]) -> bool:
-    """True when `seen` is `expected` with some optional states, written (STATE), left out."""
-    pattern = "".join(f"(?:{re.escape(s[1:-1])};)?" if _optional(s) else f"{re.escape(s)};" for s in expected)
+def matches(expected: tuple[StateExpectation, ...], seen: list[str]) -> bool:
+    """True when `seen` is `expected` with some optional states left out."""
+    pattern = "".join(f"(?:{re.escape(s.name)};)?" if s.optional else f"{re.escape(s.name)};" for s in expected)
     return re.fullmatch(pattern, "".join(f"{s};" for s in seen)) is not None
 
 
-def blind_spots(expected: tuple[str, ...], spans: list[StateSpan]) -> list[str]:
+def blind_spots(expected: tuple[StateExpectation, ...], spans: list[StateSpan]) -> list[str]:
     """For each required state never seen, where the sampler could have missed it.
 
     The state must lie between the spans of its neighbours in the expected order; the gap between
     those spans is how long a state could have lasted unseen."""
     seen = [s.state for s in spans]
     notes = []
-    for i, state in enumerate(expected):
-        if _optional(state) or state in seen:
+    for i, expected_state in enumerate(expected):
+        state = expected_state.name
+        if expected_state.optional or state in seen:
             continue
-        before = next((spans[seen.index(_name(p))] for p in reversed(expected[:i]) if _name(p) in seen), None)
-        after = next((spans[seen.index(_name(n))] for n in expected[i + 1:] if _name(n) in seen), None)
+        before = next((spans[seen.index(p.name)] for p in reversed(expected[:i]) if p.name in seen), None)
+        after = next((spans[seen.index(n.name)] for n in expected[i + 1:] if n.name in seen), None)
         # A listener's span runs on beside its children's: then only the gap just before `after`
         # was unsampled (never a negative "gap" from the listener's last sample).
         since = (before.last_seen if before and after and before.last_seen <= after.first_seen
@@ -55,7 +49,7 @@ def change_resolution(spans: list[StateSpan]) -> float | None:
     return max(gaps) if gaps else None
 
 
-def judge_states(host: str, expected: tuple[str, ...], obs: Observation) -> Verdict:
+def judge_states(host: str, expected: tuple[StateExpectation, ...], obs: Observation) -> Verdict:
     spans = obs.states.get(host, [])
     seen = [span.state for span in spans]
     observed = " → ".join(seen) or "no state seen"
@@ -65,4 +59,4 @@ def judge_states(host: str, expected: tuple[str, ...], obs: Observation) -> Verd
         observed += f" (each change seen within {gap * 1e3:.1f} ms)"
     if not passed:
         observed += "".join(f"; {note}" for note in blind_spots(expected, spans))
-    return Verdict(f"{host} states", " → ".join(expected), observed, passed)
+    return Verdict(f"{host} states", " → ".join(map(str, expected)), observed, passed)

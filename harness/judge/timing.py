@@ -40,8 +40,8 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
         specs = (exp.equals,)
     if any(spec.rtts is not None for spec in specs):
         text += f" (RTT {rtt_s * 1e3:g} ms)"
-    if exp.start is None:
-        measured = handshake_timing(obs, exp.name.removeprefix("handshake_"))
+    if exp.builtin is not None:
+        measured = handshake_timing(obs, exp.builtin)
         if measured is None:
             return Verdict(exp.name, text, "no complete handshake in the capture", False)
         return Verdict(exp.name, text, _seconds(measured), abs(measured - expected) <= tol, measured)

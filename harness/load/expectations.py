@@ -9,10 +9,12 @@ from harness.errors import UserError
 from harness.load.steps import ACTIONS, STATES
 from harness.load.units import MAX_COUNT, bounded_int, parse_bytes, parse_time_spec, parse_tolerance
 from harness.load.yaml_lines import LineDict, check_keys, expect_type
-from harness.model import Event, Expectations, PacketChoice, PacketPattern, SeqTerm, TimeSpec, TimingExpectation
+from harness.model import (Event, Expectations, PacketChoice, PacketPattern, SeqTerm, StateExpectation, TimeSpec,
+                           TimingExpectation)
 
 TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
            "handshake_server": "SYN received -> final ACK received, at the server"}
+BUILTIN_AT = {"handshake_client": "client", "handshake_server": "server"}   # the end each is measured at
 PATTERN_KEYS = ("from", "flags", "seq", "ack")
 PATTERN_FLAGS = r"[SAFRPU]+"
 HOST_EXPECT_KEYS = ("states", "received", "accepted", "errors")
@@ -52,13 +54,15 @@ def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int) -> 
     return Event(host, verb, m.group("action"), nth, str(text))
 
 
-def _states(spec: LineDict, path: Path) -> tuple[str, ...]:
+def _states(spec: LineDict, path: Path) -> tuple[StateExpectation, ...]:
+    """`[SYN-SENT, (FIN-WAIT-1)]` -> typed states; a name in parentheses is optional."""
     seq = expect_type(spec["states"], list, path, spec.line_of("states"), "states", "[SYN-SENT, ESTAB]")
-    for state in seq:
-        if not isinstance(state, str) or state.strip("()") not in STATES or state.count("(") != state.count(")"):
-            raise UserError(f"unknown TCP state '{state}'.", file=str(path), line=spec.line_of("states"),
+    parsed = tuple(StateExpectation.parse(s) if isinstance(s, str) else None for s in seq)
+    for written, state in zip(seq, parsed):
+        if state is None or state.name not in STATES:
+            raise UserError(f"unknown TCP state '{written}'.", file=str(path), line=spec.line_of("states"),
                             fix=f"use ss's names: {', '.join(sorted(STATES))}; write an optional one in parentheses: (FIN-WAIT-1).")
-    return tuple(str(s) for s in seq)
+    return parsed
 
 
 def _term_ok(term: object) -> bool:
@@ -133,7 +137,7 @@ def _timing(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> tuple
             if (low.rtts is None) == (high.rtts is None) and low.resolve(1.0) > high.resolve(1.0):
                 raise UserError(f"between: [{low}, {high}] has its low bound above its high one.", file=str(path),
                                 line=spec.line_of("between"), fix=f"write between: [{high}, {low}].")
-            timing.append(TimingExpectation(str(name), None, None, start, end, (low, high)))
+            timing.append(TimingExpectation(str(name), None, None, start, end, (low, high), BUILTIN_AT.get(name)))
             continue
         equals = _time_spec(spec["equals"], path, spec.line_of("equals"), "equals")
         try:
@@ -141,7 +145,7 @@ def _timing(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> tuple
         except ValueError as exc:
             raise UserError(f"within: {exc}.", file=str(path), line=spec.line_of("within"),
                             fix="write a duration (20ms) or a percentage of the expected time (5%).")
-        timing.append(TimingExpectation(str(name), equals, within, start, end))
+        timing.append(TimingExpectation(str(name), equals, within, start, end, builtin=BUILTIN_AT.get(name)))
     return tuple(timing)
 
 

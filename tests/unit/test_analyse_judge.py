@@ -13,7 +13,7 @@ from harness.judge.timing import handshake_timing
 from harness.lab.network import netem_delay_s
 from harness.load import load_experiment
 from harness.load.units import parse_time_spec, parse_tolerance
-from harness.model import SeqTerm, StepRecord, TimingExpectation
+from harness.model import SeqTerm, StateExpectation, StepRecord, TimingExpectation
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "handshake_vm"
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,8 @@ def test_judge_passes_and_fails(obs):
     exp = load_experiment(REPO / "experiments" / "handshake.yaml")
     verdicts = {v.name: v for v in judge_all(exp.expect, obs, 0.1)}
     assert verdicts["client states"].passed and verdicts["server states"].passed and verdicts["packets"].passed
-    tight = replace(exp.expect, timing=(TimingExpectation("handshake_client", parse_time_spec("50ms"), parse_tolerance("5%")),))
+    tight = replace(exp.expect, timing=(TimingExpectation("handshake_client", parse_time_spec("50ms"), parse_tolerance("5%"),
+                                                            builtin="client"),))
     (bad,) = [v for v in judge_all(tight, obs, 0.1) if v.name == "handshake_client"]
     assert not bad.passed and "50.0 ms" in bad.expected and "108" in bad.observed
 
@@ -63,7 +64,7 @@ def test_packet_relation_mismatch_is_reported(obs):
 
 def test_state_mismatch_names_sampling(obs):
     exp = load_experiment(REPO / "experiments" / "handshake.yaml")
-    wrong = replace(exp.expect, states={"client": ("SYN-SENT", "SYN-RECV", "ESTAB")}, packets=(), timing=())
+    wrong = replace(exp.expect, states={"client": tuple(map(StateExpectation, ("SYN-SENT", "SYN-RECV", "ESTAB")))}, packets=(), timing=())
     (v,) = judge_all(wrong, obs, 0.1)
     assert not v.passed and "each change seen within" in v.observed
 

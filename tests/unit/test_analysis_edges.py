@@ -15,7 +15,7 @@ from harness.judge.schedule import judge_schedule, late_steps, tolerance_s
 from harness.judge.states import judge_states
 from harness.judge.timing import judge_timing
 from harness.load import load_experiment
-from harness.model import NetworkStep, PacketMatch, Step, StepRecord
+from harness.model import NetworkStep, PacketMatch, StateExpectation, Step, StepRecord
 from harness.report.timeline import DEAD_PING, terminal_copy, timeline
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -120,7 +120,7 @@ def test_a_window_after_a_call_never_starts_before_it():
 def test_a_state_gap_beside_a_listener_is_never_negative():
     obs = observe(FIXTURES / "handshake_vm", steps_of("handshake_vm"), INTF, IPS)
     without = [s for s in obs.states["server"] if s.state != "SYN-RECV"]     # LISTEN runs on beside ESTAB
-    verdict = judge_states("server", ("LISTEN", "SYN-RECV", "ESTAB"), replace(obs, states={"server": without}))
+    verdict = judge_states("server", tuple(map(StateExpectation.parse, ("LISTEN", "SYN-RECV", "ESTAB"))), replace(obs, states={"server": without}))
     assert not verdict.passed and "SYN-RECV not seen: no sample between LISTEN and ESTAB for " in verdict.observed
     assert "for -" not in verdict.observed
 

@@ -12,10 +12,14 @@ from harness.judge.packets import match_packets
 from harness.judge.states import judge_states, matches
 from harness.load import load_experiment
 from harness.load.units import parse_time_spec, parse_tolerance
-from harness.model import Event, StepRecord, TimingExpectation
+from harness.model import Event, StateExpectation, StepRecord, TimingExpectation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def states(*written: str) -> tuple[StateExpectation, ...]:
+    return tuple(StateExpectation.parse(s) for s in written)
 
 
 def observed(name: str):
@@ -67,17 +71,17 @@ def test_packets_either_reports_which_close_happened(teardown):
 
 
 def test_optional_states():
-    assert matches(("ESTAB", "(FIN-WAIT-1)", "TIME-WAIT"), ["ESTAB", "TIME-WAIT"])
-    assert matches(("ESTAB", "(FIN-WAIT-1)", "TIME-WAIT"), ["ESTAB", "FIN-WAIT-1", "TIME-WAIT"])
-    assert not matches(("ESTAB", "FIN-WAIT-1", "TIME-WAIT"), ["ESTAB", "TIME-WAIT"])
-    assert not matches(("ESTAB", "(FIN-WAIT-1)"), ["ESTAB", "FIN-WAIT-2"])
+    assert matches(states("ESTAB", "(FIN-WAIT-1)", "TIME-WAIT"), ["ESTAB", "TIME-WAIT"])
+    assert matches(states("ESTAB", "(FIN-WAIT-1)", "TIME-WAIT"), ["ESTAB", "FIN-WAIT-1", "TIME-WAIT"])
+    assert not matches(states("ESTAB", "FIN-WAIT-1", "TIME-WAIT"), ["ESTAB", "TIME-WAIT"])
+    assert not matches(states("ESTAB", "(FIN-WAIT-1)"), ["ESTAB", "FIN-WAIT-2"])
 
 
 def test_a_state_lost_to_coarse_sampling_fails_and_says_so(teardown):
     # Drop every sample taken while the client was in FIN-WAIT-1, as a slow sampler would have.
     fw1 = next(s for s in teardown.states["client"] if s.state == "FIN-WAIT-1")
     coarse = replace(teardown, states={**teardown.states, "client": [s for s in teardown.states["client"] if s is not fw1]})
-    verdict = judge_states("client", ("SYN-SENT", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"), coarse)
+    verdict = judge_states("client", states("SYN-SENT", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"), coarse)
     assert not verdict.passed
     assert "FIN-WAIT-1 not seen: no sample between ESTAB and FIN-WAIT-2" in verdict.observed and "too coarse" in verdict.observed
 
