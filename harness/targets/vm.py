@@ -129,7 +129,7 @@ def _follow(proc: subprocess.Popen, plan: list[dict], on_line, ledger: Ledger) -
     True if the VM was stopped for overrunning one (saying so, and marking it "@@limit")."""
     fd = proc.stdout.fileno()
     began = time.time()
-    deadline, what, limit = began + BOOT_LIMIT_S, "boot", BOOT_LIMIT_S
+    deadline, what, limit = began + BOOT_LIMIT_S, protocol.BOOT, BOOT_LIMIT_S
     partial, qemu_seen = b"", False
     while True:
         ready, _, _ = select.select([fd], [], [], max(0.0, min(5.0, deadline - time.time())))
@@ -138,8 +138,9 @@ def _follow(proc: subprocess.Popen, plan: list[dict], on_line, ledger: Ledger) -
                 continue
             os.killpg(proc.pid, signal.SIGKILL)
             took = time.time() - began
-            on_line(f"stopped the VM: {'the boot' if what == 'boot' else f'item {what}'} took more than "
-                    + (f"{limit:.0f} s" if what == "boot" else describe_limit(limit)) + f" ({took:.0f} s)")
+            said = {protocol.BOOT: "the boot", protocol.AFTER_LAST: "the time after the last item"}.get(what, f"item {what}")
+            on_line(f"stopped the VM: {said} took more than "
+                    + (describe_limit(limit) if what.isdigit() else f"{limit:.0f} s") + f" ({took:.0f} s)")
             on_line(protocol.limit_marker(what, limit))
             return True
         chunk = os.read(fd, 65536)
@@ -151,11 +152,11 @@ def _follow(proc: subprocess.Popen, plan: list[dict], on_line, ledger: Ledger) -
         for raw in lines:
             line = raw.decode(errors="replace").rstrip()
             marker = protocol.parse_marker(line)
-            if marker and marker.kind == "start":
+            if marker and marker.kind == "start" and marker.index < len(plan):
                 what, limit, began = marker.what, float(plan[marker.index].get("limit_s") or ITEM_ALLOWANCE_S), time.time()
                 deadline = began + limit
             elif marker and marker.kind == "done":
-                what, limit, began = "after the last item", ITEM_ALLOWANCE_S, time.time()
+                what, limit, began = protocol.AFTER_LAST, ITEM_ALLOWANCE_S, time.time()
                 deadline = began + limit
             on_line(line)
 

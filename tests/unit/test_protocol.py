@@ -56,3 +56,21 @@ def test_batch_items_become_plan_entries_the_guest_reads_back(tmp_path):
     assert [i.cell for i in read] == [0, 1] and read[1].run_dir == (tmp_path / "m" / "x=1").resolve()
     assert [i.limit_s for i in read] == [vm.item_limit_s(i.experiment) for i in items] and read[0].max_cells == 8
     assert guest.target == "vm/host-clock" and not guest.virtual_clock
+
+
+def test_a_limit_after_the_last_item_round_trips():
+    """A VM that overruns after its last item's @@done is stopped with a limit marker the host
+    must read back (it used to say "after the last item", which crashed the batch)."""
+    after = protocol.parse_marker(protocol.limit_marker(protocol.AFTER_LAST, 600))
+    assert (after.kind, after.what, after.index, after.seconds) == ("limit", protocol.AFTER_LAST, None, 600.0)
+    assert protocol.parse_marker(protocol.limit_marker(protocol.BOOT, 900)).index is None
+
+
+def test_malformed_marker_lines_are_output_never_an_error():
+    for line in ("@@start", "@@start x", "@@start 1 2", "@@done", "@@done 1", "@@done 1 x 2.0", "@@done 1 0 y",
+                 "@@limit after the last item 600", "@@limit 3", "@@limit 3 x", "@@limit -1 5", "@@", "@@other 1",
+                 "@@start -1"):
+        assert protocol.parse_marker(line) is None and not protocol.is_marker(line), line
+    import pytest
+    with pytest.raises(ValueError):
+        protocol.limit_marker("after the last item", 600)      # the host cannot make one it cannot read

@@ -70,3 +70,17 @@ def test_follow_stops_a_process_group_that_overruns_an_item(tmp_path, monkeypatc
     assert lines[2] == "@@limit 0 1"
     states = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert all(s.startswith("Z") for s in states), states
+
+
+def test_follow_stops_a_vm_that_overruns_after_its_last_item_with_a_marker_the_batch_reads(tmp_path, monkeypatch):
+    from harness.targets import protocol
+    monkeypatch.setattr(leftovers, "REGISTRY", tmp_path)
+    monkeypatch.setattr(vm, "ITEM_ALLOWANCE_S", 1.0)
+    proc = subprocess.Popen(["sh", "-c", "echo @@start 0; echo '@@done 0 0 1.0 /r'; sleep 600"], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    lines: list[str] = []
+    assert vm._follow(proc, [{"limit_s": 60}], lines.append, leftovers.Ledger()) is True
+    proc.wait(timeout=30)
+    assert "the time after the last item took more than 1 s" in lines[2]
+    limit = protocol.parse_marker(lines[3])
+    assert (limit.kind, limit.what) == ("limit", protocol.AFTER_LAST)
