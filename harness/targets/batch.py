@@ -5,6 +5,11 @@ slow down when the host is busy, so VM runs can share the host without changing 
 measure. Booting a VM and loading Python in it cost ~40 s of wall time under emulation, so each VM
 runs a share of the items one after another. Local runs share the root namespace's interface
 names (Mininet's s1-eth1...), so they take turns.
+
+The batch's exit code is the worst of its items' (worst_code): interrupted (130) over a bug in the
+test bed (70) over no verdict (3) over bad input (2) over a failed expectation (1) over a pass
+(0). A bug outranks "no verdict" because it is what must be fixed first and its traceback was
+saved; interrupted outranks all because then the other verdicts are incomplete.
 """
 from __future__ import annotations
 
@@ -13,10 +18,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from harness.errors import UserError
+from harness.lab.leftovers import Interrupted
 from harness.plan.batch_plan import BatchItem
+from harness.runlog import say
 from harness.targets import protocol
 
-VERDICTS = {0: "PASS", 1: "FAIL", 2: "BAD INPUT", 3: "NO VERDICT", 130: "INTERRUPTED"}
+VERDICTS = {0: "PASS", 1: "FAIL", 2: "BAD INPUT", 3: "NO VERDICT", 70: "BUG", 130: "INTERRUPTED"}
+SEVERITY = (0, 1, 2, 3, 70, 130)      # least to most severe; see the module's docstring
+
+
+def worst_code(codes) -> int:
+    """The most severe exit code of `codes`; one outside SEVERITY (a dead VM's 255) counts as
+    no verdict (3)."""
+    return max((c if c in SEVERITY else 3 for c in codes), key=SEVERITY.index, default=0)
 
 
 def vm_groups(items: list[BatchItem], jobs: int) -> list[list[BatchItem]]:
@@ -31,8 +46,10 @@ def vm_groups(items: list[BatchItem], jobs: int) -> list[list[BatchItem]]:
     return groups
 
 
-def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, log) -> int:
-    """Run every item; print a summary and the parallelism achieved; return the worst exit code."""
+def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, log=None) -> int:
+    """Run every item; print a summary and the parallelism achieved; return the worst exit code.
+    `log` says each line (default: the run log's say)."""
+    log = log or say
     vm_items = [i for i in items if i.target == "vm"]
     local_items = [i for i in items if i.target == "local"]
     width = max(len(i.name) for i in items)
@@ -41,9 +58,20 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
     began = time.time()
 
     def one_vm(number: int, group: list[BatchItem]) -> None:
-        pending = group
-        while pending:        # a VM stopped for an item's time limit: the rest of its share gets a new VM
-            pending = vm_share(number, pending)
+        """Run a VM's share; nothing it raises leaves this thread: a failure here is its items' "no
+        verdict" (or bad input), and the other VMs go on."""
+        try:
+            pending = group
+            while pending:        # a VM stopped for an item's time limit: the rest of its share gets a new VM
+                pending = vm_share(number, pending)
+        except Exception as exc:     # noqa: BLE001 - said on each item it cost a verdict
+            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
+            with lock:
+                log(f"[{f'vm {number}':<{width}}] the VM's run failed: {why}")
+            for item in group:
+                if item.code is None:
+                    item.code = 2 if isinstance(exc, UserError) else 3
+                    item.note = f"no verdict, because running its VM failed: {why}"
 
     def vm_share(number: int, group: list[BatchItem]) -> list[BatchItem]:
         """Run `group` in one VM; return the items still to run if the VM was stopped for an item's
@@ -54,15 +82,17 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
 
         def on_line(line: str) -> None:
             marker = protocol.parse_marker(line)
+            if marker and marker.kind in ("start", "done") and marker.index >= len(group):
+                marker = None                     # names no item of this VM: it is output
             if marker and marker.kind == "start":
                 current[0], began[marker.index] = group[marker.index], time.time()
             elif marker and marker.kind == "done":
                 item = group[marker.index]
-                item.code, item.seconds, item.results = marker.code, time.time() - began[marker.index], marker.run_dir
+                item.code, item.seconds, item.results = marker.code, time.time() - began.get(marker.index, time.time()), marker.run_dir
                 current[0] = None
             elif marker and marker.kind == "limit":
                 limited.append(marker.what)
-            elif not protocol.is_marker(line):
+            elif not marker:
                 name = current[0].name if current[0] else f"vm {number}"
                 with lock:
                     log(f"[{name:<{width}}] {line}")
@@ -75,7 +105,7 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
             if limited and limited[0] == str(index):
                 item.code, item.seconds = 3, time.time() - began[index]
                 item.note = f"stopped after {item.seconds:.0f} s: over {describe_limit(item_limit_s(item.experiment))}"
-            elif limited and limited[0] != "boot" and index not in began:
+            elif limited and limited[0] != protocol.BOOT and index not in began:
                 return group[index:]              # not reached: run in a fresh VM
             elif index in began:
                 item.code, item.seconds = (code if code in (2, 130) else 3), time.time() - began[index]
@@ -91,23 +121,24 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
         workers = max(1, min(jobs, len(groups)))
         log(f"running {len(vm_items)} experiment(s) in {len(groups)} VM(s), {workers} side by side (--jobs {jobs}); "
             "each VM boots once and runs its share one after another")
-        pool = ThreadPoolExecutor(max_workers=workers)
-        futures = [pool.submit(one_vm, n + 1, group) for n, group in enumerate(groups)]
+        pool, interrupted = ThreadPoolExecutor(max_workers=workers), False
         try:
+            futures = [pool.submit(one_vm, n + 1, group) for n, group in enumerate(groups)]
             for f in futures:
                 while not f.done():
                     time.sleep(0.2)
                 f.result()
         except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
+            interrupted = True
             for proc in procs:
                 if proc.poll() is None:
                     os.killpg(proc.pid, 15)
             for proc in procs:
                 proc.wait()
-            from harness.lab.leftovers import Interrupted
             raise Interrupted(f"interrupted; the {len(procs)} VM(s) were stopped and nothing of them keeps running.") from None
-        pool.shutdown()
+        finally:
+            # every way out; after a Ctrl-C the VMs were killed and their threads end on their own
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
     if local_items:
         log(f"running {len(local_items)} experiment(s) on this kernel, one after another (Mininet's interface names are shared)")
     for item in local_items:
@@ -122,5 +153,5 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
             f"{item.seconds:6.1f} s  {item.results or item.note}")
     log(f"{len(items)} runs in {wall:.0f} s of wall time; the runs themselves took {busy:.0f} s: parallelism "
         f"{busy / wall:.2f}x" + (" (VM boot and start-up not counted in the runs)" if vm_items else ""))
-    codes = {i.code for i in items}
-    return 3 if codes - {0, 1} else (1 if 1 in codes else 0)
+    return worst_code(i.code for i in items)
+
