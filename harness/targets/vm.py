@@ -21,7 +21,7 @@ from harness.errors import UserError
 from harness.lab.leftovers import Interrupted, Ledger, reap
 from harness.lab.namespaces import die_with_parent
 from harness.runlog import log_command, log_started
-from harness.plan.kernels import kernels_with_netem, pick_kernel, release_of  # noqa: F401 (their old home)
+from harness.plan.kernels import release_of
 from harness.shipped import CODE_ROOT
 from harness.targets import protocol
 

@@ -189,7 +189,7 @@ def test_sweeps_share_vms_and_are_compared(cli, tmp_path):
 
 
 def test_two_kernels_compared(cli, tmp_path):
-    from harness.targets.vm import kernels_with_netem
+    from harness.plan.kernels import kernels_with_netem
     kernels = kernels_with_netem()
     if len(kernels) < 2:
         pytest.skip("one kernel with netem installed; comparing kernels needs two")
