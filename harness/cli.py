@@ -99,16 +99,18 @@ def _check_only(args: argparse.Namespace, paths: list[Path]) -> int:
 
 
 def _check_file(args: argparse.Namespace, path: Path) -> tuple[list, set[str]]:
-    """One file's cells, and the targets they would run on (tools checked for the local ones)."""
-    from harness.lab.preflight import check_tools, kernel_module_present, needed_modules
+    """One file's cells, and the targets they would run on (tools checked for the local ones):
+    the run's rule (choose_target), asked read-only — --check promises to change nothing, and
+    the run's preflight loads missing modules (modprobe) and adds an nft table to probe."""
+    import functools
+    from harness.lab.preflight import check_tools, missing_kernel_features
     from harness.load import load_cells
+    from harness.plan.batch_plan import choose_target
     cells = load_cells(path, args.max_cells, frozenset() if _remote(args) else None)
+    read_only = functools.partial(missing_kernel_features, load=False)
     targets = set()
     for cell in cells:
-        target = args.target
-        if target == "auto":
-            lacking = [m for m in needed_modules(cell.experiment) if not kernel_module_present(m)]
-            target = "vm" if args.kernel or lacking else "local"
+        target = choose_target(args.target, bool(args.kernel), cell.experiment, read_only)[0]
         if target == "local":
             check_tools(cell.experiment)
         targets.add(target)
@@ -255,8 +257,8 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run_batch(args: argparse.Namespace, plan, results: Path) -> int:
-    """Carry out a batch plan: one item directly, several side by side in VMs or one by one here."""
-    from harness.plan import plan_run
+    """Carry out a batch plan (every local item's RunPlan made with it, before anything is built):
+    one item directly, several side by side in VMs or one by one here."""
     from harness.targets.batch import run_batch
     from harness.targets.vm import plan_entries, run_in_vm
     if len(plan.items) == 1:
@@ -265,15 +267,15 @@ def _run_batch(args: argparse.Namespace, plan, results: Path) -> int:
         if item.target == "vm":
             return run_in_vm(item.kernel, plan_entries([item], args.max_cells), results, args.vm_clock, on_line=_say_unmarked,
                              verbose=args.verbose)
+        if item.plan_error:
+            raise item.plan_error
         from harness.runner import run
-        return run(plan_run(item.experiment, results, item.run_dir))[0]
+        return run(item.run_plan)[0]
 
     def local_item(item):
-        try:
-            run_plan = plan_run(item.experiment, results, item.run_dir)
-        except Exception as exc:
-            return _failed(exc, item.run_dir or results, f"{item.name}: ", sys.stdout), None
-        return _run_one(run_plan, item.run_dir or results, sys.stdout, f"{item.name}: ")
+        if item.plan_error:
+            return _failed(item.plan_error, item.run_dir or results, f"{item.name}: ", sys.stdout), None
+        return _run_one(item.run_plan, item.run_dir or results, sys.stdout, f"{item.name}: ")
 
     def vm_group(group, on_line, started):
         return run_in_vm(group[0].kernel, plan_entries(group, args.max_cells), results, args.vm_clock,

@@ -13,26 +13,18 @@ from harness.runlog import run_command
 SETUP = "run scripts/setup (as root) to install it"
 
 
-def kernel_module_present(name: str) -> bool:
-    """Built in, loaded, or on disk to load: read only (run-experiment --check must change nothing)."""
-    modules = Path(f"/lib/modules/{os.uname().release}")
+@functools.cache   # asked once per cell of a sweep; the machine does not change meanwhile
+def kernel_has_module(name: str, load: bool = True) -> bool:
+    """Built in, loaded, or loadable. With `load` a module that is neither is loaded (modprobe:
+    proves it loads, and the run needs it loaded anyway); without, the check only reads (a module
+    on disk, in modules.dep, counts): run-experiment --check must change nothing."""
     if Path(f"/sys/module/{name}").exists():
         return True
-    for index in ("modules.builtin", "modules.dep"):
+    modules = Path(f"/lib/modules/{os.uname().release}")
+    for index in ("modules.builtin",) + (() if load else ("modules.dep",)):
         if (modules / index).exists() and f"/{name}.ko" in (modules / index).read_text():
             return True
-    return False
-
-
-@functools.cache   # asked once per cell of a sweep; the machine does not change meanwhile
-def kernel_has_module(name: str) -> bool:
-    """True when the running kernel has the module built in, loaded, or loadable."""
-    if Path(f"/sys/module/{name}").exists():
-        return True
-    builtin = Path(f"/lib/modules/{os.uname().release}/modules.builtin")
-    if builtin.exists() and f"/{name}.ko" in builtin.read_text():
-        return True
-    return run_command(["modprobe", "-q", name]).returncode == 0
+    return load and run_command(["modprobe", "-q", name]).returncode == 0
 
 
 def needed_modules(experiment: Experiment) -> list[str]:
@@ -63,9 +55,11 @@ def nft_picks_work() -> bool:
     return ok
 
 
-def missing_kernel_features(experiment: Experiment) -> list[str]:
-    missing = [m for m in needed_modules(experiment) if not kernel_has_module(m)]
-    if experiment.network and not nft_picks_work():
+def missing_kernel_features(experiment: Experiment, load: bool = True) -> list[str]:
+    """What the experiment needs that this kernel lacks. `load=False` only reads (--check): no
+    modprobe, and no nft probe (it adds a table), so nftables is then assumed to work."""
+    missing = [m for m in needed_modules(experiment) if not kernel_has_module(m, load)]
+    if load and experiment.network and not nft_picks_work():
         missing.append("nftables bridge rules with numgen (nf_tables, nft_numgen)")
     return missing
 

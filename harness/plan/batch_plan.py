@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from harness.errors import UserError
 from harness.plan.folders import cell_folder, run_id
 from harness.plan.kernels import pick_kernel, release_of
+from harness.plan.run_plan import RunPlan, plan_run
+
+Probe = Callable[[object], list[str]]     # an experiment -> what this kernel lacks for it
 
 
 @dataclass
@@ -25,6 +29,8 @@ class BatchItem:
     seconds: float = 0.0
     results: str = ""
     note: str = ""               # why an item has no verdict (its time limit, the VM died...)
+    run_plan: RunPlan | None = None              # a local item's plan, made with the batch's
+    plan_error: Exception | None = None          # why a local item could not be planned (its own failure)
 
 
 @dataclass
@@ -37,14 +43,17 @@ class BatchPlan:
         return any(item.target == "vm" for item in self.items)
 
 
-def choose_target(target: str, kernels_given: bool, experiment) -> tuple[str, str]:
-    """Where one experiment runs, and why (`target` as given on the command line)."""
-    from harness.lab.preflight import missing_kernel_features
+def choose_target(target: str, kernels_given: bool, experiment, missing_features: Probe | None = None) -> tuple[str, str]:
+    """Where one experiment runs, and why (`target` as given on the command line). The one rule
+    for the run and for --check, which passes a read-only `missing_features` (default: the
+    preflight's, which may load modules)."""
+    if missing_features is None:
+        from harness.lab.preflight import missing_kernel_features as missing_features
     if target != "auto":
         return target, "as asked"
     if kernels_given:
         return "vm", "a kernel image was given"
-    missing = missing_kernel_features(experiment)
+    missing = missing_features(experiment)
     if missing:
         return "vm", f"kernel {os.uname().release} lacks {', '.join(missing)}"
     return "local", "this kernel has what the experiment needs"
@@ -62,6 +71,7 @@ def plan_batch(loaded: dict[Path, list], results: Path, target: str, kernel_args
     plan = BatchPlan([])
     for path, cells in loaded.items():
         _plan_file(plan, path, cells, results, target, kernel_args, kernels)
+    _plan_runs(plan, results)
     if plan.needs_vm:
         if os.geteuid() != 0:
             raise UserError("the VM target needs root here.", fix="run it with sudo.")
@@ -70,6 +80,17 @@ def plan_batch(loaded: dict[Path, list], results: Path, target: str, kernel_args
             for item in plan.items:
                 item.kernel = default if item.target == "vm" else None
     return plan
+
+
+def _plan_runs(plan: BatchPlan, results: Path) -> None:
+    """Every local item's RunPlan, now, before anything is built (plan_run makes no folder; the
+    runner does, with RunPlan.make_folders). A VM plans its items itself, in the guest."""
+    for item in plan.items:
+        if item.target == "local":
+            try:
+                item.run_plan = plan_run(item.experiment, results, item.run_dir)
+            except Exception as exc:       # one item's failure must not cost the others their verdicts
+                item.plan_error = exc
 
 
 def _plan_file(plan: BatchPlan, path: Path, cells: list, results: Path, target: str,
