@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import select
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,11 +16,10 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.lab.leftovers import Interrupted, Ledger, reap
-from harness.lab.namespaces import die_with_parent
-from harness.runlog import log_command, log_started
 from harness.plan.kernels import release_of
 from harness.shipped import CODE_ROOT
 from harness.targets import protocol
+from harness.targets.vm_process import VmProcess
 
 
 # virtual: QEMU's icount mode. One guest instruction = 1 ns of guest time and idle periods are
@@ -76,9 +72,10 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     SECONDS" when it stopped the VM because an item (plan entry "limit_s") or the boot overran its
     time limit. `started(proc)` hands the process out so a Ctrl-C can stop it.
 
-    The VM cannot outlive this process: vng, virtme-run and QEMU share one process group, recorded
-    (with its start time) in a ledger whose guardian kills the group if this process dies, even by
-    SIGKILL; vng itself gets PR_SET_PDEATHSIG; the next run reaps any group a dead run left."""
+    The VM is a VmProcess (the helpers' lifecycle) and cannot outlive this process: vng,
+    virtme-run and QEMU share one process group, recorded (with its start time) in a ledger whose
+    guardian kills the group if this process dies, even by SIGKILL; vng itself gets
+    PR_SET_PDEATHSIG; the next run reaps any group a dead run left."""
     vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
     if not Path(vng).exists():
         raise UserError("virtme-ng (vng) is not installed.", fix="run scripts/setup.")
@@ -105,17 +102,12 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     args = vng_command(vng, kernel, clock, command, (results_root.resolve(),))
     on_line(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 25-40 s)...")
     ledger = Ledger(suffix=f"-vm{next(_VM_NUMBERS)}", guard=True)
-    parent = os.getpid()
     try:
-        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=lambda: die_with_parent(parent))
-        log_started(args, proc.pid, where="vm")
-        ledger.add(pids=[proc.pid], groups=[proc.pid])
-        if started:
-            started(proc)
-        stopped = _follow(proc, plan, on_line, ledger)
-        code = proc.wait()
-        log_command(args, code, None, where="vm")
+        with VmProcess(args, env=env, ledger=ledger) as vm:      # its exit kills the group, reaps, closes the pipe
+            if started:
+                started(vm.proc)
+            stopped = _follow(vm, plan, on_line, ledger)
+            code = vm.proc.wait()
     except KeyboardInterrupt as exc:
         raise Interrupted("interrupted; the VM was stopped and nothing of it keeps running.") from exc
     finally:
@@ -124,41 +116,36 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     return 3 if stopped or code == 255 else code
 
 
-def _follow(proc: subprocess.Popen, plan: list[dict], on_line, ledger: Ledger) -> bool:
+def _follow(vm: VmProcess, plan: list[dict], on_line, ledger: Ledger) -> bool:
     """Pass the VM's output lines on and enforce the boot's and each item's time limit; return
     True if the VM was stopped for overrunning one (saying so, and marking it "@@limit")."""
-    fd = proc.stdout.fileno()
     began = time.time()
     deadline, what, limit = began + BOOT_LIMIT_S, protocol.BOOT, BOOT_LIMIT_S
-    partial, qemu_seen = b"", False
+    qemu_seen = False
     while True:
-        ready, _, _ = select.select([fd], [], [], max(0.0, min(5.0, deadline - time.time())))
-        if not ready:
+        line = vm.readline(max(0.0, min(5.0, deadline - time.time())))
+        if line is None:
+            if vm.ended:
+                return False
             if time.time() < deadline:
                 continue
-            os.killpg(proc.pid, signal.SIGKILL)
+            vm.stop()          # SIGKILLs the group (vng, virtme-run, QEMU) and reaps the leader
             took = time.time() - began
             said = {protocol.BOOT: "the boot", protocol.AFTER_LAST: "the time after the last item"}.get(what, f"item {what}")
             on_line(f"stopped the VM: {said} took more than "
                     + (describe_limit(limit) if what.isdigit() else f"{limit:.0f} s") + f" ({took:.0f} s)")
             on_line(protocol.limit_marker(what, limit))
             return True
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return False
         if not qemu_seen:       # QEMU prints the guest's console: it is running; record it by name too
-            qemu_seen = _record_qemu(proc.pid, ledger)
-        *lines, partial = (partial + chunk).split(b"\n")
-        for raw in lines:
-            line = raw.decode(errors="replace").rstrip()
-            marker = protocol.parse_marker(line)
-            if marker and marker.kind == "start" and marker.index < len(plan):
-                what, limit, began = marker.what, float(plan[marker.index].get("limit_s") or ITEM_ALLOWANCE_S), time.time()
-                deadline = began + limit
-            elif marker and marker.kind == "done":
-                what, limit, began = protocol.AFTER_LAST, ITEM_ALLOWANCE_S, time.time()
-                deadline = began + limit
-            on_line(line)
+            qemu_seen = _record_qemu(vm.pid, ledger)
+        marker = protocol.parse_marker(line)
+        if marker and marker.kind == "start" and marker.index < len(plan):
+            what, limit, began = marker.what, float(plan[marker.index].get("limit_s") or ITEM_ALLOWANCE_S), time.time()
+            deadline = began + limit
+        elif marker and marker.kind == "done":
+            what, limit, began = protocol.AFTER_LAST, ITEM_ALLOWANCE_S, time.time()
+            deadline = began + limit
+        on_line(line)
 
 
 def _record_qemu(group: int, ledger: Ledger) -> bool:

@@ -17,18 +17,17 @@ from harness.lab.leftovers import kill_group, start_time
 from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
 from harness.lab.namespaces import die_with_parent
 from harness.runlog import log_command, log_started
+from harness.targets import protocol
 
 
 class VmProcess(Lifecycle):
     """`args` started in a new session (its own process group) with stdout and stderr merged into
-    one pipe, read line by line. wait_ready() passes lines to `on_line` until one starts with
-    `ready_prefix` (the inner run's "@@start" once the guest has booted); lines() yields the rest.
+    one pipe, read line by line. wait_ready() passes lines to `on_line` until the inner run's first
+    start marker (harness.targets.protocol: the guest has booted); lines() yields the rest.
     stop() SIGKILLs the whole group (there is nothing in it to flush), reaps the leader and closes
     the pipe; summary() has the exit status and whether stop() had to kill it."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, ledger=None,
-                 ready_prefix: str = "@@start ") -> None:
-        self.ready_prefix = ready_prefix
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, ledger=None) -> None:
         self.ready_line: str | None = None
         self.killed = False
         self._partial = b""
@@ -76,10 +75,11 @@ class VmProcess(Lifecycle):
             line = self.readline(None if deadline is None else max(0.0, deadline - time.time()))
             if line is None:
                 raise RunFailed(f"the VM did not get ready ({'its output ended' if self.ended else 'timed out'}, "
-                                f"no line starting {self.ready_prefix.strip()!r})")
+                                f"no start marker such as {protocol.start_marker(0)!r})")
             if on_line:
                 on_line(line)
-            if line.startswith(self.ready_prefix):
+            marker = protocol.parse_marker(line)
+            if marker and marker.kind == "start":
                 self.ready_line = line
 
     def lines(self, timeout: float | None = None):

@@ -434,6 +434,58 @@ def test_vm_process_that_never_gets_ready():
     assert ended.summary()["returncode"] == 0 and not ended.summary()["killed"]
 
 
+
+@pytest.fixture
+def stand_in_vm(tmp_path, monkeypatch):
+    """run_in_vm with `sh -c SCRIPT` in place of vng, the ledgers in a scratch registry; yields
+    (set the script, the VmProcesses it started)."""
+    from harness.lab import leftovers
+    from harness.targets import vm, vm_process
+    monkeypatch.setattr(leftovers, "REGISTRY", tmp_path / "registry")
+    started: list = []
+
+    class Recorded(vm_process.VmProcess):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(vm, "VmProcess", Recorded)
+    script: list[str] = []
+    monkeypatch.setattr(vm, "vng_command", lambda *args, **kwargs: ["sh", "-c", script[0]])
+    yield script, started
+    assert not list((tmp_path / "registry").glob("*.json")), "a VM's ledger was left"
+
+
+def test_run_in_vm_runs_its_vm_as_a_vm_process(tmp_path, stand_in_vm):
+    from harness.targets import vm
+    script, started = stand_in_vm
+    script.append("echo booting; echo '@@start 0'; sleep 600 >/dev/null 2>&1 & echo \"child $!\"; echo '@@done 0 1 1.0 /r'; exit 1")
+    said, handed = [], []
+    code = vm.run_in_vm(Path("vmlinuz-6.1.0-test"), [{"limit_s": 60}], tmp_path / "results", on_line=said.append,
+                        started=handed.append)
+    (vm_,) = started
+    child = int(said[3].split()[1])
+    assert code == 1 and said[1:3] == ["booting", "@@start 0"] and said[4] == "@@done 0 1 1.0 /r"
+    assert handed == [vm_.proc] and vm_.stopped and _gone(vm_.pid) and _gone(child) and vm_.proc.stdout.closed
+    assert not list((tmp_path / "results").glob(".vm-plan-*"))
+
+
+def test_run_in_vm_interrupted_stops_its_vm(tmp_path, stand_in_vm):
+    from harness.lab.leftovers import Interrupted
+    from harness.targets import vm
+    script, started = stand_in_vm
+    script.append("echo '@@start 0'; sleep 600")
+
+    def interrupt(proc):
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="the VM was stopped"):
+        vm.run_in_vm(Path("vmlinuz-6.1.0-test"), [{"limit_s": 60}], tmp_path / "results", on_line=lambda line: None,
+                     started=interrupt)
+    (vm_,) = started
+    assert vm_.summary()["killed"] and _gone(vm_.pid)
+
+
 # --- issue 11's guarantee: a helper dies with its SIGKILLed runner --------------------------------
 
 ORPHANED = {

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from harness.lab import leftovers
 from harness.targets import vm
 from harness.targets.batch import BatchItem, run_batch
+from harness.targets.vm_process import VmProcess
 
 
 def item(name: str, duration_s: float = 3.0) -> BatchItem:
@@ -60,12 +61,12 @@ def test_the_limit_grows_with_the_timeline():
 
 def test_follow_stops_a_process_group_that_overruns_an_item(tmp_path, monkeypatch):
     monkeypatch.setattr(leftovers, "REGISTRY", tmp_path)
-    proc = subprocess.Popen(["sh", "-c", "echo @@start 0; sleep 600 & sleep 600"], stdout=subprocess.PIPE,
-                            start_new_session=True)
     lines: list[str] = []
     began = time.time()
-    assert vm._follow(proc, [{"limit_s": 1}], lines.append, leftovers.Ledger()) is True
-    assert proc.wait(timeout=30) == -9 and time.time() - began < 60
+    with VmProcess(["sh", "-c", "echo @@start 0; sleep 600 & sleep 600"]) as machine:
+        assert vm._follow(machine, [{"limit_s": 1}], lines.append, leftovers.Ledger()) is True
+        proc = machine.proc
+        assert proc.wait(timeout=30) == -9 and time.time() - began < 60
     assert lines[0] == "@@start 0" and "item 0 took more than its time limit of 1 s" in lines[1]
     assert lines[2] == "@@limit 0 1"
     states = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
@@ -76,11 +77,10 @@ def test_follow_stops_a_vm_that_overruns_after_its_last_item_with_a_marker_the_b
     from harness.targets import protocol
     monkeypatch.setattr(leftovers, "REGISTRY", tmp_path)
     monkeypatch.setattr(vm, "ITEM_ALLOWANCE_S", 1.0)
-    proc = subprocess.Popen(["sh", "-c", "echo @@start 0; echo '@@done 0 0 1.0 /r'; sleep 600"], stdout=subprocess.PIPE,
-                            start_new_session=True)
     lines: list[str] = []
-    assert vm._follow(proc, [{"limit_s": 60}], lines.append, leftovers.Ledger()) is True
-    proc.wait(timeout=30)
+    with VmProcess(["sh", "-c", "echo @@start 0; echo '@@done 0 0 1.0 /r'; sleep 600"]) as machine:
+        assert vm._follow(machine, [{"limit_s": 60}], lines.append, leftovers.Ledger()) is True
+    assert machine.summary()["killed"]
     assert "the time after the last item took more than 1 s" in lines[2]
     limit = protocol.parse_marker(lines[3])
     assert (limit.kind, limit.what) == ("limit", protocol.AFTER_LAST)
