@@ -148,6 +148,35 @@ class Step:
 
 
 @dataclass(frozen=True)
+class AgentStep:
+    """A Step as its host's agent performs it: addresses resolved by the plan. It crosses the pipe
+    to the forked agent as JSON (to_json on the runner's side, from_json in the agent)."""
+    action: str
+    index: int
+    at: float | None = None         # seconds after t0
+    port: int | None = None
+    bind: str | None = None         # the host's own address (connect binds to it)
+    address: str | None = None      # the peer's address (connect)
+    size: int | None = None
+    message: str | None = None
+    how: str | None = None
+    until: str | None = None
+    seconds: float | None = None
+
+    def to_json(self) -> dict:
+        """The fields as the agent's stdin plan carries them (address only when there is a peer)."""
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if self.address is None:
+            del out["address"]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> AgentStep:
+        """One step of the plan read from stdin; absent fields are None."""
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class PacketMatch:
     """Which segments a network step acts on (every field given must match)."""
     flags: str | None = None    # exact set of S F R A U (PSH ignored), e.g. S, SA, A

@@ -1,7 +1,7 @@
 """Agent run inside one host: performs its socket steps in order and logs when each call started
 and returned, on the host's clock (all hosts share one kernel clock).
 
-Protocol: stdin line 1 = JSON {"steps": [...], "duration": s, "log": path}; the agent prints
+Protocol: stdin line 1 = JSON {"steps": [AgentStep.to_json(), ...], "duration": s, "log": path}; the agent prints
 "ready"; stdin line 2 = t0 (epoch seconds). A step with "at" starts at t0 + at (or late, if the
 previous step returned later, which the log shows); one without starts when the previous returns.
 A call still blocked when the run ends (t0 + duration) is logged as such and the agent stops.
@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from harness.model import BLOCKED, TCP_STATE_NAMES, StepRecord
+from harness.model import BLOCKED, TCP_STATE_NAMES, AgentStep, StepRecord
 from harness.record.sampler import NOTE_ADDRESS
 
 SHUTDOWN = {"write": socket.SHUT_WR, "read": socket.SHUT_RD, "both": socket.SHUT_RDWR}
@@ -97,48 +97,48 @@ def _tcp_state(conn: socket.socket) -> str:
     return TCP_STATE_NAMES.get(info[0], str(info[0]))
 
 
-def perform(step: dict, host: Host, entry: StepRecord) -> None:
-    action = step["action"]
+def perform(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    action = step.action
     if action == "listen":
         server = socket.socket()
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("0.0.0.0", step["port"]))
+        server.bind(("0.0.0.0", step.port))
         server.listen(16)
         host.listeners.append(server)
         entry.local = tuple(server.getsockname())
         threading.Thread(target=host.accept_loop, args=(server,), daemon=True).start()
     elif action == "connect":
         client = socket.socket()
-        client.bind((step["bind"], 0))
+        client.bind((step.bind, 0))
         entry.local = tuple(client.getsockname())
-        entry.peer = (step["address"], step["port"])
+        entry.peer = (step.address, step.port)
         host.conn = client
         host.held.append(client)
         client.settimeout(host.remaining())
         try:
-            client.connect((step["address"], step["port"]))
+            client.connect((step.address, step.port))
         except socket.timeout as exc:
             _ended_or_raise(exc)
     elif action == "send":
-        data = step["message"].encode() if step.get("message") is not None else b"x" * step["size"]
+        data = step.message.encode() if step.message is not None else b"x" * step.size
         try:
             host.connection().sendall(data)
         except socket.timeout as exc:
             _ended_or_raise(exc)
         entry.nbytes = len(data)
     elif action == "recv":
-        _read(host.connection(), step.get("size"), host, entry)
+        _read(host.connection(), step.size, host, entry)
     elif action == "shutdown":
-        host.connection().shutdown(SHUTDOWN[step["how"]])
+        host.connection().shutdown(SHUTDOWN[step.how])
     elif action in ("close", "abort"):
         conn = host.connection()
         if action == "abort":
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
     elif action == "wait":
-        until = step.get("until")
+        until = step.until
         if until is None:
-            time.sleep(min(step["seconds"], host.remaining()))
+            time.sleep(min(step.seconds, host.remaining()))
         elif until == "connected":
             host.connection()
         elif until == "peer-closed":
@@ -188,19 +188,20 @@ def main() -> None:
     t0 = float(sys.stdin.readline())
     host = Host(t0 + plan["duration"], record)
     notes = SamplerNotes()
-    for step in plan["steps"]:
-        if step.get("at") is not None:
-            notes.at(t0 + step["at"])
-    for step in plan["steps"]:
-        if step.get("at") is not None:
-            delay = t0 + step["at"] - time.time()
+    steps = [AgentStep.from_json(step) for step in plan["steps"]]
+    for step in steps:
+        if step.at is not None:
+            notes.at(t0 + step.at)
+    for step in steps:
+        if step.at is not None:
+            delay = t0 + step.at - time.time()
             if delay > 0:
                 time.sleep(delay)
-        if step["action"] == "wait" and step.get("seconds") is not None:
-            notes.at(time.time() + step["seconds"])
+        if step.action == "wait" and step.seconds is not None:
+            notes.at(time.time() + step.seconds)
         notes.at(time.time())
-        entry = StepRecord(step["action"], time.time(), index=step["index"],
-                           scheduled=t0 + step["at"] if step.get("at") is not None else None)
+        entry = StepRecord(step.action, time.time(), index=step.index,
+                           scheduled=t0 + step.at if step.at is not None else None)
         try:
             perform(step, host, entry)
             entry.result = "ok"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 from harness.drive.agent import main as agent_main
 from harness.lab.namespaces import Forked
+from harness.model import AgentStep
 
 
 class AgentProcess(Forked):
@@ -15,13 +17,13 @@ class AgentProcess(Forked):
     its "done" line (it ends its own steps at t0 + duration); stop() kills it, which closes the
     sockets it held, reaps it and closes its pipes."""
 
-    def __init__(self, host: str, pid: int | None, steps: list[dict], duration_s: float, log_path: Path | str,
+    def __init__(self, host: str, pid: int | None, steps: Sequence[AgentStep], duration_s: float, log_path: Path | str,
                  ledger=None) -> None:
         super().__init__(pid, agent_main, name=f"agent in {host}", ledger=ledger)
         self.host = host
         self.done_line: str | None = None
         try:
-            self.send(json.dumps({"steps": steps, "duration": duration_s, "log": str(log_path)}))
+            self.send(json.dumps({"steps": [step.to_json() for step in steps], "duration": duration_s, "log": str(log_path)}))
         except BaseException:
             self.stop()          # it died at once: reaped here, its last words kept for summary()
             raise

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.model import Experiment, NetworkStep
+from harness.model import AgentStep, Experiment, NetworkStep
 from harness.plan.folders import run_id
 from harness.plan.paths import host_addresses, path_rtt_s, rule_placement
 
@@ -51,7 +51,7 @@ class RunPlan:
     in_vm: bool                        # everything dies with the VM: no guardian process needed
     startup_timeout_s: float | None    # None on the virtual clock: wait for the helper or its death
     addresses: dict[str, str]          # host -> IPv4 address the lab gives it
-    agents: dict[str, list[dict]]      # host -> its steps, as its agent reads them
+    agents: dict[str, tuple[AgentStep, ...]]   # host -> its steps, as its agent performs them
     connect_pair: tuple[str, str] | None   # the first connect step's (client, server), pinged before the run
     rtts: dict[tuple[str, str], float] = field(repr=False)   # configured RTT of every host pair
     sampler_linger_s: float = 0.3      # how long the sampler stays dense after any activity
@@ -92,16 +92,13 @@ def plan_run(experiment: Experiment, results_root: Path, run_dir: Path | None = 
         network_steps=tuple(place_network_steps(experiment, addresses)))
 
 
-def agent_plans(experiment: Experiment, ips: dict[str, str]) -> dict[str, list[dict]]:
-    """Each host's steps in file order, with addresses resolved, as the agent reads them."""
-    plans: dict[str, list[dict]] = {h: [] for h in experiment.topology.hosts}
-    for step in experiment.steps:
-        entry = {"at": step.at_s, "action": step.action, "index": step.index, "port": step.port, "bind": ips[step.host],
-                 "size": step.size, "message": step.message, "how": step.how, "until": step.until, "seconds": step.seconds}
-        if step.peer:
-            entry["address"] = ips[step.peer]
-        plans[step.host].append(entry)
-    return plans
+def agent_plans(experiment: Experiment, ips: dict[str, str]) -> dict[str, tuple[AgentStep, ...]]:
+    """Each host's steps in file order, with addresses resolved, as the agent performs them."""
+    return {host: tuple(AgentStep(step.action, step.index, step.at_s, step.port, ips[step.host],
+                                  ips[step.peer] if step.peer else None, step.size, step.message, step.how,
+                                  step.until, step.seconds)
+                        for step in experiment.steps if step.host == host)
+            for host in experiment.topology.hosts}
 
 
 def place_network_steps(experiment: Experiment, ips: dict[str, str]) -> list[StepPlacement]:

@@ -22,6 +22,7 @@ from harness.errors import RunFailed
 from harness.lab.leftovers import start_time
 from harness.lab.lifecycle import Helper, HelperGroup, Lifecycle, stop_all
 from harness.lab.namespaces import Forked
+from harness.model import AgentStep
 
 
 def _gone(pid: int) -> bool:
@@ -260,7 +261,7 @@ def test_sampler_that_cannot_start_says_why(tmp_path):
 def test_agent_runs_its_steps_then_is_stopped(tmp_path):
     from harness.drive.agent_process import AgentProcess
     log = tmp_path / "h1.jsonl"
-    steps = [{"action": "wait", "seconds": 0.05, "index": 7}]
+    steps = [AgentStep("wait", 7, seconds=0.05)]
     with AgentProcess("h1", None, steps, 5.0, log, ledger=Ledger()) as agent:
         agent.wait_ready(60)
         agent.go(time.time())
@@ -280,7 +281,7 @@ def test_agent_that_cannot_open_its_log_fails_before_ready_and_is_reaped(tmp_pat
 
 def test_agent_stopped_while_its_timeline_runs(tmp_path):
     from harness.drive.agent_process import AgentProcess
-    steps = [{"action": "wait", "seconds": 600, "index": 3}]
+    steps = [AgentStep("wait", 3, seconds=600)]
     agent = AgentProcess("h2", None, steps, 600.0, tmp_path / "h2.jsonl")
     agent.wait_ready(60)
     agent.go(time.time())

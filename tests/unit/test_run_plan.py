@@ -9,6 +9,7 @@ import pytest
 
 from harness.load import load_cells, load_experiment
 from harness.plan import LOCAL, GuestSettings, plan_run
+from harness.model import AgentStep
 from harness.plan.batch_plan import plan_batch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,8 +32,15 @@ def test_a_local_plan_names_its_folder_and_addresses_without_making_anything(tmp
 def test_agents_get_the_planned_addresses_and_the_rtt_comes_from_the_links(tmp_path):
     exp = load_experiment(REPO / "experiments" / "handshake.yaml")
     plan = plan_run(exp, tmp_path)
-    connect = next(s for s in plan.agents["client"] if s["action"] == "connect")
-    assert connect["bind"] == "10.0.0.1" and connect["address"] == "10.0.0.2"
+    connect = next(s for s in plan.agents["client"] if s.action == "connect")
+    assert connect.bind == "10.0.0.1" and connect.address == "10.0.0.2"
+    # what crosses the pipe to the forked agent: the JSON the agent has always read, and back
+    assert connect.to_json() == {"action": "connect", "index": connect.index, "at": 0.5, "port": 5001,
+                                 "bind": "10.0.0.1", "address": "10.0.0.2", "size": None, "message": None, "how": None,
+                                 "until": None, "seconds": None}
+    assert AgentStep.from_json(connect.to_json()) == connect
+    listen = plan.agents["server"][0]
+    assert "address" not in listen.to_json() and AgentStep.from_json(listen.to_json()) == listen
     assert plan.connect_pair == ("client", "server")
     rtt = plan.configured_rtt_s("client", "server")
     assert rtt == plan.configured_rtt_s("server", "client") > 0
