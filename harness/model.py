@@ -21,6 +21,10 @@ def flag_set(flags: str) -> str:
     return "".join(sorted(flags.replace("P", "")))
 
 
+# The hosts' subnet: /8 around plan.paths.ADDRESS_BASE (Mininet's ipBase 10.0.0.0/8). Here because
+# both the plan (which gives the addresses) and the lab (which sets them) need it.
+ADDRESS_PREFIX_LEN = 8
+
 BLOCKED = "still waiting when the run ended"     # the result text of a call the run's end cut short
 
 

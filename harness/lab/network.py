@@ -9,7 +9,7 @@ from typing import Any, Iterator
 from harness.errors import RunFailed
 from harness.lab.leftovers import Ledger
 from harness.load.units import parse_seconds
-from harness.model import Experiment, Impairment
+from harness.model import ADDRESS_PREFIX_LEN, Experiment, Impairment
 from harness.runlog import node_cmd, route_mininet, run_command, say
 
 def tc_params(imp: Impairment) -> dict:
@@ -55,7 +55,7 @@ class Lab:
 
 @contextmanager
 def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str] | None = None,
-                prefix_len: int = 8) -> Iterator[Lab]:
+                prefix_len: int = ADDRESS_PREFIX_LEN) -> Iterator[Lab]:
     """Build the topology (hosts get `addresses`, as planned, else Mininet's own), verify it, yield
     it as a Lab; teardown runs on any exit."""
     from mininet.link import TCLink

@@ -37,13 +37,6 @@ def safe_component(text: object, what: str, path: Path | str, line: int | None) 
     return text
 
 
-def check_name(text: object, pattern: str, what: str, path: Path | str, line: int | None, rule: str) -> str:
-    """`text` when it fully matches `pattern`; else a UserError saying `rule` (for kernel object names)."""
-    if not isinstance(text, str) or not re.fullmatch(pattern, text):
-        raise UserError(f"{what} {_shown(text)} is not allowed.", file=str(path), line=line, fix=f"{rule}.")
-    return text
-
-
 def sysctl_name(text: object, path: Path | str, line: int | None) -> str:
     """A sysctl name in dotted form (it becomes /proc/sys/<a>/<b>/...): never a path."""
     if not isinstance(text, str) or len(text) > MAX_SYSCTL or not _SYSCTL.fullmatch(text):

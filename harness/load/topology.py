@@ -20,7 +20,6 @@ TOPOLOGY_KEYS = ("name", "hosts", "switches", "switch", "links")
 TOPOLOGY_REQUIRED = ("name", "hosts", "links")
 LINK_KEYS = ("a", "b", "a_to_b", "b_to_a")           # plus IMPAIRMENT_KEYS
 NAME_RE = r"^[a-z][a-z0-9]{0,8}$"   # Mininet makes '<node>-eth<N>': interface names <= 15 chars
-_NAME_RE = NAME_RE
 MAX_LINK_DELAY_S = 60.0             # netem: a longer one-way delay is a typo, and holds every segment that long
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import UserError
-from harness.plan.folders import cell_folder, run_id
+from harness.load.names import cell_folder
+from harness.plan.folders import run_id
 from harness.plan.kernels import pick_kernel, release_of
 from harness.plan.run_plan import RunPlan, plan_run
 

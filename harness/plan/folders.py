@@ -1,10 +1,9 @@
-"""Where results go: a run's id, a matrix cell's folder name."""
+"""Where results go: a run's id (a matrix cell's folder name is harness.load.names.cell_folder:
+the matrix loader already needs it, to refuse two cells that would share a folder)."""
 from __future__ import annotations
 
 import time
 import uuid
-
-from harness.load.names import cell_folder  # noqa: F401 (load checks cells' folders apart; plan lays them out)
 
 
 def run_id() -> str:

@@ -7,9 +7,9 @@ from harness.errors import UserError
 from harness.model import Experiment
 
 # Mininet's default address plan (ipBase 10.0.0.0/8, one address per host in addHost order); the
-# lab passes these to addHost explicitly, so the plan, not Mininet's counter, decides them.
+# lab passes these to addHost explicitly (with harness.model.ADDRESS_PREFIX_LEN), so the plan, not
+# Mininet's counter, decides them.
 ADDRESS_BASE = IPv4Address("10.0.0.0")
-PREFIX_LEN = 8
 
 
 def host_addresses(experiment: Experiment) -> dict[str, str]:

@@ -85,3 +85,18 @@ def test_a_plain_file_has_no_folder_until_it_runs(tmp_path):
     path = REPO / "experiments" / "handshake.yaml"
     plan = plan_batch({path: load_cells(path)}, tmp_path, "local", None)
     assert [i.run_dir for i in plan.items] == [None] and plan.matrices == {}
+
+
+def test_the_planned_addresses_lie_in_the_subnet_the_lab_gives_its_hosts(tmp_path):
+    """One prefix length for the plan's addresses and the lab's interfaces (harness.model's)."""
+    import inspect
+    from ipaddress import ip_address, ip_network
+
+    from harness.lab.network import mininet_lab
+    from harness.model import ADDRESS_PREFIX_LEN
+    from harness.plan.paths import ADDRESS_BASE
+
+    plan = plan_run(load_experiment(REPO / "experiments" / "handshake.yaml"), tmp_path)
+    subnet = ip_network(f"{ADDRESS_BASE}/{ADDRESS_PREFIX_LEN}")
+    assert all(ip_address(a) in subnet for a in plan.addresses.values())
+    assert inspect.signature(mininet_lab).parameters["prefix_len"].default == ADDRESS_PREFIX_LEN
