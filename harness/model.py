@@ -26,6 +26,10 @@ def flag_set(flags: str) -> str:
 ADDRESS_PREFIX_LEN = 8
 
 BLOCKED = "still waiting when the run ended"     # the result text of a call the run's end cut short
+# Step logs recorded before `blocked` existed said so only in `result`, with text starting like
+# this. StepRecord.from_json reads such old logs (the recorded fixtures are some); nothing written
+# now relies on it: the agent sets `blocked`, and every reader asks `blocked`.
+_OLD_LOG_BLOCKED_PREFIX = "still waiting"
 
 
 @dataclass
@@ -33,7 +37,8 @@ class StepRecord:
     """One line of steps/<host>.jsonl: a socket call an agent made, or a connection its listener
     accepted (action "accepted", no step index), with times on the lab's clock. The agent fills
     one in as its call goes (a read counts its bytes as they come) and writes it with to_json;
-    analysis reads it back with from_json, which also reads logs recorded before `blocked` existed."""
+    analysis reads it back with from_json. `blocked` is the one sign of a call the run's end cut
+    short (the agent sets it, and stops there); `result` is only text for people."""
     action: str
     start: float | None = None
     end: float | None = None
@@ -62,7 +67,10 @@ class StepRecord:
 
     @classmethod
     def from_json(cls, data: dict) -> StepRecord:
-        """A log line back into a record; ValueError if it is not one (not an object, no action)."""
+        """A log line back into a record; ValueError if it is not one (not an object, no action).
+
+        Old logs only: a line without `blocked` whose result starts "still waiting" (what the
+        agent wrote before `blocked` existed, as in the recorded fixtures) is read as blocked."""
         if not isinstance(data, dict) or not isinstance(data.get("action"), str):
             raise ValueError(f"not a step record: {data!r:.80}")
         result = str(data.get("result", ""))
@@ -78,7 +86,7 @@ class StepRecord:
                    address(data.get("local")), address(data.get("peer")),
                    int(data["bytes"]) if data.get("bytes") is not None else None, result,
                    str(data["errno"]) if data.get("errno") is not None else None,
-                   bool(data.get("blocked")) or result.startswith("still waiting"))
+                   bool(data.get("blocked")) or result.startswith(_OLD_LOG_BLOCKED_PREFIX))
 
 
 @dataclass(frozen=True)
