@@ -200,6 +200,29 @@ def _take_held() -> list[logging.LogRecord]:
     return records
 
 
+class _RunLogFile(logging.FileHandler):
+    """run.log is diagnostics, not evidence: when its disk is full the run's own checks say what
+    evidence is missing, so a failed write is remembered here instead of printing logging's
+    "--- Logging error ---" traceback into the user's terminal."""
+    failed: str | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            self.failed = str(sys.exc_info()[1])
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:     # a full disk
+            self.failed = self.failed or str(exc)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:     # the last flush on a full disk
+            self.failed = self.failed or str(exc)
+
+
 @contextmanager
 def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path]:
     """Write every record of the `tcp_testbed` and `mininet` loggers, at DEBUG, to
@@ -207,7 +230,7 @@ def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path]:
     the file is whole before the folder is published). `verbose` is for the console (`console`)."""
     path = Path(run_dir) / RUN_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _RunLogFile(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     held = _take_held()
     handler.setFormatter(_RunLogFormatter(held[0].monotonic if held else None))
@@ -243,7 +266,7 @@ def finish_run_log(run_dir_or_file: Path) -> None:
     if "mininet.log" in sys.modules:
         sys.modules["mininet.log"].lg.removeHandler(handler)
         route_mininet()
-    handler.flush()
+    handler.flush()                # a failed flush is kept in handler.failed, never raised
     handler.close()
 
 

@@ -176,3 +176,31 @@ def test_held_records_are_dropped_when_no_run_log_opens(tmp_path):
     with runlog.run_log(tmp_path) as path:
         pass
     assert "probe" not in path.read_text()
+
+
+def test_a_full_disk_under_run_log_prints_no_logging_traceback(tmp_path, capsys, monkeypatch):
+    """run.log is diagnostics: when its writes fail (ENOSPC) nothing like logging's
+    '--- Logging error ---' traceback reaches the terminal, and the failure is remembered."""
+    import logging
+    from harness import runlog
+
+    with runlog.run_log(tmp_path):
+        handler = [h for h in logging.getLogger("tcp_testbed").handlers if isinstance(h, runlog._RunLogFile)][0]
+        monkeypatch.setattr(handler, "stream", _FullStream())
+        logging.getLogger("tcp_testbed.cmd").debug("a command")
+    captured = capsys.readouterr()
+    assert "Logging error" not in captured.err + captured.out and "Traceback" not in captured.err
+    assert handler.failed and "No space" in handler.failed
+
+
+class _FullStream:
+    def write(self, text):
+        import errno
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        import errno
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        pass
