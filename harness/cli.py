@@ -209,7 +209,7 @@ def _run_remote(args: argparse.Namespace, loaded: dict, results: Path) -> int:
     passthrough = ["--vm-clock", args.vm_clock, f"--max-cells={args.max_cells}"] + (["--jobs", str(args.jobs)] if args.jobs else [])
     passthrough += [f"--kernel={k}" for k in args.kernel or []]
     passthrough += ["-v"] if args.verbose else []
-    return run_over_ssh(remote, experiments, passthrough, results, say)
+    return run_over_ssh(remote, experiments, passthrough, results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,7 @@ def run(plan: RunPlan) -> tuple[int, Path]:
         # what runs before (the preflight's probes, the clean-up, the guardian) is held for it.
         lifecycle.enter_context(held_records())
         check_local(plan.experiment)
-        lock = LocalLock(say)         # one local lab at a time; released after the ledger's guardian is gone
+        lock = LocalLock()            # one local lab at a time; released after the ledger's guardian is gone
         lifecycle.callback(lock.release)
         removed = clean_stale()
         if removed:

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 from harness.errors import RunFailed
-from harness.runlog import log_command, log_started, run_command
+from harness.runlog import log_command, log_started, run_command, say
 from harness.shipped import CODE_ROOT
 
 REGISTRY = Path("/run/tcp-testbed")
@@ -291,14 +291,14 @@ class LocalLock:
     namespace, so two labs would collide. A second local run waits, saying for whom. The lock is
     an flock: the kernel drops it when its holders die (runner, then guardian after clean-up)."""
 
-    def __init__(self, log) -> None:
+    def __init__(self) -> None:
         REGISTRY.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(REGISTRY / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            log(f"another local run (pid {holder}) is using the lab (local runs share Mininet's interface names); "
+            say(f"another local run (pid {holder}) is using the lab (local runs share Mininet's interface names); "
                 "waiting for it to finish")
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         os.ftruncate(self.fd, 0)

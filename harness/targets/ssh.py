@@ -219,10 +219,10 @@ def _make_remote_dir(client: paramiko.SSHClient, remote: Remote) -> str:
     return folder
 
 
-def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], results_root: Path, log) -> int:
+def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], results_root: Path) -> int:
     """Run the experiments (a list of (experiment file, topology file)) on the remote; copy the results back."""
     client = connect(remote)
-    log(f"connected to {remote.label} ({remote.host}:{remote.port})")
+    runlog.say(f"connected to {remote.label} ({remote.host}:{remote.port})")
     remote_dir = None
     try:
         remote_dir = _make_remote_dir(client, remote)
@@ -230,7 +230,7 @@ def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], resu
         files, names = _uploads(experiments, remote_dir)
         for local, remote_path in files.items():
             sftp.put(str(local), remote_path)
-        code = _stream(client, run_command(remote_dir, passthrough, names), remote, log)
+        code = _stream(client, run_command(remote_dir, passthrough, names), remote)
         if code == 127:
             raise UserError(f"run-experiment is not installed on {remote.label}.",
                             fix="set the test bed up there: clone it and run `sudo scripts/setup` (the Vagrantfile does this).")
@@ -239,28 +239,28 @@ def run_over_ssh(remote: Remote, experiments: list, passthrough: list[str], resu
             copied = _get_tree(sftp, f"{remote_dir}/results", results_root)
         except FileNotFoundError:
             pass
-        log(f"copied {copied} result file(s) from {remote.label} into {results_root}/")
+        runlog.say(f"copied {copied} result file(s) from {remote.label} into {results_root}/")
         return code
     except (OSError, EOFError, paramiko.SSHException) as exc:      # SFTP: a full disk, a permission, a dropped link
         raise RunFailed(f"copying files to or from {remote.label} failed: {exc or type(exc).__name__}.") from None
     finally:
         if remote_dir:
-            _remove_remote_dir(client, remote, remote_dir, log)
+            _remove_remote_dir(client, remote, remote_dir)
         client.close()
 
 
-def _remove_remote_dir(client: paramiko.SSHClient, remote: Remote, remote_dir: str, log) -> None:
+def _remove_remote_dir(client: paramiko.SSHClient, remote: Remote, remote_dir: str) -> None:
     """rm -rf with the run's privilege, waited for; says so when the folder stays behind."""
     try:
         code, out = _exec(client, cleanup_command(remote_dir))
     except (OSError, EOFError, paramiko.SSHException) as exc:
         code, out = -1, str(exc)
     if code != 0:
-        log(f"warning: could not remove {remote_dir} on {remote.label} ({out.strip() or 'no exit status'}); "
+        runlog.say(f"warning: could not remove {remote_dir} on {remote.label} ({out.strip() or 'no exit status'}); "
             f"remove it there with `sudo rm -rf {remote_dir}`.")
 
 
-def _stream(client: paramiko.SSHClient, command: str, remote: Remote, log) -> int:
+def _stream(client: paramiko.SSHClient, command: str, remote: Remote) -> int:
     """Run under a pty and print its output as it comes; Ctrl-C here is Ctrl-C there.
 
     The end of the output and the exit status are separate messages: the loop runs until both came
@@ -295,7 +295,7 @@ def _stream(client: paramiko.SSHClient, command: str, remote: Remote, log) -> in
         except KeyboardInterrupt:
             if interrupted_at:
                 raise
-            log(f"interrupted: stopping the run on {remote.label} (it tears its lab down)...")
+            runlog.say(f"interrupted: stopping the run on {remote.label} (it tears its lab down)...")
             channel.send(b"\x03")
             interrupted_at = time.time()
     out.write(text.flush())

@@ -125,18 +125,17 @@ def test_a_precreated_remote_folder_is_not_used(sshd, tmp_path, monkeypatch):
     now = int(time.time())
     traps = [Path(f"/tmp/tcp-testbed-{os.getpid()}-{t}") for t in range(now - 5, now + 300)]
     before = set(Path("/tmp").glob("tcp-testbed*"))
-    messages: list[str] = []
     try:
         for trap in traps:
             trap.mkdir(mode=0o700, exist_ok=True)
         experiment = REPO / "experiments" / "handshake.yaml"
         code = run_over_ssh(parse_ssh_target(sshd["target"]), [(experiment, REPO / "topologies" / "two_hosts.yaml")],
-                            ["--kernel=/nonexistent"], tmp_path, messages.append)
+                            ["--kernel=/nonexistent"], tmp_path)
         left = set(Path("/tmp").glob("tcp-testbed*")) - before - set(traps)
     finally:
         for trap in traps:
             shutil.rmtree(trap, ignore_errors=True)
-    assert code == 2, messages
+    assert code == 2
     assert not left, f"remote folder left behind: {left}"
 
 
@@ -148,7 +147,7 @@ def test_a_results_folder_that_cannot_be_made_is_a_run_failure_not_a_traceback(s
     (tmp_path / "a-file").write_text("")
     with pytest.raises(RunFailed, match="copying files to or from .* failed"):
         run_over_ssh(parse_ssh_target(sshd["target"]), [(REPO / "experiments" / "handshake.yaml", REPO / "topologies" / "two_hosts.yaml")],
-                     ["--kernel=/nonexistent"], tmp_path / "a-file" / "results", print)
+                     ["--kernel=/nonexistent"], tmp_path / "a-file" / "results")
 
 
 def test_an_experiment_named_like_an_option_runs(sshd, tmp_path):

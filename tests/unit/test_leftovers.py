@@ -184,13 +184,14 @@ def test_stop_helpers_reaps_every_helper():
     assert all(start_time(h.pid) is None for h in helpers)
 
 
-def test_a_second_local_run_waits_and_says_for_whom(registry):
-    first = LocalLock(print)
+def test_a_second_local_run_waits_and_says_for_whom(registry, monkeypatch):
+    first = LocalLock()
     said: list[str] = []
+    monkeypatch.setattr(leftovers, "say", said.append)      # the user-facing line (runlog.say)
     got = threading.Event()
 
     def second():
-        lock = LocalLock(said.append)
+        lock = LocalLock()
         got.set()
         lock.release()
 

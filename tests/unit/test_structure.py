@@ -87,3 +87,21 @@ def test_the_stage_check_sees_a_wrong_import(tmp_path):
     bad = tmp_path / "m.py"
     bad.write_text("from harness.plan import run_id\nimport harness.lab.network\n")
     assert _stages_imported(bad) == {"plan", "lab"}
+
+
+def _log_parameters(source: str) -> list[str]:
+    """Functions that take a `log` callable to print with (harness.runlog.say and logging do that)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            found += [node.name for a in args if a.arg == "log"]
+    return found
+
+
+def test_no_log_callable_is_passed_around():
+    # run_batch keeps an optional `log` (default runlog.say): its unit tests collect the lines
+    allowed = {("targets/batch.py", "run_batch")}
+    found = [(str(p.relative_to(HARNESS)), name) for p in HARNESS.rglob("*.py") for name in _log_parameters(p.read_text())]
+    assert [f for f in found if f not in allowed] == []
+    assert _log_parameters("def f(a, log):\n    log(a)\n") == ["f"]
