@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -214,8 +215,14 @@ class PacketRules(Lifecycle):
         return {"table": self.table, "qdiscs": dict(self.qdiscs), "counters": self.counted, "failed": list(self.failed)}
 
     def _add_later(self, args: list[str]) -> None:
-        """On a timer thread: a failure is kept and reported with the counters, not lost."""
-        done = run_command(args)
+        """On a timer thread: a failure is kept and reported with the counters, not lost. That
+        includes a command that cannot run or hangs (OSError, TimeoutExpired): raised here it would
+        only print the thread's traceback, and the step would silently never switch on."""
+        try:
+            done = run_command(args)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.failed.append(f"`{' '.join(args)}` did not run: {exc}")
+            return
         if done.returncode:
             self.failed.append(f"`{' '.join(args)}` failed: {done.stderr.strip()}")
 
