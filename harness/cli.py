@@ -123,7 +123,8 @@ def _remote(args: argparse.Namespace) -> bool:
 
 def _save_traceback(exc: BaseException, folder: Path | None) -> str:
     """Keep an unexpected exception's traceback (the run folder, else the results folder, else a
-    fresh file in the temp folder) and say where it went."""
+    fresh file in the temp folder) and say where it went; when no place takes it (a full or
+    unwritable temp folder), say so and where it was raised: the bug path never prints a traceback."""
     import tempfile
     import time
     import traceback
@@ -135,20 +136,26 @@ def _save_traceback(exc: BaseException, folder: Path | None) -> str:
             target = Path(place) / f"traceback-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
             if Path(place).is_dir():
                 target.write_text(text)
-                return str(target)
+                return f"the traceback is in {target}"
         except OSError:
             pass
-    fd, name = tempfile.mkstemp(prefix="tcp-testbed-traceback-", suffix=".txt")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    return name
+    try:
+        fd, name = tempfile.mkstemp(prefix="tcp-testbed-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+    except OSError as error:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f", raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+        last = text.strip().splitlines()[-1]
+        return f"the traceback could not be saved ({error.strerror or error}): its last line is {last!r}{where}"
+    return f"the traceback is in {name}"
 
 
 def _bug(exc: BaseException, folder: Path | None, what: str = "", prog: str = "run-experiment") -> int:
     """One line for an exception nobody anticipated: it is a bug (exit 70, never 1)."""
     where = _save_traceback(exc, folder)
     print(f"{prog}: {what}a bug in the test bed, not in your files: {type(exc).__name__}: "
-          f"{str(exc)[:200]}; the traceback is in {where} (please report it).".replace("\n", " "), file=sys.stderr, flush=True)
+          f"{str(exc)[:200]}; {where} (please report it).".replace("\n", " "), file=sys.stderr, flush=True)
     return BUG
 
 
