@@ -35,6 +35,11 @@ from harness.report.timeline import DEAD_PING, terminal_copy, timeline
 from harness.judge.schedule import judge_schedule, late_steps
 
 SAMPLE_INTERVAL_S = 0.01
+# How far ahead t0 is set when the agents are told it. 0.3 s was not enough on a loaded host: in
+# one VM cell of a CI run both agents began their first steps 764 ms after t0 (the connect before
+# the listen: "steps started on time" failed, rightly). On the virtual clock idle time is skipped,
+# so the margin costs a VM run nothing; locally it costs 0.7 s.
+START_MARGIN_S = 1.0
 
 
 @dataclass
@@ -150,7 +155,7 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
     rec.agents.wait_ready(plan.startup_timeout_s)
     if rec.rules:
         rec.rules.wait_ready()         # the untimed rules: nft waits on the disk, so before t0
-    rec.t0 = time.time() + 0.3     # nothing between here and the agents may touch the disk
+    rec.t0 = time.time() + START_MARGIN_S     # nothing between here and the agents may touch the disk
     for agent in rec.agents:
         agent.go(rec.t0)
     if rec.rules:
