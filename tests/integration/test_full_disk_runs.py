@@ -21,14 +21,8 @@ pytestmark = [pytest.mark.integration,
 
 
 @pytest.fixture
-def small_results(tmp_path):
-    mount = tmp_path / "results"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_results(tmpfs):
+    return tmpfs("1m")
 
 
 def test_a_disk_that_fills_during_the_run_gives_no_verdict(small_results):

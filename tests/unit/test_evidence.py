@@ -4,7 +4,6 @@ The full disk is faked (ENOSPC from the writer) and, as root, real: a tiny tmpfs
 import errno
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,8 @@ def disk_full_after(limit: int):
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def tiny_tmpfs(tmpfs):
+    return tmpfs("64k")
 
 
 def staged_run(tmp_path: Path, pcap_bytes: int = 200_000) -> Path:
@@ -152,15 +145,10 @@ def test_a_results_folder_through_a_file_is_refused_and_nothing_is_created(tmp_p
 
 @root_only
 @pytest.mark.parametrize("target", ["vm", "local"])
-def test_a_read_only_results_dir_is_refused_before_anything_boots(tmp_path, target, capsys):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], check=True)
-    try:
-        code = cli.main(["--target", target, "--results-dir", str(ro / "results"),
-                         str(REPO / "tests" / "fixtures" / "handshake_plain.yaml")])
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], check=False)
+def test_a_read_only_results_dir_is_refused_before_anything_boots(tmpfs, target, capsys):
+    ro = tmpfs("64k", "ro,")
+    code = cli.main(["--target", target, "--results-dir", str(ro / "results"),
+                     str(REPO / "tests" / "fixtures" / "handshake_plain.yaml")])
     err = capsys.readouterr()
     assert code == 2, err
     assert "read-only file system" in err.err and "Traceback" not in err.err + err.out
