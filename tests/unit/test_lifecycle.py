@@ -271,6 +271,20 @@ def test_agent_runs_its_steps_then_is_stopped(tmp_path):
     assert json.loads(log.read_text().splitlines()[0])["result"] == "ok"
 
 
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="locking memory without a limit needs root (CAP_IPC_LOCK)")
+def test_a_ready_agent_has_its_pages_locked_in_memory(tmp_path):
+    """After t0 an agent must not wait on a page fault (in the VM, one served over 9p skips the
+    virtual clock ahead and the step starts late): its pages are locked before it says ready."""
+    from harness.drive.agent_process import AgentProcess
+    with AgentProcess("h1", None, [AgentStep("wait", 7, seconds=0.05)], 5.0, tmp_path / "h1.jsonl", ledger=Ledger()) as agent:
+        agent.wait_ready(60)
+        status = Path(f"/proc/{agent.pid}/status").read_text()
+        locked_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmLck:")))
+        agent.go(time.time())
+        agent.wait_done(60)
+    assert locked_kb > 1024, status
+
 def test_agent_that_cannot_open_its_log_fails_before_ready_and_is_reaped(tmp_path):
     from harness.drive.agent_process import AgentProcess
     with pytest.raises(RunFailed, match="the agent in h1 did not start"):
