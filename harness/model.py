@@ -50,6 +50,9 @@ class StepRecord:
     result: str = ""                         # ok | error: <strerror> | BLOCKED
     errno: str | None = None                 # ECONNRESET, ...
     blocked: bool = False                    # still blocked when the run ended: the agent stopped there
+    socket: str | None = None                # the named socket the call acted on or made (see Step.socket)
+    cookie: int | None = None                # its SO_COOKIE: ties it to the sampler's rows (sock_diag cookie)
+    alias: str | None = None                 # accept: the automatic name of the connection it took (server:5001#2)
 
     @property
     def accepted(self) -> bool:
@@ -59,7 +62,8 @@ class StepRecord:
         """The log line's fields, absent ones left out (the shape result.json's `steps` has always had)."""
         out = {"action": self.action, "step": self.index, "start": self.start, "scheduled": self.scheduled,
                "local": list(self.local) if self.local else None, "peer": list(self.peer) if self.peer else None,
-               "bytes": self.nbytes, "result": self.result, "errno": self.errno, "end": self.end}
+               "bytes": self.nbytes, "result": self.result, "errno": self.errno, "end": self.end,
+               "socket": self.socket, "cookie": self.cookie, "alias": self.alias}
         out = {k: v for k, v in out.items() if v is not None}
         if self.blocked:
             out["blocked"] = True
@@ -86,7 +90,10 @@ class StepRecord:
                    address(data.get("local")), address(data.get("peer")),
                    int(data["bytes"]) if data.get("bytes") is not None else None, result,
                    str(data["errno"]) if data.get("errno") is not None else None,
-                   bool(data.get("blocked")) or result.startswith(_OLD_LOG_BLOCKED_PREFIX))
+                   bool(data.get("blocked")) or result.startswith(_OLD_LOG_BLOCKED_PREFIX),
+                   str(data["socket"]) if data.get("socket") is not None else None,
+                   int(data["cookie"]) if data.get("cookie") is not None else None,
+                   str(data["alias"]) if data.get("alias") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -143,11 +150,39 @@ class Topology:
         return path[::-1]
 
 
+# Socket options a connect or listen step may set (`options: {TCP_USER_TIMEOUT: 2s}`), by the
+# names of the C headers: name -> (level, optname, unit). The loader turns a value into the int the
+# kernel takes (unit: bool 0/1, int, bytes, s = whole seconds, ms = milliseconds; linger = SO_LINGER
+# on with that many seconds). The agent calls setsockopt(level, optname, value) before bind.
+SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP = 1, 0, 6
+SOCKET_OPTIONS: dict[str, tuple[int, int, str]] = {
+    "SO_LINGER": (SOL_SOCKET, 13, "linger"), "SO_RCVBUF": (SOL_SOCKET, 8, "bytes"),
+    "SO_SNDBUF": (SOL_SOCKET, 7, "bytes"), "SO_KEEPALIVE": (SOL_SOCKET, 9, "bool"),
+    "TCP_NODELAY": (IPPROTO_TCP, 1, "bool"), "TCP_MAXSEG": (IPPROTO_TCP, 2, "bytes"),
+    "TCP_KEEPIDLE": (IPPROTO_TCP, 4, "s"), "TCP_KEEPINTVL": (IPPROTO_TCP, 5, "s"),
+    "TCP_KEEPCNT": (IPPROTO_TCP, 6, "int"), "TCP_SYNCNT": (IPPROTO_TCP, 7, "int"),
+    "TCP_LINGER2": (IPPROTO_TCP, 8, "s"), "TCP_DEFER_ACCEPT": (IPPROTO_TCP, 9, "s"),
+    "TCP_WINDOW_CLAMP": (IPPROTO_TCP, 10, "bytes"), "TCP_QUICKACK": (IPPROTO_TCP, 12, "bool"),
+    "TCP_USER_TIMEOUT": (IPPROTO_TCP, 18, "ms"), "IP_TTL": (IPPROTO_IP, 2, "int"),
+}
+
+
+def accepted_name(host: str, port: int, nth: int) -> str:
+    """The automatic name of the Nth connection a host's listener on `port` accepted: server:5001#2."""
+    return f"{host}:{port}#{nth}"
+
+
+def listener_name(host: str, port: int) -> str:
+    """The automatic name of a host's listening socket: server:5001."""
+    return f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One thing a host's agent does: at t0 + at_s if given, else when its previous step returns."""
+    """One thing a host's agent does: at t0 + at_s if given, else when the previous step on the
+    same socket returns (each socket is its own lane: a blocking call holds back only its own)."""
     host: str
-    action: str                 # listen | connect | send | recv | shutdown | close | abort | wait
+    action: str                 # listen | connect | accept | send | recv | shutdown | close | abort | wait
     index: int                  # position in the experiment file, as reported in the step log
     at_s: float | None = None
     port: int | None = None
@@ -157,6 +192,15 @@ class Step:
     how: str | None = None      # shutdown: write | read | both
     until: str | None = None    # wait: connected | peer-closed | state:NAME
     seconds: float | None = None  # wait: a duration
+    # The socket the step acts on, resolved at load: connect/accept name the socket they make (`as:`,
+    # else client#1 for the host's Nth unnamed connect), listen its listener (server:5001), every
+    # other step the socket in `socket:` or the host's only one (None: a host with no socket at all).
+    socket: str | None = None
+    local_port: int | None = None     # connect: bind: this port first (0/None: the kernel picks)
+    reuseaddr: bool = False
+    reuseport: bool = False
+    options: tuple[tuple[str, int], ...] = ()   # (SOCKET_OPTIONS name, value as the kernel takes it)
+    blocking: bool = True             # connect: wait: false makes it non-blocking (returns at once)
 
 
 @dataclass(frozen=True)
@@ -174,18 +218,27 @@ class AgentStep:
     how: str | None = None
     until: str | None = None
     seconds: float | None = None
+    socket: str | None = None       # Step.socket: the lane the step runs in and the socket it acts on
+    local_port: int | None = None
+    reuseaddr: bool = False
+    reuseport: bool = False
+    options: tuple[tuple[str, int], ...] = ()
+    blocking: bool = True
 
     def to_json(self) -> dict:
         """The fields as the agent's stdin plan carries them (address only when there is a peer)."""
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out["options"] = [list(pair) for pair in self.options]
         if self.address is None:
             del out["address"]
         return out
 
     @classmethod
     def from_json(cls, data: dict) -> AgentStep:
-        """One step of the plan read from stdin; absent fields are None."""
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+        """One step of the plan read from stdin; absent fields take their defaults."""
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if data.get(name) is not None}
+        fields["options"] = tuple((str(n), int(v)) for n, v in fields.get("options", ()))
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -260,9 +313,11 @@ class PacketChoice:
 
 @dataclass(frozen=True)
 class Event:
-    """Something observed at a moment: `client enters TIME-WAIT`, `server sends F#2`, `client calls close`."""
+    """Something observed at a moment: `client enters TIME-WAIT`, `server sends F#2`, `a calls close`.
+    `host` is the subject as written: a host, or a named socket (a, server:5001#1), whose own
+    states, segments and calls the event is looked up in."""
     host: str
-    verb: str              # enters | leaves | sends | receives | calls | returns
+    verb: str              # enters | leaves | sends (kernel time) | transmits (wire) | receives | calls | returns
     what: str              # a state, TCP flags, or a step action
     nth: int = 1
     text: str = ""
@@ -326,7 +381,8 @@ class TimingExpectation:
 
 @dataclass(frozen=True)
 class Expectations:
-    states: dict[str, tuple[StateExpectation, ...]] = field(default_factory=dict)   # host -> sequence
+    """Per subject (a host, or a named socket: its own states, packets, bytes and errors) and overall."""
+    states: dict[str, tuple[StateExpectation, ...]] = field(default_factory=dict)   # subject -> sequence
     packets: tuple[PacketPattern | PacketChoice, ...] = ()
     timing: tuple[TimingExpectation, ...] = ()
     received: dict[str, int] = field(default_factory=dict)             # host -> bytes its reads got
@@ -335,6 +391,8 @@ class Expectations:
     # each expectation's line in the file, by its place under expect: "client.states", "packets",
     # "timing.time_wait": verdicts name it, as packetdrill names the script line of every failure
     lines: dict[str, int] = field(default_factory=dict)
+    # socket name -> patterns matched against that socket's own incarnation, at its host's interface
+    socket_packets: dict[str, tuple[PacketPattern | PacketChoice, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
