@@ -6,9 +6,11 @@ parsed with `struct` (fixed-size inet_diag_msg headers, no attributes requested)
 generic parser cost 6.5 ms per dump in the emulated VM and loaded the CPU the timers run on;
 this parser measured 0.37 ms per dump natively.
 Output: one JSON line per sample
-{"t": epoch, "s": [[state, src, sport, dst, dport, timer, expires_ms, retrans], ...]}
+{"t": epoch, "s": [[state, src, sport, dst, dport, timer, expires_ms, retrans, cookie], ...]}
 where timer is the kernel's pending timer (0 none, 1 retransmit, 2 keepalive, 3 TIME-WAIT,
-4 zero-window probe) and expires_ms its remaining time. When nothing can change, it samples
+4 zero-window probe), expires_ms its remaining time and cookie the socket's cookie (SO_COOKIE:
+what ties a row to the socket a step made; a TIME-WAIT socket keeps its full socket's, a request
+socket in SYN-RECV has its own). Samples recorded before the cookie column have 8 columns. When nothing can change, it samples
 sparsely (see Pacer): the gaps around each state change, not the mean rate, bound what it saw.
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ ETH_P_ALL = 0x0003
 NOTE_ADDRESS = b"\0tcp-testbed-sampler"
 _NLMSGHDR = struct.Struct("=IHHII")
 # inet_diag_msg offsets: state +1, timer +2, retrans +3, sport/dport +4 (big-endian), src +8,
-# dst +24, expires +52.
+# dst +24, cookie +44 (two native u32, low word first), expires +52.
 
 
 def dump_request(seq: int) -> bytes:
@@ -60,8 +62,9 @@ def parse_dump(data: bytes) -> tuple[list[list], bool]:
             sport, dport = struct.unpack_from(">HH", data, at + 4)
             src, dst = data[at + 8:at + 12], data[at + 24:at + 28]
             (expires,) = struct.unpack_from("=I", data, at + 52)
+            cookie_lo, cookie_hi = struct.unpack_from("=II", data, at + 44)
             rows.append([TCP_STATE_NAMES.get(state, str(state)), socket.inet_ntoa(src), sport,
-                         socket.inet_ntoa(dst), dport, timer, expires, retrans])
+                         socket.inet_ntoa(dst), dport, timer, expires, retrans, cookie_lo | cookie_hi << 32])
         offset += (length + 3) & ~3
     return rows, done
 
