@@ -1,28 +1,50 @@
-"""Agent run inside one host: performs its socket steps in order and logs when each call started
-and returned, on the host's clock (all hosts share one kernel clock).
+"""Agent run inside one host: performs its socket steps and logs when each call started and
+returned, on the host's clock (all hosts share one kernel clock).
 
-Protocol: stdin line 1 = JSON {"steps": [AgentStep.to_json(), ...], "duration": s, "log": path}; the agent prints
-"ready"; stdin line 2 = t0 (epoch seconds). A step with "at" starts at t0 + at (or late, if the
-previous step returned later, which the log shows); one without starts when the previous returns.
-A call still blocked when the run ends (t0 + duration) is logged as such and the agent stops.
-The agent then prints "done" and holds its sockets open until stdin closes. Each call is one
-harness.model.StepRecord line in the log (a call the run's end cut short has `blocked` set).
+Protocol: stdin line 1 = JSON {"host": name, "steps": [AgentStep.to_json(), ...], "duration": s,
+"log": path}; the agent prints "ready"; stdin line 2 = t0 (epoch seconds).
+
+Each socket is a lane (a thread): the steps with the same AgentStep.socket run in file order, and
+the steps without one form one more lane. A step with "at" starts at t0 + at, or late if its
+lane's previous call returned later (the log shows it); one without starts when its lane's
+previous call returns. A blocking call therefore holds back only its own socket's later steps:
+100 connects "at 0.5 s" on 100 sockets all start at 0.5 s. A step on a socket that does not exist
+yet (made by another lane, or a connection not yet accepted) waits for it.
+A call still blocked when the run ends (t0 + duration) is logged as such and ends its lane. When
+every lane is over the agent prints "done" and holds its sockets open until stdin closes. Each
+call is one harness.model.StepRecord line in the log (a call the run's end cut short has `blocked`
+set); the listeners' accept loops add one "accepted" line per connection, named HOST:PORT#N.
 """
 from __future__ import annotations
 
 import ctypes
 import errno
 import json
+import os
+import queue
+import select
 import socket
 import struct
 import sys
 import threading
 import time
+from typing import Callable
 
-from harness.model import BLOCKED, TCP_STATE_NAMES, AgentStep, StepRecord
+from harness.model import BLOCKED, SOCKET_OPTIONS, TCP_STATE_NAMES, AgentStep, StepRecord, accepted_name, listener_name
 from harness.record.sampler import NOTE_ADDRESS
 
 MCL_CURRENT = 1     # <sys/mman.h>: lock the pages mapped now (not later ones: no limit to meet)
+SO_COOKIE = 57      # <asm-generic/socket.h>: the id sock_diag reports (the sampler's rows carry it)
+SO_REUSEPORT = 15
+# Every lane's stack is locked in memory with the rest (see _stay_in_memory): 100 lanes with the
+# default 8 MiB each would pin 800 MiB. A lane runs a few shallow Python frames.
+LANE_STACK_BYTES = 256 * 1024
+# A listener's queue of connections not yet accepted: 100 SYNs arriving at once must all be
+# answered (a full queue drops SYNs), the kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+# How long after the run's end the agent waits for its lanes' last lines: every blocking call ends
+# at the deadline by its own timeout, so this is only the time to write them.
+LANE_GRACE_S = 1.0
 
 SHUTDOWN = {"write": socket.SHUT_WR, "read": socket.SHUT_RD, "both": socket.SHUT_RDWR}
 
@@ -39,16 +61,49 @@ def _ended_or_raise(exc: OSError) -> None:
     raise exc
 
 
-class Host:
-    """The sockets of one host: its listener's accepted connections or its own connection."""
+def cookie_of(sock: socket.socket) -> int:
+    """SO_COOKIE: the socket's id in sock_diag, which ties the sampler's rows to this socket."""
+    return struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))[0]
 
-    def __init__(self, deadline: float, record) -> None:
-        self.deadline = deadline
+
+def new_socket(step: AgentStep, listener: bool = False) -> socket.socket:
+    """A TCP socket with the step's set-up applied before any bind or connect (the kernel reads
+    most options at connect: TCP_SYNCNT, TCP_MAXSEG, SO_RCVBUF's window). Listeners always reuse
+    addresses, as they always have. A refused option closes the socket and raises (logged)."""
+    sock = socket.socket()
+    try:
+        if listener or step.reuseaddr:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if step.reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
+        for name, value in step.options:
+            level, optname, unit = SOCKET_OPTIONS[name]
+            sock.setsockopt(level, optname, struct.pack("ii", 1, value) if unit == "linger" else value)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Host:
+    """The sockets of one host by name, shared by its lanes: a lane acting on a socket another
+    lane has not made yet (or the accept loop has not accepted yet) waits for it here."""
+
+    def __init__(self, name: str, record: Callable[[StepRecord], None]) -> None:
+        self.name = name
         self.record = record
-        self.conn: socket.socket | None = None
-        self.listeners: list[socket.socket] = []
-        self.accepted = threading.Event()
+        self.t0 = 0.0
+        self.deadline = 0.0
+        self.go = threading.Event()            # set at t0's arrival: every lane waits on it
+        self.changed = threading.Condition()   # guards everything below
+        self.named: dict[str, socket.socket] = {}
+        self.default: socket.socket | None = None   # what a step without socket acts on (old plans)
+        self.listening = 0
+        self.accepted: dict[int, list[str]] = {}    # port -> automatic names, in accept order
+        self.claimed: dict[int, int] = {}           # port -> how many accept steps took one
+        self.listeners: dict[int, queue.SimpleQueue] = {}   # listen step index -> its accept loop's inbox
         self.held: list[socket.socket] = []
+        self.crashed: list[BaseException] = []
 
     def remaining(self) -> float:
         left = self.deadline - time.time()
@@ -56,28 +111,70 @@ class Host:
             raise RunEnded
         return left
 
-    def connection(self) -> socket.socket:
-        """The connection steps act on; on a server, waits for the first accepted one."""
-        if self.conn is None and self.listeners:
-            if not self.accepted.wait(self.remaining()):
-                raise RunEnded
-        if self.conn is None:
-            raise OSError(errno.ENOTCONN, "no connection on this host yet (connect or listen first)")
-        self.conn.settimeout(self.remaining())
-        return self.conn
+    def _wait(self) -> None:
+        """Wait (holding self.changed) for a socket to appear, or the run's end."""
+        self.changed.wait(self.remaining())
 
-    def accept_loop(self, server: socket.socket) -> None:
+    def register(self, names: list[str | None], sock: socket.socket, default: str = "") -> None:
+        """Name a socket (and hold it open to the end). default: "always" (a connect: the host's
+        connection from now on, as before names) or "first" (an accepted one, if there is none yet)."""
+        with self.changed:
+            self.held.append(sock)
+            for name in names:
+                if name is not None:
+                    self.named[name] = sock
+            if default == "always" or (default == "first" and self.default is None):
+                self.default = sock
+            self.changed.notify_all()
+
+    def socket(self, name: str | None) -> socket.socket:
+        """The socket called `name`, once it exists. None (a plan without names): the host's
+        connection as before names existed: its last connect's, else the first one accepted."""
+        with self.changed:
+            if name is None:
+                while self.default is None:
+                    if not self.listening:
+                        raise OSError(errno.ENOTCONN, "no connection on this host yet (connect or listen first)")
+                    self._wait()
+                return self.default
+            while name not in self.named:
+                self._wait()
+            return self.named[name]
+
+    def connection(self, name: str | None) -> socket.socket:
+        """The socket, in blocking mode with the run's end as its timeout."""
+        conn = self.socket(name)
+        conn.settimeout(self.remaining())
+        return conn
+
+    def claim(self, port: int) -> str:
+        """The next connection the listener on `port` accepted that no accept step took yet."""
+        with self.changed:
+            while len(self.accepted.get(port, ())) <= self.claimed.get(port, 0):
+                self._wait()
+            nth = self.claimed.get(port, 0)
+            self.claimed[port] = nth + 1
+            return self.accepted[port][nth]
+
+    def accept_loop(self, inbox: queue.SimpleQueue) -> None:
+        """Started before t0 for each listen step; serves the listener its step hands over."""
+        server = inbox.get()
+        if server is None:
+            return
+        port = server.getsockname()[1]
         while True:
             try:
                 conn, peer = server.accept()
             except OSError:
                 return
-            self.held.append(conn)
-            if self.conn is None:
-                self.conn = conn
             now = time.time()
-            self.record(StepRecord("accepted", now, now, local=tuple(conn.getsockname()), peer=tuple(peer), result="ok"))
-            self.accepted.set()
+            with self.changed:     # named in accept order (an accept step waits for the socket itself)
+                names = self.accepted.setdefault(port, [])
+                name = accepted_name(self.name, port, len(names) + 1)
+                names.append(name)
+            self.record(StepRecord("accepted", now, now, local=tuple(conn.getsockname()), peer=tuple(peer), result="ok",
+                                   socket=name, cookie=cookie_of(conn)))
+            self.register([name], conn, default="first")
 
 
 def _read(conn: socket.socket, limit: int | None, host: Host, entry: StepRecord) -> None:
@@ -100,59 +197,115 @@ def _tcp_state(conn: socket.socket) -> str:
     return TCP_STATE_NAMES.get(info[0], str(info[0]))
 
 
-def perform(step: AgentStep, host: Host, entry: StepRecord) -> None:
-    action = step.action
-    if action == "listen":
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def _listen(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    inbox = host.listeners.pop(step.index, None)
+    if inbox is None:      # not prepared before t0 (a plan with two listens on one line): start one now
+        inbox = queue.SimpleQueue()
+        threading.Thread(target=host.accept_loop, args=(inbox,), daemon=True).start()
+    try:
+        server = new_socket(step, listener=True)
+        entry.cookie = cookie_of(server)
         server.bind(("0.0.0.0", step.port))
-        server.listen(16)
-        host.listeners.append(server)
-        entry.local = tuple(server.getsockname())
-        threading.Thread(target=host.accept_loop, args=(server,), daemon=True).start()
-    elif action == "connect":
-        client = socket.socket()
-        client.bind((step.bind, 0))
-        entry.local = tuple(client.getsockname())
-        entry.peer = (step.address, step.port)
-        host.conn = client
-        host.held.append(client)
-        client.settimeout(host.remaining())
-        try:
-            client.connect((step.address, step.port))
-        except socket.timeout as exc:
-            _ended_or_raise(exc)
-    elif action == "send":
-        data = step.message.encode() if step.message is not None else b"x" * step.size
-        try:
-            host.connection().sendall(data)
-        except socket.timeout as exc:
-            _ended_or_raise(exc)
-        entry.nbytes = len(data)
-    elif action == "recv":
-        _read(host.connection(), step.size, host, entry)
-    elif action == "shutdown":
-        host.connection().shutdown(SHUTDOWN[step.how])
-    elif action in ("close", "abort"):
-        conn = host.connection()
-        if action == "abort":
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
-    elif action == "wait":
-        until = step.until
-        if until is None:
-            time.sleep(min(step.seconds, host.remaining()))
-        elif until == "connected":
-            host.connection()
-        elif until == "peer-closed":
-            _read(host.connection(), None, host, entry)
-        else:  # state:NAME, polled from the socket's own TCP_INFO
-            conn, wanted = host.connection(), until.split(":", 1)[1]
-            while _tcp_state(conn) != wanted:
-                host.remaining()
-                time.sleep(0.001)
-    else:
-        raise ValueError(f"unknown action {action}")
+        server.listen(LISTEN_BACKLOG)
+    except BaseException:
+        inbox.put(None)
+        raise
+    entry.local = tuple(server.getsockname())
+    with host.changed:
+        host.listening += 1
+    host.register([listener_name(host.name, entry.local[1]), step.socket], server)
+    inbox.put(server)
+
+
+def _connect(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    client = new_socket(step)
+    entry.cookie = cookie_of(client)
+    host.register([step.socket], client, default="always")
+    client.bind((step.bind or "0.0.0.0", step.local_port or 0))
+    entry.local = tuple(client.getsockname())
+    entry.peer = (step.address, step.port)
+    if not step.blocking:       # returns at once: a later `wait: connected` reports how it went
+        client.setblocking(False)
+        err = client.connect_ex((step.address, step.port))
+        if err not in (0, errno.EINPROGRESS):
+            raise OSError(err, os.strerror(err))
+        return
+    client.settimeout(host.remaining())
+    try:
+        client.connect((step.address, step.port))
+    except socket.timeout as exc:
+        _ended_or_raise(exc)
+
+
+def _accept(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    entry.alias = host.claim(step.port)
+    conn = host.socket(entry.alias)
+    host.register([step.socket], conn)
+    entry.cookie = cookie_of(conn)
+    entry.local, entry.peer = tuple(conn.getsockname()), tuple(conn.getpeername())
+
+
+def _send(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    data = step.message.encode() if step.message is not None else b"x" * step.size
+    try:
+        host.connection(step.socket).sendall(data)
+    except socket.timeout as exc:
+        _ended_or_raise(exc)
+    entry.nbytes = len(data)
+
+
+def _recv(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    _read(host.connection(step.socket), step.size, host, entry)
+
+
+def _shutdown(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    host.socket(step.socket).shutdown(SHUTDOWN[step.how])
+
+
+def _close(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    """Whatever state it is in (SYN-SENT after a non-blocking connect included)."""
+    conn = host.socket(step.socket)
+    if step.action == "abort":
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def _wait_connected(conn: socket.socket, host: Host) -> None:
+    """A handshake still under way (non-blocking connect) is waited for; then the connect's own
+    outcome, which a non-blocking connect leaves in SO_ERROR (ECONNREFUSED, ETIMEDOUT, ...)."""
+    if _tcp_state(conn) == "SYN-SENT":
+        poller = select.poll()
+        poller.register(conn, select.POLLOUT)
+        while not poller.poll(host.remaining() * 1000):
+            pass
+    err = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, os.strerror(err))
+
+
+def _wait(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    until = step.until
+    if until is None:
+        time.sleep(min(step.seconds, host.remaining()))
+    elif until == "connected":
+        _wait_connected(host.socket(step.socket), host)
+    elif until == "peer-closed":
+        _read(host.connection(step.socket), None, host, entry)
+    else:  # state:NAME, polled from the socket's own TCP_INFO
+        conn, wanted = host.socket(step.socket), until.split(":", 1)[1]
+        while _tcp_state(conn) != wanted:
+            host.remaining()
+            time.sleep(0.001)
+
+
+ACTIONS = {"listen": _listen, "connect": _connect, "accept": _accept, "send": _send, "recv": _recv,
+           "shutdown": _shutdown, "close": _close, "abort": _close, "wait": _wait}
+
+
+def perform(step: AgentStep, host: Host, entry: StepRecord) -> None:
+    if step.action not in ACTIONS:
+        raise ValueError(f"unknown action {step.action}")
+    ACTIONS[step.action](step, host, entry)
 
 
 class SamplerNotes:
@@ -169,11 +322,72 @@ class SamplerNotes:
             pass     # no sampler listening (an agent run on its own): nothing to tell
 
 
+def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord:
+    """One call, at its time (never later than the run's end, where it is logged as blocked)."""
+    if step.at is not None:
+        delay = min(host.t0 + step.at, host.deadline) - time.time()
+        if delay > 0:
+            time.sleep(delay)
+    if step.action == "wait" and step.seconds is not None:
+        notes.at(time.time() + step.seconds)
+    notes.at(time.time())
+    entry = StepRecord(step.action, time.time(), index=step.index, socket=step.socket,
+                       scheduled=host.t0 + step.at if step.at is not None else None)
+    try:
+        host.remaining()        # a step due at or after the run's end is not begun
+        perform(step, host, entry)
+        entry.result = "ok"
+    except RunEnded:
+        entry.result, entry.blocked = BLOCKED, True
+    except OSError as exc:
+        entry.result = f"error: {exc.strerror or exc}"
+        entry.errno = errno.errorcode.get(exc.errno, str(exc.errno))
+    entry.end = time.time()
+    return entry
+
+
+def run_lane(steps: list[AgentStep], host: Host, notes: SamplerNotes) -> None:
+    """One socket's steps in order, from t0; a call the run's end cut short ends the lane."""
+    host.go.wait()
+    try:
+        for step in steps:
+            entry = run_step(step, host, notes)
+            host.record(entry)
+            if entry.blocked:
+                return
+    except BaseException as exc:    # a bug, not a result: the agent must not say "done" over it
+        host.crashed.append(exc)
+        raise
+
+
+def lanes_of(steps: list[AgentStep]) -> dict[str, list[AgentStep]]:
+    """The steps grouped by the socket they act on (None: one lane ""), each in file order."""
+    lanes: dict[str, list[AgentStep]] = {}
+    for step in steps:
+        lanes.setdefault(step.socket or "", []).append(step)
+    return lanes
+
+
+def start_threads(steps: list[AgentStep], host: Host, notes: SamplerNotes) -> list[threading.Thread]:
+    """Every lane and accept loop, started now and waiting for t0: after t0 no thread is made
+    (a new thread maps a stack, and page faults after t0 are what must not happen)."""
+    threading.stack_size(LANE_STACK_BYTES)
+    for step in steps:
+        if step.action == "listen":
+            host.listeners[step.index] = queue.SimpleQueue()
+            threading.Thread(target=host.accept_loop, args=(host.listeners[step.index],), daemon=True).start()
+    lanes = [threading.Thread(target=run_lane, args=(lane, host, notes), name=f"lane {name}", daemon=True)
+             for name, lane in lanes_of(steps).items()]
+    for lane in lanes:
+        lane.start()
+    return lanes
+
+
 def _stay_in_memory() -> None:
     """Lock every page this agent has mapped into RAM before it says ready. In the VM a page fault
     served from the host's file system over 9p is idle time, which the virtual clock skips: an
     agent faulting a page between reading t0 and its first step started it hundreds of ms late
-    (measured: a cold 9p stat alone cost 15-43 ms of guest time). Best effort: without the
+    (measured: a cold 9p stat cost 15-43 ms of guest time). Best effort: without the
     privilege it only loses that guarantee."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mlockall(MCL_CURRENT)
@@ -198,36 +412,21 @@ def main() -> None:
                 failed.append(exc)
 
     steps = [AgentStep.from_json(step) for step in plan["steps"]]
+    host = Host(plan.get("host", ""), record)
     notes = SamplerNotes()
+    lanes = start_threads(steps, host, notes)
     _stay_in_memory()
     print("ready", flush=True)
-    t0 = float(sys.stdin.readline())
-    host = Host(t0 + plan["duration"], record)
+    host.t0 = float(sys.stdin.readline())
+    host.deadline = host.t0 + plan["duration"]
     for step in steps:
         if step.at is not None:
-            notes.at(t0 + step.at)
-    for step in steps:
-        if step.at is not None:
-            delay = t0 + step.at - time.time()
-            if delay > 0:
-                time.sleep(delay)
-        if step.action == "wait" and step.seconds is not None:
-            notes.at(time.time() + step.seconds)
-        notes.at(time.time())
-        entry = StepRecord(step.action, time.time(), index=step.index,
-                           scheduled=t0 + step.at if step.at is not None else None)
-        try:
-            perform(step, host, entry)
-            entry.result = "ok"
-        except RunEnded:
-            entry.result, entry.blocked = BLOCKED, True
-        except OSError as exc:
-            entry.result = f"error: {exc.strerror or exc}"
-            entry.errno = errno.errorcode.get(exc.errno, str(exc.errno))
-        entry.end = time.time()
-        record(entry)
-        if entry.blocked:
-            break
+            notes.at(host.t0 + step.at)
+    host.go.set()
+    for lane in lanes:
+        lane.join(max(0.0, host.deadline + LANE_GRACE_S - time.time()))
+    if host.crashed:
+        raise host.crashed[0]
     print("done", flush=True)
     sys.stdin.readline()   # hold every socket open until the driver has stopped the recorders
 

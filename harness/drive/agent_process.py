@@ -23,7 +23,8 @@ class AgentProcess(Forked):
         self.host = host
         self.done_line: str | None = None
         try:
-            self.send(json.dumps({"steps": [step.to_json() for step in steps], "duration": duration_s, "log": str(log_path)}))
+            self.send(json.dumps({"steps": [step.to_json() for step in steps], "duration": duration_s, "log": str(log_path),
+                                  "host": host}))
         except BaseException:
             self.stop()          # it died at once: reaped here, its last words kept for summary()
             raise
