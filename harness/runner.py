@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analyse.connection import observe
+from harness.analyse.kernel_check import check_kernel_sends
 from harness.analyse.network import NetworkCheck, check_step
 from harness.analyse.segments import read_segments
 from harness.lab.packet_rules import PacketRules, PlacedStep
@@ -24,9 +25,10 @@ from harness.record.sampler import StateSampler
 from harness.lab.network import Lab, mininet_lab, ping_rtt_s, warm_up
 from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
-from harness.model import Experiment, StepRecord
+from harness.model import Experiment, Impairment, StepRecord
 from harness.plan import RunPlan, StepPlacement
 from harness.record.capture import Capture
+from harness.record.kernel_sends import kernel_capture, kernel_pcap
 from harness.runlog import finish_run_log, held_records, run_log, say
 from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
@@ -56,6 +58,7 @@ class Recording:
     rules: PacketRules | None = None
     counted: dict = field(default_factory=dict)
     host_intf: dict[str, str] = field(default_factory=dict)
+    egress: dict[str, tuple[str, Impairment]] = field(default_factory=dict)   # link interface -> (node, impairment)
     t0: float = 0.0
 
 
@@ -134,11 +137,16 @@ def _placed(placement: StepPlacement, lab: Lab) -> PlacedStep:
 
 
 def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
-    """tcpdump on every link interface, then the state sampler; each ready before the next step."""
+    """tcpdump on every link interface and on every host's kernel send mirror, then the state
+    sampler; each ready before the next step."""
     rec.agents = helpers.enter_context(HelperGroup())     # started later, stopped after the recorders
+    rec.egress = lab.interfaces
     for intf, (node, _) in lab.interfaces.items():
         rec.captures.append(helpers.enter_context(
             Capture(lab.node(node), intf, plan.work_dir / "pcap" / f"{intf}.pcap", ledger)))
+    for h in plan.experiment.topology.hosts:    # pcap/<host>.kernel.pcap: sends before the link's delay
+        intfs = [intf for intf, (node, _) in lab.interfaces.items() if node == h]
+        rec.captures.append(helpers.enter_context(kernel_capture(lab.node(h), h, intfs, plan.work_dir / "pcap", ledger)))
     for capture in rec.captures:
         capture.wait_ready(plan.startup_timeout_s)
     samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in plan.experiment.topology.hosts}
@@ -181,6 +189,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats}
     steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0)
+    problems = problems or _kernel_send_problems(plan, rec)
     if problems:
         raise _incomplete(final_dir, base, problems)
     obs = observe(run_dir, steps_log, rec.host_intf, plan.addresses)
@@ -271,6 +280,19 @@ def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sa
     if problems:
         problems[-1] += full_disk_note(run_dir)
     return steps_log, problems
+
+
+def _kernel_send_problems(plan: RunPlan, rec: Recording) -> list[str]:
+    """Each host's kernel send capture against its interfaces' captures (analyse.kernel_check):
+    a kernel capture that misses or misplaces a send would move every "sends" verdict."""
+    pcaps = plan.work_dir / "pcap"
+    problems = []
+    for h in plan.experiment.topology.hosts:
+        kernel = read_segments(kernel_pcap(pcaps, h))
+        problems += [p for intf, (node, egress) in rec.egress.items() if node == h
+                     for p in check_kernel_sends(h, plan.addresses[h], intf, read_segments(pcaps / f"{intf}.pcap"),
+                                                 kernel, egress)]
+    return problems
 
 
 def _incomplete(folder: Path, base: dict, problems: list[str]) -> EvidenceIncomplete:

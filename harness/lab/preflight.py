@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +14,24 @@ from harness.runlog import run_command
 SETUP = "run scripts/setup (as root) to install it"
 
 
+# The kernel send capture's features (harness.record.kernel_sends), built in without a trace in
+# /sys/module or modules.builtin on a kernel built without modules (this machine's 6.18): their
+# config symbols, read from /proc/config.gz. Only these: other modules are judged as before.
+_CONFIG_SYMBOL = {"sch_ingress": "CONFIG_NET_SCH_INGRESS", "act_mirred": "CONFIG_NET_ACT_MIRRED",
+                  "dummy": "CONFIG_DUMMY", "cls_matchall": "CONFIG_NET_CLS_MATCHALL", "cls_u32": "CONFIG_NET_CLS_U32"}
+# dummy's default (numdummies=1) makes a dummy0 in the root namespace that would outlive the run
+_MODPROBE_ARGS = {"dummy": ["numdummies=0"]}
+SEND_CAPTURE_MODULES = ["sch_ingress", "act_mirred"]    # clsact and mirred: the capture needs both
+
+
+@functools.cache
+def _kernel_config() -> str:
+    try:
+        return gzip.decompress(Path("/proc/config.gz").read_bytes()).decode(errors="replace")
+    except OSError:
+        return ""
+
+
 @functools.cache   # asked once per cell of a sweep; the machine does not change meanwhile
 def kernel_has_module(name: str, load: bool = True) -> bool:
     """Built in, loaded, or loadable. With `load` a module that is neither is loaded (modprobe:
@@ -20,15 +39,24 @@ def kernel_has_module(name: str, load: bool = True) -> bool:
     on disk, in modules.dep, counts): run-experiment --check must change nothing."""
     if Path(f"/sys/module/{name}").exists():
         return True
+    if name in _CONFIG_SYMBOL and f"\n{_CONFIG_SYMBOL[name]}=y\n" in _kernel_config():
+        return True
     modules = Path(f"/lib/modules/{os.uname().release}")
     for index in ("modules.builtin",) + (() if load else ("modules.dep",)):
         if (modules / index).exists() and f"/{name}.ko" in (modules / index).read_text():
             return True
-    return load and run_command(["modprobe", "-q", name]).returncode == 0
+    return load and run_command(["modprobe", "-q", name, *_MODPROBE_ARGS.get(name, [])]).returncode == 0
+
+
+def send_capture_kinds() -> tuple[str, str]:
+    """The kernel send capture's device and filter: a dummy and matchall where the kernel has
+    them, else a veth pair and u32 matching every frame (same hook, same mirror)."""
+    return ("dummy" if kernel_has_module("dummy") else "veth",
+            "matchall" if kernel_has_module("cls_matchall") else "u32")
 
 
 def needed_modules(experiment: Experiment) -> list[str]:
-    mods = []
+    mods = list(SEND_CAPTURE_MODULES)     # every run records its hosts' kernel send times
     links = experiment.topology.links
     if any(d.needs_netem for link in links for d in (link.a_to_b, link.b_to_a)):
         mods.append("sch_netem")
@@ -59,6 +87,8 @@ def missing_kernel_features(experiment: Experiment, load: bool = True) -> list[s
     """What the experiment needs that this kernel lacks. `load=False` only reads (--check): no
     modprobe, and no nft probe (it adds a table), so nftables is then assumed to work."""
     missing = [m for m in needed_modules(experiment) if not kernel_has_module(m, load)]
+    if not (kernel_has_module("cls_matchall", load) or kernel_has_module("cls_u32", load)):
+        missing.append("a tc filter matching every frame (cls_matchall or cls_u32)")
     if load and experiment.network and not nft_picks_work():
         missing.append("nftables bridge rules with numgen (nf_tables, nft_numgen)")
     return missing

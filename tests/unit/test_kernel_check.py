@@ -1,0 +1,105 @@
+"""The kernel send capture's check (analyse.kernel_check) and the commands that set it up."""
+from __future__ import annotations
+
+from harness.analyse.kernel_check import check_kernel_sends, tolerance_s
+from harness.analyse.segments import Segment
+from harness.model import Impairment
+from harness.record.kernel_sends import kernel_pcap, setup_commands, tx_device
+
+CLIENT, SERVER = "10.0.0.1", "10.0.0.2"
+
+
+def seg(t: float, flags: str, seq: int, src: str = CLIENT, tsval: int | None = 7, length: int = 0) -> Segment:
+    dst = SERVER if src == CLIENT else CLIENT
+    sport, dport = (40000, 5001) if src == CLIENT else (5001, 40000)
+    return Segment(t, src, sport, dst, dport, flags, seq, 0, length, tsval)
+
+
+def check(at_interface, kernel, egress=Impairment(delay_s=0.025)):
+    return check_kernel_sends("client", CLIENT, "client-eth0", at_interface, kernel, egress)
+
+
+def test_sends_earlier_by_the_delay_pass_and_incoming_segments_are_not_asked_for():
+    wire = [seg(1.025, "S", 100), seg(1.100, "SA", 500, src=SERVER), seg(1.125, "A", 101)]
+    kernel = [seg(1.000, "S", 100), seg(1.1003, "A", 101)]
+    assert check(wire, kernel) == []
+
+
+def test_a_send_missing_from_the_kernel_capture_is_named():
+    problems = check([seg(1.025, "S", 100), seg(2.025, "F", 101)], [seg(1.0, "S", 100)])
+    assert len(problems) == 1 and "F 10.0.0.1:40000 > 10.0.0.2:5001 seq 101" in problems[0]
+    assert "not in it" in problems[0]
+
+
+def test_a_different_field_is_a_different_segment():
+    assert check([seg(1.025, "S", 100)], [seg(1.0, "S", 101)]) != []
+    assert check([seg(1.025, "S", 100)], [seg(1.0, "S", 100, length=1)]) != []
+    assert check([seg(1.025, "S", 100)], [seg(1.0, "SA", 100)]) != []
+
+
+def test_a_kernel_copy_stamped_after_the_interface_is_refused():
+    problems = check([seg(1.000, "S", 100)], [seg(1.002, "S", 100)], Impairment())
+    assert len(problems) == 1 and "later" in problems[0]
+
+
+def test_the_gap_must_be_the_delay_within_the_tolerance():
+    assert tolerance_s(0.025) == 0.001 and abs(tolerance_s(0.1) - 0.002) < 1e-12
+    assert check([seg(1.0259, "S", 100)], [seg(1.0, "S", 100)]) == []
+    problems = check([seg(1.0270, "S", 100)], [seg(1.0, "S", 100)])
+    assert len(problems) == 1 and "27.000 ms earlier" in problems[0] and "25 ms" in problems[0]
+    assert check([seg(1.0, "S", 100)], [seg(1.0, "S", 100)]) != []       # no gap at all on a 25 ms link
+
+
+def test_no_delay_means_the_same_moment():
+    assert check([seg(1.0, "S", 100)], [seg(1.0, "S", 100)], None) == []
+    assert check([seg(1.0, "S", 100)], [seg(0.99, "S", 100)], Impairment()) != []
+
+
+def test_jitter_or_a_rate_limit_only_asks_for_presence_and_order():
+    for egress in (Impairment(delay_s=0.025, jitter_s=0.005), Impairment(delay_s=0.025, bw_mbit=1.0)):
+        assert check([seg(1.040, "S", 100)], [seg(1.0, "S", 100)], egress) == []
+        assert check([seg(1.040, "S", 100)], [seg(1.05, "S", 100)], egress) != []
+
+
+def test_a_segment_dropped_by_the_hosts_own_netem_is_only_in_the_kernel_capture():
+    # the first SYN lost on the client's link, its retransmission (another tsval) went through
+    kernel = [seg(1.0, "S", 100, tsval=1), seg(2.0, "S", 100, tsval=1001)]
+    assert check([seg(2.025, "S", 100, tsval=1001)], kernel, Impairment(delay_s=0.025, loss_pct=50)) == []
+
+
+def test_each_kernel_copy_is_used_once():
+    # two identical copies at the interface (no timestamps) need two in the kernel capture
+    wire = [seg(1.025, "S", 100, tsval=None), seg(2.025, "S", 100, tsval=None)]
+    assert check(wire, [seg(1.0, "S", 100, tsval=None), seg(2.0, "S", 100, tsval=None)]) == []
+    problems = check(wire, [seg(1.0, "S", 100, tsval=None)])
+    assert len(problems) == 1 and "at 2.025000" in problems[0]
+
+
+def test_many_problems_are_capped_and_counted():
+    problems = check([seg(1.0 + i, "A", 100 + i) for i in range(8)], [])
+    assert len(problems) == 6 and problems[-1] == "… and 3 more such segment(s)"
+
+
+def test_set_up_mirrors_every_interface_to_the_hosts_device():
+    commands = setup_commands("client", ["client-eth0", "client-eth1"], "dummy", "matchall")
+    assert commands[0] == ["ip", "link", "add", "client-tx", "type", "dummy"]
+    assert ["ip", "link", "set", "client-tx", "up", "arp", "off"] in commands
+    for intf in ("client-eth0", "client-eth1"):
+        assert ["tc", "qdisc", "add", "dev", intf, "clsact"] in commands
+        assert ["tc", "filter", "add", "dev", intf, "egress", "matchall", "action", "mirred", "egress", "mirror",
+                "dev", "client-tx"] in commands
+    # the filter comes after the device it names, and after its interface's clsact
+    assert commands.index(["tc", "qdisc", "add", "dev", "client-eth0", "clsact"]) < len(commands) - 3
+
+
+def test_set_up_without_dummy_or_matchall_uses_a_veth_pair_and_u32():
+    commands = setup_commands("server", ["server-eth0"], "veth", "u32")
+    assert commands[0] == ["ip", "link", "add", "server-tx", "type", "veth", "peer", "name", "server-txp"]
+    assert ["ip", "link", "set", "server-txp", "up", "arp", "off"] in commands
+    assert commands[-1][-8:] == ["0", "0", "action", "mirred", "egress", "mirror", "dev", "server-tx"]
+    assert "u32" in commands[-1] and "all" in commands[-1]
+
+
+def test_names_fit_the_kernel_and_the_analysis_finds_the_file(tmp_path):
+    assert len(tx_device("a" * 9) + "p") <= 15
+    assert kernel_pcap(tmp_path, "server") == tmp_path / "server.kernel.pcap"
