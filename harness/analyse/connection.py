@@ -1,18 +1,28 @@
-"""Put the artifacts of one run together: the connection under test, its segments and states."""
+"""Put the artifacts of one run together: the first connection (the host-level view every
+single-connection experiment is judged on) and every named socket's own view of its connection."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.analyse.incarnations import SocketView, attach, declared_sockets, unique
 from harness.analyse.segments import Segment, of_connection, read_segments
 from harness.analyse.states import SamplingStats, StateSpan, read_samples, sampling_stats, socket_spans
 from harness.model import StepRecord
 
+__all__ = ["Observation", "SocketView", "observe", "kernel_pcap_path"]
+
+
+def kernel_pcap_path(run_dir: Path, host: str) -> Path:
+    """Where the recorder writes a host's kernel-time send capture (record.kernel_sends names it so)."""
+    return run_dir / "pcap" / f"{host}.kernel.pcap"
+
 
 @dataclass
 class Observation:
-    """What was seen of the connection under test. With no connect in the step logs there is no
-    connection: client and server are None and no segments are kept (the states of listeners are)."""
+    """What was seen of the run. The host-level fields follow the first connection (as they always
+    have); `sockets` has every socket by each of its names. With no connect in the step logs there
+    is no first connection: client and server are None and no segments are kept (listeners' states are)."""
     client_host: str | None
     server_host: str | None
     client: tuple[str, int] | None
@@ -21,16 +31,40 @@ class Observation:
     states: dict[str, list[StateSpan]]         # host -> spans (server: listener then child)
     sampling: dict[str, SamplingStats]
     steps: dict[str, list[StepRecord]] = field(default_factory=dict)   # host -> its step log
+    sockets: dict[str, SocketView] = field(default_factory=dict)       # socket name (aliases too) -> its view
+    # host -> every segment its TCP handed to its interface (kernel time, before its link's delay);
+    # no entry: the run had no kernel-time capture of that host (recorded before it existed)
+    kernel_segments: dict[str, list[Segment]] = field(default_factory=dict)
+    host_ips: dict[str, str] = field(default_factory=dict)
 
     def address(self, host: str) -> tuple[str, int] | None:
         return self.client if host == self.client_host else self.server if host == self.server_host else None
+
+    def view(self, subject: str) -> SocketView | None:
+        """The socket a subject names (None: it is a host, or names nothing)."""
+        return None if subject in self.segments or subject in self.states else self.sockets.get(subject)
+
+    def host_of(self, address: tuple[str, int] | None) -> str | None:
+        """The host an address belongs to: by the plan's addresses, else by the sockets seen."""
+        if address is None:
+            return None
+        by_ip = next((h for h, ip in self.host_ips.items() if ip == address[0]), None)
+        return by_ip or next((v.host for v in unique(self.sockets) if v.local == tuple(address)), None)
 
     def to_json(self) -> dict:
         return {"client": list(self.client) if self.client else None, "server": list(self.server) if self.server else None,
                 "client_host": self.client_host, "server_host": self.server_host,
                 "states": {h: [asdict(s) for s in spans] for h, spans in self.states.items()},
                 "segments": {h: [asdict(s) for s in segs] for h, segs in self.segments.items()},
-                "sampling": {h: asdict(s) for h, s in self.sampling.items()}}
+                "sampling": {h: asdict(s) for h, s in self.sampling.items()},
+                "sockets": {v.name: _view_json(v) for v in unique(self.sockets)}}
+
+
+def _view_json(v: SocketView) -> dict:
+    """result.json's account of one socket (its segments are in the host-level lists or the pcaps)."""
+    return {"host": v.host, "kind": v.kind, "aliases": list(v.aliases), "local": list(v.local) if v.local else None,
+            "peer": list(v.peer) if v.peer else None, "created": v.created, "cookie": v.cookie,
+            "incarnation": v.incarnation, "segments": len(v.segments), "states": [asdict(s) for s in v.states]}
 
 
 def _first_connect(steps_log: dict[str, list[StepRecord]]) -> tuple[str, StepRecord] | None:
@@ -64,9 +98,14 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
         server_host = _server_host(steps_log, server, host_ips)
     listeners = {h: e.local for h, entries in steps_log.items() for e in entries if e.action == "listen" and e.local}
     segments, states, sampling = {}, {}, {}
+    captured, kernel, all_samples = {}, {}, {}
     for host, intf in host_interface.items():
-        segments[host] = of_connection(read_segments(run_dir / "pcap" / f"{intf}.pcap"), client, server) if first else []
-        samples = read_samples(run_dir / "samples" / f"{host}.jsonl")
+        pcap = run_dir / "pcap" / f"{intf}.pcap"
+        captured[host] = read_segments(pcap) if first or pcap.exists() else []
+        segments[host] = of_connection(captured[host], client, server) if first else []
+        if kernel_pcap_path(run_dir, host).exists():
+            kernel[host] = read_segments(kernel_pcap_path(run_dir, host))
+        samples = all_samples[host] = read_samples(run_dir / "samples" / f"{host}.jsonl")
         sampling[host] = sampling_stats(samples)
         if host == connect_host:
             states[host] = socket_spans(samples, client, server)
@@ -74,4 +113,7 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
             states[host] = socket_spans(samples, server, None) + socket_spans(samples, server, client)
         elif host in listeners:
             states[host] = socket_spans(samples, listeners[host], None)
-    return Observation(connect_host, server_host, client, server, segments, states, sampling, steps_log)
+    sockets = declared_sockets(steps_log)
+    attach(sockets, captured, kernel, all_samples)
+    return Observation(connect_host, server_host, client, server, segments, states, sampling, steps_log,
+                       sockets, kernel, dict(host_ips))

@@ -43,22 +43,36 @@ def sampling_stats(samples: list[dict]) -> SamplingStats:
     return SamplingStats(len(times), sum(gaps) / len(gaps) if gaps else None, max(gaps) if gaps else None)
 
 
-def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, int] | None) -> list[StateSpan]:
-    """Spans of one socket, by local and peer address; peer None means the listener on `local`.
+Row = list      # a sample's row: state, src, sport, dst, dport, timer, expires_ms, retrans[, cookie]
+COOKIE = 8      # the cookie's column; rows recorded before it existed have 8 columns
+
+
+def row_cookie(row: Row) -> int | None:
+    return row[COOKIE] if len(row) > COOKIE else None
+
+
+def has_cookies(samples: list[dict]) -> bool:
+    """Whether the sampler that wrote these recorded each socket's cookie (old fixtures did not)."""
+    return any(row_cookie(row) is not None for sample in samples for row in sample["s"])
+
+
+def _seen(sample: dict, row: Row) -> tuple[str, float | None, bool]:
+    """A row's state, its timer's due moment, and whether that timer is still pending."""
+    st, timer = row[0], row[5:7]
+    due = sample["t"] + timer[1] / 1e3 if timer and timer[0] else None
+    return st, due, bool(timer and timer[0] and timer[1] > 0)
+
+
+def spans_of(samples: list[dict], pick) -> list[StateSpan]:
+    """Spans of one socket, `pick(sample)` giving its row in a sample (None: not there).
 
     Once seen, a socket missing from a later sample has closed (a CLOSED span); samples before
     it first appears are ignored (it did not exist yet)."""
     spans: list[StateSpan] = []
     previous: float | None = None
     for sample in samples:
-        state, due, pending = None, None, False
-        for st, src, sport, dst, dport, *timer in sample["s"]:
-            if sport != local[1] or src not in (local[0], "0.0.0.0"):
-                continue
-            if peer is None and st == "LISTEN" or peer is not None and (dst, dport) == tuple(peer):
-                state = st
-                due = sample["t"] + timer[1] / 1e3 if timer and timer[0] else None
-                pending = bool(timer and timer[0] and timer[1] > 0)
+        row = pick(sample)
+        state, due, pending = _seen(sample, row) if row is not None else (None, None, False)
         if state is None and spans:
             state = "CLOSED"
         if state is not None:
@@ -70,6 +84,49 @@ def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, i
                 spans.append(StateSpan(state, sample["t"], sample["t"], previous, timer_due=due))
         previous = sample["t"]
     return spans
+
+
+def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, int] | None) -> list[StateSpan]:
+    """Spans of one socket, by local and peer address; peer None means the listener on `local`
+    (the last row that fits a sample counts, as it always has)."""
+    def pick(sample: dict) -> Row | None:
+        found = None
+        for row in sample["s"]:
+            st, src, sport, dst, dport = row[:5]
+            if sport != local[1] or src not in (local[0], "0.0.0.0"):
+                continue
+            if peer is None and st == "LISTEN" or peer is not None and (dst, dport) == tuple(peer):
+                found = row
+        return found
+    return spans_of(samples, pick)
+
+
+def cookie_spans(samples: list[dict], cookie: int, before: dict[float, int] | None = None) -> list[StateSpan]:
+    """Spans of the socket with this cookie (a TIME-WAIT socket keeps its full socket's). `before`:
+    for samples (by time) before the socket existed, the cookie of the request socket that stood
+    for it (an accepted connection's SYN-RECV: the child gets a cookie of its own)."""
+    before = before or {}
+
+    def pick(sample: dict) -> Row | None:
+        own = next((row for row in sample["s"] if row_cookie(row) == cookie), None)
+        if own is not None or sample["t"] not in before:
+            return own
+        return next((row for row in sample["s"] if row_cookie(row) == before[sample["t"]]), None)
+    return spans_of(samples, pick)
+
+
+def request_cookies(samples: list[dict], cookie: int, local: tuple[str, int], peer: tuple[str, int]) -> dict[float, int]:
+    """The SYN-RECV rows of this four-tuple (a request socket, its own cookie) in the samples just
+    before the accepted socket with `cookie` first appears: sample time -> the request's cookie."""
+    first = next((i for i, sample in enumerate(samples) if any(row_cookie(r) == cookie for r in sample["s"])), None)
+    found: dict[float, int] = {}
+    for sample in reversed(samples[:first or 0]):
+        row = next((r for r in sample["s"] if r[0] == "SYN-RECV" and tuple(r[1:3]) == tuple(local)
+                    and tuple(r[3:5]) == tuple(peer) and row_cookie(r) is not None), None)
+        if row is None:
+            break
+        found[sample["t"]] = row_cookie(row)
+    return found
 
 
 REARMED_S = 0.1   # the kernel reports whole jiffies (4 ms at HZ=250): a later due moment past this is a new timer

@@ -1,18 +1,86 @@
-"""Judge: compare the observation with the experiment's expectations (pure; no root needed)."""
+"""Judge: compare the observation with the experiment's expectations (pure; no root needed).
+
+An expectation's subject is a host (the host-level view: its first connection, its calls) or a
+named socket (that socket's own incarnation, states and calls)."""
 from __future__ import annotations
 
 from dataclasses import replace
 
-from harness.analyse.connection import Observation
+from harness.analyse.connection import Observation, SocketView
+from harness.analyse.incarnations import unique
 from harness.judge.packets import describe, match_packets
 from harness.judge.states import judge_states
 from harness.judge.timing import judge_timing
 from harness.judge.verdict import Verdict
-from harness.model import Expectations
+from harness.model import Expectations, StepRecord
 
 __all__ = ["Verdict", "judge_all"]
 
 READS = ("recv", "wait")
+Address = tuple[str, int]
+
+
+def calls_of(obs: Observation, subject: str) -> list[StepRecord]:
+    """A socket's calls, or a host's whole step log."""
+    view = obs.view(subject)
+    return view.steps if view is not None else obs.steps.get(subject, [])
+
+
+def _own_address(obs: Observation, view: SocketView) -> Address | None:
+    """Where a socket's segments come from: a listener bound to 0.0.0.0 sends from its host's address."""
+    if view.local and view.local[0] == "0.0.0.0":
+        ip = obs.host_ips.get(view.host)
+        return (ip, view.local[1]) if ip else None
+    return view.local
+
+
+def socket_addresses(obs: Observation, view: SocketView) -> dict[str, Address]:
+    """The names a socket's packet patterns may use: its own names and its host for its end; the
+    peer's host and every name of a socket at the other end of the four-tuple for the peer."""
+    addr: dict[str, Address] = {}
+    if view.peer:
+        for other in unique(obs.sockets):
+            if (other.local, other.peer) == (view.peer, view.local):
+                addr.update({name: view.peer for name in other.names})
+        peer_host = obs.host_of(view.peer)
+        if peer_host:
+            addr[peer_host] = view.peer
+    if view.local:
+        addr.update({name: view.local for name in view.names + (view.host,)})
+    return addr
+
+
+def connection_addresses(obs: Observation) -> dict[str, Address]:
+    """Top-level patterns' senders: the first connection's hosts, or any socket by name (its local address)."""
+    addr = {name: a for view in unique(obs.sockets) if (a := _own_address(obs, view)) for name in view.names}
+    addr.update({h: a for h, a in ((obs.client_host, obs.client), (obs.server_host, obs.server)) if h and a})
+    return addr
+
+
+def _socket_packets(name: str, patterns: tuple, obs: Observation) -> Verdict:
+    view = obs.sockets.get(name)
+    if view is None:
+        return Verdict(f"{name} packets", describe(patterns), f"no socket named {name} was made", False)
+    ok, observed = match_packets(patterns, view.segments, socket_addresses(obs, view))
+    return Verdict(f"{name} packets", describe(patterns), observed, ok)
+
+
+def _counts(expect: Expectations, obs: Observation) -> list[tuple[str, Verdict]]:
+    """Bytes received, connections accepted and errors: per host (its totals) or per socket (its calls)."""
+    out = []
+    for who, wanted in expect.received.items():
+        got = sum(e.nbytes or 0 for e in calls_of(obs, who) if e.action in READS)
+        out.append((f"{who}.received", Verdict(f"{who} received", f"{wanted} bytes", f"{got} bytes", got == wanted)))
+    for who, wanted in expect.accepted.items():
+        got = sum(1 for e in obs.steps.get(who, []) if e.accepted)
+        out.append((f"{who}.accepted", Verdict(f"{who} accepted", f"{wanted} connection(s)",
+                                               f"{got} connection(s)", got == wanted)))
+    for who, names in expect.errors.items():
+        got = [f"{e.action}: {e.errno}" for e in calls_of(obs, who) if e.errno]
+        missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]
+        out.append((f"{who}.errors", Verdict(f"{who} errors", ", ".join(names), ", ".join(got) or "no call failed",
+                                             not missing)))
+    return out
 
 
 def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verdict]:
@@ -20,22 +88,12 @@ def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verd
     def at(key: str, verdict: Verdict) -> Verdict:
         return replace(verdict, line=expect.lines.get(key))
 
-    verdicts = [at(f"{host}.states", judge_states(host, states, obs)) for host, states in expect.states.items()]
-    for host, wanted in expect.received.items():
-        got = sum(e.nbytes or 0 for e in obs.steps.get(host, []) if e.action in READS)
-        verdicts.append(at(f"{host}.received", Verdict(f"{host} received", f"{wanted} bytes", f"{got} bytes", got == wanted)))
-    for host, wanted in expect.accepted.items():
-        got = sum(1 for e in obs.steps.get(host, []) if e.accepted)
-        verdicts.append(at(f"{host}.accepted", Verdict(f"{host} accepted", f"{wanted} connection(s)",
-                                                       f"{got} connection(s)", got == wanted)))
-    for host, names in expect.errors.items():
-        got = [f"{e.action}: {e.errno}" for e in obs.steps.get(host, []) if e.errno]
-        missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]
-        verdicts.append(at(f"{host}.errors", Verdict(f"{host} errors", ", ".join(names), ", ".join(got) or "no call failed",
-                                                     not missing)))
+    verdicts = [at(f"{who}.states", judge_states(who, states, obs)) for who, states in expect.states.items()]
+    verdicts += [at(key, verdict) for key, verdict in _counts(expect, obs)]
+    verdicts += [at(f"{name}.packets", _socket_packets(name, patterns, obs))
+                 for name, patterns in expect.socket_packets.items()]
     if expect.packets:
-        addr = {h: a for h, a in ((obs.client_host, obs.client), (obs.server_host, obs.server)) if h and a}
-        ok, observed = match_packets(expect.packets, obs.segments.get(obs.client_host, []), addr)
+        ok, observed = match_packets(expect.packets, obs.segments.get(obs.client_host, []), connection_addresses(obs))
         verdicts.append(at("packets", Verdict("packets", describe(expect.packets), observed, ok)))
     verdicts += [at(f"timing.{t.name}", judge_timing(t, obs, rtt_s)) for t in expect.timing]
     return verdicts

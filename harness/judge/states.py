@@ -50,7 +50,9 @@ def change_resolution(spans: list[StateSpan]) -> float | None:
 
 
 def judge_states(host: str, expected: tuple[StateExpectation, ...], obs: Observation) -> Verdict:
-    spans = obs.states.get(host, [])
+    """`host`: a host (its first connection, as always) or a named socket (that socket's own spans)."""
+    view = obs.view(host)
+    spans = view.states if view is not None else obs.states.get(host, [])
     seen = [span.state for span in spans]
     observed = " → ".join(seen) or "no state seen"
     passed = matches(expected, seen)
