@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.load.sockets import SUBJECT_RE, SocketTable, shown
 from harness.load.steps import ACTIONS, STATES
 from harness.load.units import MAX_COUNT, bounded_int, parse_bytes, parse_time_spec, parse_tolerance
 from harness.load.yaml_lines import LineDict, check_keys, expect_type
@@ -18,20 +19,35 @@ BUILTIN_AT = {"handshake_client": "client", "handshake_server": "server"}   # th
 PATTERN_KEYS = ("from", "flags", "seq", "ack")
 PATTERN_FLAGS = r"[SAFRPU]+"
 HOST_EXPECT_KEYS = ("states", "received", "accepted", "errors")
+SOCKET_EXPECT_KEYS = ("states", "received", "errors", "packets")    # a named socket's own: no accepted
 TIMING_KEYS = ("from", "to", "equals", "within", "between")
 _TERM = r"[a-z]\w*([+-][0-9]{1,10})?|[0-9]{1,10}"
-_EVENT = re.compile(r"(?P<host>[a-z]\w*) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)(?:#(?P<sn>[0-9]+))?"
-                    r"|(?P<pv>sends|receives) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
+_EVENT = re.compile(rf"(?P<host>{SUBJECT_RE}) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)(?:#(?P<sn>[0-9]+))?"
+                    r"|(?P<pv>sends|transmits|receives) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
                     r"|(?P<cv>calls|returns from) (?P<action>[a-z]+)(?:#(?P<cn>[0-9]+))?)")
-EVENT_HELP = ("'HOST enters STATE[#N]', 'HOST leaves STATE[#N]' (from the samples; #2: its second time in "
-              "that state), 'HOST sends FLAGS[#N]', "
-              "'HOST receives FLAGS[#N]' (from the host's capture: the Nth segment carrying those flags), "
-              "'HOST calls ACTION[#N]' or 'HOST returns from ACTION[#N]' (from the step log)")
+EVENT_HELP = ("'SUBJECT enters STATE[#N]', 'SUBJECT leaves STATE[#N]' (from the samples; #2: its second time in "
+              "that state), 'SUBJECT sends FLAGS[#N]' (when its TCP handed the segment to its interface), "
+              "'SUBJECT transmits FLAGS[#N]' (when it left the host's link), "
+              "'SUBJECT receives FLAGS[#N]' (from the host's capture: the Nth segment carrying those flags), "
+              "'SUBJECT calls ACTION[#N]' or 'SUBJECT returns from ACTION[#N]' (from the step log); "
+              "SUBJECT is a host or a socket's name")
+CONNECTION_VERBS = ("enters", "leaves", "sends", "transmits", "receives")   # a host's form follows one connection
 
 
-def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int) -> Event:
+def _one_connection(host: str, sockets: SocketTable, what: str, example: str, path: Path, line: int) -> None:
+    """Host-level states and state/segment events follow one connection: refused as ambiguous on a host with several."""
+    names = sockets.connections(host)
+    if len(names) > 1:
+        raise UserError(f"{host} has several connections ({shown(names)}): {what} would follow only the first.",
+                        file=str(path), line=line,
+                        fix=f"say which connection: {example.format(name=names[0])} (quote automatic names).")
+
+
+def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int, sockets: SocketTable | None = None) -> Event:
+    """An event as written; its subject a host or (given the experiment's sockets) a socket's name."""
+    sockets = sockets or SocketTable(hosts)
     m = _EVENT.fullmatch(str(text).strip())
-    if not m or m.group("host") not in hosts:
+    if not m or not sockets.is_subject(m.group("host")):
         raise UserError(f"{text!r} is not an event this tool can observe.", file=str(path), line=line,
                         fix=f"write one of {EVENT_HELP}; hosts: {', '.join(hosts)}.")
     host = m.group("host")
@@ -40,6 +56,10 @@ def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int) -> 
         raise UserError(f"{text!r}: #{nth_text} is not between #1 and #{MAX_COUNT}.", file=str(path), line=line,
                         fix="count occurrences from #1 (the first time; #1 may be left out).")
     nth = int(nth_text)
+    if host in hosts and (m.group("sv") or m.group("pv")):
+        verb = m.group("sv") or m.group("pv")
+        _one_connection(host, sockets, f"'{host} {verb} ...'", f"'{{name}} {verb} {m.group('state') or m.group('flags')}'",
+                        path, line)
     if m.group("sv"):
         if m.group("state") not in STATES:
             raise UserError(f"unknown TCP state '{m.group('state')}'.", file=str(path), line=line,
@@ -72,12 +92,15 @@ def _term_ok(term: object) -> bool:
     return all(int(n) < 2**32 for n in re.findall(r"[0-9]+", str(term).split("+")[-1].split("-")[-1]))
 
 
-def _pattern(item: object, hosts: tuple[str, ...], path: Path, line: int) -> PacketPattern:
+def _pattern(item: object, sockets: SocketTable, path: Path, line: int) -> PacketPattern:
+    """One segment pattern; `from:` a host or a socket (its local address)."""
     item = expect_type(item, LineDict, path, line, "a packet pattern", "{from: client, flags: S, seq: x}")
     check_keys(item, set(PATTERN_KEYS), {"from", "flags"}, path, "a packet pattern")
-    if item["from"] not in hosts:
-        raise UserError(f"packet sender '{item['from']}' is not a host.", file=str(path), line=item.line_of("from"),
-                        fix=f"use one of: {', '.join(hosts)}.")
+    if not sockets.is_subject(item["from"]):
+        named = shown(tuple(n for names in sockets.made.values() for n in names))
+        raise UserError(f"packet sender '{item['from']}' is not a host" + (" or a socket" if named else "") + ".",
+                        file=str(path), line=item.line_of("from"),
+                        fix=f"use one of: {', '.join(sockets.hosts)}" + (f" or a socket: {named}" if named else "") + ".")
     if not isinstance(item["flags"], str) or not re.fullmatch(PATTERN_FLAGS, item["flags"]):
         raise UserError(f"flags {item['flags']!r} are not TCP flag letters.", file=str(path),
                         line=item.line_of("flags"), fix="use letters S A F R P U, e.g. SA for SYN+ACK.")
@@ -88,18 +111,18 @@ def _pattern(item: object, hosts: tuple[str, ...], path: Path, line: int) -> Pac
     return PacketPattern(item["from"], str(item["flags"]), *(SeqTerm.parse(item[k]) if k in item else None for k in ("seq", "ack")))
 
 
-def _packets(raw: list, hosts: tuple[str, ...], path: Path, line: int) -> tuple:
+def _packets(raw: list, sockets: SocketTable, path: Path, line: int) -> tuple:
     out = []
     for item in expect_type(raw, list, path, line, "packets", "a list of {from: client, flags: S, seq: x}"):
         if isinstance(item, LineDict) and "either" in item:
             check_keys(item, {"either"}, {"either"}, path, "either")
             options = expect_type(item["either"], LineDict, path, item.line, "either",
                                   "either: {four segments: [...], three segments: [...]}")
-            out.append(PacketChoice(tuple((str(name), tuple(_pattern(p, hosts, path, options.line_of(name)) for p in
+            out.append(PacketChoice(tuple((str(name), tuple(_pattern(p, sockets, path, options.line_of(name)) for p in
                                                              expect_type(seq, list, path, options.line_of(name), name, "[{from: ..., flags: ...}]")))
                                           for name, seq in options.items())))
         else:
-            out.append(_pattern(item, hosts, path, getattr(item, "line", line)))
+            out.append(_pattern(item, sockets, path, getattr(item, "line", line)))
     return tuple(out)
 
 
@@ -110,7 +133,7 @@ def _time_spec(value: object, path: Path, line: int, key: str) -> TimeSpec:
         raise UserError(f"{key}: {exc}.", file=str(path), line=line, fix="write a duration (60s, 100ms) or N rtt (1rtt).")
 
 
-def _timing(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> tuple[TimingExpectation, ...]:
+def _timing(raw: object, sockets: SocketTable, path: Path, line: int) -> tuple[TimingExpectation, ...]:
     timing = []
     raw = expect_type(raw, LineDict, path, line, "timing", "{handshake_client: {equals: 1rtt, within: 5%}}")
     for name, spec in raw.items():
@@ -123,8 +146,8 @@ def _timing(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> tuple
         else:
             check_keys(spec, keys | {"from", "to"}, {"from", "to"}, path,
                        f"timing '{name}' (built-in names without from/to: {', '.join(TIMINGS)})")
-            start = parse_event(spec["from"], hosts, path, spec.line_of("from"))
-            end = parse_event(spec["to"], hosts, path, spec.line_of("to"))
+            start = parse_event(spec["from"], sockets.hosts, path, spec.line_of("from"), sockets)
+            end = parse_event(spec["to"], sockets.hosts, path, spec.line_of("to"), sockets)
         if ("between" in spec) == ("equals" in spec or "within" in spec) or "equals" in spec and "within" not in spec \
                 or "within" in spec and "equals" not in spec:
             raise UserError(f"timing '{name}' needs either equals + within, or between.", file=str(path), line=spec.line,
@@ -149,36 +172,67 @@ def _timing(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> tuple
     return tuple(timing)
 
 
-def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path) -> Expectations:
-    check_keys(raw, set(hosts) | {"packets", "timing"}, set(), path, "expect")
-    states, received, errors, accepted, lines = {}, {}, {}, {}, {}
-    for host in hosts:
-        if host not in raw:
-            continue
-        spec = expect_type(raw[host], LineDict, path, raw.line_of(host), host, "{states: [SYN-SENT, ESTAB]}")
-        check_keys(spec, set(HOST_EXPECT_KEYS), set(), path, f"expect.{host}")
-        lines.update({f"{host}.{key}": spec.line_of(key) for key in spec})   # verdicts name their line
-        if "accepted" in spec:
-            try:
-                accepted[host] = bounded_int(spec["accepted"], 0, MAX_COUNT)
-            except ValueError as exc:
-                raise UserError(f"accepted: {exc}.", file=str(path), line=spec.line_of("accepted"), fix="write accepted: 1.")
-        if "states" in spec:
-            states[host] = _states(spec, path)
-        if "received" in spec:
-            try:
-                received[host] = parse_bytes(spec["received"])
-            except ValueError as exc:
-                raise UserError(f"received: {exc}.", file=str(path), line=spec.line_of("received"))
-        if "errors" in spec:
-            names = expect_type(spec["errors"], list, path, spec.line_of("errors"), "errors", "[ECONNRESET]")
-            for name in names:
-                if not isinstance(name, str) or name not in errno.errorcode.values():
-                    raise UserError(f"'{name}' is not an errno name.", file=str(path), line=spec.line_of("errors"),
-                                    fix="use names like ECONNRESET, ETIMEDOUT, ECONNREFUSED, EPIPE.")
-            errors[host] = tuple(names)
-    packets = _packets(raw["packets"], hosts, path, raw.line_of("packets")) if "packets" in raw else ()
-    timing = _timing(raw["timing"], hosts, path, raw.line_of("timing")) if "timing" in raw else ()
+def _subject_key(raw: LineDict, key: object, sockets: SocketTable, path: Path) -> None:
+    """An expect: key is a host, a socket of the experiment, packets or timing."""
+    if key in ("packets", "timing") or sockets.is_subject(key):
+        return
+    named = shown(tuple(n for names in sockets.made.values() for n in names))
+    raise UserError(f"unknown key '{str(key)[:40]}' in expect.", file=str(path), line=raw.line_of(key),
+                    fix=f"use one of: {', '.join(sorted((*sockets.hosts, 'packets', 'timing')))}"
+                        + (f", a socket's name ({named})" if named else "")
+                        + (' or a listener\'s Nth connection ("server:5001#1")' if sockets.listeners else "") + ".")
+
+
+def _errors(spec: LineDict, path: Path) -> tuple[str, ...]:
+    names = expect_type(spec["errors"], list, path, spec.line_of("errors"), "errors", "[ECONNRESET]")
+    for name in names:
+        if not isinstance(name, str) or name not in errno.errorcode.values():
+            raise UserError(f"'{name}' is not an errno name.", file=str(path), line=spec.line_of("errors"),
+                            fix="use names like ECONNRESET, ETIMEDOUT, ECONNREFUSED, EPIPE.")
+    return tuple(names)
+
+
+def _subject(name: str, spec: object, line: int, sockets: SocketTable, path: Path, out: dict) -> None:
+    """One host's or socket's expectations into `out` (its dicts by kind), each line kept for the verdicts."""
+    is_host = name in sockets.hosts
+    example = "{states: [SYN-SENT, ESTAB]}"
+    spec = expect_type(spec, LineDict, path, line, name, example)
+    check_keys(spec, set(HOST_EXPECT_KEYS if is_host else SOCKET_EXPECT_KEYS), set(), path, f"expect.{name}")
+    out["lines"].update({f"{name}.{key}": spec.line_of(key) for key in spec})   # verdicts name their line
+    if "accepted" in spec:
+        try:
+            out["accepted"][name] = bounded_int(spec["accepted"], 0, MAX_COUNT)
+        except ValueError as exc:
+            raise UserError(f"accepted: {exc}.", file=str(path), line=spec.line_of("accepted"), fix="write accepted: 1.")
+    if "states" in spec:
+        if is_host:
+            _one_connection(name, sockets, f"{name}'s host-level states", '{name}: {{states: [...]}}', path,
+                            spec.line_of("states"))
+        out["states"][name] = _states(spec, path)
+    if "received" in spec:
+        try:
+            out["received"][name] = parse_bytes(spec["received"])
+        except ValueError as exc:
+            raise UserError(f"received: {exc}.", file=str(path), line=spec.line_of("received"))
+    if "errors" in spec:
+        out["errors"][name] = _errors(spec, path)
+    if "packets" in spec:
+        out["socket_packets"][name] = _packets(spec["packets"], sockets, path, spec.line_of("packets"))
+
+
+def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path, sockets: SocketTable | None = None) -> Expectations:
+    """`sockets`: the experiment's (socket_table of its steps); None: hosts only, as before named sockets."""
+    sockets = sockets or SocketTable(hosts)
+    for key in raw:
+        _subject_key(raw, key, sockets, path)
+    out: dict[str, dict] = {kind: {} for kind in ("states", "received", "accepted", "errors", "lines", "socket_packets")}
+    subjects = [h for h in hosts if h in raw] + [k for k in raw if k not in hosts and k not in ("packets", "timing")]
+    for name in subjects:
+        _subject(name, raw[name], raw.line_of(name), sockets, path, out)
+    packets = _packets(raw["packets"], sockets, path, raw.line_of("packets")) if "packets" in raw else ()
+    timing = _timing(raw["timing"], sockets, path, raw.line_of("timing")) if "timing" in raw else ()
+    lines = out["lines"]
     lines.update({"packets": raw.line_of("packets")} if "packets" in raw else {})
     lines.update({f"timing.{name}": raw["timing"].line_of(name) for name in raw["timing"]} if "timing" in raw else {})
-    return Expectations(states, packets, timing, received, accepted, errors, lines)
+    return Expectations(out["states"], packets, timing, out["received"], out["accepted"], out["errors"], lines,
+                        out["socket_packets"])

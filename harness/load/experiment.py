@@ -6,6 +6,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.load.expectations import load_expectations
 from harness.load.names import safe_component, sysctl_name, sysctl_value
+from harness.load.sockets import socket_table
 from harness.load.steps import load_steps
 from harness.load.topology import load_topology
 from harness.load.units import parse_seconds
@@ -65,7 +66,8 @@ def experiment_from_data(data: LineDict, path: Path, interfaces: frozenset[str] 
         raise UserError("duration ends before the last timed step.", file=str(path), line=data.line_of("duration"),
                         fix=f"make it longer than {last_at:g}s.")
     sysctls = load_sysctls(data.get("sysctls", LineDict()), topology.hosts, path, data.line_of("sysctls"))
-    expect = load_expectations(expect_type(data["expect"], LineDict, path, data.line_of("expect"), "expect", "a mapping"), topology.hosts, path)
+    expect = load_expectations(expect_type(data["expect"], LineDict, path, data.line_of("expect"), "expect", "a mapping"),
+                               topology.hosts, path, socket_table(steps, topology.hosts))
     if network and topology.switch_kind != "bridge":
         raise UserError("network steps need Linux bridge switches (their rules are nftables bridge rules, "
                         "which Open vSwitch's datapath bypasses).", file=str(path), line=network[0].index,

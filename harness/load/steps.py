@@ -1,4 +1,4 @@
-"""The `steps:` timeline -> Step models. Each host's steps run in file order; `at:` pins a start."""
+"""The `steps:` timeline -> Step models. Each socket's steps run in file order (a lane); `at:` pins a start."""
 from __future__ import annotations
 
 import re
@@ -6,12 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.load.sockets import UNIT_EXAMPLES, check_name, option_value, resolve_sockets, socket_table
 from harness.load.units import MAX_COUNT, PORT_RANGE, bounded_int, parse_bytes, parse_seconds
 from harness.load.yaml_lines import LineDict, check_keys, expect_type, item_line
-from harness.model import TCP_STATE_ORDER, NetworkStep, PacketMatch, Step, Topology
+from harness.model import SOCKET_OPTIONS, TCP_STATE_ORDER, NetworkStep, PacketMatch, Step, Topology, listener_name
 
 STATES = set(TCP_STATE_ORDER)      # ss's names (the one table is harness.model's)
-ACTIONS = {"listen": "listen: 5001", "connect": "connect: server:5001", "send": "send: 1000B (or a message in quotes)",
+ACTIONS = {"listen": "listen: 5001", "connect": "connect: server:5001",
+           "accept": "{on: server, accept: 5001, as: s1} (names the next connection the listener accepted)", "send": "send: 1000B (or a message in quotes)",
            "recv": "recv: all (until EOF) or recv: 1000B", "shutdown": "shutdown: write (or read, both)",
            "close": "close: true", "abort": "abort: true (close with SO_LINGER 0: sends RST)",
            "wait": "wait: 1s, wait: connected, wait: peer-closed or wait: {state: FIN-WAIT-2}"}
@@ -23,7 +25,16 @@ WAIT_STATES = STATES - {"CLOSED", "LISTEN"}      # a closed socket cannot be pol
 NETWORK_ACTIONS = {"hold": "keeps the chosen segments `for:` a while, then lets them go on unchanged",
                    "drop": "discards them", "delay": "adds `for:` to their delay",
                    "duplicate": "sends each twice"}
-STEP_KEYS = ("on", "at", "after")                     # plus exactly one of ACTIONS
+STEP_KEYS = ("on", "at", "after", "as", "socket", "bind", "reuseaddr", "reuseport", "options")   # + one of ACTIONS
+# the set-up keys and the actions each belongs to (with what to write instead elsewhere)
+SETUP_KEYS = {"as": ("connect", "accept"), "bind": ("connect",), "reuseaddr": ("connect",),
+              "reuseport": ("connect", "listen"), "options": ("connect", "listen"),
+              "socket": ("send", "recv", "shutdown", "close", "abort", "wait")}
+SETUP_FIXES = {"as": "name the socket a connect or accept makes: {on: client, connect: server:5001, as: a}",
+               "socket": "a connect or accept names the socket it makes with as:, a listen step's socket is its "
+                         "listener (HOST:PORT)",
+               "reuseaddr": "listeners always have SO_REUSEADDR; put reuseaddr: on a connect step"}
+SETUP_PORTS = (0, PORT_RANGE[1])                      # bind: 0 lets the kernel pick
 NETWORK_KEYS = ("network", "from", "to", "at", "match", "nth", "count", "for")
 NETWORK_REQUIRED = ("network", "from", "to")
 NETWORK_TIMED = ("hold", "delay")                     # these need for:, the others refuse it
@@ -63,6 +74,9 @@ def _wait(value: object, host: str, index: int, path: Path, line: int) -> Step:
         return Step(host, "wait", index, until=f"state:{value['state']}")
     if isinstance(value, str) and value in WAIT_EVENTS:
         return Step(host, "wait", index, until=str(value))
+    if isinstance(value, bool):
+        _fail(f"wait: {str(value).lower()} only goes beside connect: (wait: false makes the connect non-blocking).",
+              path, line, "wait")
     try:
         return Step(host, "wait", index, seconds=parse_seconds(value))
     except ValueError as exc:
@@ -71,8 +85,8 @@ def _wait(value: object, host: str, index: int, path: Path, line: int) -> Step:
 
 
 def _action(action: str, value: object, host: str, hosts: tuple[str, ...], index: int, path: Path, line: int) -> Step:
-    if action == "listen":
-        return Step(host, action, index, port=_port(value, path, line, "listen", ACTIONS[action]))
+    if action in ("listen", "accept"):
+        return Step(host, action, index, port=_port(value, path, line, action, ACTIONS[action]))
     if action == "connect":
         m = re.fullmatch(r"([a-z]\w*):([0-9]{1,6})", value) if isinstance(value, str) else None
         if not m or m.group(1) not in hosts:
@@ -152,12 +166,89 @@ def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
                        picks.get("nth"), picks.get("count"), _optional_seconds(item, "for", path))
 
 
+def _setup(item: LineDict, action: str, path: Path) -> dict:
+    """The socket set-up keys of a step (as:, bind:, options:, ...), checked to fit its action, as Step fields."""
+    for key, actions in SETUP_KEYS.items():
+        if key in item and action not in actions:
+            _fail(f"{key}: does not belong on a {action} step (only on {' or '.join(actions)}).", path,
+                  item.line_of(key), fix=SETUP_FIXES.get(key, f"move it to the {actions[0]} step that makes the socket") + ".")
+    fields: dict = {}
+    if "bind" in item:
+        try:
+            fields["local_port"] = bounded_int(item["bind"], *SETUP_PORTS)
+        except ValueError as exc:
+            _fail(f"bind: {exc}; a local port is {SETUP_PORTS[0]} (the kernel picks) to {SETUP_PORTS[1]}.", path,
+                  item.line_of("bind"), fix="write bind: 40000.")
+    for key in ("reuseaddr", "reuseport"):
+        if key in item:
+            fields[key] = expect_type(item[key], bool, path, item.line_of(key), key, f"{key}: true")
+    if "options" in item:
+        fields["options"] = _options(item["options"], path, item.line_of("options"))
+    if "socket" in item:
+        fields["socket"] = expect_type(item["socket"], str, path, item.line_of("socket"), "socket",
+                                       'socket: a (quote automatic names: socket: "server:5001#1")')
+    return fields
+
+
+def _options(raw: object, path: Path, line: int) -> tuple[tuple[str, int], ...]:
+    """options: {NAME: value} -> (NAME, the int setsockopt takes), in the order written."""
+    raw = expect_type(raw, LineDict, path, line, "options", "options: {TCP_NODELAY: true, TCP_USER_TIMEOUT: 2s}")
+    out = []
+    for name, value in raw.items():
+        if name not in SOCKET_OPTIONS:
+            _fail(f"unknown socket option {str(name)[:40]!r}.", path, raw.line_of(name),
+                  fix=f"use one of: {', '.join(SOCKET_OPTIONS)}.")
+        try:
+            out.append((name, option_value(name, value)))
+        except ValueError as exc:
+            _fail(f"option {name}: {exc}.", path, raw.line_of(name),
+                  fix=f"write {name}: {UNIT_EXAMPLES[SOCKET_OPTIONS[name][2]]}.")
+    return tuple(out)
+
+
+def _one_action(item: LineDict, path: Path) -> tuple[str, bool]:
+    """The step's action, and whether a connect blocks: `wait: true|false` beside connect: is not a wait action."""
+    actions = [a for a in ACTIONS if a in item]
+    blocking = True
+    if "connect" in item and "wait" in item:
+        if not isinstance(item["wait"], bool):
+            _fail(f"wait: {item['wait']!r} beside connect: takes true or false (false: a non-blocking connect).", path,
+                  item.line_of("wait"), fix="write wait: false beside connect, or put the wait in a step of its own.")
+        actions.remove("wait")
+        blocking = item["wait"]
+    if len(actions) != 1:
+        _fail("a step needs exactly one action.", path, item.line, fix=f"use one of: {', '.join(ACTIONS)}.")
+    return actions[0], blocking
+
+
+class _Names:
+    """The names connect and accept steps give their sockets: as:, else HOST#N for a host's Nth unnamed connect."""
+
+    def __init__(self, hosts: tuple[str, ...]) -> None:
+        self.hosts, self.seen, self.unnamed = hosts, set(), {}
+
+    def of(self, item: LineDict, action: str, host: str, port: int | None, path: Path) -> str | None:
+        if action == "listen":
+            return listener_name(host, port)
+        if "as" in item:
+            return check_name(item["as"], self.hosts, self.seen, path, item.line_of("as"))
+        if action == "accept":
+            _fail("an accept step needs as: (the name of the connection it takes).", path, item.line,
+                  fix=f"write {{on: {host}, accept: {port}, as: s1}}.")
+        if action == "connect":
+            self.unnamed[host] = self.unnamed.get(host, 0) + 1
+            return f"{host}#{self.unnamed[host]}"
+        return None
+
+
 def load_steps(raw: list, topology: Topology, path: Path, line: int | None = None) -> tuple[tuple[Step, ...], tuple[NetworkStep, ...]]:
     """Host steps in file order, and the network's steps. `after: X` on a host step is short for a
-    `wait: X` step just before it. `line`: of `steps:`, for items whose own line is unknown."""
+    `wait: X` step just before it, on the same socket. `line`: of `steps:`, for items whose own line
+    is unknown. Every step's socket is resolved (named, or the host's only one)."""
     hosts = topology.hosts
     steps: list[Step] = []
     network: list[NetworkStep] = []
+    names = _Names(hosts)
     for position, item in enumerate(raw):
         if not isinstance(item, LineDict):
             raise UserError(f"a step must be a mapping, not {item!r}.", file=str(path), line=item_line(raw, position, line),
@@ -165,20 +256,25 @@ def load_steps(raw: list, topology: Topology, path: Path, line: int | None = Non
         if "network" in item:
             network.append(_network(item, topology, path))
             continue
-        check_keys(item, set(STEP_KEYS) | set(ACTIONS), {"on"}, path, "a step (or a network step, with network:)")
-        actions = [a for a in ACTIONS if a in item]
-        if len(actions) != 1:
-            _fail("a step needs exactly one action.", path, item.line, fix=f"use one of: {', '.join(ACTIONS)}.")
-        action, host = actions[0], item["on"]
-        if host not in hosts:
-            _fail(f"step runs on '{host}', which is not a host of the topology.", path, item.line_of("on"),
-                  fix=f"use one of: {', '.join(hosts)}.")
-        if "at" in item and "after" in item:
-            _fail("a step has either at: (time from the start) or after: (an event), not both.", path, item.line,
-                  fix="keep one of them.")
-        at = _optional_seconds(item, "at", path)
-        if "after" in item:
-            steps.append(_wait(item["after"], host, item.line, path, item.line_of("after")))
-        step = _action(action, item[action], host, hosts, item.line, path, item.line_of(action))
-        steps.append(replace(step, at_s=at))
-    return tuple(steps), tuple(network)
+        steps += _host_step(item, hosts, names, path)
+    return resolve_sockets(tuple(steps), socket_table(tuple(steps), hosts), path), tuple(network)
+
+
+def _host_step(item: LineDict, hosts: tuple[str, ...], names: _Names, path: Path) -> list[Step]:
+    """One host step (two with after:), its socket as written or made (resolved once all are read)."""
+    check_keys(item, set(STEP_KEYS) | set(ACTIONS), {"on"}, path, "a step (or a network step, with network:)")
+    action, blocking = _one_action(item, path)
+    host = item["on"]
+    if host not in hosts:
+        _fail(f"step runs on '{host}', which is not a host of the topology.", path, item.line_of("on"),
+              fix=f"use one of: {', '.join(hosts)}.")
+    if "at" in item and "after" in item:
+        _fail("a step has either at: (time from the start) or after: (an event), not both.", path, item.line,
+              fix="keep one of them.")
+    at = _optional_seconds(item, "at", path)
+    before = [_wait(item["after"], host, item.line, path, item.line_of("after"))] if "after" in item else []
+    step = _action(action, item[action], host, hosts, item.line, path, item.line_of(action))
+    setup = _setup(item, action, path)
+    socket = names.of(item, action, host, step.port, path) or setup.pop("socket", None)
+    return [*(replace(wait, socket=socket) for wait in before),
+            replace(step, at_s=at, blocking=blocking, **{**setup, "socket": socket})]

@@ -93,10 +93,12 @@ def plan_run(experiment: Experiment, results_root: Path, run_dir: Path | None = 
 
 
 def agent_plans(experiment: Experiment, ips: dict[str, str]) -> dict[str, tuple[AgentStep, ...]]:
-    """Each host's steps in file order, with addresses resolved, as the agent performs them."""
+    """Each host's steps in file order, with addresses resolved, as the agent performs them (each on
+    its socket's lane, with the socket's set-up: the agent decides nothing the experiment did not say)."""
     return {host: tuple(AgentStep(step.action, step.index, step.at_s, step.port, ips[step.host],
                                   ips[step.peer] if step.peer else None, step.size, step.message, step.how,
-                                  step.until, step.seconds)
+                                  step.until, step.seconds, step.socket, step.local_port, step.reuseaddr,
+                                  step.reuseport, step.options, step.blocking)
                         for step in experiment.steps if step.host == host)
             for host in experiment.topology.hosts}
 

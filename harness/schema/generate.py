@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 from harness.load import expectations as ex
+from harness.load import sockets as so
 from harness.load import steps as st
 from harness.load import topology as tp
 from harness.load import units as un
 from harness.load.experiment import EXPERIMENT_KEYS, EXPERIMENT_REQUIRED
 from harness.load.matrix import LINK_PARAMETERS
-from harness.model import TCP_STATE_ORDER
+from harness.model import SOCKET_OPTIONS, TCP_STATE_ORDER
 
 HERE = Path(__file__).resolve().parent
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -54,7 +55,20 @@ def _count(low: int = 1) -> dict:
 
 
 def _one_action(names: dict) -> list[dict]:
-    return [{"required": [name]} for name in names]
+    """Exactly one action; `wait: true|false` beside connect: is the connect's blocking, not a wait."""
+    return [{"required": [name], "properties": {"wait": {"not": {"type": "boolean"}}}} if name == "wait"
+            else {"required": [name]} for name in names]
+
+
+def _option(name: str) -> dict:
+    """A socket option's value as the loader takes it for the option's unit (sockets.option_value)."""
+    unit = SOCKET_OPTIONS[name][2]
+    low, high = so.OPTION_RANGES.get(name, (0, so.MAX_OPTION))
+    integer = {"type": "integer", "minimum": low, "maximum": high}
+    by_unit = {"bool": {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}]}, "int": integer,
+               "bytes": {"$ref": "#/$defs/bytes"}, "s": {"$ref": "#/$defs/duration"}, "ms": {"$ref": "#/$defs/duration"},
+               "linger": {"anyOf": [integer, {"$ref": "#/$defs/duration"}]}}
+    return {**_or_templated(by_unit[unit]), "description": f"{unit}; e.g. {so.UNIT_EXAMPLES[unit]}"}
 
 
 def _rate() -> str:
@@ -78,7 +92,16 @@ def experiment_schema() -> dict:
         "shutdown": {"enum": list(st.SHUTDOWN_HOW)},
         "close": {"const": True},
         "abort": {"const": True},
-        "wait": {"$ref": "#/$defs/waitFor"},
+        "wait": {"anyOf": [{"$ref": "#/$defs/waitFor"}, {"type": "boolean"}],
+                 "description": "an action; beside connect: true|false (false: a non-blocking connect)"},
+        "accept": _port(),
+        "as": {**_pattern(so.NAME_RE), "description": "the name of the socket a connect or accept makes"},
+        "socket": {"type": "string", "description": "the socket the step acts on: an as: name, client#1, server:5001#2"},
+        "bind": _or_templated({"type": "integer", "minimum": st.SETUP_PORTS[0], "maximum": st.SETUP_PORTS[1]}),
+        "reuseaddr": {"type": "boolean"},
+        "reuseport": {"type": "boolean"},
+        "options": {"type": "object", "additionalProperties": False,
+                    "properties": {name: _option(name) for name in SOCKET_OPTIONS}},
     }
     assert set(step_properties) == set(st.STEP_KEYS) | set(st.ACTIONS), "a step key without a schema"
     network_properties = {
@@ -105,6 +128,8 @@ def experiment_schema() -> dict:
         "accepted": _count(0),
     }
     assert set(host_properties) == set(ex.HOST_EXPECT_KEYS)
+    socket_properties = {**{k: v for k, v in host_properties.items() if k != "accepted"}, "packets": {"$ref": "#/$defs/packets"}}
+    assert set(socket_properties) == set(ex.SOCKET_EXPECT_KEYS)
     properties = {
         "name": {"type": "string"},
         "about": {"type": "string", "description": "what the experiment shows: printed with the verdicts and stored in result.json"},
@@ -115,9 +140,12 @@ def experiment_schema() -> dict:
                     "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "integer", "number"]}}},
         "steps": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/step"}, {"$ref": "#/$defs/networkStep"}]}},
         "expect": {"type": "object",
-                   "properties": {"packets": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/packet"}, {"$ref": "#/$defs/either"}]}},
+                   "description": "keys: packets, timing, host names and socket names (quote automatic ones: \"server:5001#1\")",
+                   "properties": {"packets": {"$ref": "#/$defs/packets"},
                                   "timing": {"type": "object", "additionalProperties": {"$ref": "#/$defs/timing"}}},
-                   "additionalProperties": {"$ref": "#/$defs/hostExpectation"}},
+                   "patternProperties": {"[:#]": {"$ref": "#/$defs/socketExpectation"}},
+                   "additionalProperties": {"anyOf": [{"$ref": "#/$defs/hostExpectation"},
+                                                      {"$ref": "#/$defs/socketExpectation"}]}},
         "matrix": {
             "type": "object",
             "description": "one cell per combination: {host or all: {sysctl: [values]}}, a bare sysctl name (all hosts), "
@@ -142,7 +170,7 @@ def experiment_schema() -> dict:
         "$defs": {
             "duration": _or_templated(_pattern(DURATION)),
             "durationOrRtt": _or_templated({"type": "string", "pattern": f"^({DURATION}|{RTTS})$"}),
-            "bytes": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": un.MAX_BYTES}, _pattern(BYTES)]},
+            "bytes": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": un.MAX_BYTES}, _pattern(BYTES), TEMPLATED]},
             "state": {"enum": states},
             "waitState": {"enum": [s for s in states if s in st.WAIT_STATES]},
             "optionalState": _pattern(r"\((" + "|".join(states) + r")\)"),
@@ -150,7 +178,11 @@ def experiment_schema() -> dict:
                                   {"type": "object", "additionalProperties": False, "required": ["state"],
                                    "properties": {"state": {"$ref": "#/$defs/waitState"}}}]},
             "step": {"type": "object", "additionalProperties": False, "required": ["on"], "properties": step_properties,
-                     "oneOf": _one_action(st.ACTIONS), "not": {"required": ["at", "after"]}},
+                     "oneOf": _one_action(st.ACTIONS), "not": {"required": ["at", "after"]},
+                     "dependentRequired": {"accept": ["as"]},
+                     "dependentSchemas": {key: {"anyOf": [{"required": [action]} for action in actions]}
+                                          for key, actions in st.SETUP_KEYS.items()}},
+            "packets": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/packet"}, {"$ref": "#/$defs/either"}]}},
             "packet": {"type": "object", "additionalProperties": False, "required": ["from", "flags"],
                        "properties": {"from": {"type": "string"}, "flags": _pattern(ex.PATTERN_FLAGS),
                                       "seq": sequence_number, "ack": sequence_number}},
@@ -162,6 +194,7 @@ def experiment_schema() -> dict:
                        "oneOf": [{"required": ["equals", "within"]}, {"required": ["between"]}],
                        "dependentRequired": {"from": ["to"], "to": ["from"]}},
             "hostExpectation": {"type": "object", "additionalProperties": False, "properties": host_properties},
+            "socketExpectation": {"type": "object", "additionalProperties": False, "properties": socket_properties},
             "networkStep": {
                 "type": "object", "additionalProperties": False, "required": list(st.NETWORK_REQUIRED),
                 "description": "the network acting on chosen segments from one host to another, at the first switch on the path",

@@ -1,0 +1,342 @@
+"""Named sockets at load (issue 13): as:/accept:/socket:, socket set-up, the socket every step acts on,
+per-socket expectations and events, the plan's agent steps, and the schema agreeing with the loader."""
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.errors import UserError
+from harness.load import load_experiment
+from harness.model import Event, PacketPattern, StateExpectation
+from harness.plan.run_plan import agent_plans
+
+REPO = Path(__file__).resolve().parents[2]
+TOPOLOGY = ("name: t\nhosts: [client, other, server]\nswitches: [s1]\nlinks:\n  - {a: client, b: s1, delay: 25ms}\n"
+            "  - {a: other, b: s1, delay: 25ms}\n  - {a: server, b: s1, delay: 25ms}\n")
+
+
+def write(tmp_path: Path, steps: str, expect: str = "  server: {accepted: 1}\n") -> Path:
+    """An experiment on client, other and server; `steps` and `expect` are the lines under each key."""
+    (tmp_path / "t.yaml").write_text(TOPOLOGY)
+    path = tmp_path / "e.yaml"
+    path.write_text(f"name: e\ntopology: t.yaml\nduration: 5s\nsteps:\n{steps}expect:\n{expect}")
+    return path
+
+
+def refused(tmp_path: Path, steps: str, expect: str = "  server: {accepted: 1}\n") -> UserError:
+    with pytest.raises(UserError) as info:
+        load_experiment(write(tmp_path, steps, expect))
+    assert info.value.file == str(tmp_path / "e.yaml") and info.value.fix
+    return info.value
+
+
+LISTEN = "  - {at: 0s, on: server, listen: 5001}\n"                 # line 5
+FULL = LISTEN + """  - {at: 0.5s, on: client, connect: server:5001, as: a}
+  - {at: 0.5s, on: client, connect: server:5001, as: b, bind: 40000, reuseaddr: true, reuseport: true, options: {TCP_USER_TIMEOUT: 2s, SO_LINGER: 0, TCP_NODELAY: true, TCP_SYNCNT: 2, SO_RCVBUF: 4096B}, wait: false}
+  - {on: server, accept: 5001, as: s1}
+  - {at: 1s, on: client, send: 1000B, socket: a}
+  - {at: 2s, on: client, close: true, socket: a}
+  - {on: server, close: true, socket: "server:5001#2"}
+  - {on: client, wait: connected, socket: b}
+  - {after: 1s, on: client, abort: true, socket: b}
+"""
+
+
+def test_the_spec_example_loads_with_every_socket_resolved(tmp_path):
+    exp = load_experiment(write(tmp_path, FULL))
+    got = [(s.host, s.action, s.socket, s.index) for s in exp.steps]
+    assert got == [("server", "listen", "server:5001", 5), ("client", "connect", "a", 6), ("client", "connect", "b", 7),
+                   ("server", "accept", "s1", 8), ("client", "send", "a", 9), ("client", "close", "a", 10),
+                   ("server", "close", "server:5001#2", 11), ("client", "wait", "b", 12),
+                   ("client", "wait", "b", 13), ("client", "abort", "b", 13)]   # after: waits on the step's socket
+    a, b, accept = exp.steps[1], exp.steps[2], exp.steps[3]
+    assert (a.blocking, a.local_port, a.reuseaddr, a.reuseport, a.options) == (True, None, False, False, ())
+    assert (b.blocking, b.local_port, b.reuseaddr, b.reuseport) == (False, 40000, True, True)
+    assert b.options == (("TCP_USER_TIMEOUT", 2000), ("SO_LINGER", 0), ("TCP_NODELAY", 1), ("TCP_SYNCNT", 2),
+                         ("SO_RCVBUF", 4096))
+    assert (accept.port, accept.peer) == (5001, None)
+
+
+def test_wait_true_beside_connect_is_the_blocking_default(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + "  - {at: 0.5s, on: client, connect: server:5001, wait: true}\n"))
+    assert [(s.action, s.blocking) for s in exp.steps] == [("listen", True), ("connect", True)]
+
+
+def test_listen_takes_reuseport_and_options(tmp_path):
+    exp = load_experiment(write(tmp_path, "  - {at: 0s, on: server, listen: 5001, reuseport: true, "
+                                          "options: {TCP_DEFER_ACCEPT: 2s, SO_RCVBUF: 64KiB}}\n"))
+    assert (exp.steps[0].reuseport, exp.steps[0].options) == (True, (("TCP_DEFER_ACCEPT", 2), ("SO_RCVBUF", 65536)))
+
+
+# --- the default socket -------------------------------------------------------------------------
+
+def test_todays_single_connection_form_gets_automatic_names(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + """  - {at: 0.5s, on: client, connect: server:5001}
+  - {on: client, send: 100B}
+  - {on: server, recv: 100B}
+  - {after: 0.5s, on: server, close: true}
+  - {on: other, wait: 1s}
+"""))
+    assert [s.socket for s in exp.steps] == ["server:5001", "client#1", "client#1", "server:5001#1", "server:5001#1",
+                                            "server:5001#1", None]   # other has no socket at all
+
+
+def test_unnamed_connects_are_numbered_per_host_and_named_ones_take_no_number(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + """  - {at: 0.5s, on: client, connect: server:5001}
+  - {at: 0.5s, on: client, connect: server:5001, as: x}
+  - {at: 0.5s, on: other, connect: server:5001}
+  - {at: 0.5s, on: client, connect: server:5001}
+  - {on: client, close: true, socket: "client#2"}
+""", expect="  client: {received: 0B}\n"))
+    assert [s.socket for s in exp.steps] == ["server:5001", "client#1", "x", "other#1", "client#2", "client#2"]
+
+
+def test_a_server_with_one_accept_step_defaults_to_it(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + """  - {at: 0.5s, on: client, connect: server:5001}
+  - {on: server, accept: 5001, as: s1}
+  - {on: server, recv: all}
+""", expect="  server: {states: [LISTEN, SYN-RECV, ESTAB]}\n"))   # one connection: host-level states allowed
+    assert exp.steps[-1].socket == "s1"
+
+
+def test_several_sockets_without_socket_are_refused_with_the_candidates(tmp_path):
+    error = refused(tmp_path, LISTEN + """  - {at: 0.5s, on: client, connect: server:5001, as: a}
+  - {at: 0.5s, on: client, connect: server:5001, as: b}
+  - {at: 1s, on: client, close: true}
+""")
+    assert error.line == 8 and "client has several sockets (a, b): say which with socket: a" in error.message
+
+
+def test_several_listeners_without_a_connection_are_ambiguous(tmp_path):
+    error = refused(tmp_path, LISTEN + "  - {at: 0s, on: server, listen: 5002}\n  - {at: 1s, on: server, close: true}\n")
+    assert error.line == 7 and "server:5001#1, server:5002#1" in error.message
+
+
+@pytest.mark.parametrize("name, words", [
+    ("nosuch", "no socket of the experiment"),
+    ("a", "a socket of client"),                         # another host's socket
+    ("'server:5002#1'", "no socket of the experiment"),  # a port server does not listen on
+    ("'server:5001#0'", "no socket of the experiment"),
+    ("'client#1'", "no socket of the experiment"),       # client's only connect is named a
+])
+def test_a_socket_naming_none_of_the_hosts_sockets_is_refused(tmp_path, name, words):
+    error = refused(tmp_path, LISTEN + "  - {at: 0.5s, on: client, connect: server:5001, as: a}\n"
+                                       f"  - {{at: 1s, on: server, close: true, socket: {name}}}\n")
+    assert error.line == 7 and words in error.message and "server:5001" in error.fix
+
+
+def test_a_listener_and_its_nth_connection_are_sockets_of_the_host(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + """  - {at: 1s, on: server, close: true, socket: "server:5001"}
+  - {at: 1s, on: server, close: true, socket: "server:5001#7"}
+"""))
+    assert [s.socket for s in exp.steps[1:]] == ["server:5001", "server:5001#7"]
+
+
+# --- every bad value: file, line and a fix ------------------------------------------------------
+
+CONNECT = "  - {at: 0.5s, on: client, connect: server:5001, %s}\n"      # line 6
+
+
+@pytest.mark.parametrize("extra, words", [
+    ("as: A", "not a socket name"), ("as: 1a", "not a socket name"), ("as: [a]", "not a socket name"),
+    ("as: " + "a" * 32, "not a socket name"), ("as: server", "is the name of a host"),
+    ("bind: 70000", "bind: 70000 is outside 0 to 65535"), ("bind: -1", "bind:"), ("bind: 1.5", "not a whole number"),
+    ("bind: '40000'", "not a whole number"), ("reuseaddr: 1", "reuseaddr has the wrong form"),
+    ("reuseport: yes", "reuseport has the wrong form"), ("options: [TCP_NODELAY]", "options has the wrong form"),
+    ("wait: 1s", "beside connect: takes true or false"), ("socket: a", "socket: does not belong on a connect step"),
+    ("options: {TCP_NODELAY: 2}", "option TCP_NODELAY: 2 is not true or false"),
+    ("options: {TCP_USER_TIMEOUT: 1.5ms}", "not a whole number of milliseconds"),
+    ("options: {TCP_USER_TIMEOUT: 2000}", "not a duration"),
+    ("options: {TCP_KEEPIDLE: 1.5s}", "not a whole number of seconds"),
+    ("options: {TCP_SYNCNT: 200}", "200 is outside 1 to 127"), ("options: {TCP_SYNCNT: 0}", "outside 1 to 127"),
+    ("options: {IP_TTL: 256}", "outside 1 to 255"), ("options: {SO_RCVBUF: 4096X}", "not a byte count"),
+    ("options: {SO_LINGER: -1}", "outside 0 to 2147483647"), ("options: {SO_LINGER: 0.5s}", "whole number of seconds"),
+    ("options: {TCP_KEEPCNT: 2147483648}", "outside 1 to 127"), ("options: {TCP_MAXSEG: 3000000000}", "more than 64 MiB"),
+])
+def test_bad_socket_set_up_names_its_line_and_a_fix(tmp_path, extra, words):
+    error = refused(tmp_path, LISTEN + CONNECT % extra)
+    assert error.line == 6 and words in error.message, error
+
+
+def test_an_unknown_option_lists_the_known_ones(tmp_path):
+    error = refused(tmp_path, LISTEN + "  - {at: 0.5s, on: client, connect: server:5001,\n"
+                                       "     options: {TCP_NODELAY: true,\n               SO_NOSUCH: 1}}\n")
+    assert error.line == 8 and "unknown socket option 'SO_NOSUCH'" in error.message
+    assert "TCP_USER_TIMEOUT" in error.fix and "SO_LINGER" in error.fix
+
+
+@pytest.mark.parametrize("steps, line, words", [
+    (LISTEN + "  - {on: server, accept: 5001}\n", 6, "accept step needs as:"),
+    (LISTEN + "  - {on: server, accept: 5002, as: s1}\n", 6, "does not listen"),
+    (LISTEN + "  - {on: client, accept: 5001, as: s1}\n", 6, "does not listen"),     # another host's listener
+    (LISTEN + "  - {on: server, accept: 0, as: s1}\n", 6, "accept: 0 is outside 1 to 65535"),
+    (LISTEN + CONNECT % "as: a" + "  - {on: server, accept: 5001, as: a}\n", 7, "as: a names a second socket"),
+    (LISTEN + "  - {on: client, wait: false}\n", 6, "only goes beside connect"),
+    (LISTEN + "  - {on: server, listen: 5002, reuseaddr: true}\n", 6, "reuseaddr: does not belong on a listen step"),
+    (LISTEN + "  - {on: server, listen: 5002, socket: x}\n", 6, "socket: does not belong on a listen step"),
+    (LISTEN + "  - {on: server, listen: 5002, as: x}\n", 6, "as: does not belong on a listen step"),
+    (LISTEN + "  - {on: server, close: true, bind: 1}\n", 6, "bind: does not belong on a close step"),
+    (LISTEN + "  - {on: server, recv: all, options: {TCP_NODELAY: true}}\n", 6, "options: does not belong"),
+    (LISTEN + "  - {on: server, close: true, socket: 5}\n", 6, "socket has the wrong form"),
+])
+def test_bad_steps_name_their_line_and_a_fix(tmp_path, steps, line, words):
+    error = refused(tmp_path, steps)
+    assert error.line == line and words in error.message, error
+
+
+@pytest.mark.parametrize("name, written, value", [
+    ("TCP_NODELAY", "true", 1), ("TCP_NODELAY", "false", 0), ("TCP_NODELAY", "1", 1), ("SO_KEEPALIVE", "0", 0),
+    ("TCP_SYNCNT", "127", 127), ("TCP_KEEPCNT", "1", 1), ("IP_TTL", "64", 64), ("SO_SNDBUF", "64KiB", 65536),
+    ("TCP_MAXSEG", "536", 536), ("TCP_WINDOW_CLAMP", "1MB", 10**6), ("TCP_KEEPIDLE", "2min", 120),
+    ("TCP_LINGER2", "5s", 5), ("TCP_USER_TIMEOUT", "1500ms", 1500), ("TCP_USER_TIMEOUT", "0.1s", 100),
+    ("TCP_USER_TIMEOUT", "2s", 2000), ("SO_LINGER", "0", 0), ("SO_LINGER", "5", 5), ("SO_LINGER", "3s", 3),
+    ("TCP_QUICKACK", "true", 1), ("TCP_DEFER_ACCEPT", "0s", 0),
+])
+def test_options_become_the_ints_the_kernel_takes(tmp_path, name, written, value):
+    exp = load_experiment(write(tmp_path, LISTEN + CONNECT % f"options: {{{name}: {written}}}"))
+    assert exp.steps[1].options == ((name, value),)
+
+
+# --- expectations per socket, and the host-level forms a host with several connections refuses ------
+
+TWO_CLIENTS = LISTEN + """  - {at: 0.5s, on: client, connect: server:5001, as: a}
+  - {at: 0.5s, on: other, connect: server:5001}
+"""
+
+
+def test_sockets_have_their_own_expectations(tmp_path):
+    exp = load_experiment(write(tmp_path, TWO_CLIENTS, expect="""  a: {states: [SYN-SENT, ESTAB], received: 0B, errors: [ECONNRESET],
+      packets: [{from: a, flags: S, seq: x}, {from: server, flags: SA, ack: x+1}]}
+  "server:5001#2": {states: [SYN-RECV, ESTAB]}
+  "other#1": {received: 10B}
+  client: {states: [SYN-SENT, ESTAB], received: 0B}
+  server: {accepted: 2, received: 0B, errors: []}
+  packets: [{from: "server:5001#1", flags: SA}]
+"""))
+    e = exp.expect
+    assert list(e.states) == ["client", "a", "server:5001#2"]        # hosts first, as before; then sockets
+    assert e.states["a"] == (StateExpectation("SYN-SENT"), StateExpectation("ESTAB"))
+    assert (e.received, e.accepted, e.errors["a"]) == ({"a": 0, "other#1": 10, "client": 0, "server": 0},
+                                                       {"server": 2}, ("ECONNRESET",))
+    assert [p.sender for p in e.socket_packets["a"]] == ["a", "server"] and set(e.socket_packets) == {"a"}
+    assert e.packets == (PacketPattern("server:5001#1", "SA"),)
+    assert {k: e.lines[k] for k in ("a.states", "a.packets", "server:5001#2.states", "other#1.received")} == \
+        {"a.states": 9, "a.packets": 10, "server:5001#2.states": 11, "other#1.received": 12}
+
+
+@pytest.mark.parametrize("expect, line, words", [
+    ("  server: {states: [LISTEN, SYN-RECV]}\n", 9, "server has several connections (server:5001#1, server:5001#2)"),
+    ("  a: {accepted: 1}\n", 9, "unknown key 'accepted' in expect.a"),
+    ("  a: {packets: [{from: nobody, flags: S}]}\n", 9, "packet sender 'nobody' is not a host or a socket"),
+    ("  b: {states: [ESTAB]}\n", 9, "unknown key 'b' in expect"),
+    ("  \"server:5002#1\": {states: [ESTAB]}\n", 9, "unknown key 'server:5002#1' in expect"),
+    ("  server: {packets: []}\n", 9, "unknown key 'packets' in expect.server"),
+    ("  timing:\n    t: {from: server enters ESTAB, to: a enters ESTAB, between: [0s, 1s]}\n", 10,
+     "server has several connections"),
+    ("  timing:\n    t: {from: a sends S, to: server receives S#2, between: [0s, 1s]}\n", 10, "several connections"),
+    ("  timing:\n    t: {from: a sends S, to: b sends S, between: [0s, 1s]}\n", 10, "not an event"),
+])
+def test_bad_socket_expectations_are_refused(tmp_path, expect, line, words):
+    error = refused(tmp_path, TWO_CLIENTS, expect)
+    assert error.line == line and words in error.message, error
+
+
+def test_the_several_connections_refusal_names_the_sockets_to_use(tmp_path):
+    error = refused(tmp_path, LISTEN + CONNECT % "as: a" + CONNECT % "as: b" + "  - {on: client, close: true, socket: a}\n",
+                    "  client: {states: [SYN-SENT]}\n")
+    assert "client has several connections (a, b)" in error.message and "a: {states: [...]}" in error.fix
+
+
+def test_host_totals_and_calls_stay_allowed_on_a_host_with_several_connections(tmp_path):
+    exp = load_experiment(write(tmp_path, TWO_CLIENTS, expect="""  server: {accepted: 2, received: 0B}
+  timing:
+    t: {from: server calls close, to: "server:5001#1 enters CLOSED", between: [0s, 1s]}
+"""))
+    assert exp.expect.timing[0].start == Event("server", "calls", "close", 1, "server calls close")
+
+
+def test_events_name_sockets_and_the_new_verbs(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + CONNECT % "as: a" + "  - {on: server, accept: 5001, as: s1}\n", """  timing:
+    t1: {from: a sends S, to: a transmits S, between: [0s, 1s]}
+    t2: {from: "server:5001#1 receives S", to: server calls accept, between: [0s, 1s]}
+    t3: {from: s1 returns from accept, to: "server:5001 leaves LISTEN", between: [0s, 1s]}
+    t4: {from: client transmits S#2, to: server enters ESTAB, between: [0s, 1s]}
+"""))
+    events = [(t.start, t.end) for t in exp.expect.timing]
+    assert [(e.host, e.verb, e.what, e.nth) for pair in events for e in pair] == [
+        ("a", "sends", "S", 1), ("a", "transmits", "S", 1), ("server:5001#1", "receives", "S", 1),
+        ("server", "calls", "accept", 1), ("s1", "returns", "accept", 1), ("server:5001", "leaves", "LISTEN", 1),
+        ("client", "transmits", "S", 2), ("server", "enters", "ESTAB", 1)]   # one connection each: host forms allowed
+
+
+def test_every_shipped_file_keeps_its_single_connection_meaning():
+    """Every shipped file: steps on the connect's client#1 and the listener's first connection."""
+    from harness.load import load_cells
+    for path in sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "tests" / "fixtures").glob("*.yaml")]):
+        text = path.read_text()
+        if "connect:" not in text or " as: " in text or "socket:" in text or "accept:" in text:
+            continue                      # the new experiments of issue 13 name their sockets
+        exp = load_cells(path)[0].experiment
+        for step in exp.steps:
+            auto = {"connect": f"{step.host}#1", "listen": f"{step.host}:{step.port}"}
+            assert step.socket == auto.get(step.action, step.socket) and step.socket in (
+                "client#1", "server:5001", "server:5001#1"), (path.name, step)
+        assert not exp.expect.socket_packets
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+def test_agent_plans_carry_the_socket_and_its_set_up(tmp_path):
+    exp = load_experiment(write(tmp_path, FULL))
+    agents = agent_plans(exp, {"client": "10.0.0.1", "other": "10.0.0.3", "server": "10.0.0.2"})
+    b = next(s for s in agents["client"] if s.socket == "b" and s.action == "connect")
+    assert (b.local_port, b.reuseaddr, b.reuseport, b.blocking, b.bind, b.address) == (40000, True, True, False,
+                                                                                        "10.0.0.1", "10.0.0.2")
+    assert dict(b.options) == {"TCP_USER_TIMEOUT": 2000, "SO_LINGER": 0, "TCP_NODELAY": 1, "TCP_SYNCNT": 2,
+                               "SO_RCVBUF": 4096}
+    assert [(s.action, s.socket) for s in agents["server"]] == [("listen", "server:5001"), ("accept", "s1"),
+                                                                ("close", "server:5001#2")]
+    assert type(b).from_json(json.loads(json.dumps(b.to_json()))) == b
+
+
+# --- the schema says the same ------------------------------------------------------------------
+
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads((REPO / "harness/schema/experiment.schema.json").read_text()))
+
+
+def _doc(path: Path) -> dict:
+    from harness.load.yaml_lines import load_yaml
+    return json.loads(json.dumps(load_yaml(path)))
+
+
+def test_the_schema_accepts_the_named_socket_forms(tmp_path):
+    path = write(tmp_path, FULL, expect="""  a: {states: [SYN-SENT, ESTAB], packets: [{from: a, flags: S}], errors: [ECONNRESET], received: 1B}
+  "server:5001#2": {states: [SYN-RECV]}
+  timing:
+    t: {from: a sends S, to: "server:5001#1 transmits SA#1", between: [0s, 1s]}
+""")
+    assert load_experiment(path)
+    assert not [e.message for e in _validator().iter_errors(_doc(path))]
+
+
+@pytest.mark.parametrize("steps, expect", [
+    (LISTEN + "  - {on: server, accept: 5001}\n", "  server: {accepted: 1}\n"),
+    (LISTEN + CONNECT % "wait: 1s", "  server: {accepted: 1}\n"),
+    (LISTEN + "  - {on: client, wait: false}\n", "  server: {accepted: 1}\n"),
+    (LISTEN + CONNECT % "options: {SO_NOSUCH: 1}", "  server: {accepted: 1}\n"),
+    (LISTEN + CONNECT % "options: {TCP_SYNCNT: 200}", "  server: {accepted: 1}\n"),
+    (LISTEN + CONNECT % "options: {TCP_NODELAY: 2}", "  server: {accepted: 1}\n"),
+    (LISTEN + CONNECT % "bind: 70000", "  server: {accepted: 1}\n"),
+    (LISTEN + CONNECT % "as: Upper", "  server: {accepted: 1}\n"),
+    (LISTEN + "  - {on: server, listen: 5002, bind: 1}\n", "  server: {accepted: 1}\n"),
+    # (`a: {accepted: 1}` the schema cannot tell from a host's: it may say less than the loader)
+    (LISTEN + CONNECT % "as: a", "  \"server:5001#1\": {accepted: 1}\n"),
+    (LISTEN + CONNECT % "as: a", "  timing:\n    t: {from: a phones S, to: a sends S, between: [0s, 1s]}\n"),
+])
+def test_schema_and_loader_both_refuse_bad_named_socket_forms(tmp_path, steps, expect):
+    path = write(tmp_path, steps, expect)
+    assert list(_validator().iter_errors(_doc(path))), "the schema accepts it"
+    with pytest.raises(UserError):
+        load_experiment(path)
