@@ -43,19 +43,25 @@ def _one_connection(host: str, sockets: SocketTable, what: str, example: str, pa
                         fix=f"say which connection: {example.format(name=names[0])} (quote automatic names).")
 
 
+def _nth(m: re.Match, text: object, path: Path, line: int) -> int:
+    """An event's #N (1 when left out), within MAX_COUNT."""
+    nth_text = m.group("sn") or m.group("pn") or m.group("cn") or "1"
+    if not 1 <= int(nth_text[:8]) <= MAX_COUNT or len(nth_text) > 7:
+        raise UserError(f"{text!r}: #{nth_text} is not between #1 and #{MAX_COUNT}.", file=str(path), line=line,
+                        fix="count occurrences from #1 (the first time; #1 may be left out).")
+    return int(nth_text)
+
+
 def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int, sockets: SocketTable | None = None) -> Event:
     """An event as written; its subject a host or (given the experiment's sockets) a socket's name."""
     sockets = sockets or SocketTable(hosts)
     m = _EVENT.fullmatch(str(text).strip())
     if not m or not sockets.is_subject(m.group("host")):
+        named = sockets.named()
         raise UserError(f"{text!r} is not an event this tool can observe.", file=str(path), line=line,
-                        fix=f"write one of {EVENT_HELP}; hosts: {', '.join(hosts)}.")
-    host = m.group("host")
-    nth_text = m.group("sn") or m.group("pn") or m.group("cn") or "1"
-    if not 1 <= int(nth_text[:8]) <= MAX_COUNT or len(nth_text) > 7:
-        raise UserError(f"{text!r}: #{nth_text} is not between #1 and #{MAX_COUNT}.", file=str(path), line=line,
-                        fix="count occurrences from #1 (the first time; #1 may be left out).")
-    nth = int(nth_text)
+                        fix=f"write one of {EVENT_HELP}; hosts: {', '.join(hosts)}"
+                            + (f"; sockets: {named}" if named else "") + ".")
+    host, nth = m.group("host"), _nth(m, text, path, line)
     if host in hosts and (m.group("sv") or m.group("pv")):
         verb = m.group("sv") or m.group("pv")
         _one_connection(host, sockets, f"'{host} {verb} ...'", f"'{{name}} {verb} {m.group('state') or m.group('flags')}'",
@@ -97,7 +103,7 @@ def _pattern(item: object, sockets: SocketTable, path: Path, line: int) -> Packe
     item = expect_type(item, LineDict, path, line, "a packet pattern", "{from: client, flags: S, seq: x}")
     check_keys(item, set(PATTERN_KEYS), {"from", "flags"}, path, "a packet pattern")
     if not sockets.is_subject(item["from"]):
-        named = shown(tuple(n for names in sockets.made.values() for n in names))
+        named = sockets.named()
         raise UserError(f"packet sender '{item['from']}' is not a host" + (" or a socket" if named else "") + ".",
                         file=str(path), line=item.line_of("from"),
                         fix=f"use one of: {', '.join(sockets.hosts)}" + (f" or a socket: {named}" if named else "") + ".")
@@ -176,7 +182,7 @@ def _subject_key(raw: LineDict, key: object, sockets: SocketTable, path: Path) -
     """An expect: key is a host, a socket of the experiment, packets or timing."""
     if key in ("packets", "timing") or sockets.is_subject(key):
         return
-    named = shown(tuple(n for names in sockets.made.values() for n in names))
+    named = sockets.named()
     raise UserError(f"unknown key '{str(key)[:40]}' in expect.", file=str(path), line=raw.line_of(key),
                     fix=f"use one of: {', '.join(sorted((*sockets.hosts, 'packets', 'timing')))}"
                         + (f", a socket's name ({named})" if named else "")
@@ -201,7 +207,9 @@ def _subject(name: str, spec: object, line: int, sockets: SocketTable, path: Pat
     out["lines"].update({f"{name}.{key}": spec.line_of(key) for key in spec})   # verdicts name their line
     if "accepted" in spec:
         try:
-            out["accepted"][name] = bounded_int(spec["accepted"], 0, MAX_COUNT)
+            count = spec["accepted"]      # a matrix's ${...} becomes a text of digits
+            count = int(count) if isinstance(count, str) and re.fullmatch(r"[0-9]{1,7}", count) else count
+            out["accepted"][name] = bounded_int(count, 0, MAX_COUNT)
         except ValueError as exc:
             raise UserError(f"accepted: {exc}.", file=str(path), line=spec.line_of("accepted"), fix="write accepted: 1.")
     if "states" in spec:

@@ -38,6 +38,10 @@ class SocketTable:
             return None
         return m.group(1) if m.group(3) is None or 1 <= int(m.group(3)) <= MAX_COUNT else None
 
+    def named(self) -> str:
+        """The connect/accept sockets' names, for an error's fix ('' when there are none)."""
+        return shown(tuple(n for names in self.made.values() for n in names))
+
     def is_subject(self, name: object) -> bool:
         """A host or a socket: what an expectation, an event or a packet's from: may name."""
         return name in self.hosts or self.owner(name) is not None

@@ -125,7 +125,7 @@ def experiment_schema() -> dict:
         "states": {"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/state"}, {"$ref": "#/$defs/optionalState"}]}},
         "received": {"$ref": "#/$defs/bytes"},
         "errors": {"type": "array", "items": {"type": "string", "pattern": "^E[A-Z0-9]+$"}},
-        "accepted": _count(0),
+        "accepted": _or_templated(_count(0)),
     }
     assert set(host_properties) == set(ex.HOST_EXPECT_KEYS)
     socket_properties = {**{k: v for k, v in host_properties.items() if k != "accepted"}, "packets": {"$ref": "#/$defs/packets"}}

@@ -340,3 +340,12 @@ def test_schema_and_loader_both_refuse_bad_named_socket_forms(tmp_path, steps, e
     assert list(_validator().iter_errors(_doc(path))), "the schema accepts it"
     with pytest.raises(UserError):
         load_experiment(path)
+
+
+def test_accepted_takes_a_count_a_matrix_worked_out(tmp_path):
+    path = write(tmp_path, LISTEN + CONNECT % "as: a",
+                 "  server: {accepted: '${1 + tcp_tw_reuse}'}\n").read_text()
+    (tmp_path / "e.yaml").write_text(path + "matrix: {client: {net.ipv4.tcp_tw_reuse: [0, 2]}}\n")
+    from harness.load import load_cells
+    assert [c.experiment.expect.accepted for c in load_cells(tmp_path / "e.yaml")] == [{"server": 1}, {"server": 3}]
+    assert not list(_validator().iter_errors(_doc(tmp_path / "e.yaml")))
