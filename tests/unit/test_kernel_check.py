@@ -103,3 +103,36 @@ def test_set_up_without_dummy_or_matchall_uses_a_veth_pair_and_u32():
 def test_names_fit_the_kernel_and_the_analysis_finds_the_file(tmp_path):
     assert len(tx_device("a" * 9) + "p") <= 15
     assert kernel_pcap(tmp_path, "server") == tmp_path / "server.kernel.pcap"
+
+
+def _write_pcap(path, segments: list[Segment]) -> None:
+    """A pcap of Ethernet/IPv4/TCP frames for `segments` (as tcpdump would write them)."""
+    import socket
+
+    import dpkt
+    bits = {"S": dpkt.tcp.TH_SYN, "F": dpkt.tcp.TH_FIN, "R": dpkt.tcp.TH_RST, "P": dpkt.tcp.TH_PUSH, "A": dpkt.tcp.TH_ACK}
+    with open(path, "wb") as f:
+        writer = dpkt.pcap.Writer(f)
+        for s in segments:
+            tcp = dpkt.tcp.TCP(sport=s.sport, dport=s.dport, seq=s.seq, ack=s.ack, data=b"x" * s.length,
+                               flags=sum(bits[c] for c in s.flags))
+            ip = dpkt.ip.IP(src=socket.inet_aton(s.src), dst=socket.inet_aton(s.dst), p=dpkt.ip.IP_PROTO_TCP, data=tcp)
+            writer.writepkt(bytes(dpkt.ethernet.Ethernet(data=ip)), ts=s.t)
+
+
+def test_the_runner_checks_each_hosts_kernel_pcap_against_its_interfaces(tmp_path):
+    """The files the runner reads (pcap/<intf>.pcap, pcap/<host>.kernel.pcap) and what it says."""
+    from types import SimpleNamespace
+
+    from harness.runner import _kernel_send_problems
+    (tmp_path / "pcap").mkdir()
+    _write_pcap(tmp_path / "pcap" / "client-eth0.pcap", [seg(1.025, "S", 100, tsval=None), seg(2.025, "F", 101, tsval=None)])
+    _write_pcap(tmp_path / "pcap" / "client.kernel.pcap", [seg(1.0, "S", 100, tsval=None)])
+    _write_pcap(tmp_path / "pcap" / "server-eth0.pcap", [seg(1.05, "SA", 500, src=SERVER, tsval=None)])
+    _write_pcap(tmp_path / "pcap" / "server.kernel.pcap", [seg(1.05, "SA", 500, src=SERVER, tsval=None)])
+    plan = SimpleNamespace(work_dir=tmp_path, addresses={"client": CLIENT, "server": SERVER},
+                           experiment=SimpleNamespace(topology=SimpleNamespace(hosts=("client", "server"))))
+    rec = SimpleNamespace(egress={"client-eth0": ("client", Impairment(delay_s=0.025)), "s1-eth1": ("s1", Impairment()),
+                                  "server-eth0": ("server", Impairment())})
+    problems = _kernel_send_problems(plan, rec)
+    assert len(problems) == 1 and problems[0].startswith("client's kernel capture: F ") and "not in it" in problems[0]
