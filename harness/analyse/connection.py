@@ -83,6 +83,11 @@ def _server_host(steps_log: dict[str, list[StepRecord]], server: tuple[str, int]
     return listening or next((h for h, ip in host_ips.items() if ip == server[0]), None)
 
 
+def _kernel_captures(run_dir: Path, hosts) -> dict[str, list[Segment]]:
+    """Each host's kernel-time sends, for the hosts that have the capture (runs recorded before it did not)."""
+    return {h: read_segments(kernel_pcap_path(run_dir, h)) for h in hosts if kernel_pcap_path(run_dir, h).exists()}
+
+
 def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interface: dict[str, str],
             host_ips: dict[str, str] | None = None) -> Observation:
     """Find the first connect in the step logs and gather everything seen of that connection.
@@ -98,13 +103,12 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
         server_host = _server_host(steps_log, server, host_ips)
     listeners = {h: e.local for h, entries in steps_log.items() for e in entries if e.action == "listen" and e.local}
     segments, states, sampling = {}, {}, {}
-    captured, kernel, all_samples = {}, {}, {}
+    captured, all_samples = {}, {}
+    kernel = _kernel_captures(run_dir, host_interface)
     for host, intf in host_interface.items():
         pcap = run_dir / "pcap" / f"{intf}.pcap"
         captured[host] = read_segments(pcap) if first or pcap.exists() else []
         segments[host] = of_connection(captured[host], client, server) if first else []
-        if kernel_pcap_path(run_dir, host).exists():
-            kernel[host] = read_segments(kernel_pcap_path(run_dir, host))
         samples = all_samples[host] = read_samples(run_dir / "samples" / f"{host}.jsonl")
         sampling[host] = sampling_stats(samples)
         if host == connect_host:

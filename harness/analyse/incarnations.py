@@ -242,6 +242,14 @@ def _kernel_stream(view: SocketView, interface: list[Segment], kernel: list[Segm
     return sorted(sent + came, key=lambda s: s.t)
 
 
+def _kernel_sends(view: SocketView, interface: list[Segment], kernel: list[Segment]) -> list[Segment]:
+    """The socket's sends at kernel time: its incarnation found in what its host's TCP saw (the
+    kernel capture holds only what the host sent: arrivals come from its interface capture)."""
+    runs = split(_kernel_stream(view, interface, kernel)).get(frozenset({view.local, view.peer}), [])
+    mine = view.incarnation_of(runs)
+    return [s for s in (mine.segments if mine else []) if (s.src, s.sport) == view.local]
+
+
 def attach(views: dict[str, SocketView], interface: dict[str, list[Segment]], kernel: dict[str, list[Segment]],
            samples: dict[str, list[dict]]) -> None:
     """Give each view its incarnation's segments (interface and kernel time) and its states.
@@ -255,9 +263,7 @@ def attach(views: dict[str, SocketView], interface: dict[str, list[Segment]], ke
         if inc is not None:
             v.incarnation, v.segments, v.isn = inc.number, list(inc.segments), dict(inc.isn)
         if v.host in kernel:
-            runs = split(_kernel_stream(v, interface.get(v.host, []), kernel[v.host])).get(frozenset({v.local, v.peer}), [])
-            mine = v.incarnation_of(runs)
-            v.kernel_segments = [s for s in (mine.segments if mine else []) if (s.src, s.sport) == v.local]
+            v.kernel_segments = _kernel_sends(v, interface.get(v.host, []), kernel[v.host])
     windows = _windows([v for v in every if v.kind in CONNECTING])
     for v in every:
         v.states = socket_states(v, samples.get(v.host, []), windows.get(id(v), (float("-inf"), float("inf"))))

@@ -65,22 +65,27 @@ def _socket_packets(name: str, patterns: tuple, obs: Observation) -> Verdict:
     return Verdict(f"{name} packets", describe(patterns), observed, ok)
 
 
+def _received(who: str, wanted: int, obs: Observation) -> Verdict:
+    got = sum(e.nbytes or 0 for e in calls_of(obs, who) if e.action in READS)
+    return Verdict(f"{who} received", f"{wanted} bytes", f"{got} bytes", got == wanted)
+
+
+def _accepted(who: str, wanted: int, obs: Observation) -> Verdict:
+    got = sum(1 for e in obs.steps.get(who, []) if e.accepted)
+    return Verdict(f"{who} accepted", f"{wanted} connection(s)", f"{got} connection(s)", got == wanted)
+
+
+def _errors(who: str, names: tuple[str, ...], obs: Observation) -> Verdict:
+    got = [f"{e.action}: {e.errno}" for e in calls_of(obs, who) if e.errno]
+    missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]
+    return Verdict(f"{who} errors", ", ".join(names), ", ".join(got) or "no call failed", not missing)
+
+
 def _counts(expect: Expectations, obs: Observation) -> list[tuple[str, Verdict]]:
     """Bytes received, connections accepted and errors: per host (its totals) or per socket (its calls)."""
-    out = []
-    for who, wanted in expect.received.items():
-        got = sum(e.nbytes or 0 for e in calls_of(obs, who) if e.action in READS)
-        out.append((f"{who}.received", Verdict(f"{who} received", f"{wanted} bytes", f"{got} bytes", got == wanted)))
-    for who, wanted in expect.accepted.items():
-        got = sum(1 for e in obs.steps.get(who, []) if e.accepted)
-        out.append((f"{who}.accepted", Verdict(f"{who} accepted", f"{wanted} connection(s)",
-                                               f"{got} connection(s)", got == wanted)))
-    for who, names in expect.errors.items():
-        got = [f"{e.action}: {e.errno}" for e in calls_of(obs, who) if e.errno]
-        missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]
-        out.append((f"{who}.errors", Verdict(f"{who} errors", ", ".join(names), ", ".join(got) or "no call failed",
-                                             not missing)))
-    return out
+    return ([(f"{who}.received", _received(who, wanted, obs)) for who, wanted in expect.received.items()]
+            + [(f"{who}.accepted", _accepted(who, wanted, obs)) for who, wanted in expect.accepted.items()]
+            + [(f"{who}.errors", _errors(who, names, obs)) for who, names in expect.errors.items()])
 
 
 def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verdict]:

@@ -1,14 +1,20 @@
 """A readable account of one run: the segments at the client's interface and each side's state
-changes, in time order, with seq/ack relative to each side's ISN (as Wireshark shows them).
+changes, in time order, with seq/ack relative to each side's ISN (as Wireshark shows them). A run
+with several connections gets a lane per connection: each line names its connection by the
+sockets at its two ends (a⇄server:5001#1), seq/ack relative to that incarnation's ISNs.
 
 timeline.txt holds all of it; only the terminal copy is shortened (terminal_copy), saying where
 the rest is. When nothing of the connection was captured, it says what did happen: which calls
 ran, whether the ping before the run was answered, and where the segments must have been lost."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.analyse.connection import Observation
+from harness.analyse.connection import Observation, SocketView
+from harness.analyse.incarnations import CONNECTING, unique
+from harness.analyse.segments import Segment
+from harness.analyse.states import StateSpan
 from harness.model import StepRecord, flag_set
 
 TERMINAL_LINES = 40
@@ -40,15 +46,10 @@ def _silence(obs: Observation, dead_ping: bool) -> list[str]:
     return notes + [text + ". The calls and states were:"]
 
 
-def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:
-    """Every line of the account (the file gets all of them). `dead_ping`: the ping between the
-    connecting hosts before the run got no answer."""
-    segs = obs.segments.get(obs.client_host, []) if obs.client_host else []
-    name = {obs.client: obs.client_host, obs.server: obs.server_host}
-    isn = {}
-    for s in segs:
-        if "S" in s.flags:
-            isn.setdefault((s.src, s.sport), s.seq)
+def _segment_events(segs: list[Segment], name: dict, isn: dict, label: str = "") -> list[tuple[float, str]]:
+    """One line per segment (a burst of data segments from one sender collapsed into one), seq/ack
+    relative to each side's ISN; `label` names the connection when there are several."""
+    prefix = f"{label}  " if label else ""
     events: list[tuple[float, str]] = []
     run = None   # (sender, count, bytes, first line index) for collapsing data bursts
     for s in segs:
@@ -56,28 +57,128 @@ def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:
         receiver = name.get((s.dst, s.dport), f"{s.dst}:{s.dport}")
         if s.length and flag_set(s.flags) == "A" and run and run[0] == sender:
             run = (sender, run[1] + 1, run[2] + s.length, run[3])
-            events[run[3]] = (events[run[3]][0], f"{sender} → {receiver}  {run[1]} data segments, {run[2]} bytes")
+            events[run[3]] = (events[run[3]][0], f"{prefix}{sender} → {receiver}  {run[1]} data segments, {run[2]} bytes")
             continue
         seq = (s.seq - isn.get((s.src, s.sport), 0)) % 2**32
         ack = (s.ack - isn.get((s.dst, s.dport), 0)) % 2**32 if "A" in s.flags else None
-        text = f"{sender} → {receiver}  {s.flags:<3} seq={seq}" + (f" ack={ack}" if ack is not None else "")
+        text = f"{prefix}{sender} → {receiver}  {s.flags:<3} seq={seq}" + (f" ack={ack}" if ack is not None else "")
         if s.length:
             text += f" len={s.length}"
         events.append((s.t, text))
         run = (sender, 1, s.length, len(events) - 1) if s.length else None
+    return events
+
+
+def _state_events(who: str, spans: list[StateSpan]) -> list[tuple[float, str]]:
+    """Each state's first sample (a listener's LISTEN left out), and a TIME-WAIT timer's due moment."""
+    events = []
+    for span in spans:
+        if span.state != "LISTEN":
+            events.append((span.first_seen, f"{'':>4}{who} is {span.state} (first sample)"))
+        ended_early = span.sample_after is not None and span.sample_after < (span.timer_due or 0) - 0.5
+        if span.state == "TIME-WAIT" and span.timer_due and not ended_early:
+            rearmed = (f"; the kernel re-armed it {span.timer_rearmed} time(s), this is the last"
+                       if span.timer_rearmed else "")
+            events.append((span.timer_due, f"{'':>4}{who}'s TIME-WAIT timer due, by the kernel's own count "
+                                           f"({span.timer_due - span.first_seen:.3f} s after the first TIME-WAIT sample{rearmed})"))
+    return events
+
+
+@dataclass
+class Lane:
+    """One connection (an incarnation of a four-tuple): the sockets at its ends, its segments as
+    the connecting host's interface saw them, and the ISNs its seq/ack are counted from."""
+    views: list[SocketView]
+    segments: list[Segment]
+    isn: dict[tuple[str, int], int]
+
+    @property
+    def label(self) -> str:
+        return "⇄".join(v.shown for v in self.views)
+
+
+def _same_connection(a: SocketView, b: SocketView) -> bool:
+    """Two ends of one incarnation: the four-tuple reversed and an ISN both saw (either saw none: the four-tuple)."""
+    if (a.local, a.peer) != (b.peer, b.local) or a.host == b.host and a.local == b.local:
+        return False
+    return not a.isn or not b.isn or bool(set(a.isn.items()) & set(b.isn.items()))
+
+
+def lanes(obs: Observation) -> list[Lane]:
+    """Every connection the sockets made, in the order their sockets were named."""
+    groups: list[list[SocketView]] = []
+    for view in (v for v in unique(obs.sockets) if v.kind in CONNECTING):
+        group = next((g for g in groups if any(_same_connection(view, o) for o in g)), None)
+        if group is None:
+            groups.append([view])
+        else:
+            group.append(view)
+    out = []
+    for group in groups:
+        group.sort(key=lambda v: v.kind != "connect")       # the connecting end first
+        isn = {k: v for view in reversed(group) for k, v in view.isn.items()}
+        out.append(Lane(group, group[0].segments, isn))
+    return out
+
+
+def _names(obs: Observation) -> dict[tuple[str, int], str]:
+    """Each socket's address -> its host's name (the peer's too, by the plan's addresses)."""
+    name = {}
+    for view in unique(obs.sockets):
+        for address in (view.local, view.peer):
+            host = obs.host_of(address) if address else None
+            if host and address[0] != "0.0.0.0":
+                name.setdefault(tuple(address), host)
+    return name
+
+
+def _lanes_timeline(obs: Observation, found: list[Lane], dead_ping: bool) -> list[str]:
+    """Several connections: every line names its connection, seq/ack relative to its incarnation's ISNs."""
+    name = _names(obs)
+    events: list[tuple[float, str]] = []
+    for lane in found:
+        events += _segment_events(lane.segments, name, lane.isn, lane.label)
+    segs = [s for lane in found for s in lane.segments]
+    if not segs:
+        events += _call_events(obs)
+    for view in unique(obs.sockets):
+        events += _state_events(view.shown, view.states)
+    if not events:
+        return _silence(obs, dead_ping) + ["nothing was observed at all"]
+    events.sort(key=lambda e: e[0])
+    t0 = min(s.t for s in segs) if segs else events[0][0]
+    lines = [f"{e[0] - t0:+9.3f} s  {e[1]}" for e in events]
+    if not segs:
+        return _silence(obs, dead_ping) + lines
+    head = [DEAD_PING] if dead_ping else []
+    return head + [f"what happened, {len(found)} connections (each line names its connection by the sockets at its "
+                   "two ends; segments as the connecting host's interface saw them, so a host's sends are stamped "
+                   "at its interface, after its own link delay; seq/ack relative to each incarnation's ISNs; "
+                   "states from the samples):"] + lines
+
+
+def _call_events(obs: Observation) -> list[tuple[float, str]]:
+    return [(e.start, f"{'':>4}{host} {_call_text(e)}") for host, entries in obs.steps.items()
+            for e in entries if e.start is not None and not e.accepted]
+
+
+def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:
+    """Every line of the account (the file gets all of them). `dead_ping`: the ping between the
+    connecting hosts before the run got no answer. A run with several connections gets a lane each."""
+    found = lanes(obs)
+    if len(found) > 1:
+        return _lanes_timeline(obs, found, dead_ping)
+    segs = obs.segments.get(obs.client_host, []) if obs.client_host else []
+    name = {obs.client: obs.client_host, obs.server: obs.server_host}
+    isn = {}
+    for s in segs:
+        if "S" in s.flags:
+            isn.setdefault((s.src, s.sport), s.seq)
+    events = _segment_events(segs, name, isn)
     if not segs:       # no packets to tell the story: the calls do
-        events += [(e.start, f"{'':>4}{host} {_call_text(e)}") for host, entries in obs.steps.items()
-                   for e in entries if e.start is not None and not e.accepted]
+        events += _call_events(obs)
     for host, spans in obs.states.items():
-        for span in spans:
-            if span.state != "LISTEN":
-                events.append((span.first_seen, f"{'':>4}{host} is {span.state} (first sample)"))
-            ended_early = span.sample_after is not None and span.sample_after < (span.timer_due or 0) - 0.5
-            if span.state == "TIME-WAIT" and span.timer_due and not ended_early:
-                rearmed = (f"; the kernel re-armed it {span.timer_rearmed} time(s), this is the last"
-                           if span.timer_rearmed else "")
-                events.append((span.timer_due, f"{'':>4}{host}'s TIME-WAIT timer due, by the kernel's own count "
-                                               f"({span.timer_due - span.first_seen:.3f} s after the first TIME-WAIT sample{rearmed})"))
+        events += _state_events(host, spans)
     if not events:
         return (_silence(obs, dead_ping) if not segs else []) + ["nothing was observed at all"]
     events.sort(key=lambda e: e[0])
