@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.sockets import SUBJECT_RE, SocketTable, shown
+from harness.load.sockets import SUBJECT_RE, SocketTable, quoted, shown
 from harness.load.steps import ACTIONS, STATES
 from harness.load.units import MAX_COUNT, bounded_int, parse_bytes, parse_time_spec, parse_tolerance
 from harness.load.yaml_lines import LineDict, check_keys, expect_type
@@ -34,13 +34,14 @@ EVENT_HELP = ("'SUBJECT enters STATE[#N]', 'SUBJECT leaves STATE[#N]' (from the 
 CONNECTION_VERBS = ("enters", "leaves", "sends", "transmits", "receives")   # a host's form follows one connection
 
 
-def _one_connection(host: str, sockets: SocketTable, what: str, example: str, path: Path, line: int) -> None:
+def _one_connection(host: str, sockets: SocketTable, what: str, example: str, path: Path, line: int,
+                    quote: bool = True) -> None:
     """Host-level states and state/segment events follow one connection: refused as ambiguous on a host with several."""
     names = sockets.connections(host)
     if len(names) > 1:
         raise UserError(f"{host} has several connections ({shown(names)}): {what} would follow only the first.",
                         file=str(path), line=line,
-                        fix=f"say which connection: {example.format(name=names[0])} (quote automatic names).")
+                        fix=f"say which connection: {example.format(name=quoted(names[0]) if quote else names[0])}.")
 
 
 def _nth(m: re.Match, text: object, path: Path, line: int) -> int:
@@ -64,8 +65,8 @@ def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int, soc
     host, nth = m.group("host"), _nth(m, text, path, line)
     if host in hosts and (m.group("sv") or m.group("pv")):
         verb = m.group("sv") or m.group("pv")
-        _one_connection(host, sockets, f"'{host} {verb} ...'", f"'{{name}} {verb} {m.group('state') or m.group('flags')}'",
-                        path, line)
+        _one_connection(host, sockets, f"'{host} {verb} ...'", f'"{{name}} {verb} {m.group("state") or m.group("flags")}"',
+                        path, line, quote=False)
     if m.group("sv"):
         if m.group("state") not in STATES:
             raise UserError(f"unknown TCP state '{m.group('state')}'.", file=str(path), line=line,

@@ -68,6 +68,11 @@ class SocketTable:
         return tuple(names)
 
 
+def quoted(name: str) -> str:
+    """A name as a YAML key or value must be written: automatic names (server:5001#1) in quotes."""
+    return f'"{name}"' if ":" in name or "#" in name else name
+
+
 def shown(names: tuple[str, ...]) -> str:
     return ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
 
@@ -114,9 +119,9 @@ def resolve_sockets(steps: tuple[Step, ...], table: SocketTable, path: Path) -> 
 def _written(step: Step, table: SocketTable, path: Path) -> Step:
     owner = table.owner(step.socket)
     if owner != step.host:
-        where = f"a socket of {owner}" if owner else "no socket of the experiment"
+        where = f"is a socket of {owner}, not of {step.host}" if owner else "names no socket of the experiment"
         mine = (*table.made.get(step.host, ()), *(listener_name(step.host, p) for p in table.listeners.get(step.host, ())))
-        raise UserError(f"socket: {step.socket!r} is {where}, not one of {step.host}'s.", file=str(path), line=step.index,
+        raise UserError(f"socket: {step.socket!r} {where}.", file=str(path), line=step.index,
                         fix=f"name one of {step.host}'s sockets: " + (shown(mine) + (", or HOST:PORT#N for the Nth "
                             "connection a listener accepted" if table.listeners.get(step.host) else "")
                             if mine else f"{step.host} makes none (give it a connect, accept or listen step)") + ".")
@@ -128,7 +133,7 @@ def _default(step: Step, table: SocketTable, path: Path) -> str | None:
     if candidates:
         raise UserError(f"{step.host} has several sockets ({shown(candidates)}): say which with socket: {candidates[0]}.",
                         file=str(path), line=step.index,
-                        fix=f"add socket: {candidates[0]} (or another of them) to this {step.action} step.")
+                        fix=f"add socket: {quoted(candidates[0])} (or another of them) to this {step.action} step.")
     return name
 
 

@@ -248,6 +248,15 @@ def test_the_several_connections_refusal_names_the_sockets_to_use(tmp_path):
     assert "client has several connections (a, b)" in error.message and "a: {states: [...]}" in error.fix
 
 
+def test_fixes_quote_automatic_names_as_yaml_needs_them(tmp_path):
+    assert refused(tmp_path, TWO_CLIENTS, "  server: {states: [LISTEN]}\n").fix == \
+        'say which connection: "server:5001#1": {states: [...]}.'
+    error = refused(tmp_path, TWO_CLIENTS, "  timing:\n    t: {from: server leaves ESTAB, to: a sends S, between: [0s, 1s]}\n")
+    assert error.fix == 'say which connection: "server:5001#1 leaves ESTAB".'
+    error = refused(tmp_path, LISTEN + "  - {at: 0s, on: server, listen: 5002}\n  - {at: 1s, on: server, close: true}\n")
+    assert error.line == 7 and error.fix == 'add socket: "server:5001#1" (or another of them) to this close step.'
+
+
 def test_host_totals_and_calls_stay_allowed_on_a_host_with_several_connections(tmp_path):
     exp = load_experiment(write(tmp_path, TWO_CLIENTS, expect="""  server: {accepted: 2, received: 0B}
   timing:
