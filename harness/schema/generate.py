@@ -82,7 +82,7 @@ def experiment_schema() -> dict:
     sequence_number = {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 2**32 - 1}, _pattern(ex._TERM.join("()"))]}
     step_properties = {
         "on": {"type": "string", "description": "the host that performs the step"},
-        "at": {"$ref": "#/$defs/duration", "description": "time from the start; without it the step follows the host's previous one"},
+        "at": {"$ref": "#/$defs/duration", "description": "time from the start; without it the step follows the previous one on its socket (its lane)"},
         "after": {"$ref": "#/$defs/waitFor", "description": "short for a wait step just before this one"},
         "listen": _port(),
         "connect": _or_templated(_pattern(r"[a-z]\w*:[0-9]{1,6}")),
