@@ -73,10 +73,15 @@ def _match(s: Segment, candidates: list[Segment], delay: float | None) -> str | 
     if delay is None:
         return None
     gap = s.t - best.t
-    if abs(gap - delay) > tolerance_s(delay):
-        return (f"{_describe(s)} is {gap * 1e3:.3f} ms earlier in it, the link's egress delay is "
-                f"{delay * 1e3:g} ms (tolerance {tolerance_s(delay) * 1e3:g} ms)")
-    return None
+    if abs(gap - delay) <= tolerance_s(delay):
+        return None
+    # netem never lets a frame go early: a short gap is the capture's fault; a long one is the
+    # link's (a late qdisc timer, e.g. an emulated CPU on the host clock): wire times then are not
+    # the configured delays either
+    why = ("the kernel capture stamped it late or holds another copy" if gap < delay else
+           f"the link's netem held it {(gap - delay) * 1e3:.3f} ms too long (a late timer), so wire times are off too")
+    return (f"{_describe(s)} is {gap * 1e3:.3f} ms earlier in it, the link's egress delay is "
+            f"{delay * 1e3:g} ms (tolerance {tolerance_s(delay) * 1e3:g} ms): {why}")
 
 
 def _capped(problems: list[str]) -> list[str]:

@@ -136,3 +136,10 @@ def test_the_runner_checks_each_hosts_kernel_pcap_against_its_interfaces(tmp_pat
                                   "server-eth0": ("server", Impairment())})
     problems = _kernel_send_problems(plan, rec)
     assert len(problems) == 1 and problems[0].startswith("client's kernel capture: F ") and "not in it" in problems[0]
+
+
+def test_the_problem_says_whose_fault_a_wrong_gap_is():
+    late_link = check([seg(1.040, "S", 100)], [seg(1.0, "S", 100)])
+    assert len(late_link) == 1 and "held it 15.000 ms too long" in late_link[0]
+    late_capture = check([seg(1.010, "S", 100)], [seg(1.0, "S", 100)])
+    assert len(late_capture) == 1 and "stamped it late" in late_capture[0]
