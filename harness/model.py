@@ -380,6 +380,16 @@ class TimingExpectation:
 
 
 @dataclass(frozen=True)
+class HandshakeExpectation:
+    """A socket's own handshake time (`handshake:` under a socket or a group in expect:): at a
+    connecting end, SYN sent -> final ACK sent (kernel time); at an accepted end, SYN received ->
+    final ACK received. Either equals + within, or between."""
+    equals: TimeSpec | None = None
+    within: Tolerance | None = None
+    between: tuple[TimeSpec, TimeSpec] | None = None
+
+
+@dataclass(frozen=True)
 class Expectations:
     """Per subject (a host, or a named socket: its own states, packets, bytes and errors) and overall."""
     states: dict[str, tuple[StateExpectation, ...]] = field(default_factory=dict)   # subject -> sequence
@@ -393,6 +403,10 @@ class Expectations:
     lines: dict[str, int] = field(default_factory=dict)
     # socket name -> patterns matched against that socket's own incarnation, at its host's interface
     socket_packets: dict[str, tuple[PacketPattern | PacketChoice, ...]] = field(default_factory=dict)
+    handshakes: dict[str, HandshakeExpectation] = field(default_factory=dict)   # subject -> its handshake
+    # a group ("c#*": every socket a `times: N` connect made, c#1 ... c#N) -> its members; the
+    # states, received, errors and handshake keyed by the group hold for each member, judged as one verdict
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,11 @@ def test_agents_get_the_planned_addresses_and_the_rtt_comes_from_the_links(tmp_p
     plan = plan_run(exp, tmp_path)
     connect = next(s for s in plan.agents["client"] if s.action == "connect")
     assert connect.bind == "10.0.0.1" and connect.address == "10.0.0.2"
-    # what crosses the pipe to the forked agent: the JSON the agent has always read, and back
+    # what crosses the pipe to the forked agent, and back: the socket it makes is named at load
     assert connect.to_json() == {"action": "connect", "index": connect.index, "at": 0.5, "port": 5001,
                                  "bind": "10.0.0.1", "address": "10.0.0.2", "size": None, "message": None, "how": None,
-                                 "until": None, "seconds": None}
+                                 "until": None, "seconds": None, "socket": "client#1", "local_port": None,
+                                 "reuseaddr": False, "reuseport": False, "options": [], "blocking": True}
     assert AgentStep.from_json(connect.to_json()) == connect
     listen = plan.agents["server"][0]
     assert "address" not in listen.to_json() and AgentStep.from_json(listen.to_json()) == listen
