@@ -3,17 +3,19 @@ Real agents on loopback (no root): what is asserted is the order of calls and th
 never how long they took."""
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from harness.drive.agent import Host, RunEnded, cookie_of, lanes_of, new_socket, perform
+from harness.drive.agent import Host, RunEnded, Starter, _never_blocks, cookie_of, lanes_of, new_socket, perform
 from harness.judge.schedule import judge_schedule, late_steps
 from harness.model import BLOCKED, AgentStep, Step, StepRecord
 
@@ -87,13 +89,14 @@ def test_a_blocked_call_holds_back_only_its_own_socket(tmp_path):
     assert [r.socket for r in client if r.action == "recv"] == ["a"]
 
 
-def test_a_hundred_lanes_each_connect_once_and_all_are_accepted(tmp_path):
+def test_a_hundred_lanes_each_connect_and_close_once_and_all_are_accepted(tmp_path):
     port = free_port()
     names = [f"c{i}" for i in range(100)]
-    logs = run_agents(tmp_path, {"server": [listen(port)],
-                                 "client": [connect(name, port, 0.2, index=i + 2) for i, name in enumerate(names)]},
-                      duration=3.0)
-    connects = by_socket(logs["client"], "connect")
+    steps = [connect(name, port, 0.2, index=i + 2) for i, name in enumerate(names)]
+    steps += [AgentStep("close", 200 + i, 0.6, socket=name) for i, name in enumerate(names)]
+    logs = run_agents(tmp_path, {"server": [listen(port)], "client": steps}, duration=3.0)
+    connects, closes = by_socket(logs["client"], "connect"), by_socket(logs["client"], "close")
+    assert sorted(closes) == sorted(names) and all(r.result == "ok" and r.start >= r.scheduled for r in closes.values())
     assert sorted(connects) == sorted(names)
     assert all(r.result == "ok" and r.start >= r.scheduled for r in connects.values())
     assert len({r.cookie for r in connects.values()}) == 100 and None not in {r.cookie for r in connects.values()}
@@ -139,6 +142,31 @@ def test_steps_without_sockets_are_one_lane_as_before():
     assert {name: [s.index for s in lane] for name, lane in lanes_of(steps).items()} == {"": [1, 2], "a": [3, 4]}
 
 
+def test_the_starter_begins_due_calls_in_time_order_and_wakes_their_lanes_after_all_began():
+    starter = Starter()
+    threading.Thread(target=starter.serve, daemon=True).start()
+    began: list[tuple[str, bool]] = []
+    jobs = {}
+
+    def begin(name: str, other: str):
+        def run():
+            began.append((name, jobs[other].done.is_set()))
+            if name == "bad":
+                raise OSError(errno.EADDRINUSE, "in use")
+        return run
+
+    due = time.time() + 0.2
+    with starter.changed:          # all three queued before the starter looks
+        jobs["a"] = starter.run_at(due, begin("a", "bad"))
+        jobs["bad"] = starter.run_at(due, begin("bad", "a"))
+        jobs["first"] = starter.run_at(due - 0.1, begin("first", "a"))
+    jobs["a"].wait()
+    with pytest.raises(OSError) as raised:
+        jobs["bad"].wait()
+    assert raised.value.errno == errno.EADDRINUSE
+    assert began == [("first", False), ("a", False), ("bad", False)]
+
+
 # --- socket set-up ----------------------------------------------------------------------------
 
 OPTIONS = (("TCP_NODELAY", 1), ("SO_LINGER", 0), ("TCP_USER_TIMEOUT", 2000), ("TCP_SYNCNT", 2), ("SO_RCVBUF", 4096))
@@ -156,6 +184,25 @@ def test_a_new_socket_has_the_steps_options():
     with new_socket(AgentStep("connect", 1)) as plain:
         assert plain.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
         assert plain.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+
+
+def test_only_calls_that_return_at_once_are_left_to_the_starter():
+    host = in_process_host()
+    plain, lingering, closed = socket.socket(), socket.socket(), socket.socket()
+    lingering.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 5))
+    closed.close()
+    host.register(["plain"], plain)
+    host.register(["lingering"], lingering)
+    host.register(["closed"], closed)
+    assert _never_blocks(AgentStep("close", 1, socket="plain"), host)
+    assert _never_blocks(AgentStep("abort", 1, socket="lingering"), host)
+    assert _never_blocks(AgentStep("shutdown", 1, how="write", socket="lingering"), host)
+    assert not _never_blocks(AgentStep("close", 1, socket="lingering"), host)
+    assert not _never_blocks(AgentStep("close", 1, socket="closed"), host)
+    assert not _never_blocks(AgentStep("close", 1, socket="missing"), host)
+    assert not _never_blocks(AgentStep("send", 1, size=1, socket="plain"), host)
+    plain.close()
+    lingering.close()
 
 
 def in_process_host(duration: float = 5.0) -> Host:
