@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.analyse.segments import Segment
-from harness.analyse.states import StateSpan, cookie_spans, has_cookies, request_cookies, socket_spans
+from harness.analyse.states import CookieRows, StateSpan, cookie_spans, request_cookies, socket_spans
 from harness.model import StepRecord, accepted_name, listener_name
 
 Address = tuple[str, int]
@@ -218,19 +218,23 @@ def _windows(views: list[SocketView]) -> dict[int, tuple[float, float]]:
     return out
 
 
-def socket_states(view: SocketView, samples: list[dict], window: tuple[float, float]) -> list[StateSpan]:
+def socket_states(view: SocketView, samples: list[dict], window: tuple[float, float],
+                  index: CookieRows | None = None) -> list[StateSpan]:
     """A socket's spans: a listener's LISTEN rows on its port; a connection's rows by its cookie
     (an accepted one's SYN-RECV request rows just before it included); samples without cookies
-    (old recordings): its four-tuple's rows within its time window."""
+    (old recordings): its four-tuple's rows within its time window. `index`: the samples' rows by
+    cookie (None: made here; empty: the samples have no cookies)."""
     if view.local is None:
         return []
     if view.kind == "listen":
         return socket_spans(samples, view.local, None)
     if view.peer is None:
         return []
-    if view.cookie is not None and has_cookies(samples):
-        before = request_cookies(samples, view.cookie, view.local, view.peer) if view.kind == "accepted" else None
-        return cookie_spans(samples, view.cookie, before)
+    index = index if index is not None else CookieRows(samples)
+    if view.cookie is not None and index.rows:
+        before = (request_cookies(samples, view.cookie, view.local, view.peer, index)
+                  if view.kind == "accepted" else None)
+        return cookie_spans(samples, view.cookie, before, index)
     low, high = window
     return socket_spans([s for s in samples if low <= s["t"] < high], view.local, view.peer)
 
@@ -265,5 +269,7 @@ def attach(views: dict[str, SocketView], interface: dict[str, list[Segment]], ke
         if v.host in kernel:
             v.kernel_segments = _kernel_sends(v, interface.get(v.host, []), kernel[v.host])
     windows = _windows([v for v in every if v.kind in CONNECTING])
+    indexes = {h: CookieRows(host_samples) for h, host_samples in samples.items()}
     for v in every:
-        v.states = socket_states(v, samples.get(v.host, []), windows.get(id(v), (float("-inf"), float("inf"))))
+        v.states = socket_states(v, samples.get(v.host, []), windows.get(id(v), (float("-inf"), float("inf"))),
+                                 indexes.get(v.host))

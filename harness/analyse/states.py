@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,11 +52,6 @@ def row_cookie(row: Row) -> int | None:
     return row[COOKIE] if len(row) > COOKIE else None
 
 
-def has_cookies(samples: list[dict]) -> bool:
-    """Whether the sampler that wrote these recorded each socket's cookie (old fixtures did not)."""
-    return any(row_cookie(row) is not None for sample in samples for row in sample["s"])
-
-
 def _seen(sample: dict, row: Row) -> tuple[str, float | None, bool]:
     """A row's state, its timer's due moment, and whether that timer is still pending."""
     st, timer = row[0], row[5:7]
@@ -70,6 +66,7 @@ def spans_of(samples: list[dict], pick) -> list[StateSpan]:
     it first appears are ignored (it did not exist yet)."""
     spans: list[StateSpan] = []
     previous: float | None = None
+    last = 0.0            # the open span's last sample (its last_seen is written when it closes)
     for sample in samples:
         row = pick(sample)
         state, due, pending = _seen(sample, row) if row is not None else (None, None, False)
@@ -77,12 +74,18 @@ def spans_of(samples: list[dict], pick) -> list[StateSpan]:
             state = "CLOSED"
         if state is not None:
             if spans and spans[-1].state == state:
-                spans[-1] = replace(spans[-1], last_seen=sample["t"], **_timer(spans[-1], due if pending else None))
+                last = sample["t"]
+                timer = _timer(spans[-1], due if pending else None)
+                if timer:
+                    spans[-1] = replace(spans[-1], **timer)
             else:
                 if spans:
-                    spans[-1] = replace(spans[-1], sample_after=sample["t"])
+                    spans[-1] = replace(spans[-1], last_seen=last, sample_after=sample["t"])
                 spans.append(StateSpan(state, sample["t"], sample["t"], previous, timer_due=due))
+                last = sample["t"]
         previous = sample["t"]
+    if spans:
+        spans[-1] = replace(spans[-1], last_seen=last)
     return spans
 
 
@@ -101,26 +104,54 @@ def socket_spans(samples: list[dict], local: tuple[str, int], peer: tuple[str, i
     return spans_of(samples, pick)
 
 
-def cookie_spans(samples: list[dict], cookie: int, before: dict[float, int] | None = None) -> list[StateSpan]:
+class CookieRows:
+    """Each socket's rows by cookie, then by sample time: one pass over a host's samples, so a
+    run with a hundred connections does not scan every row once per socket."""
+
+    def __init__(self, samples: list[dict]) -> None:
+        self.rows: dict[int, dict[float, Row]] = {}
+        self.times = [sample["t"] for sample in samples]
+        for sample in samples:
+            for row in sample["s"]:
+                if (cookie := row_cookie(row)) is not None:
+                    self.rows.setdefault(cookie, {})[sample["t"]] = row
+
+    def at(self, cookie: int, t: float) -> Row | None:
+        return self.rows.get(cookie, {}).get(t)
+
+    def around(self, samples: list[dict], times: list[float]) -> list[dict]:
+        """The samples that can change the spans of a socket seen at `times`: from the one before
+        the first to the one after the last (where it is gone), and the last sample (how long the
+        CLOSED span lasts); the ones in between add nothing."""
+        if not times:
+            return []
+        first, last = bisect_left(self.times, min(times)), bisect_right(self.times, max(times))
+        return samples[max(first - 1, 0):last + 1] + (samples[-1:] if last + 1 < len(samples) else [])
+
+
+def cookie_spans(samples: list[dict], cookie: int, before: dict[float, int] | None = None,
+                 index: CookieRows | None = None) -> list[StateSpan]:
     """Spans of the socket with this cookie (a TIME-WAIT socket keeps its full socket's). `before`:
     for samples (by time) before the socket existed, the cookie of the request socket that stood
     for it (an accepted connection's SYN-RECV: the child gets a cookie of its own)."""
-    before = before or {}
+    before, index = before or {}, index or CookieRows(samples)
 
     def pick(sample: dict) -> Row | None:
-        own = next((row for row in sample["s"] if row_cookie(row) == cookie), None)
+        own = index.at(cookie, sample["t"])
         if own is not None or sample["t"] not in before:
             return own
-        return next((row for row in sample["s"] if row_cookie(row) == before[sample["t"]]), None)
-    return spans_of(samples, pick)
+        return index.at(before[sample["t"]], sample["t"])
+    return spans_of(index.around(samples, list(index.rows.get(cookie, {})) + list(before)), pick)
 
 
-def request_cookies(samples: list[dict], cookie: int, local: tuple[str, int], peer: tuple[str, int]) -> dict[float, int]:
+def request_cookies(samples: list[dict], cookie: int, local: tuple[str, int], peer: tuple[str, int],
+                    index: CookieRows | None = None) -> dict[float, int]:
     """The SYN-RECV rows of this four-tuple (a request socket, its own cookie) in the samples just
     before the accepted socket with `cookie` first appears: sample time -> the request's cookie."""
-    first = next((i for i, sample in enumerate(samples) if any(row_cookie(r) == cookie for r in sample["s"])), None)
+    index = index or CookieRows(samples)
+    first = min(index.rows.get(cookie, {}), default=None)
     found: dict[float, int] = {}
-    for sample in reversed(samples[:first or 0]):
+    for sample in reversed(samples[:bisect_left(index.times, first)] if first is not None else []):
         row = next((r for r in sample["s"] if r[0] == "SYN-RECV" and tuple(r[1:3]) == tuple(local)
                     and tuple(r[3:5]) == tuple(peer) and row_cookie(r) is not None), None)
         if row is None:
