@@ -226,8 +226,9 @@ def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float
 def _network_checks(run_dir: Path, rec: Recording) -> list[NetworkCheck]:
     """Each network step checked against the pcaps of the ports it sits between."""
     port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
+    switched_on = rec.rules.switched_on if rec.rules else {}
     return [check_step(p.step, rec.counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
-                       p.src_ip, p.dst_ip, p.impairment.delay_s) for p in rec.placed]
+                       p.src_ip, p.dst_ip, p.impairment.delay_s, switched_on.get(p.step.index)) for p in rec.placed]
 
 
 def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]) -> None:

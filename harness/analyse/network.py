@@ -78,9 +78,20 @@ def _key(seg: Segment) -> tuple:
 
 
 def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving: list[Segment],
-               src_ip: str, dst_ip: str, link_delay_s: float) -> NetworkCheck:
-    """A report: what the rule picked, when each picked segment left, and any problem."""
-    seen = [s for s in arriving if matches(step, s, src_ip, dst_ip)]
+               src_ip: str, dst_ip: str, link_delay_s: float,
+               switched_on: tuple[float, float] | None = None) -> NetworkCheck:
+    """A report: what the rule picked, when each picked segment left, and any problem.
+    `switched_on`: (before, after) a timed step's rule went in; only segments reaching the switch
+    after it are the step's (one arriving while nft ran could have gone either way: a problem)."""
+    seen = every = [s for s in arriving if matches(step, s, src_ip, dst_ip)]    # every: twins before the rule too
+    problems: list[str] = []
+    if switched_on is not None:
+        before, after = switched_on
+        unsure = [s for s in seen if before <= s.t < after]
+        if unsure:
+            problems.append(f"{len(unsure)} matching segment(s) reached the switch while its rule was being switched on "
+                            f"({after - before:.3f} s window): nothing else should be in flight then")
+        seen = [s for s in seen if s.t >= after]
     if step.nth:
         picked = seen[step.nth - 1:step.nth]
     elif step.count:
@@ -88,7 +99,6 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
     else:
         picked = seen
     out = [s for s in leaving if matches(step, s, src_ip, dst_ip)]
-    problems: list[str] = []
     details: list[PickedSegment] = []
     if not seen:
         problems.append("no segment it matches reached the switch, so it acted on nothing")
@@ -100,7 +110,7 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
         # twins that were not picked (each leaves once, on time) and judge the copy nearest to
         # when the picked one should have left.
         copies = [o for o in out if _key(o) == _key(seg)]
-        unpicked_twins = sum(1 for s in seen if _key(s) == _key(seg) and s not in picked)
+        unpicked_twins = sum(1 for s in every if _key(s) == _key(seg) and s not in picked)
         entry = PickedSegment(seg.flags, seg.seq, seg.tsval, seg.t, [o.t for o in copies])
         details.append(entry)
         twins_note = f" (with {unpicked_twins} identical unpicked copy)" if unpicked_twins else ""

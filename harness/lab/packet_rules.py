@@ -118,6 +118,9 @@ class PacketRules(Lifecycle):
         self.homes = rule_home(placed)
         self.timers: list[threading.Timer] = []
         self.failed: list[str] = []
+        # step line -> (before, after) its timed rule went in: segments that reached the switch
+        # before it are not the step's to pick, and one arriving meanwhile cannot be told either way
+        self.switched_on: dict[int, tuple[float, float]] = {}
         self.qdiscs: dict[str, str] = {}
         self.families = ["bridge"] + (["netdev"] if any(f == "netdev" for f, _ in self.homes) else [])
         self.closed = False
@@ -178,7 +181,7 @@ class PacketRules(Lifecycle):
         for (p, mark), home in zip(self.marked, self.homes):
             if p.step.at_s:
                 timer = threading.Timer(max(0.0, t0 + p.step.at_s - time.time()), self._add_later,
-                                        (self._add_rule(p, mark, home),))
+                                        (self._add_rule(p, mark, home), p.step.index))
                 timer.daemon = True    # never keeps the process alive, even if stop() is skipped
                 timer.start()
                 self.timers.append(timer)
@@ -214,15 +217,18 @@ class PacketRules(Lifecycle):
         rule that could not be switched on."""
         return {"table": self.table, "qdiscs": dict(self.qdiscs), "counters": self.counted, "failed": list(self.failed)}
 
-    def _add_later(self, args: list[str]) -> None:
+    def _add_later(self, args: list[str], line: int | None = None) -> None:
         """On a timer thread: a failure is kept and reported with the counters, not lost. That
         includes a command that cannot run or hangs (OSError, TimeoutExpired): raised here it would
         only print the thread's traceback, and the step would silently never switch on."""
+        before = time.time()
         try:
             done = run_command(args)
         except (OSError, subprocess.SubprocessError) as exc:
             self.failed.append(f"`{' '.join(args)}` did not run: {exc}")
             return
+        if line is not None:
+            self.switched_on[line] = (before, time.time())
         if done.returncode:
             self.failed.append(f"`{' '.join(args)}` failed: {done.stderr.strip()}")
 

@@ -214,3 +214,23 @@ def test_a_duplicate_that_did_otherwise_is_caught():
     assert any("2 time(s), expected 1" in p
                for p in check_step(replace(DUP, action="delay", extra_s=0.0), 1, arriving, leaving, "10.0.0.1",
                                    "10.0.0.2", 0.025).problems)
+
+
+
+def test_a_timed_step_only_picks_what_came_after_its_rule_went_in():
+    """A drop switched on at 0.9 s must not be held to the handshake before it (user_timeout's drop
+    was blamed for the SYN and ACK it never saw), and a segment arriving while nft was adding the
+    rule cannot be judged either way."""
+    from harness.analyse.segments import Segment
+
+    def seg(t, flags, seq):
+        return Segment(t, "10.0.0.1", 40000, "10.0.0.2", 5001, flags, seq, 1, 1000 if "P" in flags else 0)
+    arriving = [seg(0.1, "S", 0), seg(0.2, "A", 1), seg(1.0, "PA", 1), seg(1.3, "PA", 1)]
+    leaving = [seg(0.125, "S", 0), seg(0.225, "A", 1)]           # the data never left: dropped
+    drop_all = NetworkStep("drop", "client", "server", PacketMatch(), 15, 0.9)
+    blamed = check_step(drop_all, 2, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
+    assert any("S seq=0 was to be dropped but left" in p for p in blamed.problems)
+    timed = check_step(drop_all, 2, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025, (0.9, 0.91))
+    assert (timed.matching, timed.picked) == (2, 2) and timed.problems == []
+    unsure = check_step(drop_all, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025, (0.99, 1.01))
+    assert any("while its rule was being switched on" in p for p in unsure.problems)
