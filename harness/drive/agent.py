@@ -8,9 +8,10 @@ Each socket is a lane (a thread): the steps with the same AgentStep.socket run i
 the steps without one form one more lane. A step with "at" starts at t0 + at, or late if its
 lane's previous call returned later (the log shows it); one without starts when its lane's
 previous call returns. A blocking call therefore holds back only its own socket's later steps:
-100 connects "at 0.5 s" on 100 sockets all start at 0.5 s. A step on a socket that does not exist
-yet (made by another lane, or a connection not yet accepted) waits for it. Connects due at a
-moment are begun by one thread, the starter, so that many due together all start on time.
+100 connects "at 0.5 s" on 100 sockets all start at 0.5 s (within ~2-4 ms on loopback). A step on a socket that does not exist
+yet (made by another lane, or a connection not yet accepted) waits for it. Connects, closes,
+aborts and shutdowns due at a moment are begun by one thread, the starter, so that many due
+together all start on time (lane threads waking together would queue for Python's GIL).
 A call still blocked when the run ends (t0 + duration) is logged as such and ends its lane. When
 every lane is over the agent prints "done" and holds its sockets open until stdin closes. Each
 call is one harness.model.StepRecord line in the log (a call the run's end cut short has `blocked`
