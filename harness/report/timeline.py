@@ -91,24 +91,22 @@ class Lane:
     views: list[SocketView]
     segments: list[Segment]
     isn: dict[tuple[str, int], int]
-
-    @property
-    def label(self) -> str:
-        return "⇄".join(v.shown for v in self.views)
+    label: str          # the sockets at its two ends (a⇄server:5001#1); no socket at the far end: its host
 
 
 def _same_connection(a: SocketView, b: SocketView) -> bool:
-    """Two ends of one incarnation: the four-tuple reversed and an ISN both saw (either saw none: the four-tuple)."""
-    if (a.local, a.peer) != (b.peer, b.local) or a.host == b.host and a.local == b.local:
+    """Two ends of one incarnation: the four-tuple reversed and an ISN both saw (neither saw a
+    segment: the four-tuple alone)."""
+    if (a.local, a.peer) != (b.peer, b.local):
         return False
-    return not a.isn or not b.isn or bool(set(a.isn.items()) & set(b.isn.items()))
+    return bool(set(a.isn.items()) & set(b.isn.items())) if a.isn or b.isn else True
 
 
 def lanes(obs: Observation) -> list[Lane]:
     """Every connection the sockets made, in the order their sockets were named."""
     groups: list[list[SocketView]] = []
     for view in (v for v in unique(obs.sockets) if v.kind in CONNECTING):
-        group = next((g for g in groups if any(_same_connection(view, o) for o in g)), None)
+        group = next((g for g in groups if len(g) == 1 and _same_connection(view, g[0])), None)
         if group is None:
             groups.append([view])
         else:
@@ -117,7 +115,11 @@ def lanes(obs: Observation) -> list[Lane]:
     for group in groups:
         group.sort(key=lambda v: v.kind != "connect")       # the connecting end first
         isn = {k: v for view in reversed(group) for k, v in view.isn.items()}
-        out.append(Lane(group, group[0].segments, isn))
+        ends = [v.shown for v in group]
+        if len(ends) == 1:
+            peer = group[0].peer
+            ends.append(obs.host_of(peer) or (f"{peer[0]}:{peer[1]}" if peer else "?"))
+        out.append(Lane(group, group[0].segments, isn, "⇄".join(ends)))
     return out
 
 

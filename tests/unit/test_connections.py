@@ -320,6 +320,12 @@ def test_several_connections_get_a_lane_each_with_seq_relative_to_their_own_isns
     assert timeline(run) == story           # a pure function of the observation
 
 
+def test_a_connection_whose_far_end_made_no_socket_is_named_by_its_host(run):
+    refused = replace(run.sockets["b"], name="c", segments=[], isn={}, incarnation=0)
+    obs = replace(run, sockets={**run.sockets, "c": refused})
+    assert [lane.label for lane in lanes(obs)] == ["a⇄server:5001#1", "b⇄s2", "c⇄server"]
+
+
 def test_one_connection_prints_as_it_always_has():
     story = timeline(observe(FIXTURES / "handshake_vm", recorded_logs("handshake_vm"), INTF, IPS))
     assert story[0].startswith("what happened (segments as client's interface saw them")
