@@ -120,13 +120,14 @@ class Starter:
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
-        self.due: list[tuple[float, int, Job]] = []      # a heap, soonest first
+        self.due: list[tuple[float, int, int, Job]] = []      # a heap, soonest (then first line) first
         self.order = itertools.count()
 
-    def run_at(self, when: float, begin: Callable[[], None]) -> Job:
+    def run_at(self, when: float, begin: Callable[[], None], line: int = 0) -> Job:
+        """Calls due at one moment begin in file order (`line`), whatever order their lanes came in."""
         job = Job(begin)
         with self.changed:
-            heapq.heappush(self.due, (when, next(self.order), job))
+            heapq.heappush(self.due, (when, line, next(self.order), job))
             self.changed.notify()
         return job
 
@@ -138,7 +139,7 @@ class Starter:
                 pass            # the last moments spent awake: a timed wake-up may come late
             now, jobs = time.time(), []
             while self.due and self.due[0][0] <= now:
-                jobs.append(heapq.heappop(self.due)[2])
+                jobs.append(heapq.heappop(self.due)[-1])
             return jobs
 
     def serve(self) -> None:
@@ -427,7 +428,7 @@ def _connect_on_time(step: AgentStep, host: Host, notes: SamplerNotes, entry: St
         entry.start = time.time()
         _begin_connect(step, host, entry, client)
 
-    host.starter.run_at(host.t0 + step.at, begin).wait()
+    host.starter.run_at(host.t0 + step.at, begin, step.index).wait()
     if step.blocking:
         _wait_connected(client, host)
 
@@ -451,7 +452,7 @@ def _call_on_time(step: AgentStep, host: Host, entry: StepRecord) -> None:
         entry.start = time.time()
         perform(step, host, entry)
 
-    host.starter.run_at(host.t0 + step.at, begin).wait()
+    host.starter.run_at(host.t0 + step.at, begin, step.index).wait()
 
 
 def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord:
@@ -479,8 +480,12 @@ def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord:
 
 
 def run_lane(steps: list[AgentStep], host: Host, notes: SamplerNotes) -> None:
-    """One socket's steps in order, from t0; a call the run's end cut short ends the lane."""
+    """One socket's steps in order, from t0 (a first step without at: starts at t0, not when t0
+    was told); a call the run's end cut short ends the lane."""
     host.go.wait()
+    delay = host.t0 - time.time()
+    if delay > 0:
+        time.sleep(delay)
     try:
         for step in steps:
             entry = run_step(step, host, notes)

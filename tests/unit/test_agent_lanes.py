@@ -133,6 +133,8 @@ def test_a_step_on_a_socket_that_never_comes_is_blocked_at_the_end(tmp_path):
     logs = run_agents(tmp_path, {"server": [listen(port), AgentStep("recv", 2, size=1, socket=f"server:{port}#1"),
                                             AgentStep("wait", 3, 0.1, seconds=0.05, socket="other")]}, duration=0.8)
     recv, wait = by_socket(logs["server"], "recv")[f"server:{port}#1"], by_socket(logs["server"], "wait")["other"]
+    t0 = by_socket(logs["server"], "listen")[f"server:{port}"].scheduled
+    assert recv.start >= t0          # a lane's first step without at: starts at t0, not when t0 was told
     assert recv.blocked and recv.result == BLOCKED and not wait.blocked and wait.result == "ok"
 
 
@@ -142,7 +144,7 @@ def test_steps_without_sockets_are_one_lane_as_before():
     assert {name: [s.index for s in lane] for name, lane in lanes_of(steps).items()} == {"": [1, 2], "a": [3, 4]}
 
 
-def test_the_starter_begins_due_calls_in_time_order_and_wakes_their_lanes_after_all_began():
+def test_the_starter_begins_due_calls_in_time_then_file_order_and_wakes_their_lanes_after_all_began():
     starter = Starter()
     threading.Thread(target=starter.serve, daemon=True).start()
     began: list[tuple[str, bool]] = []
@@ -157,14 +159,14 @@ def test_the_starter_begins_due_calls_in_time_order_and_wakes_their_lanes_after_
 
     due = time.time() + 0.2
     with starter.changed:          # all three queued before the starter looks
-        jobs["a"] = starter.run_at(due, begin("a", "bad"))
-        jobs["bad"] = starter.run_at(due, begin("bad", "a"))
+        jobs["a"] = starter.run_at(due, begin("a", "bad"), line=5)
+        jobs["bad"] = starter.run_at(due, begin("bad", "a"), line=3)     # same moment, earlier line: first
         jobs["first"] = starter.run_at(due - 0.1, begin("first", "a"))
     jobs["a"].wait()
     with pytest.raises(OSError) as raised:
         jobs["bad"].wait()
     assert raised.value.errno == errno.EADDRINUSE
-    assert began == [("first", False), ("a", False), ("bad", False)]
+    assert began == [("first", False), ("bad", False), ("a", False)]
 
 
 # --- socket set-up ----------------------------------------------------------------------------
