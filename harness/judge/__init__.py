@@ -10,7 +10,7 @@ from harness.analyse.connection import Observation, SocketView
 from harness.analyse.incarnations import unique
 from harness.judge.packets import describe, match_packets
 from harness.judge.states import judge_states
-from harness.judge.timing import judge_timing
+from harness.judge.timing import judge_handshake, judge_timing
 from harness.judge.verdict import Verdict
 from harness.model import Expectations, StepRecord
 
@@ -81,11 +81,40 @@ def _errors(who: str, names: tuple[str, ...], obs: Observation) -> Verdict:
     return Verdict(f"{who} errors", ", ".join(names), ", ".join(got) or "no call failed", not missing)
 
 
+SHOWN_MEMBERS = 5     # a group's verdict names at most this many of its members that did otherwise
+
+
+def group_verdict(name: str, what: str, verdicts: list[Verdict]) -> Verdict:
+    """One verdict for every member of a group (c#*): it holds when it holds for each, and names
+    those it does not hold for (a hundred verdicts would bury the one that differs)."""
+    failed = [v for v in verdicts if not v.passed]
+    values = [v.value for v in verdicts if v.value is not None]
+    if not verdicts:
+        return Verdict(f"{name} {what}", "", "the group has no member", False)
+    if failed:
+        observed = f"{len(failed)} of {len(verdicts)} did otherwise: " + "; ".join(
+            f"{v.name.rsplit(' ', 1)[0]}: {v.observed}" for v in failed[:SHOWN_MEMBERS])
+        observed += f"; and {len(failed) - SHOWN_MEMBERS} more" if len(failed) > SHOWN_MEMBERS else ""
+    else:
+        observed = f"all {len(verdicts)} as expected ({verdicts[0].name.rsplit(' ', 1)[0]}: {verdicts[0].observed})"
+    if values:
+        observed += f"; from {min(values) * 1e3:.1f} ms to {max(values) * 1e3:.1f} ms"
+    return Verdict(f"{name} {what}", verdicts[0].expected, observed, not failed, max(values) if values else None)
+
+
+def for_each(expect: Expectations, who: str, what: str, judge_one) -> Verdict:
+    """`judge_one(subject)` for a host or socket, or for each member of a group as one verdict."""
+    members = expect.groups.get(who)
+    return judge_one(who) if members is None else group_verdict(who, what, [judge_one(m) for m in members])
+
+
 def _counts(expect: Expectations, obs: Observation) -> list[tuple[str, Verdict]]:
     """Bytes received, connections accepted and errors: per host (its totals) or per socket (its calls)."""
-    return ([(f"{who}.received", _received(who, wanted, obs)) for who, wanted in expect.received.items()]
+    return ([(f"{who}.received", for_each(expect, who, "received", lambda m, n=wanted: _received(m, n, obs)))
+             for who, wanted in expect.received.items()]
             + [(f"{who}.accepted", _accepted(who, wanted, obs)) for who, wanted in expect.accepted.items()]
-            + [(f"{who}.errors", _errors(who, names, obs)) for who, names in expect.errors.items()])
+            + [(f"{who}.errors", for_each(expect, who, "errors", lambda m, n=names: _errors(m, n, obs)))
+               for who, names in expect.errors.items()])
 
 
 def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verdict]:
@@ -93,8 +122,12 @@ def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verd
     def at(key: str, verdict: Verdict) -> Verdict:
         return replace(verdict, line=expect.lines.get(key))
 
-    verdicts = [at(f"{who}.states", judge_states(who, states, obs)) for who, states in expect.states.items()]
+    verdicts = [at(f"{who}.states", for_each(expect, who, "states", lambda m, s=states: judge_states(m, s, obs)))
+                for who, states in expect.states.items()]
     verdicts += [at(key, verdict) for key, verdict in _counts(expect, obs)]
+    verdicts += [at(f"{who}.handshake", for_each(expect, who, "handshake",
+                                                 lambda m, h=hs: judge_handshake(m, h, obs, rtt_s)))
+                 for who, hs in expect.handshakes.items()]
     verdicts += [at(f"{name}.packets", _socket_packets(name, patterns, obs))
                  for name, patterns in expect.socket_packets.items()]
     if expect.packets:

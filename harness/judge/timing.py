@@ -1,10 +1,10 @@
 """Timing expectations: the handshake built-ins and any interval between two observed events."""
 from __future__ import annotations
 
-from harness.analyse.connection import Observation
+from harness.analyse.connection import Observation, SocketView
 from harness.analyse.events import Moment, caused_by, find_moment
 from harness.judge.verdict import Verdict
-from harness.model import TimingExpectation
+from harness.model import HandshakeExpectation, TimingExpectation
 
 
 def handshake_timing(obs: Observation, at: str) -> float | None:
@@ -26,8 +26,9 @@ def _seconds(value: float) -> str:
     return f"{value * 1e3:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
 
 
-def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
-    # every value was parsed at load (harness/load/units.py): only the RTT is filled in here
+def expected_time(exp: TimingExpectation | HandshakeExpectation, rtt_s: float) -> tuple[float, float, str]:
+    """The expected value, its tolerance and how to say it (every value was parsed at load,
+    harness/load/units.py: only the RTT is filled in here)."""
     if exp.between:
         low_ok, high_ok = (b.resolve(rtt_s) for b in exp.between)
         expected, tol = (low_ok + high_ok) / 2, (high_ok - low_ok) / 2
@@ -40,6 +41,34 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
         specs = (exp.equals,)
     if any(spec.rtts is not None for spec in specs):
         text += f" (RTT {rtt_s * 1e3:g} ms)"
+    return expected, tol, text
+
+
+def socket_handshake(view: SocketView, obs: Observation) -> float | None:
+    """A socket's own handshake: at a connecting end its SYN sent -> its final ACK sent (kernel
+    time when the run has it), at an accepted end the SYN received -> the final ACK received."""
+    if view.kind == "connect":
+        pool, sender = (view.kernel_segments if view.host in obs.kernel_segments else view.segments), view.local
+    else:
+        pool, sender = view.segments, view.peer
+    ours = [s for s in pool if (s.src, s.sport) == sender]
+    syn = next((s for s in ours if s.flags == "S"), None)
+    ack = next((s for s in ours if syn and s.t >= syn.t and "A" in s.flags and "S" not in s.flags), None)
+    return ack.t - syn.t if syn and ack else None
+
+
+def judge_handshake(name: str, exp: HandshakeExpectation, obs: Observation, rtt_s: float) -> Verdict:
+    """`handshake:` under a socket: its own handshake time against the expected one."""
+    expected, tol, text = expected_time(exp, rtt_s)
+    view = obs.sockets.get(name)
+    measured = socket_handshake(view, obs) if view is not None else None
+    if measured is None:
+        return Verdict(f"{name} handshake", text, "no complete handshake in the capture", False)
+    return Verdict(f"{name} handshake", text, _seconds(measured), abs(measured - expected) <= tol, measured)
+
+
+def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
+    expected, tol, text = expected_time(exp, rtt_s)
     if exp.builtin is not None:
         measured = handshake_timing(obs, exp.builtin)
         if measured is None:

@@ -332,3 +332,22 @@ def test_one_connection_prints_as_it_always_has():
     assert [line.split(" s  ", 1)[1] for line in story[1:5]] == [
         "    client is SYN-SENT (first sample)", "client → server  S   seq=0", "    server is SYN-RECV (first sample)",
         "server → client  SA  seq=0 ack=1"]
+
+
+def test_a_sockets_own_handshake_and_a_group_judged_as_one_verdict_naming_who_differs(run):
+    from harness.load.units import parse_time_spec, parse_tolerance
+    from harness.model import HandshakeExpectation
+    one_rtt = HandshakeExpectation(parse_time_spec("1rtt"), parse_tolerance("5%"))
+    expect = Expectations(states={"x#*": states("SYN-SENT", "ESTAB")}, handshakes={"x#*": one_rtt, "s2": one_rtt},
+                          received={"x#*": 50}, groups={"x#*": ("a", "b")}, lines={"x#*.handshake": 30})
+    verdicts = {v.name: v for v in judge_all(expect, run, 0.12)}
+    # kernel time at the connecting ends (the client's 20 ms link adds nothing), arrivals at the accepted one
+    assert verdicts["x#* handshake"].passed and verdicts["x#* handshake"].line == 30
+    assert verdicts["x#* handshake"].value == pytest.approx(0.1202, abs=1e-5)
+    assert verdicts["s2 handshake"].passed and verdicts["s2 handshake"].value == pytest.approx(0.1202, abs=1e-5)
+    states_verdict = verdicts["x#* states"]
+    assert not states_verdict.passed and states_verdict.observed.startswith("1 of 2 did otherwise: a: SYN-SENT → ESTAB → FIN-WAIT-1")
+    assert "b:" not in states_verdict.observed
+    assert not verdicts["x#* received"].passed and "2 of 2 did otherwise" in verdicts["x#* received"].observed
+    tight = replace(expect, handshakes={"x#*": HandshakeExpectation(parse_time_spec("100ms"), parse_tolerance("1%"))})
+    assert not next(v for v in judge_all(tight, run, 0.12) if v.name == "x#* handshake").passed
