@@ -10,8 +10,8 @@ from harness.load.sockets import SUBJECT_RE, SocketTable, quoted, shown
 from harness.load.steps import ACTIONS, STATES
 from harness.load.units import MAX_COUNT, bounded_int, parse_bytes, parse_time_spec, parse_tolerance
 from harness.load.yaml_lines import LineDict, check_keys, expect_type
-from harness.model import (Event, Expectations, PacketChoice, PacketPattern, SeqTerm, StateExpectation, TimeSpec,
-                           TimingExpectation)
+from harness.model import (Event, Expectations, HandshakeExpectation, PacketChoice, PacketPattern, SeqTerm,
+                           StateExpectation, TimeSpec, TimingExpectation, Tolerance)
 
 TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
            "handshake_server": "SYN received -> final ACK received, at the server"}
@@ -19,7 +19,9 @@ BUILTIN_AT = {"handshake_client": "client", "handshake_server": "server"}   # th
 PATTERN_KEYS = ("from", "flags", "seq", "ack")
 PATTERN_FLAGS = r"[SAFRPU]+"
 HOST_EXPECT_KEYS = ("states", "received", "accepted", "errors")
-SOCKET_EXPECT_KEYS = ("states", "received", "errors", "packets")    # a named socket's own: no accepted
+SOCKET_EXPECT_KEYS = ("states", "received", "errors", "packets", "handshake")   # a named socket's own: no accepted
+GROUP_EXPECT_KEYS = ("states", "received", "errors", "handshake")   # for each member of a group (c#*): no packets
+HANDSHAKE_EXAMPLE = "handshake: {equals: 1rtt, within: 5%}"
 TIMING_KEYS = ("from", "to", "equals", "within", "between")
 _TERM = r"[a-z]\w*([+-][0-9]{1,10})?|[0-9]{1,10}"
 _EVENT = re.compile(rf"(?P<host>{SUBJECT_RE}) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)(?:#(?P<sn>[0-9]+))?"
@@ -57,6 +59,11 @@ def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int, soc
     """An event as written; its subject a host or (given the experiment's sockets) a socket's name."""
     sockets = sockets or SocketTable(hosts)
     m = _EVENT.fullmatch(str(text).strip())
+    group = str(text).strip().split(" ")[0]
+    if sockets.is_group(group):
+        raise UserError(f"{text!r}: an event happens on one socket, not on the group {group}.", file=str(path),
+                        line=line, fix=f"name a member: {str(text).strip().replace(group, sockets.groups[group][0], 1)!r} "
+                                       "(or a timing per member you care about).")
     if not m or not sockets.is_subject(m.group("host")):
         named = sockets.named()
         raise UserError(f"{text!r} is not an event this tool can observe.", file=str(path), line=line,
@@ -155,38 +162,53 @@ def _timing(raw: object, sockets: SocketTable, path: Path, line: int) -> tuple[T
                        f"timing '{name}' (built-in names without from/to: {', '.join(TIMINGS)})")
             start = parse_event(spec["from"], sockets.hosts, path, spec.line_of("from"), sockets)
             end = parse_event(spec["to"], sockets.hosts, path, spec.line_of("to"), sockets)
-        if ("between" in spec) == ("equals" in spec or "within" in spec) or "equals" in spec and "within" not in spec \
-                or "within" in spec and "equals" not in spec:
-            raise UserError(f"timing '{name}' needs either equals + within, or between.", file=str(path), line=spec.line,
-                            fix="write {equals: 60s, within: 0.5s} or {between: [60s, 62.1s]}.")
-        if "between" in spec:
-            bounds = expect_type(spec["between"], list, path, spec.line_of("between"), "between", "[60s, 62.1s]")
-            if len(bounds) != 2:
-                raise UserError("between takes two bounds.", file=str(path), line=spec.line_of("between"), fix="write between: [60s, 62.1s].")
-            low, high = (_time_spec(b, path, spec.line_of("between"), "between") for b in bounds)
-            if (low.rtts is None) == (high.rtts is None) and low.resolve(1.0) > high.resolve(1.0):
-                raise UserError(f"between: [{low}, {high}] has its low bound above its high one.", file=str(path),
-                                line=spec.line_of("between"), fix=f"write between: [{high}, {low}].")
-            timing.append(TimingExpectation(str(name), None, None, start, end, (low, high), BUILTIN_AT.get(name)))
-            continue
-        equals = _time_spec(spec["equals"], path, spec.line_of("equals"), "equals")
-        try:
-            within = parse_tolerance(spec["within"])
-        except ValueError as exc:
-            raise UserError(f"within: {exc}.", file=str(path), line=spec.line_of("within"),
-                            fix="write a duration (20ms) or a percentage of the expected time (5%).")
-        timing.append(TimingExpectation(str(name), equals, within, start, end, builtin=BUILTIN_AT.get(name)))
+        equals, within, between = _bounds(spec, f"timing '{name}'", path)
+        timing.append(TimingExpectation(str(name), equals, within, start, end, between, BUILTIN_AT.get(name)))
     return tuple(timing)
+
+
+def _bounds(spec: LineDict, what: str, path: Path) -> tuple[TimeSpec | None, Tolerance | None,
+                                                            tuple[TimeSpec, TimeSpec] | None]:
+    """A timing's or a handshake's expected time: (equals, within, None) or (None, None, (low, high))."""
+    if ("between" in spec) == ("equals" in spec or "within" in spec) or "equals" in spec and "within" not in spec \
+            or "within" in spec and "equals" not in spec:
+        raise UserError(f"{what} needs either equals + within, or between.", file=str(path), line=spec.line,
+                        fix="write {equals: 60s, within: 0.5s} or {between: [60s, 62.1s]}.")
+    if "between" in spec:
+        bounds = expect_type(spec["between"], list, path, spec.line_of("between"), "between", "[60s, 62.1s]")
+        if len(bounds) != 2:
+            raise UserError("between takes two bounds.", file=str(path), line=spec.line_of("between"), fix="write between: [60s, 62.1s].")
+        low, high = (_time_spec(b, path, spec.line_of("between"), "between") for b in bounds)
+        if (low.rtts is None) == (high.rtts is None) and low.resolve(1.0) > high.resolve(1.0):
+            raise UserError(f"between: [{low}, {high}] has its low bound above its high one.", file=str(path),
+                            line=spec.line_of("between"), fix=f"write between: [{high}, {low}].")
+        return None, None, (low, high)
+    equals = _time_spec(spec["equals"], path, spec.line_of("equals"), "equals")
+    try:
+        within = parse_tolerance(spec["within"])
+    except ValueError as exc:
+        raise UserError(f"within: {exc}.", file=str(path), line=spec.line_of("within"),
+                        fix="write a duration (20ms) or a percentage of the expected time (5%).")
+    return equals, within, None
+
+
+def _handshake(name: str, spec: LineDict, path: Path) -> HandshakeExpectation:
+    """A socket's (or each group member's) own handshake time, in a timing's forms."""
+    line = spec.line_of("handshake")
+    raw = expect_type(spec["handshake"], LineDict, path, line, f"{name}'s handshake", "{equals: 1rtt, within: 5%}")
+    check_keys(raw, {"equals", "within", "between"}, set(), path, f"expect.{name}.handshake")
+    return HandshakeExpectation(*_bounds(raw, f"the handshake of {name}", path))
 
 
 def _subject_key(raw: LineDict, key: object, sockets: SocketTable, path: Path) -> None:
     """An expect: key is a host, a socket of the experiment, packets or timing."""
-    if key in ("packets", "timing") or sockets.is_subject(key):
+    if key in ("packets", "timing") or sockets.is_subject(key) or sockets.is_group(key):
         return
     named = sockets.named()
     raise UserError(f"unknown key '{str(key)[:40]}' in expect.", file=str(path), line=raw.line_of(key),
                     fix=f"use one of: {', '.join(sorted((*sockets.hosts, 'packets', 'timing')))}"
                         + (f", a socket's name ({named})" if named else "")
+                        + (f", a group ({', '.join(map(quoted, sockets.groups))})" if sockets.groups else "")
                         + (' or a listener\'s Nth connection ("server:5001#1")' if sockets.listeners else "") + ".")
 
 
@@ -204,7 +226,13 @@ def _subject(name: str, spec: object, line: int, sockets: SocketTable, path: Pat
     is_host = name in sockets.hosts
     example = "{states: [SYN-SENT, ESTAB]}"
     spec = expect_type(spec, LineDict, path, line, name, example)
-    check_keys(spec, set(HOST_EXPECT_KEYS if is_host else SOCKET_EXPECT_KEYS), set(), path, f"expect.{name}")
+    _not_here(name, spec, sockets, path)
+    keys = HOST_EXPECT_KEYS if is_host else GROUP_EXPECT_KEYS if sockets.is_group(name) else SOCKET_EXPECT_KEYS
+    check_keys(spec, set(keys), set(), path, f"expect.{name}")
+    if sockets.is_group(name):
+        out["groups"][name] = sockets.groups[name]
+    if "handshake" in spec:
+        out["handshakes"][name] = _handshake(name, spec, path)
     out["lines"].update({f"{name}.{key}": spec.line_of(key) for key in spec})   # verdicts name their line
     if "accepted" in spec:
         try:
@@ -229,12 +257,28 @@ def _subject(name: str, spec: object, line: int, sockets: SocketTable, path: Pat
         out["socket_packets"][name] = _packets(spec["packets"], sockets, path, spec.line_of("packets"))
 
 
+def _not_here(name: str, spec: LineDict, sockets: SocketTable, path: Path) -> None:
+    """handshake: under a host and packets: under a group are refused with what to write instead."""
+    if name in sockets.hosts and "handshake" in spec:
+        raise UserError(f"handshake: goes under a socket or a group, not under the host {name}.", file=str(path),
+                        line=spec.line_of("handshake"),
+                        fix="for the host's (first) connection use the built-in timings: timing: {handshake_client: "
+                            "{equals: 1rtt, within: 5%}} (or handshake_server); per connection write it under the "
+                            f"socket: {quoted(sockets.named().split(', ')[0] or 'a')}: {{{HANDSHAKE_EXAMPLE}}}.")
+    if sockets.is_group(name) and "packets" in spec:
+        members = sockets.groups[name]
+        raise UserError(f"packets: under the group {name} would be one verdict for {len(members)} sockets' segments, "
+                        "unreadable when one of them differs.", file=str(path), line=spec.line_of("packets"),
+                        fix=f"name a member: {quoted(members[0])}: {{packets: [...]}}.")
+
+
 def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path, sockets: SocketTable | None = None) -> Expectations:
     """`sockets`: the experiment's (socket_table of its steps); None: hosts only, as before named sockets."""
     sockets = sockets or SocketTable(hosts)
     for key in raw:
         _subject_key(raw, key, sockets, path)
-    out: dict[str, dict] = {kind: {} for kind in ("states", "received", "accepted", "errors", "lines", "socket_packets")}
+    out: dict[str, dict] = {kind: {} for kind in ("states", "received", "accepted", "errors", "lines", "socket_packets",
+                                                  "handshakes", "groups")}
     subjects = [h for h in hosts if h in raw] + [k for k in raw if k not in hosts and k not in ("packets", "timing")]
     for name in subjects:
         _subject(name, raw[name], raw.line_of(name), sockets, path, out)
@@ -244,4 +288,4 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path, sockets
     lines.update({"packets": raw.line_of("packets")} if "packets" in raw else {})
     lines.update({f"timing.{name}": raw["timing"].line_of(name) for name in raw["timing"]} if "timing" in raw else {})
     return Expectations(out["states"], packets, timing, out["received"], out["accepted"], out["errors"], lines,
-                        out["socket_packets"])
+                        out["socket_packets"], out["handshakes"], out["groups"])

@@ -16,6 +16,17 @@ SUBJECT_RE = r"[a-z]\w*(?::[0-9]+)?(?:#[0-9]+)?"          # a host, an as: name 
 _AUTOMATIC = re.compile(r"([a-z][a-z0-9]*):([0-9]{1,5})(?:#([0-9]{1,7}))?")
 MAKERS = ("connect", "accept")                           # the steps that make a named socket
 SHOWN_NAMES = 6                                          # names listed in an error before "..."
+_MEMBER = re.compile(r"([a-z][a-z0-9_]*)#([0-9]{1,7}|\*)")   # c#3 (a member of group c#*), or c#* itself
+
+
+def member_name(name: str, nth: int) -> str:
+    """The Nth socket of a `times:` connect named `name`: c#3."""
+    return f"{name}#{nth}"
+
+
+def group_name(name: str) -> str:
+    """The group of every socket a `times:` connect named `name` made: c#*."""
+    return f"{name}#*"
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,33 @@ class SocketTable:
     connects: dict[str, tuple[str, ...]] = field(default_factory=dict)   # host -> its connect steps' names
     accepts: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)   # (host, port) -> accept names
     incoming: dict[tuple[str, int], int] = field(default_factory=dict)   # (host, port) -> connects aimed at it
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)    # "c#*" -> c#1 ... c#N (a times: connect)
+
+    def is_group(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.groups
+
+    def grouped(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """`names` with each group's members shown once, as the group (for errors: c#*, not c#1 ... c#100)."""
+        out: list[str] = []
+        for name in names:
+            m = _MEMBER.fullmatch(name)
+            shown_as = group_name(m.group(1)) if m and group_name(m.group(1)) in self.groups else name
+            if shown_as not in out:
+                out.append(shown_as)
+        return tuple(out)
+
+    def group_hint(self, name: object) -> str:
+        """Why a NAME#K or NAME#* names no socket, when NAME is (or is not) a group ('' otherwise)."""
+        m = _MEMBER.fullmatch(name) if isinstance(name, str) else None
+        if not m and isinstance(name, str) and group_name(name) in self.groups:
+            m = _MEMBER.fullmatch(group_name(name))
+        if not m or m.group(1) in self.hosts:
+            return ""
+        members = self.groups.get(group_name(m.group(1)))
+        if not members:
+            known = ", ".join(self.groups) or "none"
+            return f" (no connect with as: {m.group(1)} and times: made a group; groups: {known})"
+        return f" (group {group_name(m.group(1))} has {members[0]} ... {members[-1]})"
 
     def owner(self, name: object) -> str | None:
         """The host a socket name belongs to (None: no socket of the experiment is called so)."""
@@ -49,10 +87,10 @@ class SocketTable:
     def default(self, host: str) -> tuple[str | None, tuple[str, ...]]:
         """(the host's only socket, ()) or (None, the candidates) when it has several; (None, ()) for none."""
         made = self.made.get(host, ())
-        if len(made) == 1:
+        if len(made) == 1 and self.grouped(made) == made:
             return made[0], ()
         if made:
-            return None, made
+            return None, self.grouped(made)      # a times: connect makes several sockets, even times: 1
         ports = self.listeners.get(host, ())
         if len(ports) == 1:
             return accepted_name(host, ports[0], 1), ()
@@ -84,6 +122,7 @@ def socket_table(steps: tuple[Step, ...], hosts: tuple[str, ...]) -> SocketTable
     connects: dict[str, list[str]] = {}
     accepts: dict[tuple[str, int], list[str]] = {}
     incoming: dict[tuple[str, int], int] = {}
+    groups: dict[str, list[str]] = {}
     for step in steps:
         if step.action in MAKERS:
             made.setdefault(step.host, []).append(step.socket)
@@ -95,8 +134,12 @@ def socket_table(steps: tuple[Step, ...], hosts: tuple[str, ...]) -> SocketTable
                 incoming[(step.peer, step.port)] = incoming.get((step.peer, step.port), 0) + 1
         if step.action == "accept":
             accepts.setdefault((step.host, step.port), []).append(step.socket)
+        member = _MEMBER.fullmatch(step.socket or "") if step.action == "connect" else None
+        if member and member.group(1) not in hosts:     # NAME#K of a times: connect (HOST#N: an unnamed connect)
+            groups.setdefault(group_name(member.group(1)), []).append(step.socket)
     frozen = lambda table: {k: tuple(v) for k, v in table.items()}    # noqa: E731
-    return SocketTable(hosts, frozen(made), frozen(listeners), frozen(connects), frozen(accepts), incoming)
+    return SocketTable(hosts, frozen(made), frozen(listeners), frozen(connects), frozen(accepts), incoming,
+                       frozen(groups))
 
 
 def resolve_sockets(steps: tuple[Step, ...], table: SocketTable, path: Path) -> tuple[Step, ...]:
@@ -110,17 +153,36 @@ def resolve_sockets(steps: tuple[Step, ...], table: SocketTable, path: Path) -> 
         if step.action in (*MAKERS, "listen"):
             out.append(step)
         elif step.socket is not None:
-            out.append(_written(step, table, path))
+            out += [_written(one, table, path) for one in _members(step, table, path)]
         else:
             out.append(replace(step, socket=_default(step, table, path)))
     return tuple(out)
 
 
+def _members(step: Step, table: SocketTable, path: Path) -> list[Step]:
+    """A step on a group (socket: "c#*"): one step per member, each on its member's lane; else the step."""
+    if not (step.socket.endswith("#*") and _MEMBER.fullmatch(step.socket)):
+        return [step]
+    members = table.groups.get(step.socket)
+    owner = table.owner(members[0]) if members else None
+    if owner != step.host:
+        where = f"is a group of {owner}'s sockets, not of {step.host}'s" if owner else \
+            f"names no group of sockets{table.group_hint(step.socket)}"
+        mine = tuple(g for g in table.groups if table.owner(table.groups[g][0]) == step.host)
+        raise UserError(f"socket: {step.socket!r} {where}.", file=str(path), line=step.index,
+                        fix=(f"name one of {step.host}'s groups: {shown(tuple(map(quoted, mine)))}" if mine else
+                             "a group is made by a connect with as: and times: ({on: client, connect: server:5001, "
+                             "as: c, times: 100} makes c#1 ... c#100, all of them socket: \"c#*\")") + ".")
+    return [replace(step, socket=member) for member in members]
+
+
 def _written(step: Step, table: SocketTable, path: Path) -> Step:
     owner = table.owner(step.socket)
     if owner != step.host:
-        where = f"is a socket of {owner}, not of {step.host}" if owner else "names no socket of the experiment"
-        mine = (*table.made.get(step.host, ()), *(listener_name(step.host, p) for p in table.listeners.get(step.host, ())))
+        where = f"is a socket of {owner}, not of {step.host}" if owner else \
+            f"names no socket of the experiment{table.group_hint(step.socket)}"
+        mine = (*table.grouped(table.made.get(step.host, ())),
+                *(listener_name(step.host, p) for p in table.listeners.get(step.host, ())))
         raise UserError(f"socket: {step.socket!r} {where}.", file=str(path), line=step.index,
                         fix=f"name one of {step.host}'s sockets: " + (shown(mine) + (", or HOST:PORT#N for the Nth "
                             "connection a listener accepted" if table.listeners.get(step.host) else "")

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.sockets import UNIT_EXAMPLES, check_name, option_value, resolve_sockets, socket_table
+from harness.load.sockets import UNIT_EXAMPLES, check_name, member_name, option_value, resolve_sockets, socket_table
 from harness.load.units import MAX_COUNT, PORT_RANGE, bounded_int, parse_bytes, parse_seconds
 from harness.load.yaml_lines import LineDict, check_keys, expect_type, item_line
 from harness.model import SOCKET_OPTIONS, TCP_STATE_ORDER, NetworkStep, PacketMatch, Step, Topology, listener_name
@@ -25,16 +25,17 @@ WAIT_STATES = STATES - {"CLOSED", "LISTEN"}      # a closed socket cannot be pol
 NETWORK_ACTIONS = {"hold": "keeps the chosen segments `for:` a while, then lets them go on unchanged",
                    "drop": "discards them", "delay": "adds `for:` to their delay",
                    "duplicate": "sends each twice"}
-STEP_KEYS = ("on", "at", "after", "as", "socket", "bind", "reuseaddr", "reuseport", "options")   # + one of ACTIONS
+STEP_KEYS = ("on", "at", "after", "as", "socket", "bind", "reuseaddr", "reuseport", "options", "times")   # + one of ACTIONS
 # the set-up keys and the actions each belongs to (with what to write instead elsewhere)
 SETUP_KEYS = {"as": ("connect", "accept"), "bind": ("connect",), "reuseaddr": ("connect",),
               "reuseport": ("connect", "listen"), "options": ("connect", "listen"),
-              "socket": ("send", "recv", "shutdown", "close", "abort", "wait")}
+              "socket": ("send", "recv", "shutdown", "close", "abort", "wait"), "times": ("connect",)}
 SETUP_FIXES = {"as": "name the socket a connect or accept makes: {on: client, connect: server:5001, as: a}",
                "socket": "a connect or accept names the socket it makes with as:, a listen step's socket is its "
                          "listener (HOST:PORT)",
                "reuseaddr": "listeners always have SO_REUSEADDR; put reuseaddr: on a connect step"}
 SETUP_PORTS = (0, PORT_RANGE[1])                      # bind: 0 lets the kernel pick
+MAX_TIMES = 1000                                      # times: N connects of one step (the agent: N lanes)
 NETWORK_KEYS = ("network", "from", "to", "at", "match", "nth", "count", "for")
 NETWORK_REQUIRED = ("network", "from", "to")
 NETWORK_TIMED = ("hold", "delay")                     # these need for:, the others refuse it
@@ -275,6 +276,28 @@ def _host_step(item: LineDict, hosts: tuple[str, ...], names: _Names, path: Path
     before = [_wait(item["after"], host, item.line, path, item.line_of("after"))] if "after" in item else []
     step = _action(action, item[action], host, hosts, item.line, path, item.line_of(action))
     setup = _setup(item, action, path)
+    times = _times(item, setup, path)
     socket = names.of(item, action, host, step.port, path) or setup.pop("socket", None)
-    return [*(replace(wait, socket=socket) for wait in before),
-            replace(step, at_s=at, blocking=blocking, **{**setup, "socket": socket})]
+    sockets = [member_name(socket, k) for k in range(1, times + 1)] if times else [socket]
+    return [one for name in sockets for one in (*(replace(wait, socket=name) for wait in before),
+                                                replace(step, at_s=at, blocking=blocking, **{**setup, "socket": name}))]
+
+
+def _times(item: LineDict, setup: dict, path: Path) -> int | None:
+    """times: N on a connect with as: NAME: N connects alike, sockets NAME#1..NAME#N (None: no times:)."""
+    if "times" not in item:
+        return None
+    try:
+        times = bounded_int(item["times"], 1, MAX_TIMES)
+    except ValueError as exc:
+        _fail(f"times: {exc}; a connect is repeated 1 to {MAX_TIMES} times.", path, item.line_of("times"),
+              fix="write times: 100.")
+    if "as" not in item:
+        _fail("times: needs as: (the group's name: its sockets are NAME#1 ... NAME#N).", path, item.line_of("times"),
+              fix=f"write {{on: {item['on']}, connect: {item['connect']}, as: c, times: {times}}} "
+                  f"(sockets c#1 ... c#{times}; socket: \"c#*\" acts on each).")
+    if times > 1 and setup.get("local_port") and not setup.get("reuseport"):
+        _fail(f"bind: {setup['local_port']} with times: {times}: {times} sockets cannot share one bound port.", path,
+              item.line_of("bind"), fix="add reuseport: true (SO_REUSEPORT lets them share it), or leave bind: out "
+                                        "(the kernel picks a port for each).")
+    return times

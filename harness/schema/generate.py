@@ -96,7 +96,10 @@ def experiment_schema() -> dict:
                  "description": "an action; beside connect: true|false (false: a non-blocking connect)"},
         "accept": _port(),
         "as": {**_pattern(so.NAME_RE), "description": "the name of the socket a connect or accept makes"},
-        "socket": {"type": "string", "description": "the socket the step acts on: an as: name, client#1, server:5001#2"},
+        "socket": {"type": "string", "description": "the socket the step acts on: an as: name, client#1, server:5001#2; "
+                                                    "a group c#* (one step per member) or one member c#3"},
+        "times": {"type": "integer", "minimum": 1, "maximum": st.MAX_TIMES,
+                  "description": "a connect made N times at once (needs as: NAME): sockets NAME#1 ... NAME#N, group NAME#*"},
         "bind": _or_templated({"type": "integer", "minimum": st.SETUP_PORTS[0], "maximum": st.SETUP_PORTS[1]}),
         "reuseaddr": {"type": "boolean"},
         "reuseport": {"type": "boolean"},
@@ -128,8 +131,12 @@ def experiment_schema() -> dict:
         "accepted": _or_templated(_count(0)),
     }
     assert set(host_properties) == set(ex.HOST_EXPECT_KEYS)
-    socket_properties = {**{k: v for k, v in host_properties.items() if k != "accepted"}, "packets": {"$ref": "#/$defs/packets"}}
+    handshake = {"$ref": "#/$defs/handshake"}
+    socket_properties = {**{k: v for k, v in host_properties.items() if k != "accepted"}, "packets": {"$ref": "#/$defs/packets"},
+                         "handshake": handshake}
     assert set(socket_properties) == set(ex.SOCKET_EXPECT_KEYS)
+    group_properties = {k: v for k, v in socket_properties.items() if k in ex.GROUP_EXPECT_KEYS}
+    assert set(group_properties) == set(ex.GROUP_EXPECT_KEYS)
     properties = {
         "name": {"type": "string"},
         "about": {"type": "string", "description": "what the experiment shows: printed with the verdicts and stored in result.json"},
@@ -140,10 +147,12 @@ def experiment_schema() -> dict:
                     "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "integer", "number"]}}},
         "steps": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/step"}, {"$ref": "#/$defs/networkStep"}]}},
         "expect": {"type": "object",
-                   "description": "keys: packets, timing, host names and socket names (quote automatic ones: \"server:5001#1\")",
+                   "description": "keys: packets, timing, host names, socket names (quote automatic ones: \"server:5001#1\") "
+                                  "and groups (\"c#*\": each socket of a times: connect)",
                    "properties": {"packets": {"$ref": "#/$defs/packets"},
                                   "timing": {"type": "object", "additionalProperties": {"$ref": "#/$defs/timing"}}},
-                   "patternProperties": {"[:#]": {"$ref": "#/$defs/socketExpectation"}},
+                   "patternProperties": {"[:#]": {"$ref": "#/$defs/socketExpectation"},
+                                         "#\\*$": {"$ref": "#/$defs/groupExpectation"}},
                    "additionalProperties": {"anyOf": [{"$ref": "#/$defs/hostExpectation"},
                                                       {"$ref": "#/$defs/socketExpectation"}]}},
         "matrix": {
@@ -179,7 +188,7 @@ def experiment_schema() -> dict:
                                    "properties": {"state": {"$ref": "#/$defs/waitState"}}}]},
             "step": {"type": "object", "additionalProperties": False, "required": ["on"], "properties": step_properties,
                      "oneOf": _one_action(st.ACTIONS), "not": {"required": ["at", "after"]},
-                     "dependentRequired": {"accept": ["as"]},
+                     "dependentRequired": {"accept": ["as"], "times": ["as"]},
                      "dependentSchemas": {key: {"anyOf": [{"required": [action]} for action in actions]}
                                           for key, actions in st.SETUP_KEYS.items()}},
             "packets": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/packet"}, {"$ref": "#/$defs/either"}]}},
@@ -195,6 +204,13 @@ def experiment_schema() -> dict:
                        "dependentRequired": {"from": ["to"], "to": ["from"]}},
             "hostExpectation": {"type": "object", "additionalProperties": False, "properties": host_properties},
             "socketExpectation": {"type": "object", "additionalProperties": False, "properties": socket_properties},
+            "groupExpectation": {"type": "object", "additionalProperties": False, "properties": group_properties,
+                                 "description": "for each member of the group; packets: only per member (c#3)"},
+            "handshake": {"type": "object", "additionalProperties": False,
+                          "description": "the socket's own handshake: SYN sent -> final ACK sent (connecting end), "
+                                         "SYN received -> final ACK received (accepted end)",
+                          "properties": {k: timing_properties[k] for k in ("equals", "within", "between")},
+                          "oneOf": [{"required": ["equals", "within"]}, {"required": ["between"]}]},
             "networkStep": {
                 "type": "object", "additionalProperties": False, "required": list(st.NETWORK_REQUIRED),
                 "description": "the network acting on chosen segments from one host to another, at the first switch on the path",

@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import UserError
 from harness.load import load_experiment
-from harness.model import Event, PacketPattern, StateExpectation
+from harness.model import Event, HandshakeExpectation, PacketPattern, StateExpectation, TimeSpec, Tolerance
 from harness.plan.run_plan import agent_plans
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,7 +166,7 @@ def test_an_unknown_option_lists_the_known_ones(tmp_path):
     assert "TCP_USER_TIMEOUT" in error.fix and "SO_LINGER" in error.fix
 
 
-@pytest.mark.parametrize("steps, line, words", [
+BAD_STEPS = [   # (steps, line, words); test_bad_steps_name_their_line_and_a_fix
     (LISTEN + "  - {on: server, accept: 5001}\n", 6, "accept step needs as:"),
     (LISTEN + "  - {on: server, accept: 5002, as: s1}\n", 6, "does not listen"),
     (LISTEN + "  - {on: client, accept: 5001, as: s1}\n", 6, "does not listen"),     # another host's listener
@@ -179,10 +179,7 @@ def test_an_unknown_option_lists_the_known_ones(tmp_path):
     (LISTEN + "  - {on: server, close: true, bind: 1}\n", 6, "bind: does not belong on a close step"),
     (LISTEN + "  - {on: server, recv: all, options: {TCP_NODELAY: true}}\n", 6, "options: does not belong"),
     (LISTEN + "  - {on: server, close: true, socket: 5}\n", 6, "socket has the wrong form"),
-])
-def test_bad_steps_name_their_line_and_a_fix(tmp_path, steps, line, words):
-    error = refused(tmp_path, steps)
-    assert error.line == line and words in error.message, error
+]
 
 
 @pytest.mark.parametrize("name, written, value", [
@@ -225,7 +222,7 @@ def test_sockets_have_their_own_expectations(tmp_path):
         {"a.states": 9, "a.packets": 10, "server:5001#2.states": 11, "other#1.received": 12}
 
 
-@pytest.mark.parametrize("expect, line, words", [
+BAD_SOCKET_EXPECT = [   # (expect, line, words) on TWO_CLIENTS; test_bad_expectations_are_refused
     ("  server: {states: [LISTEN, SYN-RECV]}\n", 9, "server has several connections (server:5001#1, server:5001#2)"),
     ("  a: {accepted: 1}\n", 9, "unknown key 'accepted' in expect.a"),
     ("  a: {packets: [{from: nobody, flags: S}]}\n", 9, "packet sender 'nobody' is not a host or a socket"),
@@ -236,10 +233,7 @@ def test_sockets_have_their_own_expectations(tmp_path):
      "server has several connections"),
     ("  timing:\n    t: {from: a sends S, to: server receives S#2, between: [0s, 1s]}\n", 10, "several connections"),
     ("  timing:\n    t: {from: a sends S, to: b sends S, between: [0s, 1s]}\n", 10, "not an event"),
-])
-def test_bad_socket_expectations_are_refused(tmp_path, expect, line, words):
-    error = refused(tmp_path, TWO_CLIENTS, expect)
-    assert error.line == line and words in error.message, error
+]
 
 
 def test_the_several_connections_refusal_names_the_sockets_to_use(tmp_path):
@@ -358,3 +352,155 @@ def test_accepted_takes_a_count_a_matrix_worked_out(tmp_path):
     from harness.load import load_cells
     assert [c.experiment.expect.accepted for c in load_cells(tmp_path / "e.yaml")] == [{"server": 1}, {"server": 3}]
     assert not list(_validator().iter_errors(_doc(tmp_path / "e.yaml")))
+
+
+# --- groups: times: N connects, socket: "c#*", per-member and per-group expectations (issue 13) --------
+
+GROUP = LISTEN + "  - {at: 0.5s, on: client, connect: server:5001, as: c, times: 3}\n"   # line 6: c#1 ... c#3
+
+
+def test_times_expands_into_n_connects_at_the_same_moment(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + "  - {at: 0.5s, on: client, connect: server:5001, as: c, times: 3,\n"
+                                "     options: {TCP_NODELAY: true}, wait: false}\n"))
+    connects = exp.steps[1:]
+    assert [(s.action, s.socket, s.at_s, s.index) for s in connects] == [
+        ("connect", f"c#{k}", 0.5, 6) for k in (1, 2, 3)]
+    assert {(s.peer, s.port, s.options, s.blocking) for s in connects} == {("server", 5001, (("TCP_NODELAY", 1),), False)}
+
+
+def test_a_step_on_the_group_runs_once_per_member_and_a_member_alone(tmp_path):
+    exp = load_experiment(write(tmp_path, GROUP + """  - {at: 1s, on: client, send: 10B, socket: "c#2"}
+  - {at: 2s, on: client, close: true, socket: "c#*"}
+  - {after: 1s, on: client, abort: true, socket: "c#*"}
+"""))
+    assert [(s.action, s.socket, s.at_s, s.index) for s in exp.steps[4:]] == [
+        ("send", "c#2", 1.0, 7), ("close", "c#1", 2.0, 8), ("close", "c#2", 2.0, 8), ("close", "c#3", 2.0, 8),
+        ("wait", "c#1", None, 9), ("wait", "c#2", None, 9), ("wait", "c#3", None, 9),
+        ("abort", "c#1", None, 9), ("abort", "c#2", None, 9), ("abort", "c#3", None, 9)]
+
+
+def test_a_host_with_a_times_connect_has_several_sockets_even_times_1(tmp_path):
+    error = refused(tmp_path, LISTEN + "  - {at: 0.5s, on: client, connect: server:5001, as: c, times: 1}\n"
+                                       "  - {at: 1s, on: client, close: true}\n")
+    assert error.line == 7 and "client has several sockets (c#*)" in error.message and 'socket: "c#*"' in error.fix
+
+
+def test_a_times_connect_counts_as_n_connections(tmp_path):
+    error = refused(tmp_path, GROUP, "  server: {states: [LISTEN, SYN-RECV]}\n")
+    assert "server has several connections (server:5001#1, server:5001#2, server:5001#3)" in error.message
+    error = refused(tmp_path, GROUP, "  client: {states: [SYN-SENT]}\n")
+    assert "client has several connections (c#1, c#2, c#3)" in error.message
+    exp = load_experiment(write(tmp_path, GROUP, '  "server:5001#3": {states: [SYN-RECV, ESTAB]}\n'))
+    assert "server:5001#3" in exp.expect.states
+
+
+BAD_GROUP_STEPS = [   # (steps, line, words)
+    (LISTEN + CONNECT % "times: 3", 6, "times: needs as:"),
+    (LISTEN + CONNECT % "as: c, times: 0", 6, "times: 0 is outside 1 to 1000"),
+    (LISTEN + CONNECT % "as: c, times: 1001", 6, "outside 1 to 1000"),
+    (LISTEN + CONNECT % "as: c, times: 2.5", 6, "not a whole number"),
+    (LISTEN + CONNECT % "as: c, times: 2, bind: 40000", 6, "2 sockets cannot share one bound port"),
+    (LISTEN + "  - {on: server, accept: 5001, as: s, times: 2}\n", 6, "times: does not belong on a accept step"),
+    (GROUP + '  - {at: 1s, on: client, close: true, socket: "c#4"}\n', 7, "group c#* has c#1 ... c#3"),
+    (GROUP + '  - {at: 1s, on: client, close: true, socket: "d#*"}\n', 7, "names no group of sockets"),
+    (GROUP + '  - {at: 1s, on: client, close: true, socket: "c"}\n', 7, "group c#* has c#1 ... c#3"),
+    (GROUP + '  - {at: 1s, on: server, close: true, socket: "c#*"}\n', 7, "is a group of client's sockets, not of server's"),
+    (GROUP + '  - {at: 1s, on: server, close: true, socket: "c#1"}\n', 7, "is a socket of client, not of server"),
+]
+
+
+@pytest.mark.parametrize("steps, line, words", BAD_STEPS + BAD_GROUP_STEPS)
+def test_bad_steps_name_their_line_and_a_fix(tmp_path, steps, line, words):
+    error = refused(tmp_path, steps)
+    assert error.line == line and words in error.message, error
+
+
+def test_times_with_bind_needs_reuseport(tmp_path):
+    exp = load_experiment(write(tmp_path, LISTEN + CONNECT % "as: c, times: 2, bind: 40000, reuseport: true"))
+    assert [(s.socket, s.local_port, s.reuseport) for s in exp.steps[1:]] == [("c#1", 40000, True), ("c#2", 40000, True)]
+
+
+def test_groups_and_handshakes_in_the_expectations(tmp_path):
+    exp = load_experiment(write(tmp_path, GROUP + "  - {on: server, accept: 5001, as: s1}\n", """  "c#*": {states: [SYN-SENT, ESTAB], received: 0B, errors: [],
+          handshake: {equals: 1rtt, within: 5%}}
+  "c#2": {handshake: {between: [40ms, 2rtt]}, packets: [{from: "c#2", flags: S}]}
+  s1: {handshake: {equals: 50ms, within: 1ms}}
+  server: {accepted: 3}
+  timing:
+    t: {from: c#3 sends S, to: "c#3 receives SA", between: [0s, 1s]}
+"""))
+    e = exp.expect
+    assert e.groups == {"c#*": ("c#1", "c#2", "c#3")}
+    assert (e.states["c#*"], e.received["c#*"], e.errors["c#*"]) == (
+        (StateExpectation("SYN-SENT"), StateExpectation("ESTAB")), 0, ())
+    assert e.handshakes["c#*"] == HandshakeExpectation(TimeSpec(rtts=1.0, text="1rtt"), Tolerance(percent=5.0, text="5%"))
+    assert e.handshakes["c#2"].between == (TimeSpec(0.04, text="40ms"), TimeSpec(rtts=2.0, text="2rtt"))
+    assert e.handshakes["s1"] == HandshakeExpectation(TimeSpec(0.05, text="50ms"), Tolerance(0.001, text="1ms"))
+    assert set(e.socket_packets) == {"c#2"} and e.timing[0].start == Event("c#3", "sends", "S", 1, "c#3 sends S")
+    assert {k: e.lines[k] for k in ("c#*.states", "c#*.handshake", "c#2.handshake", "s1.handshake")} == \
+        {"c#*.states": 9, "c#*.handshake": 10, "c#2.handshake": 11, "s1.handshake": 12}
+
+
+BAD_GROUP_EXPECT = [   # (expect, line, words) on GROUP
+    ('  "c#*": {packets: [{from: client, flags: S}]}\n', 8, "packets: under the group c#* would be one verdict"),
+    ('  "c#*": {accepted: 1}\n', 8, "unknown key 'accepted' in expect.c#*"),
+    ('  "d#*": {states: [ESTAB]}\n', 8, "unknown key 'd#*' in expect"),
+    ('  "c#4": {states: [ESTAB]}\n', 8, "unknown key 'c#4' in expect"),
+    ("  client: {handshake: {equals: 1rtt, within: 5%}}\n", 8, "handshake: goes under a socket or a group"),
+    ('  "c#1": {handshake: {equals: 1rtt}}\n', 8, "the handshake of c#1 needs either equals + within, or between"),
+    ('  "c#1": {handshake: {equals: 1rtt, within: 5%, between: [0s, 1s]}}\n', 8, "needs either"),
+    ('  "c#1": {handshake: {between: [2rtt]}}\n', 8, "between takes two bounds"),
+    ('  "c#1": {handshake: {equals: 1rtt, within: 5}}\n', 8, "within:"),
+    ('  "c#1": {handshake: {from: c#1 sends S, equals: 1rtt, within: 5%}}\n', 8, "unknown key 'from'"),
+    ('  "c#1": {handshake: 1rtt}\n', 8, "c#1's handshake has the wrong form"),
+    ("  timing:\n    t: {from: c#* sends S, to: server receives S, between: [0s, 1s]}\n", 9,
+     "an event happens on one socket, not on the group c#*"),
+    ('  packets: [{from: "c#*", flags: S}]\n', 8, "packet sender 'c#*' is not a host or a socket"),
+]
+
+
+@pytest.mark.parametrize("steps, expect, line, words", [(TWO_CLIENTS, *row) for row in BAD_SOCKET_EXPECT]
+                         + [(GROUP, *row) for row in BAD_GROUP_EXPECT])
+def test_bad_expectations_are_refused(tmp_path, steps, expect, line, words):
+    error = refused(tmp_path, steps, expect)
+    assert error.line == line and words in error.message, error
+
+
+def test_the_handshake_fix_under_a_host_names_the_builtin_timings(tmp_path):
+    error = refused(tmp_path, GROUP, "  client: {handshake: {equals: 1rtt, within: 5%}}\n")
+    assert "handshake_client" in error.fix and "handshake_server" in error.fix
+
+
+def test_many_connections_loads_as_the_issue_writes_it():
+    exp = load_experiment(REPO / "experiments" / "many_connections.yaml")
+    connects = [s for s in exp.steps if s.action == "connect"]
+    closes = [s for s in exp.steps if s.action == "close"]
+    assert [s.socket for s in connects] == [f"c#{k}" for k in range(1, 101)] == [s.socket for s in closes]
+    assert {s.at_s for s in connects} == {0.5} and {s.at_s for s in closes} == {2.0}
+    assert exp.expect.groups["c#*"] == tuple(s.socket for s in connects) and exp.expect.accepted == {"server": 100}
+    assert exp.expect.handshakes["c#*"].within.percent == 5.0
+    assert not [e.message for e in _validator().iter_errors(_doc(REPO / "experiments" / "many_connections.yaml"))]
+
+
+def test_the_schema_takes_groups_and_handshakes(tmp_path):
+    path = write(tmp_path, GROUP + '  - {at: 1s, on: client, close: true, socket: "c#*"}\n',
+                 '  "c#*": {states: [SYN-SENT], handshake: {equals: 1rtt, within: 5%}}\n'
+                 '  "c#1": {handshake: {between: [0s, 2rtt]}, packets: [{from: "c#1", flags: S}]}\n')
+    assert load_experiment(path)
+    assert not [e.message for e in _validator().iter_errors(_doc(path))]
+
+
+@pytest.mark.parametrize("steps, expect", [
+    (LISTEN + CONNECT % "times: 2", "  server: {accepted: 2}\n"),
+    (LISTEN + CONNECT % "as: c, times: 0", "  server: {accepted: 2}\n"),
+    (LISTEN + CONNECT % "as: c, times: 1001", "  server: {accepted: 2}\n"),
+    (LISTEN + "  - {on: server, listen: 5002, times: 2}\n", "  server: {accepted: 1}\n"),
+    (GROUP, '  "c#*": {packets: [{from: client, flags: S}]}\n'),
+    (GROUP, '  "c#*": {handshake: {equals: 1rtt}}\n'),
+    (GROUP, '  "c#1": {handshake: {equals: 1rtt, within: 5%, from: c#1 sends S}}\n'),
+])
+def test_schema_and_loader_both_refuse_bad_group_forms(tmp_path, steps, expect):
+    path = write(tmp_path, steps, expect)
+    assert list(_validator().iter_errors(_doc(path))), "the schema accepts it"
+    with pytest.raises(UserError):
+        load_experiment(path)
