@@ -41,9 +41,10 @@ def _one_connection(host: str, sockets: SocketTable, what: str, example: str, pa
     """Host-level states and state/segment events follow one connection: refused as ambiguous on a host with several."""
     names = sockets.connections(host)
     if len(names) > 1:
+        first = quoted(sockets.grouped(names)[0]) if quote else names[0]    # a group (c#*) where a key may name one
         raise UserError(f"{host} has several connections ({shown(names)}): {what} would follow only the first.",
                         file=str(path), line=line,
-                        fix=f"say which connection: {example.format(name=quoted(names[0]) if quote else names[0])}.")
+                        fix=f"say which connection: {example.format(name=first)}.")
 
 
 def _nth(m: re.Match, text: object, path: Path, line: int) -> int:
@@ -205,7 +206,8 @@ def _subject_key(raw: LineDict, key: object, sockets: SocketTable, path: Path) -
     if key in ("packets", "timing") or sockets.is_subject(key) or sockets.is_group(key):
         return
     named = sockets.named()
-    raise UserError(f"unknown key '{str(key)[:40]}' in expect.", file=str(path), line=raw.line_of(key),
+    raise UserError(f"unknown key '{str(key)[:40]}' in expect{sockets.group_hint(key)}.", file=str(path),
+                    line=raw.line_of(key),
                     fix=f"use one of: {', '.join(sorted((*sockets.hosts, 'packets', 'timing')))}"
                         + (f", a socket's name ({named})" if named else "")
                         + (f", a group ({', '.join(map(quoted, sockets.groups))})" if sockets.groups else "")

@@ -389,7 +389,7 @@ def test_a_times_connect_counts_as_n_connections(tmp_path):
     error = refused(tmp_path, GROUP, "  server: {states: [LISTEN, SYN-RECV]}\n")
     assert "server has several connections (server:5001#1, server:5001#2, server:5001#3)" in error.message
     error = refused(tmp_path, GROUP, "  client: {states: [SYN-SENT]}\n")
-    assert "client has several connections (c#1, c#2, c#3)" in error.message
+    assert "client has several connections (c#1, c#2, c#3)" in error.message and error.fix.startswith('say which connection: "c#*"')
     exp = load_experiment(write(tmp_path, GROUP, '  "server:5001#3": {states: [SYN-RECV, ESTAB]}\n'))
     assert "server:5001#3" in exp.expect.states
 
@@ -445,7 +445,7 @@ BAD_GROUP_EXPECT = [   # (expect, line, words) on GROUP
     ('  "c#*": {packets: [{from: client, flags: S}]}\n', 8, "packets: under the group c#* would be one verdict"),
     ('  "c#*": {accepted: 1}\n', 8, "unknown key 'accepted' in expect.c#*"),
     ('  "d#*": {states: [ESTAB]}\n', 8, "unknown key 'd#*' in expect"),
-    ('  "c#4": {states: [ESTAB]}\n', 8, "unknown key 'c#4' in expect"),
+    ('  "c#4": {states: [ESTAB]}\n', 8, "unknown key 'c#4' in expect (group c#* has c#1 ... c#3)"),
     ("  client: {handshake: {equals: 1rtt, within: 5%}}\n", 8, "handshake: goes under a socket or a group"),
     ('  "c#1": {handshake: {equals: 1rtt}}\n', 8, "the handshake of c#1 needs either equals + within, or between"),
     ('  "c#1": {handshake: {equals: 1rtt, within: 5%, between: [0s, 1s]}}\n', 8, "needs either"),
