@@ -37,6 +37,7 @@ from typing import Callable
 from harness.model import BLOCKED, SOCKET_OPTIONS, TCP_STATE_NAMES, AgentStep, StepRecord, accepted_name, listener_name
 from harness.record.sampler import NOTE_ADDRESS
 
+IP_BIND_ADDRESS_NO_PORT = 24    # <linux/in.h>: bind() takes the address, connect() the port
 MCL_CURRENT = 1     # <sys/mman.h>: lock the pages mapped now (not later ones: no limit to meet)
 SO_COOKIE = 57      # <asm-generic/socket.h>: the id sock_diag reports (the sampler's rows carry it)
 SO_REUSEPORT = 15
@@ -298,11 +299,17 @@ def _begin_connect(step: AgentStep, host: Host, entry: StepRecord, client: socke
     """Bind and send the SYN without waiting for the handshake (a blocking connect then waits
     for it: _wait_connected, as socket.connect does inside)."""
     host.register([step.socket], client, default="always")
+    if not step.local_port:
+        # The address only: connect() picks the port, as an unbound socket's would, so the
+        # kernel's connect-time rules apply (tcp_tw_reuse taking a TIME-WAIT four-tuple; a port
+        # bound here would be chosen by bind's rules, which never reuse one: EADDRINUSE).
+        client.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
     client.bind((step.bind or "0.0.0.0", step.local_port or 0))
-    entry.local = tuple(client.getsockname())
     entry.peer = (step.address, step.port)
     client.setblocking(False)
     err = client.connect_ex((step.address, step.port))
+    if client.getsockname()[1]:
+        entry.local = tuple(client.getsockname())
     if err not in (0, errno.EINPROGRESS):
         raise OSError(err, os.strerror(err))
 
