@@ -42,17 +42,17 @@ def test_a_kernel_copy_stamped_after_the_interface_is_refused():
     assert len(problems) == 1 and "later" in problems[0]
 
 
-def test_the_gap_must_be_the_delay_within_the_tolerance():
+def test_the_gap_must_be_at_least_the_delay_within_the_tolerance():
     assert tolerance_s(0.025) == 0.001 and abs(tolerance_s(0.1) - 0.002) < 1e-12
-    assert check([seg(1.0259, "S", 100)], [seg(1.0, "S", 100)]) == []
-    problems = check([seg(1.0270, "S", 100)], [seg(1.0, "S", 100)])
-    assert len(problems) == 1 and "27.000 ms earlier" in problems[0] and "25 ms" in problems[0]
+    assert check([seg(1.0241, "S", 100)], [seg(1.0, "S", 100)]) == []
+    problems = check([seg(1.0230, "S", 100)], [seg(1.0, "S", 100)])
+    assert len(problems) == 1 and "only 23.000 ms earlier" in problems[0] and "25 ms" in problems[0]
     assert check([seg(1.0, "S", 100)], [seg(1.0, "S", 100)]) != []       # no gap at all on a 25 ms link
 
 
 def test_no_delay_means_the_same_moment():
     assert check([seg(1.0, "S", 100)], [seg(1.0, "S", 100)], None) == []
-    assert check([seg(1.0, "S", 100)], [seg(0.99, "S", 100)], Impairment()) != []
+    assert check([seg(1.0, "S", 100)], [seg(1.001, "S", 100)], Impairment()) != []     # later: refused
 
 
 def test_jitter_or_a_rate_limit_only_asks_for_presence_and_order():
@@ -138,8 +138,8 @@ def test_the_runner_checks_each_hosts_kernel_pcap_against_its_interfaces(tmp_pat
     assert len(problems) == 1 and problems[0].startswith("client's kernel capture: F ") and "not in it" in problems[0]
 
 
-def test_the_problem_says_whose_fault_a_wrong_gap_is():
-    late_link = check([seg(1.040, "S", 100)], [seg(1.0, "S", 100)])
-    assert len(late_link) == 1 and "held it 15.000 ms too long" in late_link[0]
+def test_a_late_netem_is_the_links_slop_not_the_captures():
+    """On the host clock netem's timer fires 1-30 ms late: the kernel capture is still right."""
+    assert check([seg(1.040, "S", 100)], [seg(1.0, "S", 100)]) == []
     late_capture = check([seg(1.010, "S", 100)], [seg(1.0, "S", 100)])
     assert len(late_capture) == 1 and "stamped it late" in late_capture[0]
