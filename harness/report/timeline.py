@@ -51,21 +51,25 @@ def _segment_events(segs: list[Segment], name: dict, isn: dict, label: str = "")
     relative to each side's ISN; `label` names the connection when there are several."""
     prefix = f"{label}  " if label else ""
     events: list[tuple[float, str]] = []
-    run = None   # (sender, count, bytes, first line index) for collapsing data bursts
+    run = None   # (sender, count, bytes, first line index, next seq) for collapsing data bursts
+    sent_up_to: dict[tuple[str, int], int] = {}     # each sender's highest seq + len so far
     for s in segs:
         sender = name.get((s.src, s.sport), f"{s.src}:{s.sport}")
         receiver = name.get((s.dst, s.dport), f"{s.dst}:{s.dport}")
-        if s.length and flag_set(s.flags) == "A" and run and run[0] == sender:
-            run = (sender, run[1] + 1, run[2] + s.length, run[3])
+        end = s.seq + s.length
+        again = s.length and (s.src, s.sport) in sent_up_to and (sent_up_to[(s.src, s.sport)] - end) % 2**32 < 2**31
+        sent_up_to[(s.src, s.sport)] = end if not again else sent_up_to[(s.src, s.sport)]
+        if s.length and not again and flag_set(s.flags) == "A" and run and run[0] == sender and run[4] == s.seq:
+            run = (sender, run[1] + 1, run[2] + s.length, run[3], end)
             events[run[3]] = (events[run[3]][0], f"{prefix}{sender} → {receiver}  {run[1]} data segments, {run[2]} bytes")
             continue
         seq = (s.seq - isn.get((s.src, s.sport), 0)) % 2**32
         ack = (s.ack - isn.get((s.dst, s.dport), 0)) % 2**32 if "A" in s.flags else None
         text = f"{prefix}{sender} → {receiver}  {s.flags:<3} seq={seq}" + (f" ack={ack}" if ack is not None else "")
         if s.length:
-            text += f" len={s.length}"
+            text += f" len={s.length}" + (" (again: bytes sent before)" if again else "")
         events.append((s.t, text))
-        run = (sender, 1, s.length, len(events) - 1) if s.length else None
+        run = (sender, 1, s.length, len(events) - 1, end) if s.length and not again else None
     return events
 
 

@@ -351,3 +351,20 @@ def test_a_sockets_own_handshake_and_a_group_judged_as_one_verdict_naming_who_di
     assert not verdicts["x#* received"].passed and "2 of 2 did otherwise" in verdicts["x#* received"].observed
     tight = replace(expect, handshakes={"x#*": HandshakeExpectation(parse_time_spec("100ms"), parse_tolerance("1%"))})
     assert not next(v for v in judge_all(tight, run, 0.12) if v.name == "x#* handshake").passed
+
+
+def test_the_timeline_shows_retransmissions_instead_of_counting_them_as_new_data():
+    """user_timeout's five copies of one 1000-byte segment read '5 data segments, 5000 bytes'."""
+    from harness.report.timeline import _segment_events
+    from harness.analyse.segments import Segment
+
+    def seg(t, seq, length):
+        return Segment(t, "10.0.0.1", 40000, "10.0.0.2", 5001, "PA", seq, 7, length)
+    names = {("10.0.0.1", 40000): "client", ("10.0.0.2", 5001): "server"}
+    syn = Segment(0.0, "10.0.0.1", 40000, "10.0.0.2", 5001, "S", 100, 0, 0)
+    lines = [text for _, text in _segment_events([syn, seg(1.0, 101, 1000), seg(1.3, 101, 1000), seg(1.6, 101, 1000)],
+                                                 names, {("10.0.0.1", 40000): 100})]
+    assert len(lines) == 4 and all("again" in line for line in lines[2:]) and "again" not in lines[1]
+    burst = [text for _, text in _segment_events([syn, seg(1.0, 101, 1000), seg(1.0, 1101, 1000), seg(1.0, 2101, 500)],
+                                                 names, {("10.0.0.1", 40000): 100})]
+    assert burst[1].endswith("3 data segments, 2500 bytes") and len(burst) == 2
