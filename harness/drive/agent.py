@@ -92,6 +92,15 @@ def new_socket(step: AgentStep, listener: bool = False) -> socket.socket:
     return sock
 
 
+def bind_address_only(step: AgentStep, sock: socket.socket) -> None:
+    """Bind the host's address and leave the port to connect(), as an unbound socket's would be:
+    the kernel's connect-time rules then apply (tcp_tw_reuse taking a TIME-WAIT four-tuple; a port
+    bound here would be chosen by bind's rules, which never reuse one: EADDRINUSE). Nothing is
+    visible to anyone until connect(), so a lane may do it before t0."""
+    sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+    sock.bind((step.bind or "0.0.0.0", 0))
+
+
 class Job:
     """A call's beginning, run by the Starter; the lane waits for it and takes its error."""
 
@@ -173,6 +182,7 @@ class Host:
         self.claimed: dict[int, int] = {}           # port -> how many accept steps took one
         self.claimers: dict[int, set[int]] = {}     # port -> the lines of the accept steps waiting
         self.listeners: dict[int, queue.SimpleQueue] = {}   # listen step index -> its accept loop's inbox
+        self.premade: dict[tuple, socket.socket] = {}       # (line, socket) -> a lane's first connect's socket, made before t0
         self.held: list[socket.socket] = []
         self.crashed: list[BaseException] = []
 
@@ -300,12 +310,11 @@ def _begin_connect(step: AgentStep, host: Host, entry: StepRecord, client: socke
     for it: _wait_connected, as socket.connect does inside)."""
     entry.peer = (step.address, step.port)
     try:
-        if not step.local_port:
-            # The address only: connect() picks the port, as an unbound socket's would, so the
-            # kernel's connect-time rules apply (tcp_tw_reuse taking a TIME-WAIT four-tuple; a port
-            # bound here would be chosen by bind's rules, which never reuse one: EADDRINUSE).
-            client.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-        client.bind((step.bind or "0.0.0.0", step.local_port or 0))
+        if client.getsockname() == ("0.0.0.0", 0):       # not bound ahead (bind_address_only)
+            if not step.local_port:
+                bind_address_only(step, client)
+            else:
+                client.bind((step.bind or "0.0.0.0", step.local_port))
         client.setblocking(False)
         err = client.connect_ex((step.address, step.port))
     finally:
@@ -429,7 +438,7 @@ def _connect_on_time(step: AgentStep, host: Host, notes: SamplerNotes, entry: St
     """A connect due later: its socket is made and set up now (unbound, nobody can see it), and
     the starter sends its SYN at the due time; this lane then waits for the handshake."""
     try:
-        client = new_socket(step)
+        client = host.premade.pop((step.index, step.socket), None) or new_socket(step)
     except OSError:
         _begin_at(step, host, notes, entry)     # a refused option is the call's result, at its time
         raise
@@ -493,10 +502,22 @@ def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord:
 def run_lane(steps: list[AgentStep], host: Host, notes: SamplerNotes) -> None:
     """One socket's steps in order, from t0 (a first step without at: starts at t0, not when t0
     was told); a call the run's end cut short ends the lane."""
+    first = steps[0] if steps else None
+    if first is not None and first.action == "connect" and first.at is not None:
+        # made now, not at t0: 100 lanes making their sockets at t0 took the one vCPU from the
+        # other host's first step (a listen at t0 began 5.2 ms late)
+        try:
+            premade = new_socket(first)
+            if not first.local_port:
+                bind_address_only(first, premade)
+            host.premade[(first.index, first.socket)] = premade
+        except OSError:
+            pass            # the connect meets the same error at its time, and logs it
     host.go.wait()
     delay = host.t0 - time.time()
-    if delay > 0:
-        time.sleep(delay)
+    if delay > 0 and (first is None or first.at is None):
+        time.sleep(delay)       # a step with at: waits for its own time (a connect hands it to the
+                                # starter now): 100 lanes waking at t0 held up the other host's step
     try:
         for step in steps:
             entry = run_step(step, host, notes)
@@ -530,6 +551,23 @@ def start_threads(steps: list[AgentStep], host: Host, notes: SamplerNotes) -> li
     for lane in lanes:
         lane.start()
     return lanes
+
+
+def _warm_connect() -> None:
+    """One throw-away connect on loopback before "ready". The kernel's first connect that picks
+    its own port fills a 256 KiB table of random port offsets (table_perturb in
+    __inet_hash_connect, once per boot): 6-9 ms of guest time on the VM's emulated CPU, which made
+    the first connect of a run send its SYN that late (close_in_syn_sent: connect "returned" after
+    8 ms; many_connections: the first SYN 6.4 ms after its at:). Refused at once (nothing listens
+    on port 9 of lo), it leaves no socket behind."""
+    probe = socket.socket()
+    try:
+        probe.setblocking(False)
+        probe.connect_ex(("127.0.0.1", 9))
+    except OSError:
+        pass
+    finally:
+        probe.close()
 
 
 def _stay_in_memory() -> None:
@@ -566,6 +604,7 @@ def main() -> None:
     steps = [AgentStep.from_json(step) for step in plan["steps"]]
     host = Host(plan.get("host", ""), record)
     notes = SamplerNotes()
+    _warm_connect()
     lanes = start_threads(steps, host, notes)
     _stay_in_memory()
     print("ready", flush=True)
