@@ -5,6 +5,7 @@ where network steps act and the configured RTTs are all decided before it starts
 from __future__ import annotations
 
 import functools
+from collections import Counter
 import shutil
 import time
 from contextlib import ExitStack
@@ -275,7 +276,7 @@ def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sa
     problems += [p for h in experiment.topology.hosts if (p := samples_problem(run_dir / "samples" / f"{h}.jsonl", until))]
     steps_log = {}
     for h in experiment.topology.hosts:
-        planned = sum(1 for step in experiment.steps if step.host == h)
+        planned = Counter(step.socket for step in experiment.steps if step.host == h)   # per lane
         steps_log[h], problem = step_log_problem(run_dir / "steps" / f"{h}.jsonl", planned)
         problems += [problem] if problem else []
     if problems:

@@ -145,8 +145,11 @@ class Starter:
         with self.changed:
             while not self.due or self.due[0][0] - STARTER_EARLY_S > time.time():
                 self.changed.wait(max(0.0, self.due[0][0] - STARTER_EARLY_S - time.time()) if self.due else None)
-            while self.due[0][0] > time.time():
-                pass            # the last moments spent awake: a timed wake-up may come late
+            soonest = self.due[0][0]
+        while soonest > time.time():
+            pass            # the last moments spent awake (a timed wake-up may come late), not holding
+                            # the lock: lanes handing in their calls meanwhile are not held up
+        with self.changed:
             now, jobs = time.time(), []
             while self.due and self.due[0][0] <= now:
                 jobs.append(heapq.heappop(self.due)[-1])
@@ -182,6 +185,8 @@ class Host:
         self.claimed: dict[int, int] = {}           # port -> how many accept steps took one
         self.claimers: dict[int, set[int]] = {}     # port -> the lines of the accept steps waiting
         self.listeners: dict[int, queue.SimpleQueue] = {}   # listen step index -> its accept loop's inbox
+        self.current: dict[int, StepRecord] = {}             # calls under way, by id (see run_step)
+        self.addresses: dict[str, tuple] = {}                # accepted name -> (local, peer) as accept() gave them
         self.premade: dict[tuple, socket.socket] = {}       # (line, socket) -> a lane's first connect's socket, made before t0
         self.held: list[socket.socket] = []
         self.crashed: list[BaseException] = []
@@ -256,11 +261,13 @@ class Host:
             except OSError:
                 return
             now = time.time()
+            local = tuple(conn.getsockname())
             with self.changed:     # named in accept order (an accept step waits for the socket itself)
                 names = self.accepted.setdefault(port, [])
                 name = accepted_name(self.name, port, len(names) + 1)
                 names.append(name)
-            self.record(StepRecord("accepted", now, now, local=tuple(conn.getsockname()), peer=tuple(peer), result="ok",
+                self.addresses[name] = (local, tuple(peer))   # a reset may leave getpeername() none to give
+            self.record(StepRecord("accepted", now, now, local=local, peer=tuple(peer), result="ok",
                                    socket=name, cookie=cookie_of(conn)))
             self.register([name], conn, default="first")
 
@@ -329,7 +336,7 @@ def _begin_connect(step: AgentStep, host: Host, entry: StepRecord, client: socke
 
 def _connect(step: AgentStep, host: Host, entry: StepRecord) -> None:
     """wait: false returns at once: a later `wait: connected` reports how the handshake went."""
-    client = new_socket(step)
+    client = host.premade.pop((step.index, step.socket), None) or new_socket(step)
     entry.cookie = cookie_of(client)
     _begin_connect(step, host, entry, client)
     if step.blocking:
@@ -341,7 +348,8 @@ def _accept(step: AgentStep, host: Host, entry: StepRecord) -> None:
     conn = host.socket(entry.alias)
     host.register([step.socket], conn)
     entry.cookie = cookie_of(conn)
-    entry.local, entry.peer = tuple(conn.getsockname()), tuple(conn.getpeername())
+    with host.changed:
+        entry.local, entry.peer = host.addresses[entry.alias]
 
 
 def _send(step: AgentStep, host: Host, entry: StepRecord) -> None:
@@ -366,13 +374,17 @@ def _close(step: AgentStep, host: Host, entry: StepRecord) -> None:
     conn = host.socket(step.socket)
     if step.action == "abort":
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if conn.fileno() >= 0 and conn.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        # a listener: its accept loop blocked in accept() holds the kernel socket, so close()
+        # alone would leave it listening; shutdown stops it (accept() then fails: the loop ends)
+        conn.shutdown(socket.SHUT_RDWR)
     conn.close()
 
 
 def _wait_connected(conn: socket.socket, host: Host) -> None:
     """A handshake still under way (non-blocking connect) is waited for; then the connect's own
     outcome, which a non-blocking connect leaves in SO_ERROR (ECONNREFUSED, ETIMEDOUT, ...)."""
-    if _tcp_state(conn) == "SYN-SENT":
+    if _tcp_state(conn) in ("SYN-SENT", "SYN-RECV"):        # SYN-RECV: a simultaneous open
         poller = select.poll()
         poller.register(conn, select.POLLOUT)
         while not poller.poll(host.remaining() * 1000):
@@ -380,6 +392,10 @@ def _wait_connected(conn: socket.socket, host: Host) -> None:
     err = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err:
         raise OSError(err, os.strerror(err))
+    if _tcp_state(conn) == "CLOSED":
+        # never connected (its connect failed before the SYN, or its error was read already):
+        # say so rather than "ok"
+        raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
 
 
 def _wait(step: AgentStep, host: Host, entry: StepRecord) -> None:
@@ -475,12 +491,14 @@ def _call_on_time(step: AgentStep, host: Host, entry: StepRecord) -> None:
     host.starter.run_at(host.t0 + step.at, begin, step.index).wait()
 
 
-def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord:
+def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord | None:
     """One call, at its time (never later than the run's end, where it is logged as blocked).
     A connect, shutdown, close or abort due later is begun by the starter (see Starter)."""
     entry = StepRecord(step.action, time.time(), index=step.index, socket=step.socket,
                        scheduled=host.t0 + step.at if step.at is not None else None)
     due_later = step.at is not None and time.time() < host.t0 + step.at < host.deadline
+    with host.changed:
+        host.current[id(entry)] = entry       # a call still under way at the end is logged as blocked
     try:
         if due_later and step.action == "connect":
             _connect_on_time(step, host, notes, entry)
@@ -495,7 +513,10 @@ def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord:
     except OSError as exc:
         entry.result = f"error: {exc.strerror or exc}"
         entry.errno = errno.errorcode.get(exc.errno, str(exc.errno))
-    entry.end = time.time()
+    with host.changed:
+        if host.current.pop(id(entry), None) is None:
+            return None       # the run's end logged it as blocked already (main): the lane ends
+        entry.end = time.time()
     return entry
 
 
@@ -521,6 +542,8 @@ def run_lane(steps: list[AgentStep], host: Host, notes: SamplerNotes) -> None:
     try:
         for step in steps:
             entry = run_step(step, host, notes)
+            if entry is None:
+                return
             host.record(entry)
             if entry.blocked:
                 return
@@ -616,6 +639,12 @@ def main() -> None:
     host.go.set()
     for lane in lanes:
         lane.join(max(0.0, host.deadline + LANE_GRACE_S - time.time()))
+    with host.changed:
+        still = list(host.current.values())
+        host.current.clear()
+    for entry in still:     # a call the deadline could not bound (a lingering close): logged, not lost
+        entry.result, entry.blocked, entry.end = BLOCKED, True, time.time()
+        host.record(entry)
     if host.crashed:
         raise host.crashed[0]
     print("done", flush=True)

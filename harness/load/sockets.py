@@ -187,6 +187,15 @@ def _written(step: Step, table: SocketTable, path: Path) -> Step:
                         fix=f"name one of {step.host}'s sockets: " + (shown(mine) + (", or HOST:PORT#N for the Nth "
                             "connection a listener accepted" if table.listeners.get(step.host) else "")
                             if mine else f"{step.host} makes none (give it a connect, accept or listen step)") + ".")
+    m = _AUTOMATIC.fullmatch(step.socket)
+    named = table.accepts.get((step.host, int(m.group(2))), ()) if m and m.group(3) else ()
+    if named and int(m.group(3)) <= len(named):
+        # the same connection under its accept step's name would run in a lane of its own, in no
+        # order with this one (and a close in one would not stop a read blocked in the other)
+        raise UserError(f"socket: {step.socket!r} is a connection an accept step of port {m.group(2)} names "
+                        f"({shown(named)}).", file=str(path), line=step.index,
+                        fix=f"use the accept step's name: the Nth accept step of a port takes its Nth connection "
+                            f"(socket: {named[int(m.group(3)) - 1]}).")
     return step
 
 

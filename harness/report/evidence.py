@@ -181,9 +181,10 @@ def samples_problem(path: Path, until: float | None) -> str | None:
     return None
 
 
-def step_log_problem(path: Path, planned: int) -> tuple[list[StepRecord], str | None]:
+def step_log_problem(path: Path, planned: int | dict[str | None, int]) -> tuple[list[StepRecord], str | None]:
     """A host's step log and why it is not whole: a cut line, or fewer steps logged than the
-    agent ran (it runs all `planned` steps unless one was still waiting when the run ended)."""
+    agent ran. `planned`: its steps per socket (each socket's lane runs all of its steps unless one
+    was still waiting when the run ended), or one count for the host (logs without socket names)."""
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -193,9 +194,12 @@ def step_log_problem(path: Path, planned: int) -> tuple[list[StepRecord], str | 
     except (ValueError, TypeError):
         return [], f"steps/{path.name} holds a cut or garbled line"
     ran = [e for e in entries if not e.accepted]
-    ended = any(e.blocked for e in ran)
-    if len(ran) < planned and not ended:
-        return entries, f"steps/{path.name} logs {len(ran)} of the {planned} step(s) the agent ran"
+    per_socket = planned if isinstance(planned, dict) else {None: planned}
+    for socket, wanted in per_socket.items():
+        mine = [e for e in ran if e.socket == socket] if isinstance(planned, dict) else ran
+        if len(mine) < wanted and not any(e.blocked for e in mine):
+            lane = f" on socket {socket}" if socket else ""
+            return entries, f"steps/{path.name} logs {len(mine)} of the {wanted} step(s){lane} the agent ran"
     return entries, None
 
 

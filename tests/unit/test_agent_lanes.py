@@ -294,3 +294,31 @@ def test_a_late_step_is_blocked_only_by_its_own_sockets_previous_call():
     assert not verdict.passed and "client's socket a was still in its previous step, recv (line 5)" in verdict.observed
     only_b = late_steps(steps, (), {"client": log["client"][:2]}, 0.0)
     assert judge_schedule(only_b).passed
+
+
+def test_closing_a_listener_stops_it_and_a_reset_connection_is_still_accepted_by_name(tmp_path):
+    """A listener closed while its accept loop waits in accept() must stop listening (close()
+    alone left it LISTEN: the next connect was accepted); an accept step taking a connection the
+    peer already reset reports it (accept() gave its addresses), not ENOTCONN."""
+    port, other = free_port(), free_port()
+    server = [AgentStep("listen", 1, at=0.0, port=port, socket=f"h:{port}"),
+              AgentStep("close", 3, at=0.2, socket=f"h:{port}"),
+              AgentStep("listen", 4, at=0.0, port=other, socket=f"h:{other}"),
+              AgentStep("accept", 7, at=0.6, port=other, socket="s1")]
+    client = [AgentStep("connect", 2, at=0.4, port=port, bind=LO, address=LO, socket="late"),
+              AgentStep("connect", 5, at=0.1, port=other, bind=LO, address=LO, socket="a"),
+              AgentStep("abort", 6, at=0.3, socket="a")]
+    logs = run_agents(tmp_path, {"h": server, "c": client}, 1.0)
+    late = next(e for e in logs["c"] if e.socket == "late")
+    assert late.errno == "ECONNREFUSED"
+    taken = next(e for e in logs["h"] if e.action == "accept")
+    assert taken.result == "ok" and taken.alias == f"h:{other}#1" and taken.peer and taken.peer[0] == LO
+
+
+def test_waiting_for_a_connection_that_never_began_is_an_error(tmp_path):
+    """A non-blocking connect that failed before its SYN (an address not on the host): `wait:
+    connected` said ok on the CLOSED socket."""
+    steps = [AgentStep("connect", 1, at=0.0, port=free_port(), bind="10.255.255.1", address=LO, socket="a", blocking=False),
+             AgentStep("wait", 2, until="connected", socket="a")]
+    (connect, wait) = run_agents(tmp_path, {"h": steps}, 0.5)["h"]
+    assert connect.errno == "EADDRNOTAVAIL" and wait.errno == "ENOTCONN"

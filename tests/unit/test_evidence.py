@@ -162,3 +162,16 @@ def test_a_full_results_dir_is_refused_up_front(tmp_path, tiny_tmpfs, capsys):
                      str(REPO / "tests" / "fixtures" / "handshake_plain.yaml")])
     err = capsys.readouterr().err
     assert code == 2 and "its file system is full" in err and "Traceback" not in err
+
+
+def test_a_step_log_is_whole_per_socket(tmp_path):
+    """Lanes run side by side: a step still waiting on one socket excuses only the missing steps
+    of that socket, not a lost line of another."""
+    from harness.model import StepRecord
+    path = tmp_path / "client.jsonl"
+    lines = [StepRecord("recv", 1.0, 9.0, index=3, socket="a", blocked=True, result="still waiting"),
+             StepRecord("connect", 1.0, 1.1, index=4, socket="b", result="ok")]
+    path.write_text("".join(json.dumps(e.to_json()) + "\n" for e in lines))
+    assert step_log_problem(path, {"a": 2, "b": 1})[1] is None          # a's second step never ran: fine
+    problem = step_log_problem(path, {"a": 2, "b": 2})[1]
+    assert problem and "1 of the 2 step(s) on socket b" in problem

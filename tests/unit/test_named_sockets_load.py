@@ -504,3 +504,21 @@ def test_schema_and_loader_both_refuse_bad_group_forms(tmp_path, steps, expect):
     assert list(_validator().iter_errors(_doc(path))), "the schema accepts it"
     with pytest.raises(UserError):
         load_experiment(path)
+
+
+def test_a_connection_an_accept_step_names_is_refused_under_its_automatic_name(tmp_path):
+    """One socket under two names would run in two lanes, in no order (a close in one would not
+    stop a read blocked in the other): the accept step's name is the one to use."""
+    err = refused(tmp_path, LISTEN + """  - {at: 0.5s, on: client, connect: server:5001, as: a}
+  - {on: server, accept: 5001, as: s1}
+  - {on: server, recv: all, socket: s1}
+  - {at: 1s, on: server, close: true, socket: "server:5001#1"}
+""")
+    assert err.line == 9 and "s1" in err.message and "socket: s1" in err.fix
+    # a connection no accept step takes keeps its automatic name
+    exp = load_experiment(write(tmp_path, LISTEN + """  - {at: 0.5s, on: client, connect: server:5001, as: a}
+  - {at: 0.6s, on: client, connect: server:5001, as: b}
+  - {on: server, accept: 5001, as: s1}
+  - {at: 1s, on: server, close: true, socket: "server:5001#2"}
+""", expect="  server: {accepted: 2}\n"))
+    assert exp.steps[-1].socket == "server:5001#2"
