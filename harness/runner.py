@@ -5,17 +5,18 @@ where network steps act and the configured RTTs are all decided before it starts
 from __future__ import annotations
 
 import functools
-from collections import Counter
 import shutil
 import time
+from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analyse.connection import observe
+from harness.analyse.connection import kernel_pcap_path, observe
 from harness.analyse.kernel_check import check_kernel_sends
 from harness.analyse.network import NetworkCheck, check_step
-from harness.analyse.segments import read_segments
+from harness.analyse.segments import Segment, read_segments
 from harness.lab.packet_rules import PacketRules, PlacedStep
 from harness.errors import RunFailed
 from harness.judge import judge_all
@@ -29,7 +30,7 @@ from harness.lab.preflight import check_local
 from harness.model import Experiment, Impairment, StepRecord
 from harness.plan import RunPlan, StepPlacement
 from harness.record.capture import Capture
-from harness.record.kernel_sends import kernel_capture, kernel_pcap
+from harness.record.kernel_sends import kernel_capture
 from harness.runlog import finish_run_log, held_records, run_log, say
 from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
@@ -61,6 +62,9 @@ class Recording:
     host_intf: dict[str, str] = field(default_factory=dict)
     egress: dict[str, tuple[str, Impairment]] = field(default_factory=dict)   # link interface -> (node, impairment)
     t0: float = 0.0
+    # each pcap parsed once per run, whoever asks first (the kernel send check, the observation,
+    # the network steps' checks): dpkt on an emulated CPU is seconds for a busy capture
+    read: Callable[[Path], list[Segment]] = field(default_factory=lambda: functools.cache(read_segments))
 
 
 def run(plan: RunPlan) -> tuple[int, Path]:
@@ -147,7 +151,7 @@ def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack
             Capture(lab.node(node), intf, plan.work_dir / "pcap" / f"{intf}.pcap", ledger)))
     for h in plan.experiment.topology.hosts:    # pcap/<host>.kernel.pcap: sends before the link's delay
         intfs = [intf for intf, (node, _) in lab.interfaces.items() if node == h]
-        rec.captures.append(helpers.enter_context(kernel_capture(lab.node(h), h, intfs, plan.work_dir / "pcap", ledger)))
+        rec.captures.append(helpers.enter_context(kernel_capture(lab.node(h), h, intfs, plan.work_dir, ledger)))
     for capture in rec.captures:
         capture.wait_ready(plan.startup_timeout_s)
     samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in plan.experiment.topology.hosts}
@@ -193,7 +197,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
     problems = problems or _kernel_send_problems(plan, rec)
     if problems:
         raise _incomplete(final_dir, base, problems)
-    obs = observe(run_dir, steps_log, rec.host_intf, plan.addresses)
+    obs = observe(run_dir, steps_log, rec.host_intf, plan.addresses, rec.read)
     rtt = plan.configured_rtt_s(*(pair or (obs.client_host, obs.server_host)))
     result, verdicts, late, network = _judge(plan, rec, base, steps_log, obs, rtt)
     story = timeline(obs, dead_ping) + [f"late: {s.describe()}" for s in late]
@@ -226,7 +230,8 @@ def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float
 
 def _network_checks(run_dir: Path, rec: Recording) -> list[NetworkCheck]:
     """Each network step checked against the pcaps of the ports it sits between."""
-    port_segments = functools.cache(lambda intf: read_segments(run_dir / "pcap" / f"{intf}.pcap"))
+    def port_segments(intf: str) -> list[Segment]:
+        return rec.read(run_dir / "pcap" / f"{intf}.pcap")
     switched_on = rec.rules.switched_on if rec.rules else {}
     return [check_step(p.step, rec.counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
                        p.src_ip, p.dst_ip, p.impairment.delay_s, switched_on.get(p.step.index)) for p in rec.placed]
@@ -290,9 +295,9 @@ def _kernel_send_problems(plan: RunPlan, rec: Recording) -> list[str]:
     pcaps = plan.work_dir / "pcap"
     problems = []
     for h in plan.experiment.topology.hosts:
-        kernel = read_segments(kernel_pcap(pcaps, h))
+        kernel = rec.read(kernel_pcap_path(plan.work_dir, h))
         problems += [p for intf, (node, egress) in rec.egress.items() if node == h
-                     for p in check_kernel_sends(h, plan.addresses[h], intf, read_segments(pcaps / f"{intf}.pcap"),
+                     for p in check_kernel_sends(h, plan.addresses[h], rec.read(pcaps / f"{intf}.pcap"),
                                                  kernel, egress)]
     return problems
 

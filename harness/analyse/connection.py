@@ -2,6 +2,7 @@
 single-connection experiment is judged on) and every named socket's own view of its connection."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,14 +84,16 @@ def _server_host(steps_log: dict[str, list[StepRecord]], server: tuple[str, int]
     return listening or next((h for h, ip in host_ips.items() if ip == server[0]), None)
 
 
-def _kernel_captures(run_dir: Path, hosts) -> dict[str, list[Segment]]:
+def _kernel_captures(run_dir: Path, hosts, read: Callable[[Path], list[Segment]]) -> dict[str, list[Segment]]:
     """Each host's kernel-time sends, for the hosts that have the capture (runs recorded before it did not)."""
-    return {h: read_segments(kernel_pcap_path(run_dir, h)) for h in hosts if kernel_pcap_path(run_dir, h).exists()}
+    return {h: read(kernel_pcap_path(run_dir, h)) for h in hosts if kernel_pcap_path(run_dir, h).exists()}
 
 
 def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interface: dict[str, str],
-            host_ips: dict[str, str] | None = None) -> Observation:
+            host_ips: dict[str, str] | None = None,
+            read: Callable[[Path], list[Segment]] = read_segments) -> Observation:
     """Find the first connect in the step logs and gather everything seen of that connection.
+    `read`: how a pcap becomes segments (the runner's parses each file once per run).
 
     Every shape of run is observed, none raises: no connect (only listeners' states are kept),
     a connect nobody listened for (the server host is the one with the connected address)."""
@@ -104,10 +107,10 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
     listeners = {h: e.local for h, entries in steps_log.items() for e in entries if e.action == "listen" and e.local}
     segments, states, sampling = {}, {}, {}
     captured, all_samples = {}, {}
-    kernel = _kernel_captures(run_dir, host_interface)
+    kernel = _kernel_captures(run_dir, host_interface, read)
     for host, intf in host_interface.items():
         pcap = run_dir / "pcap" / f"{intf}.pcap"
-        captured[host] = read_segments(pcap) if first or pcap.exists() else []
+        captured[host] = read(pcap) if first or pcap.exists() else []
         segments[host] = of_connection(captured[host], client, server) if first else []
         samples = all_samples[host] = read_samples(run_dir / "samples" / f"{host}.jsonl")
         sampling[host] = sampling_stats(samples)

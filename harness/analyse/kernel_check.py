@@ -22,7 +22,7 @@ MAX_PROBLEMS = 5          # per interface; the rest are counted
 
 
 def tolerance_s(delay_s: float) -> float:
-    """How far a kernel-to-interface gap may stray from the link's egress delay."""
+    """How much shorter than the link's egress delay a kernel-to-interface gap may be."""
     return max(MIN_TOLERANCE_S, RELATIVE_TOLERANCE * delay_s)
 
 
@@ -44,9 +44,9 @@ def exact_delay_s(egress: Impairment | None) -> float | None:
     return egress.delay_s
 
 
-def check_kernel_sends(host: str, address: str, interface: str, at_interface: list[Segment],
-                       kernel: list[Segment], egress: Impairment | None) -> list[str]:
-    """Problems with `host`'s kernel capture for the segments leaving it on `interface`
+def check_kernel_sends(host: str, address: str, at_interface: list[Segment], kernel: list[Segment],
+                       egress: Impairment | None) -> list[str]:
+    """Problems with `host`'s kernel capture for the segments leaving it by one of its interfaces
     (`at_interface`: that interface's capture, both directions; `egress`: its impairment)."""
     delay = exact_delay_s(egress)
     pool: dict[tuple, list[Segment]] = defaultdict(list)

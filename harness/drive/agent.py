@@ -8,7 +8,8 @@ Each socket is a lane (a thread): the steps with the same AgentStep.socket run i
 the steps without one form one more lane. A step with "at" starts at t0 + at, or late if its
 lane's previous call returned later (the log shows it); one without starts when its lane's
 previous call returns. A blocking call therefore holds back only its own socket's later steps:
-100 connects "at 0.5 s" on 100 sockets all start at 0.5 s (within ~2-4 ms on loopback). A step on a socket that does not exist
+100 connects "at 0.5 s" on 100 sockets all start at 0.5 s or just after, one after another (measured:
+within 2-4 ms on loopback here; over 9.4 ms, ~90 us each, on the VM's one emulated CPU). A step on a socket that does not exist
 yet (made by another lane, or a connection not yet accepted) waits for it. Connects, closes,
 aborts and shutdowns due at a moment are begun by one thread, the starter, so that many due
 together all start on time (lane threads waking together would queue for Python's GIL).
@@ -92,6 +93,11 @@ def new_socket(step: AgentStep, listener: bool = False) -> socket.socket:
     return sock
 
 
+def connect_socket(step: AgentStep, host: Host) -> socket.socket:
+    """The socket a connect uses: the one its lane made before t0, else a new one."""
+    return host.premade.pop((step.index, step.socket), None) or new_socket(step)
+
+
 def bind_address_only(step: AgentStep, sock: socket.socket) -> None:
     """Bind the host's address and leave the port to connect(), as an unbound socket's would be:
     the kernel's connect-time rules then apply (tcp_tw_reuse taking a TIME-WAIT four-tuple; a port
@@ -126,7 +132,8 @@ class Starter:
     moment, one after another. 100 lane threads
     waking at one instant queue for Python's GIL, each hand-over costing tens of µs (measured on
     loopback: the last of 100 connects due together began 7-20 ms late); one thread sends 100
-    non-blocking connects' SYNs in about 2 ms. Each lane then waits for its own handshake."""
+    non-blocking connects' SYNs in about 2 ms (on the VM's emulated CPU, with the recorders woken
+    by every SYN: 9.4 ms). Each lane then waits for its own handshake."""
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
@@ -326,17 +333,17 @@ def _begin_connect(step: AgentStep, host: Host, entry: StepRecord, client: socke
         err = client.connect_ex((step.address, step.port))
     finally:
         # Made known to the other lanes only once the SYN is out (or the call failed): a lane
-        # woken before would take the GIL and keep this one off it for up to a switch interval
-        # (measured in the VM: the SYN left 9.2 ms after the connect's start stamp).
+        # woken before would take the GIL and could keep this one off it for a switch interval.
         host.register([step.socket], client, default="always")
     if client.getsockname()[1]:
         entry.local = tuple(client.getsockname())
     if err not in (0, errno.EINPROGRESS):
         raise OSError(err, os.strerror(err))
 
+
 def _connect(step: AgentStep, host: Host, entry: StepRecord) -> None:
     """wait: false returns at once: a later `wait: connected` reports how the handshake went."""
-    client = host.premade.pop((step.index, step.socket), None) or new_socket(step)
+    client = connect_socket(step, host)
     entry.cookie = cookie_of(client)
     _begin_connect(step, host, entry, client)
     if step.blocking:
@@ -451,10 +458,11 @@ def _begin_at(step: AgentStep, host: Host, notes: SamplerNotes, entry: StepRecor
 
 
 def _connect_on_time(step: AgentStep, host: Host, notes: SamplerNotes, entry: StepRecord) -> None:
-    """A connect due later: its socket is made and set up now (unbound, nobody can see it), and
-    the starter sends its SYN at the due time; this lane then waits for the handshake."""
+    """A connect due later: its socket is made and set up now, if its lane did not make it before
+    t0 (nobody can see it before connect), and the starter sends its SYN at the due time; this
+    lane then waits for the handshake."""
     try:
-        client = host.premade.pop((step.index, step.socket), None) or new_socket(step)
+        client = connect_socket(step, host)
     except OSError:
         _begin_at(step, host, notes, entry)     # a refused option is the call's result, at its time
         raise

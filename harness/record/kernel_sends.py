@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.analyse.connection import kernel_pcap_path
 from harness.errors import RunFailed
 from harness.lab.preflight import send_capture_kinds
 from harness.record.capture import Capture
@@ -33,11 +34,6 @@ TX_SUFFIX = "-tx"          # host names are at most 9 characters: "<host>-txp" f
 def tx_device(host: str) -> str:
     """The device a host's outgoing frames are mirrored to."""
     return f"{host}{TX_SUFFIX}"
-
-
-def kernel_pcap(pcap_dir: Path, host: str) -> Path:
-    """Where a host's kernel send capture is written (the analysis reads it by this name)."""
-    return pcap_dir / f"{host}.kernel.pcap"
 
 
 def setup_commands(host: str, interfaces: list[str], device_kind: str, filter_kind: str) -> list[list[str]]:
@@ -77,8 +73,9 @@ def install_mirror(node, host: str, interfaces: list[str]) -> str:
     return tx
 
 
-def kernel_capture(node, host: str, interfaces: list[str], pcap_dir: Path, ledger=None) -> Capture:
-    """Set up the mirror and start tcpdump on the host's `-tx` device (a Capture: the caller
-    enters it in its ExitStack and waits for it to be ready, like the interface captures)."""
+def kernel_capture(node, host: str, interfaces: list[str], run_dir: Path, ledger=None) -> Capture:
+    """Set up the mirror and start tcpdump on the host's `-tx` device, writing where the analysis
+    reads it (a Capture: the caller enters it in its ExitStack and waits for it to be ready, like
+    the interface captures)."""
     tx = install_mirror(node, host, interfaces)
-    return Capture(node, tx, kernel_pcap(pcap_dir, host), ledger)
+    return Capture(node, tx, kernel_pcap_path(run_dir, host), ledger)

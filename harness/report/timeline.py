@@ -145,22 +145,13 @@ def _lanes_timeline(obs: Observation, found: list[Lane], dead_ping: bool) -> lis
     for lane in found:
         events += _segment_events(lane.segments, name, lane.isn, lane.label)
     segs = [s for lane in found for s in lane.segments]
-    if not segs:
-        events += _call_events(obs)
     for view in unique(obs.sockets):
         events += _state_events(view.shown, view.states)
-    if not events:
-        return _silence(obs, dead_ping) + ["nothing was observed at all"]
-    events.sort(key=lambda e: e[0])
-    t0 = min(s.t for s in segs) if segs else events[0][0]
-    lines = [f"{e[0] - t0:+9.3f} s  {e[1]}" for e in events]
-    if not segs:
-        return _silence(obs, dead_ping) + lines
-    head = [DEAD_PING] if dead_ping else []
-    return head + [f"what happened, {len(found)} connections (each line names its connection by the sockets at its "
-                   "two ends; segments as the connecting host's interface saw them, so a host's sends are stamped "
-                   "at its interface, after its own link delay; seq/ack relative to each incarnation's ISNs; "
-                   "states from the samples):"] + lines
+    return _told(obs, events, segs, dead_ping,
+                 f"what happened, {len(found)} connections (each line names its connection by the sockets at its "
+                 "two ends; segments as the connecting host's interface saw them, so a host's sends are stamped "
+                 "at its interface, after its own link delay; seq/ack relative to each incarnation's ISNs; "
+                 "states from the samples):")
 
 
 def _call_events(obs: Observation) -> list[tuple[float, str]]:
@@ -181,20 +172,27 @@ def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:
         if "S" in s.flags:
             isn.setdefault((s.src, s.sport), s.seq)
     events = _segment_events(segs, name, isn)
-    if not segs:       # no packets to tell the story: the calls do
-        events += _call_events(obs)
     for host, spans in obs.states.items():
         events += _state_events(host, spans)
+    return _told(obs, events, segs, dead_ping,
+                 f"what happened (segments as {obs.client_host}'s interface saw them, outgoing ones after its own link "
+                 "delay; seq/ack relative to each side's ISN; states from the samples):")
+
+
+def _told(obs: Observation, events: list[tuple[float, str]], segs: list[Segment], dead_ping: bool,
+          header: str) -> list[str]:
+    """The events in time order from the first segment, under `header`; with no segment the calls
+    tell the story, after why nothing was captured."""
+    if not segs:
+        events = events + _call_events(obs)
     if not events:
         return (_silence(obs, dead_ping) if not segs else []) + ["nothing was observed at all"]
     events.sort(key=lambda e: e[0])
-    t0 = segs[0].t if segs else events[0][0]
+    t0 = min(s.t for s in segs) if segs else events[0][0]
     lines = [f"{e[0] - t0:+9.3f} s  {e[1]}" for e in events]
     if not segs:
         return _silence(obs, dead_ping) + lines
-    head = [DEAD_PING] if dead_ping else []
-    return head + [f"what happened (segments as {obs.client_host}'s interface saw them, outgoing ones after its own link "
-                   "delay; seq/ack relative to each side's ISN; states from the samples):"] + lines
+    return ([DEAD_PING] if dead_ping else []) + [header] + lines
 
 
 def terminal_copy(story: list[str], path: Path, limit: int = TERMINAL_LINES) -> list[str]:

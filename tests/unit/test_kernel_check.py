@@ -4,7 +4,8 @@ from __future__ import annotations
 from harness.analyse.kernel_check import check_kernel_sends, tolerance_s
 from harness.analyse.segments import Segment
 from harness.model import Impairment
-from harness.record.kernel_sends import kernel_pcap, setup_commands, tx_device
+from harness.analyse.connection import kernel_pcap_path
+from harness.record.kernel_sends import setup_commands, tx_device
 
 CLIENT, SERVER = "10.0.0.1", "10.0.0.2"
 
@@ -16,7 +17,7 @@ def seg(t: float, flags: str, seq: int, src: str = CLIENT, tsval: int | None = 7
 
 
 def check(at_interface, kernel, egress=Impairment(delay_s=0.025)):
-    return check_kernel_sends("client", CLIENT, "client-eth0", at_interface, kernel, egress)
+    return check_kernel_sends("client", CLIENT, at_interface, kernel, egress)
 
 
 def test_sends_earlier_by_the_delay_pass_and_incoming_segments_are_not_asked_for():
@@ -102,7 +103,7 @@ def test_set_up_without_dummy_or_matchall_uses_a_veth_pair_and_u32():
 
 def test_names_fit_the_kernel_and_the_analysis_finds_the_file(tmp_path):
     assert len(tx_device("a" * 9) + "p") <= 15
-    assert kernel_pcap(tmp_path, "server") == tmp_path / "server.kernel.pcap"
+    assert kernel_pcap_path(tmp_path, "server") == tmp_path / "pcap" / "server.kernel.pcap"
 
 
 def _write_pcap(path, segments: list[Segment]) -> None:
@@ -124,7 +125,7 @@ def test_the_runner_checks_each_hosts_kernel_pcap_against_its_interfaces(tmp_pat
     """The files the runner reads (pcap/<intf>.pcap, pcap/<host>.kernel.pcap) and what it says."""
     from types import SimpleNamespace
 
-    from harness.runner import _kernel_send_problems
+    from harness.runner import Recording, _kernel_send_problems
     (tmp_path / "pcap").mkdir()
     _write_pcap(tmp_path / "pcap" / "client-eth0.pcap", [seg(1.025, "S", 100, tsval=None), seg(2.025, "F", 101, tsval=None)])
     _write_pcap(tmp_path / "pcap" / "client.kernel.pcap", [seg(1.0, "S", 100, tsval=None)])
@@ -132,7 +133,7 @@ def test_the_runner_checks_each_hosts_kernel_pcap_against_its_interfaces(tmp_pat
     _write_pcap(tmp_path / "pcap" / "server.kernel.pcap", [seg(1.05, "SA", 500, src=SERVER, tsval=None)])
     plan = SimpleNamespace(work_dir=tmp_path, addresses={"client": CLIENT, "server": SERVER},
                            experiment=SimpleNamespace(topology=SimpleNamespace(hosts=("client", "server"))))
-    rec = SimpleNamespace(egress={"client-eth0": ("client", Impairment(delay_s=0.025)), "s1-eth1": ("s1", Impairment()),
+    rec = Recording(egress={"client-eth0": ("client", Impairment(delay_s=0.025)), "s1-eth1": ("s1", Impairment()),
                                   "server-eth0": ("server", Impairment())})
     problems = _kernel_send_problems(plan, rec)
     assert len(problems) == 1 and problems[0].startswith("client's kernel capture: F ") and "not in it" in problems[0]
