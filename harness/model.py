@@ -242,11 +242,95 @@ class AgentStep:
 
 
 @dataclass(frozen=True)
+class LengthSpec:
+    """`len:` of a packet pattern or a network-step match: the TCP payload length in bytes, exact
+    (`len: 0`, `len: 1000`) or a range (`len: ">0"`, `len: "1-1448"`); high None: no upper bound."""
+    low: int
+    high: int | None
+    text: str = ""              # as written, for reports
+
+    def fits(self, length: int) -> bool:
+        return length >= self.low and (self.high is None or length <= self.high)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# TCP options a pattern, a match or an injected segment can name: name -> (kind, what a value means)
+TCP_OPTION_KINDS: dict[str, tuple[int, str]] = {
+    "mss": (2, "the maximum segment size, bytes"),
+    "wscale": (3, "the window scale shift, 0-14"),
+    "sackok": (4, "SACK permitted (SYN and SYN+ACK only); no value"),
+    "sack": (5, "SACK blocks; value: how many"),
+    "ts": (8, "timestamps; no value (TSval/TSecr are the stack's)"),
+}
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One entry of `options:` on a pattern or match: the option is there (value None: any value),
+    is there with this value, or is absent (present False)."""
+    name: str                   # a key of TCP_OPTION_KINDS
+    present: bool = True
+    value: int | None = None
+
+    def fits(self, options: dict[str, int]) -> bool:
+        """`options`: a segment's options, name -> value (1 for those without one; see Segment.options)."""
+        if not self.present:
+            return self.name not in options
+        return self.name in options and (self.value is None or options[self.name] == self.value)
+
+    def __str__(self) -> str:
+        return f"no {self.name}" if not self.present else self.name + (f"={self.value}" if self.value is not None else "")
+
+
+@dataclass(frozen=True)
 class PacketMatch:
     """Which segments a network step acts on (every field given must match)."""
     flags: str | None = None    # exact set of S F R A U (PSH ignored), e.g. S, SA, A
     sport: int | None = None
     dport: int | None = None
+    length: LengthSpec | None = None          # len: payload bytes
+    options: tuple[OptionSpec, ...] = ()      # options: each must hold
+
+
+@dataclass(frozen=True)
+class ConnTerm:
+    """A sequence or ack number of an injected segment, as written: a number, or a named
+    connection's figure as the capture at the switch has seen it so far plus an offset
+    (`a.snd_nxt`, `a.rcv_nxt + 1`, `a.snd_una - 1`). Figures are those of the named socket's own
+    side: snd_nxt (next sequence it will send), snd_una (highest ack it has received), rcv_nxt
+    (next sequence it expects from its peer), isn, peer_isn."""
+    socket: str | None          # None: the number `offset`
+    figure: str | None = None   # snd_nxt | snd_una | rcv_nxt | isn | peer_isn
+    offset: int = 0
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class InjectSpec:
+    """What `network: inject` sends, from `sender`'s side toward `receiver`, out of the switch
+    port facing the receiver (so it crosses the receiver's link, delay included). A TCP segment on
+    `socket`'s four-tuple (or on sport/dport given), or an ICMP error about the last segment the
+    receiver sent on that connection."""
+    socket: str | None = None             # the named connection whose four-tuple and figures it uses
+    sport: int | None = None              # the injected segment's ports (default: the connection's)
+    dport: int | None = None
+    flags: str = ""                       # S A F R P U letters, as sent (PSH counts here)
+    seq: ConnTerm | None = None           # default: the sender side's snd_nxt
+    ack: ConnTerm | None = None           # default: the sender side's rcv_nxt (when A is in flags)
+    window: int | None = None             # default: the last window the sender side advertised
+    length: int = 0                       # payload bytes (zeros), or...
+    payload: str | None = None            # ...this text
+    options: tuple[tuple[str, int | None], ...] = ()   # (TCP_OPTION_KINDS name, value) to put in, in order
+    ttl: int = 64
+    icmp: str | None = None               # net-unreachable | host-unreachable | port-unreachable | frag-needed
+    mtu: int | None = None                # frag-needed: the next-hop MTU it reports
+    after: Event | None = None            # inject when this event is seen at the switch (`client receives FA`)...
+    wait_s: float = 0.0                   # ...plus this long (the step's at: is then unused)
 
 
 @dataclass(frozen=True)
@@ -254,7 +338,7 @@ class NetworkStep:
     """The network acting on chosen segments from `sender` to `receiver`, at the egress port of
     the first switch on the path (never in the sender's own qdisc: Linux would not retransmit a
     segment still queued on its host)."""
-    action: str                 # hold | drop | delay | duplicate
+    action: str                 # hold | drop | delay | duplicate | inject
     sender: str
     receiver: str
     match: PacketMatch
@@ -263,6 +347,7 @@ class NetworkStep:
     nth: int | None = None      # only the Nth matching segment...
     count: int | None = None    # ...or the first N; neither: every one
     extra_s: float | None = None  # hold/delay: time added on top of the link's own delay
+    inject: InjectSpec | None = None  # inject: the segment it sends (match/nth/count unused)
 
 
 @dataclass(frozen=True)
@@ -300,9 +385,11 @@ class SeqTerm:
 @dataclass(frozen=True)
 class PacketPattern:
     sender: str
-    flags: str
+    flags: str                  # PSH ignored, but a pattern written with P needs data (len > 0)
     seq: SeqTerm | None = None
     ack: SeqTerm | None = None
+    length: LengthSpec | None = None          # len: payload bytes
+    options: tuple[OptionSpec, ...] = ()      # options: each must hold
 
 
 @dataclass(frozen=True)
@@ -390,6 +477,20 @@ class HandshakeExpectation:
 
 
 @dataclass(frozen=True)
+class CountExpectation:
+    """A kernel figure's expected value, as written: `1`, `">=1"`, `"<3"`, `"1-3"` (low..high
+    inclusive, high None: no upper bound). Used by `counters:` (a host's TCP MIB counters, nstat's
+    names, as a difference over the run) and `tcp_info:` (a socket's struct tcp_info fields)."""
+    name: str                   # TcpExtTCPChallengeACK, TcpRetransSegs, ... | total_retrans, backoff, snd_mss, ...
+    low: int
+    high: int | None
+    text: str = ""
+
+    def fits(self, value: int) -> bool:
+        return value >= self.low and (self.high is None or value <= self.high)
+
+
+@dataclass(frozen=True)
 class Expectations:
     """Per subject (a host, or a named socket: its own states, packets, bytes and errors) and overall."""
     states: dict[str, tuple[StateExpectation, ...]] = field(default_factory=dict)   # subject -> sequence
@@ -407,6 +508,8 @@ class Expectations:
     # a group ("c#*": every socket a `times: N` connect made, c#1 ... c#N) -> its members; the
     # states, received, errors and handshake keyed by the group hold for each member, judged as one verdict
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    counters: dict[str, tuple[CountExpectation, ...]] = field(default_factory=dict)   # host -> MIB deltas
+    tcp_info: dict[str, tuple[CountExpectation, ...]] = field(default_factory=dict)   # socket -> tcp_info fields
 
 
 @dataclass(frozen=True)
