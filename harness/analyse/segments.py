@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dpkt
 
+from harness.model import TCP_OPTION_KINDS
+
 # Written in the usual order: SA (SYN+ACK), FA (FIN+ACK), RA (RST+ACK), PA (PSH+ACK).
 _FLAGS = [(dpkt.tcp.TH_SYN, "S"), (dpkt.tcp.TH_FIN, "F"), (dpkt.tcp.TH_RST, "R"), (dpkt.tcp.TH_PUSH, "P"),
           (dpkt.tcp.TH_ACK, "A"), (dpkt.tcp.TH_URG, "U")]
@@ -25,6 +27,17 @@ class Segment:
     ack: int
     length: int
     tsval: int | None = None    # TCP timestamp: tells a retransmitted SYN from the original
+    tsecr: int | None = None
+    window: int = 0             # the window field as sent (unscaled)
+    # its TCP options in order, (harness.model.TCP_OPTION_KINDS name, value): mss and wscale their
+    # value, sack its number of blocks, sackok and ts 1; options of other kinds are left out
+    options: tuple[tuple[str, int], ...] = ()
+    ttl: int = 0
+
+    @property
+    def option_map(self) -> dict[str, int]:
+        """name -> value, what OptionSpec.fits takes."""
+        return dict(self.options)
 
 
 def read_segments(path: Path) -> list[Segment]:
@@ -37,8 +50,12 @@ def read_segments(path: Path) -> list[Segment]:
                 continue
             tcp = ip.data
             flags = "".join(letter for bit, letter in _FLAGS if tcp.flags & bit)
+            opts = _options(tcp)
+            tsval, tsecr = next(((struct.unpack(">II", data[:8])) for kind, data in opts
+                                 if kind == dpkt.tcp.TCP_OPT_TIMESTAMP and len(data) >= 8), (None, None))
             segments.append(Segment(float(ts), socket.inet_ntoa(ip.src), tcp.sport, socket.inet_ntoa(ip.dst),
-                                    tcp.dport, flags, tcp.seq, tcp.ack, _payload_length(ip, tcp), _tsval(tcp)))
+                                    tcp.dport, flags, tcp.seq, tcp.ack, _payload_length(ip, tcp), tsval, tsecr,
+                                    tcp.win, _named_options(opts), ip.ttl))
     return segments
 
 
@@ -51,12 +68,30 @@ def _payload_length(ip, tcp) -> int:
     return len(tcp.data)
 
 
-def _tsval(tcp) -> int | None:
+def _options(tcp) -> list[tuple[int, bytes]]:
     try:
-        opts = dpkt.tcp.parse_opts(tcp.opts)
-    except Exception:        # a malformed option list: no timestamp to read
-        return None
-    return next((struct.unpack(">I", data[:4])[0] for kind, data in opts if kind == dpkt.tcp.TCP_OPT_TIMESTAMP and len(data) >= 8), None)
+        return dpkt.tcp.parse_opts(tcp.opts)
+    except Exception:        # a malformed option list: no options to read
+        return []
+
+
+_KIND_NAMES = {kind: name for name, (kind, _) in TCP_OPTION_KINDS.items()}
+
+
+def _named_options(opts: list[tuple[int, bytes]]) -> tuple[tuple[str, int], ...]:
+    """The options Segment.options keeps, each with its value (see there)."""
+    out = []
+    for kind, data in opts:
+        name = _KIND_NAMES.get(kind)
+        if name == "mss" and len(data) >= 2:
+            out.append((name, struct.unpack(">H", data[:2])[0]))
+        elif name == "wscale" and len(data) >= 1:
+            out.append((name, data[0]))
+        elif name == "sack":
+            out.append((name, len(data) // 8))
+        elif name in ("sackok", "ts"):
+            out.append((name, 1))
+    return tuple(out)
 
 
 def of_connection(segments: list[Segment], a: tuple[str, int], b: tuple[str, int]) -> list[Segment]:
