@@ -8,7 +8,8 @@ from pathlib import Path
 
 import dpkt
 
-from harness.model import TCP_OPTION_KINDS
+from harness.load.segment_fields import needs_data
+from harness.model import TCP_OPTION_KINDS, LengthSpec, OptionSpec, flag_set
 
 # Written in the usual order: SA (SYN+ACK), FA (FIN+ACK), RA (RST+ACK), PA (PSH+ACK).
 _FLAGS = [(dpkt.tcp.TH_SYN, "S"), (dpkt.tcp.TH_FIN, "F"), (dpkt.tcp.TH_RST, "R"), (dpkt.tcp.TH_PUSH, "P"),
@@ -38,6 +39,22 @@ class Segment:
     def option_map(self) -> dict[str, int]:
         """name -> value, what OptionSpec.fits takes."""
         return dict(self.options)
+
+
+def segment_fits(seg: Segment, flags: str | None, length: LengthSpec | None = None,
+                 options: tuple[OptionSpec, ...] = ()) -> bool:
+    """Does the segment fit a packet pattern's or a network-step match's flags, len: and options:?
+    Flags compare without PSH (flags None: any), but flags written with P need data unless len:
+    says what length (harness.load.segment_fields.needs_data); every option entry must hold."""
+    if flags is not None and flag_set(seg.flags) != flag_set(flags):
+        return False
+    if length is not None:
+        if not length.fits(seg.length):
+            return False
+    elif flags is not None and needs_data(flags) and seg.length == 0:
+        return False
+    present = seg.option_map
+    return all(option.fits(present) for option in options)
 
 
 def read_segments(path: Path) -> list[Segment]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.sockets import UNIT_EXAMPLES, check_name, member_name, option_value, resolve_sockets, socket_table
+from harness.load.segment_fields import parse_length, parse_options
 from harness.load.units import MAX_COUNT, PORT_RANGE, bounded_int, parse_bytes, parse_seconds
 from harness.load.yaml_lines import LineDict, check_keys, expect_type, item_line
 from harness.model import SOCKET_OPTIONS, TCP_STATE_ORDER, NetworkStep, PacketMatch, Step, Topology, listener_name
@@ -39,8 +40,8 @@ MAX_TIMES = 1000                                      # times: N connects of one
 NETWORK_KEYS = ("network", "from", "to", "at", "match", "nth", "count", "for")
 NETWORK_REQUIRED = ("network", "from", "to")
 NETWORK_TIMED = ("hold", "delay")                     # these need for:, the others refuse it
-MATCH_KEYS = ("flags", "sport", "dport")
-MATCH_FLAGS = r"[SAFRU]+"
+MATCH_KEYS = ("flags", "sport", "dport", "len", "options")
+MATCH_FLAGS = r"[SAFRPU]+"     # P: the segment carries data (harness.load.segment_fields.needs_data)
 NETWORK_EXAMPLE = "{at: 0s, network: hold, from: client, to: server, match: {flags: S}, nth: 1, for: 3s}"
 
 
@@ -144,9 +145,12 @@ def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
     flags = raw_match.get("flags")
     if flags is not None and not re.fullmatch(MATCH_FLAGS, str(flags)):
         _fail(f"match flags {flags!r} are not TCP flag letters.", path, raw_match.line_of("flags"),
-              fix="use S A F R U (PSH is ignored), e.g. S for a SYN, SA for a SYN+ACK, A for a pure ACK.")
+              fix="use S A F R P U, e.g. S for a SYN, SA for a SYN+ACK, A for any ACK, PA for an ACK with data "
+                  "(P asks for data; A with len: 0 for a bare ACK).")
     ports = {k: _port(raw_match[k], path, raw_match.line_of(k), k, f"{k}: 5001") for k in ("sport", "dport") if k in raw_match}
-    match = PacketMatch(str(flags) if flags is not None else None, ports.get("sport"), ports.get("dport"))
+    length = parse_length(raw_match["len"], path, raw_match.line_of("len")) if "len" in raw_match else None
+    options = parse_options(raw_match["options"], path, raw_match.line_of("options")) if "options" in raw_match else ()
+    match = PacketMatch(str(flags) if flags is not None else None, ports.get("sport"), ports.get("dport"), length, options)
     if "nth" in item and "count" in item:
         _fail("a network step takes nth (only the Nth segment) or count (the first N), not both.", path, item.line)
     picks = {}

@@ -95,7 +95,7 @@ BAD = [  # (what, old, new): both the schema and the loader must refuse each
     ("equals .rtt", "equals: 1rtt", "equals: .rtt"), ("equals 1.2.3rtt", "equals: 1rtt", "equals: 1.2.3rtt"),
     ("between one", "between: [0s, 2rtt]", "between: [0s]"), ("between abc", "between: [0s, 2rtt]", "between: [0s, abc]"),
     ("timing a list", "    hs: {from", "    hs: [1]\n    hx: {from"),
-    ("accepted -1", "accepted: 1", "accepted: -1"), ("match flag P", "flags: S, dport", "flags: SP, dport"),
+    ("accepted -1", "accepted: 1", "accepted: -1"), ("match flag X", "flags: S, dport", "flags: SX, dport"),
     ("two actions", "{at: 2s, on: client, close: true}", "{at: 2s, on: client, close: true, abort: true}"),
     ("at and after", "{at: 2s, on: client, close: true}", "{at: 2s, after: 1s, on: client, close: true}"),
     ("bare duration", "duration: 5s", "duration: 5"), ("duration 1e400", "duration: 5s", "duration: 1e400"),
