@@ -47,6 +47,7 @@ class NetworkCheck:
     counted: int
     segments: list[PickedSegment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    injected: list[dict] = field(default_factory=list)   # inject: the injector's record (harness.analyse.injected)
 
     @property
     def passed(self) -> bool:
@@ -60,17 +61,30 @@ class NetworkCheck:
         """result.json's `network` entry (the shape it had as a dict: from/to, segments as objects)."""
         return {"line": self.line, "action": self.action, "from": self.sender, "to": self.receiver,
                 "matching": self.matching, "picked": self.picked, "counted": self.counted,
-                "segments": [s.to_json() for s in self.segments], "problems": list(self.problems)}
+                "segments": [s.to_json() for s in self.segments], "problems": list(self.problems)} \
+            | ({"injected": self.injected} if self.injected else {})
 
 
 def matches(step: NetworkStep, seg: Segment, src_ip: str, dst_ip: str) -> bool:
+    """Does the step's match pick this segment, as its nft rule does (harness.lab.packet_rules):
+    direction, ports, flags without PSH, payload length (flags with P: data, unless len: says),
+    options."""
     if (seg.src, seg.dst) != (src_ip, dst_ip):
         return False
-    if step.match.sport is not None and seg.sport != step.match.sport:
+    match = step.match
+    if match.sport is not None and seg.sport != match.sport:
         return False
-    if step.match.dport is not None and seg.dport != step.match.dport:
+    if match.dport is not None and seg.dport != match.dport:
         return False
-    return step.match.flags is None or flag_set(seg.flags) == flag_set(step.match.flags)
+    if match.flags is not None and flag_set(seg.flags) != flag_set(match.flags):
+        return False
+    if match.length is not None:
+        if not match.length.fits(seg.length):
+            return False
+    elif match.flags and "P" in match.flags and seg.length == 0:
+        return False
+    options = seg.option_map
+    return all(option.fits(options) for option in match.options)
 
 
 def _key(seg: Segment) -> tuple:

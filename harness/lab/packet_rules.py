@@ -1,11 +1,25 @@
 """Network steps made real: nftables bridge rules pick the segments, tc classes on the switch port
-hold or delay them (netem), or the rule drops them; a duplicate is made by nftables itself.
+hold or delay them (netem), or a second chain drops them; a duplicate is made by nftables itself.
 
-The rule runs in the bridge's forward hook of the root namespace (no br_netfilter, no conntrack)
-and counts what it picks with `numgen inc`, evaluated only for segments that matched everything
-before it: `numgen inc mod M == N-1` is exactly the Nth match. Picked segments get a mark; on the
-port's qdisc, a prio qdisc sends marked ones to their own netem band and everything else through
-the link's own netem, unchanged.
+Two base chains sit in the bridge's forward hook of the root namespace (no br_netfilter, no
+conntrack). The first ("rules", priority 0) only counts and marks: each step's rule counts what it
+picks with `numgen inc`, evaluated only for segments that matched everything before it in that
+rule, so `numgen inc mod M == N-1` is exactly the Nth match, and sets the step's own mark. Nothing
+is dropped there, so every rule sees every segment its match fits, whatever the other steps do:
+measured in the 6.1 VM (tests/fixtures/drop_second_and_third_syn.yaml), drop rules in that chain
+counted only what earlier drop rules let through (`nth: 2`, `nth: 3`, `nth: 1` on one match dropped
+SYNs #2, #4 and #1). The second ("drops", priority 10) drops the marks of drop steps; its rules go
+in before the run, so a timed step switched on later changes only the first chain. On the port's
+qdisc, a prio qdisc sends the marks of hold and delay steps to their own netem band and everything
+else through the link's own netem, unchanged. A segment two steps pick carries the mark of the one
+whose rule comes later in the chain (added later).
+
+`len:` and `options:` of a match are nft expressions too: the payload length is the IP total
+length less 20 (`ip hdrlength 5`: Linux sends TCP without IP options) and less the TCP header, so
+it is matched as the pair (ip length, tcp doff) against a set with one range per header length;
+options with `tcp option NAME exists|missing` or their value (maxseg size, window count, the sack
+option's length for its number of blocks). A match flag P requires data (len > 0) unless len: is
+given; the flags themselves are compared without PSH.
 
 Duplicates cannot come from netem: kernel commit ec8e0e3d7ade (2025, "net/sched: Restrict
 conditions for adding duplicating netems to qdisc tree", in stable 6.1.y and 6.12.y too) makes
@@ -28,7 +42,7 @@ from typing import NamedTuple
 
 from harness.errors import RunFailed
 from harness.lab.lifecycle import Lifecycle
-from harness.model import Impairment, NetworkStep
+from harness.model import Impairment, LengthSpec, NetworkStep, OptionSpec, PacketMatch
 from harness.runlog import node_cmd, node_pexec, run_command
 
 _FLAG_WORDS = {"S": "syn", "F": "fin", "R": "rst", "A": "ack", "U": "urg"}
@@ -52,28 +66,115 @@ def table_name() -> str:
 
 def nft_rule(step: NetworkStep, port: str, src_ip: str, dst_ip: str, mark: int) -> str:
     """The nft rule text for one network step (pure, so it is unit-tested). A duplicate's rule
-    lives in its ingress port's own chain, so it names only the port the copy leaves by."""
+    lives in its ingress port's own chain, so it names only the port the copy leaves by; every
+    other step's rule only marks (a drop step's mark is dropped by the drops chain: drop_rule)."""
     duplicate = step.action == "duplicate"
     parts = [] if duplicate else [f'oifname "{port}"']
     parts += [f"ip saddr {src_ip}", f"ip daddr {dst_ip}", "ip protocol tcp"]
-    if step.match.sport is not None:
-        parts.append(f"tcp sport {step.match.sport}")
-    if step.match.dport is not None:
-        parts.append(f"tcp dport {step.match.dport}")
-    if step.match.flags:
-        wanted = "|".join(_FLAG_WORDS[f] for f in step.match.flags)
-        parts.append(f"tcp flags & (fin|syn|rst|ack|urg) == ({wanted})")
+    parts += match_exprs(step.match)
     if step.nth:
         parts.append(f"numgen inc mod {_BIG} == {step.nth - 1}")
     elif step.count:
         parts.append(f"numgen inc mod {_BIG} < {step.count}")
     parts.append("counter")
-    if duplicate:
-        parts.append(f'dup to "{port}"')
-    else:
-        parts.append("drop" if step.action == "drop" else f"meta mark set {mark}")
+    parts.append(f'dup to "{port}"' if duplicate else f"meta mark set {mark}")
     parts.append(f'comment "step-{step.index}"')
     return " ".join(parts)
+
+
+def drop_rule(step: NetworkStep, mark: int) -> str:
+    """The drops chain's rule for a drop step: drop what its rule in the "rules" chain marked."""
+    return f'meta mark {mark} counter drop comment "drop-{step.index}"'
+
+
+def match_exprs(match: PacketMatch) -> list[str]:
+    """The nft expressions of a match's ports, flags (PSH ignored), payload length and options."""
+    parts = []
+    if match.sport is not None:
+        parts.append(f"tcp sport {match.sport}")
+    if match.dport is not None:
+        parts.append(f"tcp dport {match.dport}")
+    if match.flags:
+        wanted = "|".join(_FLAG_WORDS[f] for f in match.flags if f != "P")     # P: data, below
+        parts.append(f"tcp flags & (fin|syn|rst|ack|urg) == {f'({wanted})' if wanted else 0}")
+    length = match_length(match)
+    if length is not None:
+        parts.append(length_expr(length))
+    parts += [option_expr(o) for o in match.options]
+    return parts
+
+
+def match_length(match: PacketMatch) -> LengthSpec | None:
+    """The payload length a match asks for: its len:, else "> 0" when its flags have P (data)."""
+    if match.length is not None:
+        return match.length
+    if match.flags and "P" in match.flags:
+        return LengthSpec(1, None, ">0")
+    return None
+
+
+_TCP_HEADER_WORDS = range(5, 16)          # tcp doff: 20 to 60 bytes of TCP header
+_IP_MAX = 65535
+_MAX_PAYLOAD = _IP_MAX - 20 - 20          # the most an IPv4 segment can carry
+
+
+def length_expr(length: LengthSpec) -> str:
+    """Payload bytes as (IP total length, TCP header) pairs: nft cannot subtract one field from
+    another, so each TCP header length gets its own range of total lengths. The header length is
+    read as the whole byte 12 of the TCP header (doff in its high 4 bits, so doff 5 is 0x50-0x5f):
+    nft 1.0.6 garbles the 4-bit `tcp doff` in a concatenation (measured here: `ip length . tcp
+    doff { 41-65535 . 5 }` lists back as `tcp doff >> 4 { 0 . 0 }`, and `nft -j list` then aborts
+    with "concat_expr_msort_value: Assertion `ilen > 0' failed")."""
+    elements = []
+    for doff in _TCP_HEADER_WORDS:
+        headers = 20 + 4 * doff
+        low = headers + length.low
+        high = min(_IP_MAX, headers + length.high) if length.high is not None else _IP_MAX
+        if low > high:
+            continue
+        total = f"{low}" if low == high else f"{low}-{high}"
+        elements.append(f"{total} . {doff << 4:#x}-{doff << 4 | 0xf:#x}")
+    return f"ip hdrlength 5 ip length . @th,96,8 {{ {', '.join(elements)} }}"
+
+
+# options: name -> (nft's name for it, nft's field holding the value)
+_NFT_OPTIONS = {"mss": ("maxseg", "size"), "wscale": ("window", "count"), "sackok": ("sack-perm", None),
+                "sack": ("sack", "length"), "ts": ("timestamp", None)}
+_MAX_SACK_BLOCKS = 4                      # 2 + 8 * 4 = 34 of the 40 bytes of option space
+
+
+def option_expr(option: OptionSpec) -> str:
+    """One option: present (any value), absent, or present with a value (sack: its number of
+    blocks, which nft sees as the option's length, 2 + 8 per block)."""
+    name, field = _NFT_OPTIONS[option.name]
+    if not option.present:
+        return f"tcp option {name} missing"
+    if option.value is None:
+        return f"tcp option {name} exists"
+    value = 2 + 8 * option.value if option.name == "sack" else option.value
+    return f"tcp option {name} {field} {value}"
+
+
+def nft_can_express(match: PacketMatch) -> str | None:
+    """Why the switch's nftables rule cannot pick what `match` asks for, or None when it can (for
+    the loader to refuse such a match with the reason)."""
+    length = match_length(match)
+    if length is not None and length.low > _MAX_PAYLOAD:
+        return f"len: {length.text or length.low} is more than an IPv4 TCP segment can carry ({_MAX_PAYLOAD} bytes)"
+    for option in match.options:
+        if option.name not in _NFT_OPTIONS:
+            return f"the switch's rules cannot match the TCP option {option.name!r}"
+        if option.value is None:
+            continue
+        if option.name in ("sackok", "ts"):
+            return f"options: {option.name} takes only true or false at the switch"
+        if option.name == "sack" and not 1 <= option.value <= _MAX_SACK_BLOCKS:
+            return f"options: sack {option.value}: a SACK option holds 1 to {_MAX_SACK_BLOCKS} blocks"
+        if option.name == "mss" and not 0 <= option.value <= 65535:
+            return f"options: mss {option.value} is not a 16-bit value"
+        if option.name == "wscale" and not 0 <= option.value <= 255:
+            return f"options: wscale {option.value} is not an 8-bit value"
+    return None
 
 
 def rule_home(placed: list[PlacedStep]) -> list[tuple[str, str]]:
@@ -113,6 +214,7 @@ class PacketRules(Lifecycle):
     ledger removes the tables (they carry the ledger's name)."""
 
     def __init__(self, placed: list[PlacedStep], root_node, ledger) -> None:
+        placed = [p for p in placed if p.step.action != "inject"]     # harness.lab.injector sends those
         self.node, self.table = root_node, table_name()
         self.marked = [(p, 0x10 + i) for i, p in enumerate(placed)]    # each step's packet mark
         self.homes = rule_home(placed)
@@ -131,6 +233,12 @@ class PacketRules(Lifecycle):
             _run(self.node, ["nft", "add", "table", "bridge", self.table])
             _run(self.node, ["nft", "add", "chain", "bridge", self.table, "rules",
                              "{ type filter hook forward priority 0; policy accept; }"])
+            drops = [(p, mark) for p, mark in self.marked if p.step.action == "drop"]
+            if drops:       # after "rules" on the same hook; all in now: a timed step only adds a mark
+                _run(self.node, ["nft", "add", "chain", "bridge", self.table, "drops",
+                                 "{ type filter hook forward priority 10; policy accept; }"])
+                for p, mark in drops:
+                    _run(self.node, ["nft", f"add rule bridge {self.table} drops {drop_rule(p.step, mark)}"])
             if "netdev" in self.families:
                 _run(self.node, ["nft", "add", "table", "netdev", self.table])
                 for chain, device in netdev_chains(placed).items():

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from harness.analyse.connection import observe
-from harness.analyse.network import check_step
+from harness.analyse.network import check_step, matches
 from harness.analyse.segments import read_segments
 from harness.judge import judge_all
 from harness.lab.packet_rules import nft_rule
 from harness.load import load_experiment
-from harness.model import NetworkStep, PacketMatch, StepRecord
+from harness.model import LengthSpec, NetworkStep, OptionSpec, PacketMatch, StepRecord
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "tests" / "fixtures" / "stale_syn_vm"
@@ -30,7 +30,8 @@ def test_nft_rule_picks_only_the_nth_match_and_counts():
 def test_nft_rule_for_drops_and_counts():
     drop_all = replace(HOLD, action="drop", nth=None, extra_s=None, match=PacketMatch("SA", 5001, None))
     rule = nft_rule(drop_all, "s1-eth1", "10.0.0.2", "10.0.0.1", 16)
-    assert "tcp sport 5001" in rule and "== (syn|ack)" in rule and "numgen" not in rule and "counter drop" in rule
+    assert "tcp sport 5001" in rule and "== (syn|ack)" in rule and "numgen" not in rule
+    assert rule.endswith('counter meta mark set 16 comment "step-17"')     # the drops chain drops mark 16
     first_two = replace(HOLD, nth=None, count=2)
     assert "numgen inc mod 4000000000 < 2 counter" in nft_rule(first_two, "p", "a", "b", 16)
 
@@ -238,3 +239,82 @@ def test_a_timed_step_only_picks_what_came_after_its_rule_went_in():
     assert (timed.matching, timed.picked) == (2, 2) and timed.problems == []
     unsure = check_step(drop_all, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025, (0.99, 1.01))
     assert any("while its rule was being switched on" in p for p in unsure.problems)
+
+
+# --- several drop steps on one match (tests/fixtures/drop_second_and_third_syn.yaml, 6.1 VM): steps
+# nth 2, nth 3, nth 1 on the client's SYN. Each step's nth counts every SYN reaching the switch.
+DROPS_YAML = REPO / "tests" / "fixtures" / "drop_second_and_third_syn.yaml"
+
+
+def drop_steps():
+    return load_experiment(DROPS_YAML).network
+
+
+def test_three_drops_on_one_match_each_took_its_own_syn():
+    """After the fix: SYNs #1-#3 dropped, #4 through; each rule counted 1."""
+    run = REPO / "tests" / "fixtures" / "drop_second_and_third_syn_vm"
+    arriving, leaving = read_segments(run / "s1-eth1.pcap"), read_segments(run / "s1-eth2.pcap")
+    syns = [s.t for s in arriving if s.flags == "S"]
+    assert len(syns) == 4 and [s.flags for s in leaving][:1] == ["S"] and leaving[0].t - syns[3] == pytest.approx(0.025, abs=0.002)
+    for step, nth in zip(drop_steps(), (2, 3, 1)):
+        assert step.nth == nth
+        report = check_step(step, 1, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
+        assert report.problems == [] and (report.matching, report.picked, report.counted) == (4, 1, 1)
+        assert [s.arrived for s in report.segments] == [syns[nth - 1]] and report.segments[0].left == []
+
+
+def test_a_rule_that_counted_only_what_earlier_drops_let_through_is_caught():
+    """Before the fix (same file, same VM): the drops in one chain dropped #2 and #1, the nth-3
+    rule saw only #1 and #3 and counted nothing, and #3 made the connection."""
+    run = REPO / "tests" / "fixtures" / "drop_second_and_third_syn_before_vm"
+    arriving, leaving = read_segments(run / "s1-eth1.pcap"), read_segments(run / "s1-eth2.pcap")
+    reports = [check_step(step, counted, arriving, leaving, "10.0.0.1", "10.0.0.2", 0.025)
+               for step, counted in zip(drop_steps(), (1, 0, 1))]
+    assert [r.problems for r in reports][0::2] == [[], []] and all(r.matching == 3 for r in reports)
+    assert any("its rule picked 0 segment(s) but the capture shows 1 to pick out of 3 matching" in p for p in reports[1].problems)
+    assert any("was to be dropped but left the switch" in p for p in reports[1].problems)
+
+
+# --- len:, options: and P: what the analysis counts must be what the switch's rule counted. Recorded
+# in the 6.1 VM (tests/fixtures/drop_rules_len_options_vm/recorded.json says how): 14 crafted
+# segments (options, payload lengths, TCP headers of 20-60 bytes) against these matches.
+L = LengthSpec
+MATCHES = [
+    PacketMatch("S"), PacketMatch("A"), PacketMatch("PA"), PacketMatch("A", length=L(0, 0, "0")),
+    PacketMatch("A", length=L(1, None, ">0")), PacketMatch(length=L(100, 1000, "100-1000")),
+    PacketMatch(length=L(1448, 1448, "1448")), PacketMatch(length=L(0, 99, "<100")), PacketMatch(length=L(40, 40, "40")),
+    PacketMatch("S", options=(OptionSpec("mss", True, 1460),)), PacketMatch(options=(OptionSpec("mss"),)),
+    PacketMatch(options=(OptionSpec("ts", False),)), PacketMatch(options=(OptionSpec("ts"),)),
+    PacketMatch(options=(OptionSpec("sackok"),)), PacketMatch(options=(OptionSpec("wscale", True, 7),)),
+    PacketMatch(options=(OptionSpec("wscale", True, 6),)), PacketMatch(options=(OptionSpec("sack"),)),
+    PacketMatch(options=(OptionSpec("sack", True, 1),)), PacketMatch(options=(OptionSpec("sack", True, 3),)),
+    PacketMatch(options=(OptionSpec("sack", False),)), PacketMatch("FA"), PacketMatch("FPA"),
+    PacketMatch("FA", length=L(0, 0, "0"), options=(OptionSpec("ts", False),)),
+    PacketMatch("S", options=(OptionSpec("mss", True, 1460), OptionSpec("ts"), OptionSpec("sackok"))),
+]
+
+
+def test_the_analysis_counts_what_the_switchs_len_and_options_rules_counted():
+    fix = REPO / "tests" / "fixtures" / "drop_rules_len_options_vm"
+    recorded = json.loads((fix / "recorded.json").read_text())["rules"]
+    segs = read_segments(fix / "s1-eth2.pcap")          # the 14, and the receiver's RSTs back
+    assert sum(s.src == "10.9.0.1" for s in segs) == 14 and len(recorded) == len(MATCHES)
+    for match, rec in zip(MATCHES, recorded):
+        step = NetworkStep("hold", "a", "b", match, rec["line"])
+        # the rule as written today is the one the VM ran (else this recording proves nothing)
+        assert nft_rule(step, "pb", "10.9.0.1", "10.9.0.2", rec["line"] - 84) == rec["rule"]
+        assert sum(matches(step, s, "10.9.0.1", "10.9.0.2") for s in segs) == rec["counted"], (match, rec)
+    assert [r["counted"] for r in recorded][:5] == [3, 9, 4, 5, 4]      # S; A; PA: data only; A len 0; A len >0
+
+
+def test_p_means_data_unless_len_says_otherwise():
+    from harness.analyse.segments import Segment
+    pure = Segment(0.0, "10.0.0.1", 40000, "10.0.0.2", 5001, "A", 1, 1, 0)
+    data = replace(pure, flags="PA", length=100)
+    fin = replace(pure, flags="FA")
+    step = NetworkStep("drop", "client", "server", PacketMatch("PA"), 9)
+    assert [matches(step, s, "10.0.0.1", "10.0.0.2") for s in (pure, data)] == [False, True]
+    bare_a = replace(step, match=PacketMatch("A"))
+    assert [matches(bare_a, s, "10.0.0.1", "10.0.0.2") for s in (pure, data)] == [True, True]   # PSH ignored
+    fin_no_data = replace(step, match=PacketMatch("FPA", length=L(0, 0, "0")))
+    assert matches(fin_no_data, fin, "10.0.0.1", "10.0.0.2") and not matches(fin_no_data, replace(fin, length=5), "10.0.0.1", "10.0.0.2")
