@@ -1,11 +1,13 @@
 """Segment patterns, in order, against the segments seen at the client's interface.
 
 Names bind on first use (`seq: x`), later terms must agree (`ack: x+1`). A pattern matches the
-next segment from its sender with the same flags (PSH ignored) whose bound terms agree; an
+next segment from its sender that fits its flags (PSH ignored, but flags written with P need
+data), len: and options: (harness.analyse.segments.segment_fits) and whose bound terms agree; an
 `either` tries its named alternatives and the report says which one happened."""
 from __future__ import annotations
 
-from harness.analyse.segments import Segment
+from harness.analyse.segments import Segment, segment_fits
+from harness.load.segment_fields import needs_data
 from harness.model import PacketChoice, PacketPattern, flag_set
 
 
@@ -28,20 +30,39 @@ def _bind(pattern: PacketPattern, seg: Segment, env: dict[str, int]) -> None:
             env[term.name] = getattr(seg, field)
 
 
+def _shape_misses(pattern: PacketPattern, seg: Segment) -> list[str]:
+    """What of the pattern's len:, options: and P (data) the segment of the right flags lacks."""
+    out = []
+    if pattern.length is not None and not pattern.length.fits(seg.length):
+        out.append(f"len={seg.length}, should be {pattern.length}")
+    elif pattern.length is None and needs_data(pattern.flags) and seg.length == 0:
+        out.append(f"len=0, and {pattern.flags} (written with P) needs data")
+    wrong = [str(o) for o in pattern.options if not o.fits(seg.option_map)]
+    if wrong:
+        out.append(f"options={_options(seg)}, should have {', '.join(wrong)}")
+    return out
+
+
 def _one(pattern: PacketPattern, segments: list[Segment], pos: int, env: dict[str, int],
          addr: dict[str, tuple[str, int]]) -> tuple[int, Segment | None, str]:
-    """Position after the match, the segment (None if no match), and a note on the nearest miss."""
-    miss = ""
+    """Position after the match, the segment (None if no match), and a note on the nearest miss:
+    the first segment of the same flags whose seq and ack agreed (only its len/options did not),
+    else the first of the same flags."""
+    miss = only_shape = ""
     for i in range(pos, len(segments)):
         seg = segments[i]
         if (seg.src, seg.sport) != addr.get(pattern.sender) or flag_set(seg.flags) != flag_set(pattern.flags):
             continue
         why = _agrees(pattern, seg, env)
-        if why is None:
+        if why is None and segment_fits(seg, pattern.flags, pattern.length, pattern.options):
             _bind(pattern, seg, env)
             return i + 1, seg, ""
-        miss = miss or f" (nearest: {pattern.sender} {seg.flags} seq={seg.seq} ack={seg.ack}: {why})"
-    return pos, None, miss
+        shape = "; ".join(_shape_misses(pattern, seg))
+        seen = f"{pattern.sender} {seg.flags} seq={seg.seq} ack={seg.ack}"
+        if why is None:
+            only_shape = only_shape or f" (nearest: {seen}, only its length/options differ: {shape})"
+        miss = miss or f" (nearest: {seen}: {why}" + (f"; {shape}" if shape else "") + ")"
+    return pos, None, only_shape or miss
 
 
 def _sequence(patterns, segments, pos, env, addr, lines) -> tuple[bool, int]:
@@ -61,11 +82,11 @@ def _sequence(patterns, segments, pos, env, addr, lines) -> tuple[bool, int]:
             continue
         pos, seg, miss = _one(pattern, segments, pos, env, addr)
         if seg is None:
-            lines.append(f"{pattern.sender} {pattern.flags}"
-                         + "".join(f" {f}={getattr(pattern, f)}" for f in ("seq", "ack") if getattr(pattern, f))
-                         + f": not seen{miss}")
+            lines.append(f"{_shown(pattern)}: not seen{miss}")
             return False, pos
-        lines.append(f"{pattern.sender} {seg.flags} seq={seg.seq} ack={seg.ack}")
+        lines.append(f"{pattern.sender} {seg.flags} seq={seg.seq} ack={seg.ack}"
+                     + (f" len={seg.length}" if pattern.length is not None or needs_data(pattern.flags) else "")
+                     + (f" options={_options(seg)}" if pattern.options else ""))
     return True, pos
 
 
@@ -81,5 +102,17 @@ def describe(patterns: tuple) -> str:
         if isinstance(p, PacketChoice):
             parts.append("either " + " | ".join(f"[{name}] {describe(option)}" for name, option in p.options))
         else:
-            parts.append(f"{p.sender} {p.flags}" + (f" seq={p.seq}" if p.seq else "") + (f" ack={p.ack}" if p.ack else ""))
+            parts.append(_shown(p))
     return "; ".join(parts)
+
+
+def _shown(p: PacketPattern) -> str:
+    """A pattern as the verdict's expected side says it: `client PA ack=x+1 len=1000 options=[ts, no sack]`."""
+    return (f"{p.sender} {p.flags}" + (f" seq={p.seq}" if p.seq else "") + (f" ack={p.ack}" if p.ack else "")
+            + (f" len={p.length}" if p.length is not None else "")
+            + (f" options=[{', '.join(map(str, p.options))}]" if p.options else ""))
+
+
+def _options(seg: Segment) -> str:
+    """A segment's options as a verdict shows them: [mss=1460, sackok, ts, wscale=9] (sack: its blocks)."""
+    return "[" + ", ".join(name if name in ("sackok", "ts") else f"{name}={value}" for name, value in seg.options) + "]"

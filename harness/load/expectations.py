@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.load.segment_fields import parse_length, parse_options
 from harness.load.sockets import SUBJECT_RE, SocketTable, quoted, shown
 from harness.load.steps import ACTIONS, STATES
 from harness.load.units import MAX_COUNT, bounded_int, parse_bytes, parse_time_spec, parse_tolerance
@@ -16,7 +17,7 @@ from harness.model import (Event, Expectations, HandshakeExpectation, PacketChoi
 TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
            "handshake_server": "SYN received -> final ACK received, at the server"}
 BUILTIN_AT = {"handshake_client": "client", "handshake_server": "server"}   # the end each is measured at
-PATTERN_KEYS = ("from", "flags", "seq", "ack")
+PATTERN_KEYS = ("from", "flags", "seq", "ack", "len", "options")
 PATTERN_FLAGS = r"[SAFRPU]+"
 HOST_EXPECT_KEYS = ("states", "received", "accepted", "errors")
 SOCKET_EXPECT_KEYS = ("states", "received", "errors", "packets", "handshake")   # a named socket's own: no accepted
@@ -118,12 +119,16 @@ def _pattern(item: object, sockets: SocketTable, path: Path, line: int) -> Packe
                         fix=f"use one of: {', '.join(sockets.hosts)}" + (f" or a socket: {named}" if named else "") + ".")
     if not isinstance(item["flags"], str) or not re.fullmatch(PATTERN_FLAGS, item["flags"]):
         raise UserError(f"flags {item['flags']!r} are not TCP flag letters.", file=str(path),
-                        line=item.line_of("flags"), fix="use letters S A F R P U, e.g. SA for SYN+ACK.")
+                        line=item.line_of("flags"), fix="use letters S A F R P U, e.g. SA for SYN+ACK, PA for an ACK "
+                                                        "with data (P asks for data), A with len: 0 for a bare ACK.")
     for key in ("seq", "ack"):
         if key in item and not _term_ok(item[key]):
             raise UserError(f"{key}: {item[key]!r} is not a name, name+N or a number.", file=str(path),
                             line=item.line_of(key), fix=f"write {key}: x or {key}: x+1.")
-    return PacketPattern(item["from"], str(item["flags"]), *(SeqTerm.parse(item[k]) if k in item else None for k in ("seq", "ack")))
+    length = parse_length(item["len"], path, item.line_of("len")) if "len" in item else None
+    options = parse_options(item["options"], path, item.line_of("options")) if "options" in item else ()
+    return PacketPattern(item["from"], str(item["flags"]), *(SeqTerm.parse(item[k]) if k in item else None for k in ("seq", "ack")),
+                         length, options)
 
 
 def _packets(raw: list, sockets: SocketTable, path: Path, line: int) -> tuple:

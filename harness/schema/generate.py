@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 
 from harness.load import expectations as ex
+from harness.load import segment_fields as sf
 from harness.load import sockets as so
 from harness.load import steps as st
 from harness.load import topology as tp
 from harness.load import units as un
 from harness.load.experiment import EXPERIMENT_KEYS, EXPERIMENT_REQUIRED
 from harness.load.matrix import LINK_PARAMETERS
-from harness.model import SOCKET_OPTIONS, TCP_STATE_ORDER
+from harness.model import SOCKET_OPTIONS, TCP_OPTION_KINDS, TCP_STATE_ORDER
 
 HERE = Path(__file__).resolve().parent
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -113,7 +114,8 @@ def experiment_schema() -> dict:
         "from": {"type": "string"},
         "to": {"type": "string"},
         "match": {"type": "object", "additionalProperties": False,
-                  "properties": {"flags": _pattern(st.MATCH_FLAGS), "sport": _port(), "dport": _port()}},
+                  "properties": {"flags": _pattern(st.MATCH_FLAGS), "sport": _port(), "dport": _port(),
+                                 "len": {"$ref": "#/$defs/segmentLength"}, "options": {"$ref": "#/$defs/segmentOptions"}}},
         "nth": _count(),
         "count": _count(),
         "for": {"$ref": "#/$defs/duration"},
@@ -194,10 +196,12 @@ def experiment_schema() -> dict:
             "packets": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/packet"}, {"$ref": "#/$defs/either"}]}},
             "packet": {"type": "object", "additionalProperties": False, "required": ["from", "flags"],
                        "properties": {"from": {"type": "string"}, "flags": _pattern(ex.PATTERN_FLAGS),
-                                      "seq": sequence_number, "ack": sequence_number}},
+                                      "seq": sequence_number, "ack": sequence_number,
+                                      "len": {"$ref": "#/$defs/segmentLength"}, "options": {"$ref": "#/$defs/segmentOptions"}}},
             "either": {"type": "object", "additionalProperties": False, "required": ["either"],
                        "properties": {"either": {"type": "object", "minProperties": 1,
                                                  "additionalProperties": {"type": "array", "items": {"$ref": "#/$defs/packet"}}}}},
+            **_segment_fields(),
             "event": _or_templated(_pattern(_event_regex())),
             "timing": {"type": "object", "additionalProperties": False, "properties": timing_properties,
                        "oneOf": [{"required": ["equals", "within"]}, {"required": ["between"]}],
@@ -223,6 +227,21 @@ def experiment_schema() -> dict:
             "templated": {"type": "string", "pattern": "\\$\\{[^}]+\\}",
                           "description": "${expression} over the matrix's names, worked out per cell"},
         },
+    }
+
+
+def _segment_fields() -> dict:
+    """len: and options: of a packet pattern or a network-step match (harness.load.segment_fields)."""
+    length = re.sub(r"\(\?P<\w+>", "(", sf._LENGTH.pattern)
+    options = {name: {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": sf.OPTION_VALUES[name][0],
+                                                      "maximum": sf.OPTION_VALUES[name][1]}]}
+               if name in sf.OPTION_VALUES else {"type": "boolean"} for name in TCP_OPTION_KINDS}
+    return {
+        "segmentLength": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": sf.MAX_LENGTH}, _pattern(length), TEMPLATED],
+                          "description": "TCP payload bytes: 0 (no data), 1000, \">0\", \">=100\", \"<100\", \"1-1448\""},
+        "segmentOptions": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": options,
+                           "description": "true: present, false: absent, a number: present with that value "
+                                          "(mss, wscale 0-14, sack: blocks)"},
     }
 
 

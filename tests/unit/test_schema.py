@@ -105,6 +105,14 @@ BAD = [  # (what, old, new): both the schema and the loader must refuse each
     ("packet flags", "flags: S, seq: x}", "flags: X, seq: x}"), ("seq 2^32", "flags: S, seq: x}", "flags: S, seq: 4294967296}"),
     ("event typo", "client calls connect", "client phones connect"),
     ("unknown top key", "duration: 5s", "duraton: 5s"),
+    ("match len -1", "flags: S, dport: 5001}", "flags: S, dport: 5001, len: -1}"),
+    ("match len 1B", "flags: S, dport: 5001}", "flags: S, dport: 5001, len: 1B}"),
+    ("match len 70000", "flags: S, dport: 5001}", "flags: S, dport: 5001, len: 70000}"),
+    ("match options ecn", "flags: S, dport: 5001}", "flags: S, dport: 5001, options: {ecn: true}}"),
+    ("match wscale 15", "flags: S, dport: 5001}", "flags: S, dport: 5001, options: {wscale: 15}}"),
+    ("packet ts value", "flags: S, seq: x}", "flags: S, seq: x, options: {ts: 5}}"),
+    ("packet options empty", "flags: S, seq: x}", "flags: S, seq: x, options: {}}"),
+    ("packet len range", "flags: S, seq: x}", "flags: S, seq: x, len: \"5 to 9\"}"),
 ]
 BAD_TOPOLOGY = [
     ("queue -5", "delay: 25ms}\n  - {a: server", "delay: 25ms, queue: -5}\n  - {a: server"),
