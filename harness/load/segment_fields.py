@@ -10,7 +10,8 @@ from harness.errors import UserError
 from harness.load.yaml_lines import LineDict
 from harness.model import TCP_OPTION_KINDS, LengthSpec, OptionSpec
 
-MAX_LENGTH = 65535                  # the IP total length bounds a segment's payload
+MAX_LENGTH = 65535 - 20 - 20        # an IPv4 total length less the smallest IP and TCP headers (a GSO
+                                    # aggregate in a capture too); the switch's nft rule can match no more
 LENGTH_EXAMPLES = 'len: 0 (a bare ACK), len: 1000, len: ">0", len: ">=100", len: "<100" or len: "1-1448"'
 # options with a value a pattern can ask for, and its range; the others take only true/false
 OPTION_VALUES = {"mss": (1, 65535), "wscale": (0, 14), "sack": (1, 4)}   # sack: blocks (4 fill the 40 option bytes)
@@ -39,7 +40,7 @@ def parse_length(value: object, path: Path, line: int) -> LengthSpec:
         low = int(m.group("low"))
         high = int(m.group("high")) if m.group("high") is not None else low
     if max(low, high or 0) > MAX_LENGTH:
-        _fail(f"len: {value!r} goes beyond {MAX_LENGTH} bytes, more than an IP packet holds.", path, line,
+        _fail(f"len: {value!r} goes beyond {MAX_LENGTH} bytes, the most an IPv4 segment carries (65535 less 40 bytes of headers).", path, line,
               f"write a length of 0 to {MAX_LENGTH}, e.g. len: \"1-1448\".")
     if high is not None and low > high:
         _fail(f"len: {value!r} allows no length at all (its low end {low} is above its high end {high}).", path, line,
