@@ -15,8 +15,11 @@ from pathlib import Path
 
 from harness.analyse.connection import kernel_pcap_path, observe
 from harness.analyse.kernel_check import check_kernel_sends
+from harness.analyse.figures import conn_refs, ref_of_host
+from harness.analyse.injected import check_injection, read_icmp, read_log
 from harness.analyse.network import NetworkCheck, check_step
 from harness.analyse.segments import Segment, read_segments
+from harness.lab.injector import LOG_NAME, Injection, Injector, InjectorPlan
 from harness.lab.packet_rules import PacketRules, PlacedStep
 from harness.errors import RunFailed
 from harness.judge import judge_all
@@ -58,6 +61,7 @@ class Recording:
     sampler: StateSampler | None = None
     agents: HelperGroup = field(default_factory=HelperGroup)
     rules: PacketRules | None = None
+    injector: Injector | None = None
     counted: dict = field(default_factory=dict)
     host_intf: dict[str, str] = field(default_factory=dict)
     egress: dict[str, tuple[str, Impairment]] = field(default_factory=dict)   # link interface -> (node, impairment)
@@ -130,8 +134,28 @@ def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: R
     warm_up(lab.net)
     rec.ping_rtt = ping_rtt_s(lab.net, *plan.connect_pair) if plan.connect_pair else None
     rec.placed = [_placed(p, lab) for p in plan.network_steps]
-    if rec.placed:
-        rec.rules = helpers.enter_context(PacketRules(rec.placed, lab.node(plan.experiment.topology.switches[0]), ledger))
+    ruled = [p for p in rec.placed if p.step.action != "inject"]      # inject steps: the injector's
+    if ruled:
+        rec.rules = helpers.enter_context(PacketRules(ruled, lab.node(plan.experiment.topology.switches[0]), ledger))
+    injections = [_injection(plan, p, lab) for p in plan.network_steps if p.step.action == "inject"]
+    if injections:     # its sockets open (ready) before the agents start: no cost without inject steps
+        rec.injector = helpers.enter_context(Injector(
+            InjectorPlan(tuple(injections), conn_refs(plan.experiment, plan.addresses), str(plan.work_dir / LOG_NAME)), ledger))
+        rec.injector.wait_ready(plan.startup_timeout_s)
+
+
+def _injection(plan: RunPlan, placement: StepPlacement, lab: Lab) -> Injection:
+    """An inject step on the lab's ports: sent out of the port facing the receiver, with the hosts'
+    MACs; an after: event watched on the port facing its host."""
+    step, switch = placement.step, placement.switch
+    mac = {h: lab.node(h).intf(lab.port(h, switch)).MAC() for h in (step.sender, step.receiver)}
+    port = lab.port(switch, placement.egress_node)
+    event = step.inject.after
+    watched = ref_of_host(plan.experiment, event.host) if event else None
+    watch_port = None if event is None else port if watched == step.receiver else lab.port(switch, placement.ingress_node)
+    refs = conn_refs(plan.experiment, plan.addresses)
+    return Injection(step, port, placement.src_ip, placement.dst_ip, mac[step.sender], mac[step.receiver], watch_port,
+                     plan.addresses.get(watched), refs.get(event.host) if event else None)
 
 
 def _placed(placement: StepPlacement, lab: Lab) -> PlacedStep:
@@ -173,6 +197,8 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
         agent.go(rec.t0)
     if rec.rules:
         rec.rules.start(rec.t0)
+    if rec.injector:
+        rec.injector.go(rec.t0)
     say(f"running the timeline ({experiment.duration_s:g} s)")
     _wait_with_progress(rec.t0, experiment.duration_s)
     for agent in rec.agents:   # agents end their own steps at the deadline
@@ -233,8 +259,17 @@ def _network_checks(run_dir: Path, rec: Recording) -> list[NetworkCheck]:
     def port_segments(intf: str) -> list[Segment]:
         return rec.read(run_dir / "pcap" / f"{intf}.pcap")
     switched_on = rec.rules.switched_on if rec.rules else {}
-    return [check_step(p.step, rec.counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
-                       p.src_ip, p.dst_ip, p.impairment.delay_s, switched_on.get(p.step.index)) for p in rec.placed]
+    checks = [check_step(p.step, rec.counted.get(p.step.index, 0), port_segments(p.ingress), port_segments(p.port),
+                         p.src_ip, p.dst_ip, p.impairment.delay_s, switched_on.get(p.step.index))
+              for p in rec.placed if p.step.action != "inject"]
+    injected = [p for p in rec.placed if p.step.action == "inject"]
+    if injected:
+        log = read_log(run_dir / LOG_NAME)
+        if rec.injector and rec.injector.returncode not in (0, None):
+            log = f"the injector failed ({rec.injector.summary()['last_error'] or f'status {rec.injector.returncode}'})"
+        checks += [check_injection(p.step, log, port_segments(p.port), read_icmp(run_dir / "pcap" / f"{p.port}.pcap"),
+                                   p.impairment.delay_s) for p in injected]
+    return sorted(checks, key=lambda c: c.line)
 
 
 def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]) -> None:

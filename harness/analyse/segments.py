@@ -58,22 +58,22 @@ def segment_fits(seg: Segment, flags: str | None, length: LengthSpec | None = No
 
 
 def read_segments(path: Path) -> list[Segment]:
-    segments = []
     with open(path, "rb") as f:
-        for ts, buf in dpkt.pcap.Reader(f):
-            eth = dpkt.ethernet.Ethernet(buf)
-            ip = eth.data
-            if not isinstance(ip, dpkt.ip.IP) or not isinstance(ip.data, dpkt.tcp.TCP):
-                continue
-            tcp = ip.data
-            flags = "".join(letter for bit, letter in _FLAGS if tcp.flags & bit)
-            opts = _options(tcp)
-            tsval, tsecr = next(((struct.unpack(">II", data[:8])) for kind, data in opts
-                                 if kind == dpkt.tcp.TCP_OPT_TIMESTAMP and len(data) >= 8), (None, None))
-            segments.append(Segment(float(ts), socket.inet_ntoa(ip.src), tcp.sport, socket.inet_ntoa(ip.dst),
-                                    tcp.dport, flags, tcp.seq, tcp.ack, _payload_length(ip, tcp), tsval, tsecr,
-                                    tcp.win, _named_options(opts), ip.ttl))
-    return segments
+        return [seg for ts, buf in dpkt.pcap.Reader(f) if (seg := frame_segment(float(ts), buf)) is not None]
+
+
+def frame_segment(t: float, buf: bytes) -> Segment | None:
+    """The TCP segment in one Ethernet frame (None: not IPv4 TCP); the injector reads live frames with it."""
+    ip = dpkt.ethernet.Ethernet(buf).data
+    if not isinstance(ip, dpkt.ip.IP) or not isinstance(ip.data, dpkt.tcp.TCP):
+        return None
+    tcp = ip.data
+    flags = "".join(letter for bit, letter in _FLAGS if tcp.flags & bit)
+    opts = _options(tcp)
+    tsval, tsecr = next(((struct.unpack(">II", data[:8])) for kind, data in opts
+                         if kind == dpkt.tcp.TCP_OPT_TIMESTAMP and len(data) >= 8), (None, None))
+    return Segment(t, socket.inet_ntoa(ip.src), tcp.sport, socket.inet_ntoa(ip.dst), tcp.dport, flags, tcp.seq,
+                   tcp.ack, _payload_length(ip, tcp), tsval, tsecr, tcp.win, _named_options(opts), ip.ttl)
 
 
 def _payload_length(ip, tcp) -> int:

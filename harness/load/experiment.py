@@ -5,6 +5,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.expectations import load_expectations
+from harness.load.inject import resolve_injects
 from harness.load.names import safe_component, sysctl_name, sysctl_value
 from harness.load.sockets import socket_table
 from harness.load.steps import load_steps
@@ -57,6 +58,7 @@ def experiment_from_data(data: LineDict, path: Path, interfaces: frozenset[str] 
     topology = load_topology(topo_path, interfaces)
     steps, network = load_steps(expect_type(data["steps"], list, path, data.line_of("steps"), "steps", "a list of steps"), topology, path,
                                 data.line_of("steps"))
+    network = resolve_injects(network, steps, socket_table(steps, topology.hosts), path)
     try:
         duration = parse_seconds(data.get("duration", "2s"))
     except ValueError as exc:

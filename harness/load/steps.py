@@ -25,7 +25,8 @@ _SIZE_LIKE = r"\s*(?:[-+]?[0-9][0-9.eE+-]*\s*[A-Za-z]{0,3}[bB]|[a-z]+B)\s*"
 WAIT_STATES = STATES - {"CLOSED", "LISTEN"}      # a closed socket cannot be polled; a listener never moves
 NETWORK_ACTIONS = {"hold": "keeps the chosen segments `for:` a while, then lets them go on unchanged",
                    "drop": "discards them", "delay": "adds `for:` to their delay",
-                   "duplicate": "sends each twice"}
+                   "duplicate": "sends each twice",
+                   "inject": "sends a crafted segment or ICMP error (harness.load.inject)"}
 STEP_KEYS = ("on", "at", "after", "as", "socket", "bind", "reuseaddr", "reuseport", "options", "times")   # + one of ACTIONS
 # the set-up keys and the actions each belongs to (with what to write instead elsewhere)
 SETUP_KEYS = {"as": ("connect", "accept"), "bind": ("connect",), "reuseaddr": ("connect",),
@@ -129,8 +130,10 @@ def _network_path(item: LineDict, topology: Topology, path: Path) -> None:
 
 
 def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
+    from harness.load.inject import INJECT_KEYS, parse_inject    # it imports expectations, which imports this module
     hosts = topology.hosts
-    check_keys(item, set(NETWORK_KEYS), set(NETWORK_REQUIRED), path,
+    inject = item.get("network") == "inject"
+    check_keys(item, set(INJECT_KEYS if inject else NETWORK_KEYS), set(NETWORK_REQUIRED), path,
                "a network step")
     action = item["network"]
     if not isinstance(action, str) or action not in NETWORK_ACTIONS:
@@ -140,6 +143,8 @@ def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:
         if item[end] not in hosts:
             _fail(f"{end}: '{item[end]}' is not a host of the topology.", path, item.line_of(end), fix=f"use one of: {', '.join(hosts)}.")
     _network_path(item, topology, path)
+    if inject:
+        return parse_inject(item, path)
     raw_match = expect_type(item.get("match", LineDict()), LineDict, path, item.line_of("match"), "match", "{flags: S, dport: 5001}")
     check_keys(raw_match, set(MATCH_KEYS), set(), path, "match")
     flags = raw_match.get("flags")

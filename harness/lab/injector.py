@@ -1,0 +1,268 @@
+"""`network: inject` made real: one process in the root namespace (where the Linux bridge's ports
+live) with an AF_PACKET socket on each switch port it needs. It follows every connection on the
+port facing each step's receiver (harness.analyse.figures), and at the step's moment (t0 + at:,
+or an `after:` event seen on a port plus wait:) builds the segment or ICMP error with dpkt and
+sends it out of that port: through the port's qdisc, so it crosses the receiver's link with its
+delay, like a segment the bridge forwards. One JSON line per injection goes to
+<run>/network/inject.jsonl (harness.analyse.injected checks it against the port's capture).
+
+The socket that sends is the one that sniffs the port: the kernel does not loop a packet socket's
+own sends back to it (dev_queue_xmit_nit skips the sending socket), so an injected segment never
+moves the figures; a copy seen anyway is skipped by its fields.
+
+A forked process, not a thread of the runner: see PROCESS_NOTE for what was measured on the VM."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dpkt
+
+from harness.analyse.figures import ConnRef, EventWatch, FigureTracker, Unseen, injected_fields
+from harness.analyse.segments import frame_segment
+from harness.lab.namespaces import Forked
+from harness.model import NetworkStep
+from harness.record.sampler import tcp_packet_socket
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = 35
+SNAP = 2048
+RCVBUF = 4 << 20
+LOG_NAME = "network/inject.jsonl"
+ICMP_CODES = {"net-unreachable": dpkt.icmp.ICMP_UNREACH_NET, "host-unreachable": dpkt.icmp.ICMP_UNREACH_HOST,
+              "port-unreachable": dpkt.icmp.ICMP_UNREACH_PORT, "frag-needed": dpkt.icmp.ICMP_UNREACH_NEEDFRAG}
+_TCP_FLAGS = {"F": dpkt.tcp.TH_FIN, "S": dpkt.tcp.TH_SYN, "R": dpkt.tcp.TH_RST, "P": dpkt.tcp.TH_PUSH,
+              "A": dpkt.tcp.TH_ACK, "U": dpkt.tcp.TH_URG}
+
+
+@dataclass(frozen=True)
+class Injection:
+    """One inject step as the injector carries it out: where it sends, as whom, and when."""
+    step: NetworkStep
+    port: str                   # the switch port facing the receiver: sniffed, and sent out of
+    from_ip: str
+    to_ip: str
+    src_mac: str                # the sender host's interface
+    dst_mac: str                # the receiver host's interface
+    watch_port: str | None = None   # after: the port facing the event's host
+    watch_ip: str | None = None     # after: that host's address
+    watch_ref: ConnRef | None = None   # after: the socket the event names (None: a host)
+
+
+@dataclass(frozen=True)
+class InjectorPlan:
+    injections: tuple[Injection, ...]
+    refs: dict[str, ConnRef]
+    log_path: str
+
+
+# -- frames (pure) -------------------------------------------------------------------------------
+
+def tcp_options(options: list) -> bytes:
+    """The options field: each option as its kind puts it, padded with NOPs to 32-bit words."""
+    out = b""
+    for name, value in options:
+        if name == "mss":
+            out += struct.pack(">BBH", 2, 4, value)
+        elif name == "wscale":
+            out += struct.pack(">BBB", 3, 3, value)
+        elif name == "sackok":
+            out += struct.pack(">BB", 4, 2)
+        elif name == "ts":
+            out += struct.pack(">BBBBII", 1, 1, 8, 10, *value)
+    return out + b"\x01" * (-len(out) % 4)
+
+
+def build_frame(fields: dict, src_mac: str, dst_mac: str, payload: bytes = b"") -> bytes:
+    """An Ethernet frame carrying the segment or ICMP error `fields` describes (as
+    figures.injected_fields gives them); IP and TCP/ICMP checksums computed."""
+    src, dst = socket.inet_aton(fields["src"]), socket.inet_aton(fields["dst"])
+    if "icmp" in fields:
+        quoted = bytes.fromhex(fields["quoted"])
+        body = dpkt.icmp.ICMP(type=dpkt.icmp.ICMP_UNREACH, code=ICMP_CODES[fields["icmp"]],
+                              data=dpkt.icmp.ICMP.Unreach(mtu=fields.get("mtu") or 0, data=quoted))
+        ip = dpkt.ip.IP(src=src, dst=dst, p=dpkt.ip.IP_PROTO_ICMP, ttl=fields["ttl"], data=body)
+    else:
+        opts = tcp_options(fields["options"])
+        flags = 0
+        for letter in fields["flags"]:
+            flags |= _TCP_FLAGS[letter]
+        payload = payload or bytes(fields["len"])
+        tcp = dpkt.tcp.TCP(sport=fields["sport"], dport=fields["dport"], seq=fields["seq"], ack=fields["ack"],
+                           flags=flags, win=fields["window"], off=5 + len(opts) // 4, opts=opts, data=payload)
+        ip = dpkt.ip.IP(src=src, dst=dst, p=dpkt.ip.IP_PROTO_TCP, ttl=fields["ttl"], data=tcp)
+        ip.df = 1
+    eth = dpkt.ethernet.Ethernet(src=bytes.fromhex(src_mac.replace(":", "")),
+                                 dst=bytes.fromhex(dst_mac.replace(":", "")), type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
+    return bytes(eth)
+
+
+def sent_key(fields: dict) -> tuple:
+    """What identifies an injected segment among captured ones (harness.analyse.injected too)."""
+    return (fields["src"], fields["sport"], fields["dst"], fields["dport"], fields.get("flags"), fields.get("seq"),
+            fields.get("ack"), fields.get("len"))
+
+
+# -- the process ---------------------------------------------------------------------------------
+
+@dataclass
+class _Pending:
+    job: Injection
+    due: float | None = None
+    watch: EventWatch | None = None
+    done: bool = False
+
+
+@dataclass
+class _Loop:
+    plan: InjectorPlan
+    socks: dict[str, socket.socket] = field(default_factory=dict)
+    tracker: FigureTracker = field(default_factory=FigureTracker)
+    pending: list[_Pending] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    ours: list[tuple] = field(default_factory=list)
+    tracked: set[str] = field(default_factory=set)
+
+    def open(self) -> None:
+        """A socket on every port an injection sends from or watches, before t0."""
+        for job in self.plan.injections:
+            self.tracked.add(job.port)
+            for port in (job.port, job.watch_port):
+                if port and port not in self.socks:
+                    sock = tcp_packet_socket()
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                    sock.bind((port, ETH_P_ALL))
+                    self._read(sock, port, keep=False)      # frames of other interfaces queued before bind
+                    self.socks[port] = sock
+            watch = EventWatch(job.step.inject.after, job.watch_ip, job.watch_ref) if job.step.inject.after else None
+            self.pending.append(_Pending(job, watch=watch))
+
+    def start(self, t0: float) -> None:
+        for p in self.pending:
+            if p.job.step.at_s is not None:
+                p.due = t0 + p.job.step.at_s
+
+    def _read(self, sock: socket.socket, port: str, keep: bool = True) -> None:
+        """Every frame queued on `sock`: figures followed, events watched."""
+        while True:
+            try:
+                buf, anc, _, addr = sock.recvmsg(SNAP, socket.CMSG_SPACE(16), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            if not keep or addr[0] != port:
+                continue
+            t = next((s + ns / 1e9 for level, kind, data in anc if kind == SO_TIMESTAMPNS
+                      for s, ns in [struct.unpack("=qq", data[:16])]), time.time())
+            self._frame(port, t, buf, addr[2] == PACKET_OUTGOING)
+
+    def _frame(self, port: str, t: float, buf: bytes, outgoing: bool) -> None:
+        seg = frame_segment(t, buf)
+        if seg is None:
+            return
+        if port in self.tracked:
+            key = (seg.src, seg.sport, seg.dst, seg.dport, seg.flags, seg.seq, seg.ack, seg.length)
+            if key in self.ours:
+                self.ours.remove(key)       # our own injection, looped back after all: not the hosts'
+                return
+            ip = buf[14:]
+            self.tracker.feed(seg, ip[:(ip[0] & 0x0F) * 4 + 8])
+        for p in self.pending:
+            if p.watch and p.due is None and outgoing and p.job.watch_port == port and p.watch.seen(seg, self.tracker):
+                p.due = t + p.job.step.inject.wait_s
+
+    def fire(self, p: _Pending) -> None:
+        """Send one injection now (or record why not)."""
+        for port, sock in self.socks.items():
+            self._read(sock, port)             # the figures as of now
+        job, spec = p.job, p.job.step.inject
+        record = {"line": job.step.index, "due": p.due, "port": job.port}
+        try:
+            fields = injected_fields(spec, job.from_ip, job.to_ip, self.plan.refs, self.tracker)
+        except Unseen as why:
+            self.records.append(record | {"sent": None, "error": str(why)})
+            p.done = True
+            return
+        frame = build_frame(fields, job.src_mac, job.dst_mac, (spec.payload or "").encode())
+        self.ours.append(sent_key(fields))
+        before = time.time()
+        self.socks[job.port].send(frame)
+        self.records.append(record | {"sent": before, "returned": time.time()} | fields)
+        p.done = True
+
+    def run(self, commands) -> None:
+        """Until SIGTERM or EOF: wait for t0 on `commands` (stdin), then follow frames and fire each injection at its moment."""
+        readers = list(self.socks.values()) + [commands]
+        ports = {sock: port for port, sock in self.socks.items()}
+        while True:
+            due = [p.due for p in self.pending if not p.done and p.due is not None]
+            timeout = max(0.0, min(due) - time.time()) if due else None
+            try:
+                ready = select.select(readers, [], [], timeout)[0]
+            except InterruptedError:
+                continue
+            for sock in ready:
+                if sock is commands:
+                    line = commands.readline()
+                    if not line:
+                        return
+                    self.start(float(line))
+                else:
+                    self._read(sock, ports[sock])
+            now = time.time()
+            for p in self.pending:
+                if not p.done and p.due is not None and p.due <= now:
+                    self.fire(p)
+
+    def write(self) -> None:
+        path = Path(self.plan.log_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as out:
+            for p in self.pending:        # an injection whose moment never came says so
+                if not p.done:
+                    self.records.append({"line": p.job.step.index, "due": p.due, "port": p.job.port, "sent": None,
+                                         "error": "its event was never seen" if p.watch else "its time never came"})
+            out.writelines(json.dumps(r) + "\n" for r in sorted(self.records, key=lambda r: r["line"]))
+
+
+def run_injector(plan: InjectorPlan) -> None:
+    """The injector process: sockets open, "ready", then t0 on stdin; the log written on SIGTERM."""
+    loop = _Loop(plan)
+
+    def stop(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)     # once: the log is being written
+        raise _Stopped
+
+    signal.signal(signal.SIGTERM, stop)
+    loop.open()
+    print("ready", flush=True)
+    try:
+        loop.run(sys.stdin)
+    except _Stopped:
+        pass
+    finally:
+        loop.write()
+
+
+class _Stopped(Exception):
+    """SIGTERM: select() would otherwise resume after the handler (PEP 475)."""
+
+
+class Injector(Forked):
+    """run_injector() in its own forked process in the root namespace, with the helpers' lifecycle:
+    ready when its sockets are open; go(t0) starts the clock; stop() = SIGTERM (it writes its log)."""
+
+    def __init__(self, plan: InjectorPlan, ledger=None) -> None:
+        super().__init__(None, run_injector, plan, name="injector", ledger=ledger)
+
+    def go(self, t0: float) -> None:
+        self.send(f"{t0}")
