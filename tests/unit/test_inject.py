@@ -17,8 +17,10 @@ from harness.load import load_experiment
 from harness.model import ConnTerm, Event, InjectSpec
 
 REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / "tests" / "fixtures" / "inject_vm"
+RECORDED = REPO / "tests" / "fixtures" / "inject_vm"
+RUN = RECORDED / "rst"
 PORT = RUN / "pcap" / "s1-eth1.pcap"
+PORTS = {"rst": "s1-eth1", "after": "s1-eth1", "icmp": "s1-eth1", "ts": "s1-eth2"}     # the port facing to:
 TOPOLOGY = "name: t\nhosts: [client, server]\nswitches: [s1]\nlinks:\n  - {a: client, b: s1, delay: 25ms}\n  - {a: server, b: s1, delay: 25ms}\n"
 BASE = ("  - {at: 0s, on: server, listen: 5001}\n"
         "  - {at: 0.2s, on: client, connect: server:5001, as: a}\n"
@@ -235,17 +237,43 @@ def test_an_icmp_error_quotes_the_segment():
 
 # -- the check, on the recorded run -------------------------------------------------------------------
 
-def recorded():
-    experiment = load_experiment(RUN / "experiment.yaml")
-    (step,) = experiment.network
-    return step, read_log(RUN / "network" / "inject.jsonl"), read_segments(PORT), read_icmp(PORT)
+def recorded(name: str = "rst"):
+    run = RECORDED / name
+    experiment = load_experiment(run / "experiment.yaml")
+    step = next(n for n in experiment.network if n.action == "inject")
+    port = run / "pcap" / f"{PORTS[name]}.pcap"
+    return step, read_log(run / "network" / "inject.jsonl"), read_segments(port), read_icmp(port)
 
 
-def test_the_recorded_injection_left_on_time_with_its_fields():
-    step, log, leaving, icmp = recorded()
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_the_recorded_injection_left_on_time_with_its_fields(name):
+    step, log, leaving, icmp = recorded(name)
     check = check_injection(step, log, leaving, icmp, 0.025)
     assert check.problems == [] and (check.counted, check.picked) == (1, 1)
     assert check.segments[0].held_s == pytest.approx(0.0, abs=0.001)
+    assert check.to_json()["injected"] == log
+
+
+def test_the_recorded_icmp_error_quotes_the_syn_as_the_port_saw_it():
+    step, log, _, icmp = recorded("icmp")
+    tracker = FigureTracker()
+    with open(RECORDED / "icmp" / "pcap" / "s1-eth1.pcap", "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            if (seg := frame_segment(float(ts), buf)) is not None and seg.t < log[0]["sent"]:
+                tracker.feed(seg, buf[14:14 + 28])
+    fields = injected_fields(step.inject, "10.0.0.2", "10.0.0.1", refs(), tracker)
+    assert fields["quoted"] == log[0]["quoted"] == icmp[0].quoted
+    assert (icmp[0].kind, icmp[0].src, icmp[0].dst) == ("host-unreachable", "10.0.0.2", "10.0.0.1")
+
+
+def test_the_recorded_timestamps_are_the_senders_last_and_the_receivers_last():
+    step, log, leaving, _ = recorded("ts")
+    before = [s for s in leaving if s.t < log[0]["sent"]]
+    client = [s for s in before if s.src == "10.0.0.1"]
+    server = [s for s in before if s.src == "10.0.0.2"]
+    assert log[0]["options"] == [["ts", [client[-1].tsval, server[-1].tsval]]]
+    injected_seg = next(s for s in leaving if s.length == 5)
+    assert (injected_seg.tsval, injected_seg.tsecr, injected_seg.flags) == (client[-1].tsval, server[-1].tsval, "PA")
 
 
 @pytest.mark.parametrize("change, words", [
@@ -270,3 +298,10 @@ def test_the_link_delay_and_a_missing_log_are_checked(tmp_path):
     assert "0 time(s), not once" in check_injection(step, [], leaving, icmp, 0.025).problems[0]
     (tmp_path / "cut.jsonl").write_text(json.dumps(log[0])[:-5])
     assert "garbled" in read_log(tmp_path / "cut.jsonl")
+
+
+def test_the_recorded_after_event_is_the_data_leaving_the_port_to_the_client():
+    step, log, leaving, _ = recorded("after")
+    data = next(s for s in leaving if s.dst == "10.0.0.1" and s.length == 100)
+    assert step.inject.after == Event("client", "receives", "PA", 1, "client receives PA")
+    assert log[0]["due"] - data.t == pytest.approx(0.010, abs=1e-4)      # the same frame, stamped once for every tap
