@@ -200,12 +200,19 @@ def _options(spec: InjectSpec, src: Side | None, dst: Side | None) -> list:
     out = []
     for name, value in spec.options:
         if name == "ts":
-            if src is None or src.tsval is None:
-                raise Unseen("options ts: the sender side sent no TSval yet (timestamps off?)")
-            out.append([name, [src.tsval, dst.tsval if dst and dst.tsval is not None else 0]])
+            out.append([name, [_tsval(value, src), dst.tsval if dst and dst.tsval is not None else 0]])
         else:
             out.append([name, value])
     return out
+
+
+def _tsval(value: int | str | None, src: Side | None) -> int:
+    """options ts: None (the sender side's last TSval), an int (that TSval), "+N"/"-N" (the last moved by N)."""
+    if isinstance(value, int):
+        return value % MOD
+    if src is None or src.tsval is None:
+        raise Unseen("options ts: the sender side sent no TSval yet (timestamps off?)")
+    return (src.tsval + int(value or 0)) % MOD
 
 
 @dataclass

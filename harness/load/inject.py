@@ -60,7 +60,8 @@ def parse_term(value: object, path: Path, line: int, key: str) -> ConnTerm:
 
 def parse_inject_options(raw: object, path: Path, line: int) -> tuple[tuple[str, int | None], ...]:
     """options: {ts: true, mss: 1460, wscale: 7, sackok: true} -> (name, value) to put in, in order.
-    ts takes the sender side's last TSval and echoes the receiver's; false leaves an option out."""
+    ts: true takes the sender side's last TSval (value None), ts: N that TSval, ts: "+N"/"-N" the
+    last one moved by N (value the text); TSecr echoes the receiver's last; false leaves an option out."""
     raw = expect_type(raw, LineDict, path, line, "options", "options: {ts: true, mss: 1460}")
     out: list[tuple[str, int | None]] = []
     for name, value in raw.items():
@@ -74,11 +75,25 @@ def parse_inject_options(raw: object, path: Path, line: int) -> tuple[tuple[str,
                 out.append((name, bounded_int(value, low, high)))
             except ValueError as exc:
                 _fail(f"options: {name}: {exc}; it is {low} to {high}.", path, where, fix=f"write {name}: {high if name == 'wscale' else 1460}.")
+        elif name == "ts" and value is not True and value is not False:
+            out.append((name, _tsval(value, path, where)))
         elif value is True:
             out.append((name, None))
         elif value is not False:
             _fail(f"options: {name} takes true or false, not {value!r}.", path, where, fix=f"write {name}: true.")
     return tuple(out)
+
+
+def _tsval(value: object, path: Path, line: int) -> int | str:
+    """ts: N (this TSval) or "+N" / "-N" (the sender side's last TSval moved by N): packetdrill's
+    TSvals far ahead of or behind the peer's clock (PAWS, ts_recent)."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    m = re.fullmatch(r"([+-]?)([0-9]{1,10})", text)
+    if not m or int(m.group(2)) >= 2**32:
+        _fail(f"options: ts: {value!r} is not true, false, a TSval or \"+N\"/\"-N\".", path, line,
+              fix='write ts: true (the sender side\'s last TSval), ts: 200000 (this TSval) or ts: "+200000" '
+                  "(the last one plus 200000); TSecr is always the receiver side's last TSval.")
+    return f"{m.group(1)}{m.group(2)}" if m.group(1) else int(m.group(2))
 
 
 def _int_key(item: LineDict, key: str, low: int, high: int, path: Path, example: str) -> int | None:

@@ -89,7 +89,9 @@ def test_a_segment_on_no_connection_with_its_own_ports(tmp_path):
     ("{at: 1s, network: inject, from: server, to: client, flags: PA, len: 2000}", "1420"),
     ("{at: 1s, network: inject, from: server, to: client, flags: S, options: {sack: 1}}", "cannot carry option"),
     ("{at: 1s, network: inject, from: server, to: client, flags: S, options: {wscale: 15}}", "0 to 14"),
-    ("{at: 1s, network: inject, from: server, to: client, flags: S, options: {ts: 5}}", "true or false"),
+    ("{at: 1s, network: inject, from: server, to: client, flags: S, options: {ts: x}}", "a TSval"),
+    ("{at: 1s, network: inject, from: server, to: client, flags: S, options: {ts: 4294967296}}", "a TSval"),
+    ("{at: 1s, network: inject, from: server, to: client, flags: S, options: {sackok: 1}}", "true or false"),
     ("{at: 1s, network: inject, from: server, to: client, icmp: frag-needed}", "frag-needed needs it"),
     ("{at: 1s, network: inject, from: server, to: client, icmp: host-unreachable, mtu: 1200}", "only with icmp: frag"),
     ("{at: 1s, network: inject, from: server, to: client, icmp: host-unreachable, flags: R}", "belongs to a TCP"),
@@ -178,6 +180,16 @@ def test_fields_default_to_the_sender_sides_figures():
     assert fields["options"] == [["ts", [conn.server.tsval, conn.client.tsval]]]
     assert fields["window"] == conn.server.window and (fields["sport"], fields["dport"]) == (5001, conn.client.port)
     assert injected_fields(replace(spec, ack=None, flags="R"), "10.0.0.2", "10.0.0.1", refs(), tracker)["ack"] == 0
+    for written, tsval in ((200000, 200000), ("+200000", conn.server.tsval + 200000), ("-1", conn.server.tsval - 1)):
+        moved = injected_fields(replace(spec, options=(("ts", written),)), "10.0.0.2", "10.0.0.1", refs(), tracker)
+        assert moved["options"] == [["ts", [tsval, conn.client.tsval]]]
+
+
+def test_a_tsval_as_written(tmp_path):
+    spec = injected(tmp_path, '{at: 1s, network: inject, from: server, to: client, flags: FA, options: {ts: "+200000"}}')
+    assert spec.options == (("ts", "+200000"),)
+    spec = injected(tmp_path, "{at: 1s, network: inject, from: server, to: client, flags: FA, options: {ts: 200000}}")
+    assert spec.options == (("ts", 200000),)
 
 
 def test_a_figure_not_seen_yet_is_not_sent():
