@@ -26,6 +26,37 @@ def flag_set(flags: str) -> str:
 ADDRESS_PREFIX_LEN = 8
 
 BLOCKED = "still waiting when the run ended"     # the result text of a call the run's end cut short
+TCP_INFO_AT_END = "tcp_info"     # the action of a step log line carrying a socket still open at the run's end
+
+# struct tcp_info (include/uapi/linux/tcp.h, as of 6.1: 232 bytes; it grows with kernels and a
+# reader takes the fields the returned length covers): (field without tcpi_, struct code, unit).
+# Units: "us"/"ms" the kernel's time unit (expectations may write durations), "bits" the options
+# mask (TCP_INFO_OPTIONS), "nibbles" byte 6 (snd_wscale low 4 bits, rcv_wscale high 4 bits),
+# "bits7" byte 7 (delivery_rate_app_limited bit 0, fastopen_client_fail bits 1-2), "state" a TCP
+# state number; "" a count.
+TCP_INFO_LAYOUT: tuple[tuple[str, str, str], ...] = (
+    ("state", "B", "state"), ("ca_state", "B", ""), ("retransmits", "B", ""), ("probes", "B", ""),
+    ("backoff", "B", ""), ("options", "B", "bits"), ("wscale", "B", "nibbles"), ("flags", "B", "bits7"),
+    ("rto", "I", "us"), ("ato", "I", "us"), ("snd_mss", "I", ""), ("rcv_mss", "I", ""),
+    ("unacked", "I", ""), ("sacked", "I", ""), ("lost", "I", ""), ("retrans", "I", ""), ("fackets", "I", ""),
+    ("last_data_sent", "I", "ms"), ("last_ack_sent", "I", "ms"), ("last_data_recv", "I", "ms"),
+    ("last_ack_recv", "I", "ms"),
+    ("pmtu", "I", ""), ("rcv_ssthresh", "I", ""), ("rtt", "I", "us"), ("rttvar", "I", "us"),
+    ("snd_ssthresh", "I", ""), ("snd_cwnd", "I", ""), ("advmss", "I", ""), ("reordering", "I", ""),
+    ("rcv_rtt", "I", "us"), ("rcv_space", "I", ""), ("total_retrans", "I", ""),
+    ("pacing_rate", "Q", ""), ("max_pacing_rate", "Q", ""), ("bytes_acked", "Q", ""), ("bytes_received", "Q", ""),
+    ("segs_out", "I", ""), ("segs_in", "I", ""), ("notsent_bytes", "I", ""), ("min_rtt", "I", "us"),
+    ("data_segs_in", "I", ""), ("data_segs_out", "I", ""), ("delivery_rate", "Q", ""),
+    ("busy_time", "Q", "us"), ("rwnd_limited", "Q", "us"), ("sndbuf_limited", "Q", "us"),
+    ("delivered", "I", ""), ("delivered_ce", "I", ""), ("bytes_sent", "Q", ""), ("bytes_retrans", "Q", ""),
+    ("dsack_dups", "I", ""), ("reord_seen", "I", ""), ("rcv_ooopack", "I", ""), ("snd_wnd", "I", ""),
+)
+# tcpi_options bits (TCPI_OPT_*) by the names expectations use
+TCP_INFO_OPTIONS: dict[str, int] = {"ts": 1, "sack": 2, "wscale": 4, "ecn": 8, "ecn_seen": 16, "syn_data": 32}
+# what a parsed snapshot holds, field -> unit: bytes 6 and 7 split in two each, the rest as laid out
+TCP_INFO_FIELDS: dict[str, str] = {
+    **{name: unit for name, _, unit in TCP_INFO_LAYOUT if unit not in ("nibbles", "bits7")},
+    "snd_wscale": "", "rcv_wscale": "", "delivery_rate_app_limited": "", "fastopen_client_fail": ""}
 # Step logs recorded before `blocked` existed said so only in `result`, with text starting like
 # this. StepRecord.from_json reads such old logs (the recorded fixtures are some); nothing written
 # now relies on it: the agent sets `blocked`, and every reader asks `blocked`.
@@ -53,17 +84,23 @@ class StepRecord:
     socket: str | None = None                # the named socket the call acted on or made (see Step.socket)
     cookie: int | None = None                # its SO_COOKIE: ties it to the sampler's rows (sock_diag cookie)
     alias: str | None = None                 # accept: the automatic name of the connection it took (server:5001#2)
+    tcp_info: dict | None = None             # the socket's struct tcp_info as the call left it (TCP_INFO_FIELDS)
 
     @property
     def accepted(self) -> bool:
         return self.action == "accepted"
+
+    @property
+    def snapshot(self) -> bool:
+        """A line that is no call: a socket's tcp_info read at the run's end (TCP_INFO_AT_END)."""
+        return self.action == TCP_INFO_AT_END
 
     def to_json(self) -> dict:
         """The log line's fields, absent ones left out (the shape result.json's `steps` has always had)."""
         out = {"action": self.action, "step": self.index, "start": self.start, "scheduled": self.scheduled,
                "local": list(self.local) if self.local else None, "peer": list(self.peer) if self.peer else None,
                "bytes": self.nbytes, "result": self.result, "errno": self.errno, "end": self.end,
-               "socket": self.socket, "cookie": self.cookie, "alias": self.alias}
+               "socket": self.socket, "cookie": self.cookie, "alias": self.alias, "tcp_info": self.tcp_info}
         out = {k: v for k, v in out.items() if v is not None}
         if self.blocked:
             out["blocked"] = True
@@ -93,7 +130,8 @@ class StepRecord:
                    bool(data.get("blocked")) or result.startswith(_OLD_LOG_BLOCKED_PREFIX),
                    str(data["socket"]) if data.get("socket") is not None else None,
                    int(data["cookie"]) if data.get("cookie") is not None else None,
-                   str(data["alias"]) if data.get("alias") is not None else None)
+                   str(data["alias"]) if data.get("alias") is not None else None,
+                   dict(data["tcp_info"]) if isinstance(data.get("tcp_info"), dict) else None)
 
 
 @dataclass(frozen=True)

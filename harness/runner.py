@@ -33,6 +33,7 @@ from harness.lab.preflight import check_local
 from harness.model import Experiment, Impairment, StepRecord
 from harness.plan import RunPlan, StepPlacement
 from harness.record.capture import Capture
+from harness.record import counters as mib
 from harness.record.kernel_sends import kernel_capture
 from harness.runlog import finish_run_log, held_records, run_log, say
 from harness.report import describe_network_step, verdict_table, write_result
@@ -66,6 +67,7 @@ class Recording:
     host_intf: dict[str, str] = field(default_factory=dict)
     egress: dict[str, tuple[str, Impairment]] = field(default_factory=dict)   # link interface -> (node, impairment)
     t0: float = 0.0
+    mib: list[dict] = field(default_factory=list)     # each host's MIB before t0, then after the timeline
     # each pcap parsed once per run, whoever asks first (the kernel send check, the observation,
     # the network steps' checks): dpkt on an emulated CPU is seconds for a busy capture
     read: Callable[[Path], list[Segment]] = field(default_factory=lambda: functools.cache(read_segments))
@@ -192,6 +194,8 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
     rec.agents.wait_ready(plan.startup_timeout_s)
     if rec.rules:
         rec.rules.wait_ready()         # the untimed rules: nft waits on the disk, so before t0
+    pids = {h: lab.node(h).pid for h in experiment.topology.hosts}     # /proc/<pid>/net: the host's namespace
+    rec.mib.append(mib.snapshot(pids))
     rec.t0 = time.time() + START_MARGIN_S     # nothing between here and the agents may touch the disk
     for agent in rec.agents:
         agent.go(rec.t0)
@@ -203,6 +207,8 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
     _wait_with_progress(rec.t0, experiment.duration_s)
     for agent in rec.agents:   # agents end their own steps at the deadline
         agent.wait_done(plan.startup_timeout_s)
+    rec.mib.append(mib.snapshot(pids))
+    mib.save_raw(plan.work_dir, *rec.mib)
     rec.counted = rec.rules.counters() if rec.rules else {}
 
 
@@ -243,14 +249,15 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
 def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[NetworkCheck]]:
     """The verdicts (expectations, steps on time), the network steps' checks, and result.json's content."""
     experiment = plan.experiment
-    verdicts = judge_all(experiment.expect, obs, rtt)
+    counters = mib.counters_result(*rec.mib, rec.t0)
+    verdicts = judge_all(experiment.expect, obs, rtt, counters, rec.t0)
     late = late_steps(experiment.steps, experiment.network, steps_log, rec.t0)
     schedule = judge_schedule(late)
     verdicts += [schedule] if schedule else []
     network = _network_checks(plan.work_dir, rec)
     result = dict(base, configured_rtt_s=rtt, steps=steps_log, observation=obs.to_json(), about=experiment.about,
                   network=network, network_qdiscs=rec.rules.qdiscs if rec.rules else {}, late_steps=[s.to_json() for s in late],
-                  expectations=verdicts, passed=all(v.passed for v in verdicts), complete=True)
+                  counters=counters, expectations=verdicts, passed=all(v.passed for v in verdicts), complete=True)
     return result, verdicts, late, network
 
 

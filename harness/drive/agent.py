@@ -35,7 +35,9 @@ import threading
 import time
 from typing import Callable
 
-from harness.model import BLOCKED, SOCKET_OPTIONS, TCP_STATE_NAMES, AgentStep, StepRecord, accepted_name, listener_name
+from harness.model import (BLOCKED, SOCKET_OPTIONS, TCP_INFO_AT_END, TCP_STATE_NAMES, AgentStep, StepRecord,
+                           accepted_name, listener_name)
+from harness.record.counters import read_tcp_info
 from harness.record.sampler import NOTE_ADDRESS
 
 IP_BIND_ADDRESS_NO_PORT = 24    # <linux/in.h>: bind() takes the address, connect() the port
@@ -275,7 +277,7 @@ class Host:
                 names.append(name)
                 self.addresses[name] = (local, tuple(peer))   # a reset may leave getpeername() none to give
             self.record(StepRecord("accepted", now, now, local=local, peer=tuple(peer), result="ok",
-                                   socket=name, cookie=cookie_of(conn)))
+                                   socket=name, cookie=cookie_of(conn), tcp_info=read_tcp_info(conn)))
             self.register([name], conn, default="first")
 
 
@@ -379,6 +381,7 @@ def _shutdown(step: AgentStep, host: Host, entry: StepRecord) -> None:
 def _close(step: AgentStep, host: Host, entry: StepRecord) -> None:
     """Whatever state it is in (SYN-SENT after a non-blocking connect included)."""
     conn = host.socket(step.socket)
+    entry.tcp_info = read_tcp_info(conn)      # its last figures: after close() there is no socket to ask
     if step.action == "abort":
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     if conn.fileno() >= 0 and conn.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
@@ -521,11 +524,41 @@ def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord | N
     except OSError as exc:
         entry.result = f"error: {exc.strerror or exc}"
         entry.errno = errno.errorcode.get(exc.errno, str(exc.errno))
+    if step.action not in ("close", "abort", "listen"):       # close/abort read it before; a listener has none
+        entry.tcp_info = _tcp_info_after(step, host)
     with host.changed:
         if host.current.pop(id(entry), None) is None:
             return None       # the run's end logged it as blocked already (main): the lane ends
         entry.end = time.time()
     return entry
+
+
+def _tcp_info_after(step: AgentStep, host: Host) -> dict | None:
+    """The tcp_info of the socket a call acted on, as the call left it (None: no such socket yet)."""
+    with host.changed:
+        conn = host.named.get(step.socket) if step.socket is not None else host.default
+    return read_tcp_info(conn) if conn is not None and conn.fileno() >= 0 else None
+
+
+def record_open_sockets(host: Host) -> None:
+    """One TCP_INFO_AT_END line for each connection still open at the run's end (waited for: the
+    lanes may be over long before, with data still in flight), under its first name, so that every
+    socket's last tcp_info is known."""
+    time.sleep(max(0.0, host.deadline - time.time()))
+    with host.changed:
+        names: dict[int, str] = {}
+        for name, sock in host.named.items():
+            names.setdefault(id(sock), name)
+        open_ = [(names[id(s)], s) for s in {id(s): s for s in host.held}.values() if id(s) in names and s.fileno() >= 0]
+    for name, sock in open_:
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                continue          # a listener: no connection
+        except OSError:
+            continue
+        now = time.time()
+        host.record(StepRecord(TCP_INFO_AT_END, now, now, result="ok", socket=name, cookie=cookie_of(sock),
+                               tcp_info=read_tcp_info(sock)))
 
 
 def run_lane(steps: list[AgentStep], host: Host, notes: SamplerNotes) -> None:
@@ -655,6 +688,7 @@ def main() -> None:
         host.record(entry)
     if host.crashed:
         raise host.crashed[0]
+    record_open_sockets(host)
     print("done", flush=True)
     sys.stdin.readline()   # hold every socket open until the driver has stopped the recorders
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from harness.analyse.connection import Observation, SocketView
 from harness.analyse.incarnations import unique
+from harness.judge.counters import judge_counter, judge_tcp_info_field
 from harness.judge.packets import describe, match_packets
 from harness.judge.states import judge_states
 from harness.judge.timing import judge_handshake, judge_timing
@@ -117,8 +118,10 @@ def _counts(expect: Expectations, obs: Observation) -> list[tuple[str, Verdict]]
                for who, names in expect.errors.items()])
 
 
-def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verdict]:
-    """One verdict per expectation, each carrying the expectation's line in the file."""
+def judge_all(expect: Expectations, obs: Observation, rtt_s: float, counters: dict | None = None,
+              t0: float | None = None) -> list[Verdict]:
+    """One verdict per expectation, each carrying the expectation's line in the file. `counters`:
+    the run's MIB snapshots (result.json's counters); `t0`: for the moments tcp_info was read."""
     def at(key: str, verdict: Verdict) -> Verdict:
         return replace(verdict, line=expect.lines.get(key))
 
@@ -134,4 +137,9 @@ def judge_all(expect: Expectations, obs: Observation, rtt_s: float) -> list[Verd
         ok, observed = match_packets(expect.packets, obs.segments.get(obs.client_host, []), connection_addresses(obs))
         verdicts.append(at("packets", Verdict("packets", describe(expect.packets), observed, ok)))
     verdicts += [at(f"timing.{t.name}", judge_timing(t, obs, rtt_s)) for t in expect.timing]
+    verdicts += [at(f"{host}.counters.{want.name}", judge_counter(host, want, counters))
+                 for host, wanted in expect.counters.items() for want in wanted]
+    verdicts += [at(f"{who}.tcp_info.{want.name}",
+                    for_each(expect, who, f"tcp_info.{want.name}", lambda m, w=want: judge_tcp_info_field(m, w, obs, t0)))
+                 for who, wanted in expect.tcp_info.items() for want in wanted]
     return verdicts

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.load.counts import parse_counters, parse_tcp_info
 from harness.load.segment_fields import parse_length, parse_options
 from harness.load.sockets import SUBJECT_RE, SocketTable, quoted, shown
 from harness.load.steps import ACTIONS, STATES
@@ -19,9 +20,9 @@ TIMINGS = {"handshake_client": "SYN sent -> final ACK sent, at the client",
 BUILTIN_AT = {"handshake_client": "client", "handshake_server": "server"}   # the end each is measured at
 PATTERN_KEYS = ("from", "flags", "seq", "ack", "len", "options")
 PATTERN_FLAGS = r"[SAFRPU]+"
-HOST_EXPECT_KEYS = ("states", "received", "accepted", "errors")
-SOCKET_EXPECT_KEYS = ("states", "received", "errors", "packets", "handshake")   # a named socket's own: no accepted
-GROUP_EXPECT_KEYS = ("states", "received", "errors", "handshake")   # for each member of a group (c#*): no packets
+HOST_EXPECT_KEYS = ("states", "received", "accepted", "errors", "counters", "tcp_info")   # tcp_info: its one connection's
+SOCKET_EXPECT_KEYS = ("states", "received", "errors", "packets", "handshake", "tcp_info")   # a named socket's own: no accepted
+GROUP_EXPECT_KEYS = ("states", "received", "errors", "handshake", "tcp_info")   # for each member of a group (c#*): no packets
 HANDSHAKE_EXAMPLE = "handshake: {equals: 1rtt, within: 5%}"
 TIMING_KEYS = ("from", "to", "equals", "within", "between")
 _TERM = r"[a-z]\w*([+-][0-9]{1,10})?|[0-9]{1,10}"
@@ -262,6 +263,27 @@ def _subject(name: str, spec: object, line: int, sockets: SocketTable, path: Pat
         out["errors"][name] = _errors(spec, path)
     if "packets" in spec:
         out["socket_packets"][name] = _packets(spec["packets"], sockets, path, spec.line_of("packets"))
+    _figures(name, spec, sockets, path, out)
+
+
+def _figures(name: str, spec: LineDict, sockets: SocketTable, path: Path, out: dict) -> None:
+    """counters: (a host's) and tcp_info: (a socket's, a group's members', or a host's one connection's)."""
+    if "counters" in spec:
+        out["counters"][name], lines = parse_counters(spec, path)
+        out["lines"].update({f"{name}.counters.{counter}": line for counter, line in lines.items()})
+    if "tcp_info" in spec:
+        subject = name
+        if name in sockets.hosts:
+            _one_connection(name, sockets, f"{name}'s tcp_info", '{name}: {{tcp_info: {{...}}}}', path, spec.line_of("tcp_info"))
+            if not sockets.connections(name):
+                raise UserError(f"tcp_info: {name} makes no connection whose tcp_info could be read.", file=str(path),
+                                line=spec.line_of("tcp_info"), fix="connect or accept on it, or put tcp_info: under the host that does.")
+            subject = sockets.connections(name)[0]
+        if subject in out["tcp_info"]:
+            raise UserError(f"tcp_info of {subject} is written twice (under {name} and under {subject}).", file=str(path),
+                            line=spec.line_of("tcp_info"), fix=f"keep one: \"{subject}\": {{tcp_info: {{...}}}}.")
+        out["tcp_info"][subject], lines = parse_tcp_info(spec, path)
+        out["lines"].update({f"{subject}.tcp_info.{field}": line for field, line in lines.items()})
 
 
 def _not_here(name: str, spec: LineDict, sockets: SocketTable, path: Path) -> None:
@@ -272,6 +294,12 @@ def _not_here(name: str, spec: LineDict, sockets: SocketTable, path: Path) -> No
                         fix="for the host's (first) connection use the built-in timings: timing: {handshake_client: "
                             "{equals: 1rtt, within: 5%}} (or handshake_server); per connection write it under the "
                             f"socket: {quoted(sockets.named().split(', ')[0] or 'a')}: {{{HANDSHAKE_EXAMPLE}}}.")
+    if name not in sockets.hosts and "counters" in spec:
+        host = sockets.owner(sockets.groups[name][0] if sockets.is_group(name) else name) or "its host"
+        raise UserError(f"counters: are the host's (the kernel counts per network namespace), not {name}'s.",
+                        file=str(path), line=spec.line_of("counters"),
+                        fix=f"write them under the host: {host}: {{counters: {{...}}}}; per connection use tcp_info: "
+                            "{total_retrans: 2, backoff: 0}.")
     if sockets.is_group(name) and "packets" in spec:
         members = sockets.groups[name]
         raise UserError(f"packets: under the group {name} would be one verdict for {len(members)} sockets' segments, "
@@ -285,7 +313,7 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path, sockets
     for key in raw:
         _subject_key(raw, key, sockets, path)
     out: dict[str, dict] = {kind: {} for kind in ("states", "received", "accepted", "errors", "lines", "socket_packets",
-                                                  "handshakes", "groups")}
+                                                  "handshakes", "groups", "counters", "tcp_info")}
     subjects = [h for h in hosts if h in raw] + [k for k in raw if k not in hosts and k not in ("packets", "timing")]
     for name in subjects:
         _subject(name, raw[name], raw.line_of(name), sockets, path, out)
@@ -295,4 +323,4 @@ def load_expectations(raw: LineDict, hosts: tuple[str, ...], path: Path, sockets
     lines.update({"packets": raw.line_of("packets")} if "packets" in raw else {})
     lines.update({f"timing.{name}": raw["timing"].line_of(name) for name in raw["timing"]} if "timing" in raw else {})
     return Expectations(out["states"], packets, timing, out["received"], out["accepted"], out["errors"], lines,
-                        out["socket_packets"], out["handshakes"], out["groups"])
+                        out["socket_packets"], out["handshakes"], out["groups"], out["counters"], out["tcp_info"])

@@ -193,7 +193,7 @@ def step_log_problem(path: Path, planned: int | dict[str | None, int]) -> tuple[
         entries = [StepRecord.from_json(json.loads(line)) for line in lines]
     except (ValueError, TypeError):
         return [], f"steps/{path.name} holds a cut or garbled line"
-    ran = [e for e in entries if not e.accepted]
+    ran = [e for e in entries if not e.accepted and not e.snapshot]
     per_socket = planned if isinstance(planned, dict) else {None: planned}
     for socket, wanted in per_socket.items():
         mine = [e for e in ran if e.socket == socket] if isinstance(planned, dict) else ran

@@ -156,7 +156,7 @@ def _lanes_timeline(obs: Observation, found: list[Lane], dead_ping: bool) -> lis
 
 def _call_events(obs: Observation) -> list[tuple[float, str]]:
     return [(e.start, f"{'':>4}{host} {_call_text(e)}") for host, entries in obs.steps.items()
-            for e in entries if e.start is not None and not e.accepted]
+            for e in entries if e.start is not None and not e.accepted and not e.snapshot]
 
 
 def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from harness.load import expectations as ex
 from harness.load import segment_fields as sf
+from harness.load import counts as fg
 from harness.load import sockets as so
 from harness.load import steps as st
 from harness.load import topology as tp
 from harness.load import units as un
 from harness.load.experiment import EXPERIMENT_KEYS, EXPERIMENT_REQUIRED
 from harness.load.matrix import LINK_PARAMETERS
-from harness.model import SOCKET_OPTIONS, TCP_OPTION_KINDS, TCP_STATE_ORDER
+from harness.model import SOCKET_OPTIONS, TCP_OPTION_KINDS, TCP_INFO_FIELDS, TCP_INFO_OPTIONS, TCP_STATE_ORDER
 
 HERE = Path(__file__).resolve().parent
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -131,10 +132,13 @@ def experiment_schema() -> dict:
         "received": {"$ref": "#/$defs/bytes"},
         "errors": {"type": "array", "items": {"type": "string", "pattern": "^E[A-Z0-9]+$"}},
         "accepted": _or_templated(_count(0)),
+        "counters": {"type": "object", "description": "nstat's names -> the difference over the run: 1, \">=1\", \"<3\", \"1-3\"",
+                     "propertyNames": _pattern(fg.NSTAT_NAME.pattern), "additionalProperties": {"$ref": "#/$defs/count"}},
+        "tcp_info": {"$ref": "#/$defs/tcpInfo"},
     }
     assert set(host_properties) == set(ex.HOST_EXPECT_KEYS)
     handshake = {"$ref": "#/$defs/handshake"}
-    socket_properties = {**{k: v for k, v in host_properties.items() if k != "accepted"}, "packets": {"$ref": "#/$defs/packets"},
+    socket_properties = {**{k: v for k, v in host_properties.items() if k not in ("accepted", "counters")}, "packets": {"$ref": "#/$defs/packets"},
                          "handshake": handshake}
     assert set(socket_properties) == set(ex.SOCKET_EXPECT_KEYS)
     group_properties = {k: v for k, v in socket_properties.items() if k in ex.GROUP_EXPECT_KEYS}
@@ -224,6 +228,13 @@ def experiment_schema() -> dict:
                 "then": {"required": ["for"]},
                 "else": {"not": {"required": ["for"]}},
             },
+            "count": {"oneOf": [{"type": "integer", "minimum": 0},
+                                _pattern(re.sub(r"\(\?P<\w+>", "(", fg._COUNT.pattern)), TEMPLATED]},
+            "tcpInfo": {"type": "object", "additionalProperties": False,
+                        "description": "fields of the socket's struct tcp_info (without tcpi_) as its agent last read it; "
+                                       "rto, ato, rtt, rttvar: the kernel's µs or a duration (\">=200ms\")",
+                        "properties": {**{f: {"$ref": "#/$defs/count"} for f in TCP_INFO_FIELDS if f not in fg.NOT_COUNTS},
+                                       "options": {"type": "array", "items": {"enum": list(TCP_INFO_OPTIONS)}}}},
             "templated": {"type": "string", "pattern": "\\$\\{[^}]+\\}",
                           "description": "${expression} over the matrix's names, worked out per cell"},
         },

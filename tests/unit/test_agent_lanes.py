@@ -54,8 +54,15 @@ def run_agents(tmp_path: Path, plans: dict[str, list[AgentStep]], duration: floa
             proc.stdin.close()
             proc.wait(timeout=60)
     assert all(proc.returncode == 0 for proc in procs.values())
-    return {host: [StepRecord.from_json(json.loads(line)) for line in (tmp_path / f"{host}.jsonl").read_text().splitlines()]
+    return {host: [r for line in (tmp_path / f"{host}.jsonl").read_text().splitlines()
+                   if not (r := StepRecord.from_json(json.loads(line))).snapshot]      # the calls (and accepts)
             for host in plans}
+
+
+def snapshots_at_end(tmp_path: Path, host: str) -> list[StepRecord]:
+    """The log's lines of sockets still open at the run's end (run_agents leaves them out)."""
+    records = [StepRecord.from_json(json.loads(line)) for line in (tmp_path / f"{host}.jsonl").read_text().splitlines()]
+    return [r for r in records if r.snapshot]
 
 
 def by_socket(records: list[StepRecord], action: str) -> dict[str, StepRecord]:
@@ -250,6 +257,11 @@ def test_a_non_blocking_connect_then_wait_then_data(tmp_path):
                    AgentStep("send", 4, size=4, socket="a")]}, duration=2.0)
     assert [(r.action, r.result) for r in logs["client"]] == [("connect", "ok"), ("wait", "ok"), ("send", "ok")]
     assert by_socket(logs["server"], "recv")[f"server:{port}#1"].nbytes == 4
+    # tcp_info after each call, and for each connection still open at the run's end (its listener has none)
+    assert logs["client"][-1].tcp_info["state"] == "ESTAB"
+    (end,) = snapshots_at_end(tmp_path, "client")
+    assert end.socket == "a" and end.tcp_info["bytes_sent"] == 4 and end.tcp_info["bytes_acked"] == 5 and end.start >= logs["client"][-1].end + 1.5
+    assert [r.socket for r in snapshots_at_end(tmp_path, "server")] == [f"server:{port}#1"]
 
 
 def test_binding_a_port_in_use_without_reuseaddr_is_eaddrinuse(tmp_path):
