@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from harness.load import expectations as ex
+from harness.load import inject as inj
 from harness.load import segment_fields as sf
 from harness.load import counts as fg
 from harness.load import sockets as so
@@ -110,7 +111,7 @@ def experiment_schema() -> dict:
     }
     assert set(step_properties) == set(st.STEP_KEYS) | set(st.ACTIONS), "a step key without a schema"
     network_properties = {
-        "network": {"enum": list(st.NETWORK_ACTIONS)},
+        "network": {"enum": [a for a in st.NETWORK_ACTIONS if a != "inject"]},    # inject: its own keys (injectStep)
         "at": {"$ref": "#/$defs/duration"},
         "from": {"type": "string"},
         "to": {"type": "string"},
@@ -151,7 +152,8 @@ def experiment_schema() -> dict:
         "sysctls": {"type": "object",
                     "description": "host name (or all) -> {sysctl: value}, applied inside the host's namespace and read back",
                     "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "integer", "number"]}}},
-        "steps": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/step"}, {"$ref": "#/$defs/networkStep"}]}},
+        "steps": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/step"}, {"$ref": "#/$defs/networkStep"},
+                                                        {"$ref": "#/$defs/injectStep"}]}},
         "expect": {"type": "object",
                    "description": "keys: packets, timing, host names, socket names (quote automatic ones: \"server:5001#1\") "
                                   "and groups (\"c#*\": each socket of a times: connect)",
@@ -235,6 +237,7 @@ def experiment_schema() -> dict:
                                        "rto, ato, rtt, rttvar: the kernel's µs or a duration (\">=200ms\")",
                         "properties": {**{f: {"$ref": "#/$defs/count"} for f in TCP_INFO_FIELDS if f not in fg.NOT_COUNTS},
                                        "options": {"type": "array", "items": {"enum": list(TCP_INFO_OPTIONS)}}}},
+            "injectStep": _inject_step(),
             "templated": {"type": "string", "pattern": "\\$\\{[^}]+\\}",
                           "description": "${expression} over the matrix's names, worked out per cell"},
         },
@@ -259,6 +262,36 @@ def _segment_fields() -> dict:
 def _state_order() -> list[str]:
     """ss's states in the order a connection meets them (the schema lists them so)."""
     return list(TCP_STATE_ORDER)
+
+
+def _inject_step() -> dict:
+    """`network: inject` (harness.load.inject): a crafted TCP segment or ICMP error."""
+    term = {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+                      _pattern(re.sub(r"\(\?P<\w+>", "(", inj._TERM.pattern)), TEMPLATED],
+            "description": "a number or NAME.FIGURE [+|- N]: figures " + ", ".join(inj.FIGURES)}
+    ranged = lambda low, high: _or_templated({"type": "integer", "minimum": low, "maximum": high})    # noqa: E731
+    options = {"ts": {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+                                _pattern(r"[+-]?[0-9]{1,10}")]},
+               "sackok": {"type": "boolean"}, **{k: ranged(*v) for k, v in inj.VALUED_OPTIONS.items()}}
+    properties = {
+        "network": {"const": "inject"}, "from": {"type": "string"}, "to": {"type": "string"},
+        "at": {"$ref": "#/$defs/duration"}, "wait": {"$ref": "#/$defs/duration"},
+        "after": _or_templated(_pattern(rf"{so.SUBJECT_RE} receives [SAFRPU]+(#[0-9]+)?")),
+        "socket": {"type": "string"}, "sport": _port(), "dport": _port(), "flags": _pattern(inj.INJECT_FLAGS),
+        "seq": term, "ack": term, "window": ranged(0, 65535), "len": ranged(0, inj.MAX_PAYLOAD),
+        "payload": {"type": "string", "minLength": 1},
+        "options": {"type": "object", "additionalProperties": False, "properties": options},
+        "ttl": ranged(1, 255), "icmp": {"enum": list(inj.ICMP_KINDS)}, "mtu": ranged(*inj.MTU_RANGE),
+    }
+    assert set(properties) == set(inj.INJECT_KEYS)
+    return {"type": "object", "additionalProperties": False, "required": ["network", "from", "to"],
+            "description": "a crafted segment (flags:) or ICMP error (icmp:) sent out of the switch port facing to:, "
+                           "as if from from:, at: a time or after: an event",
+            "properties": properties, "oneOf": [{"required": ["at"]}, {"required": ["after"]}],
+            "dependentRequired": {"wait": ["after"], "mtu": ["icmp"]},
+            "if": {"required": ["icmp"]},
+            "then": {"not": {"anyOf": [{"required": [k]} for k in inj.TCP_ONLY_KEYS]}},
+            "else": {"required": ["flags"]}}
 
 
 def _event_regex() -> str:
