@@ -6,8 +6,7 @@ data), len: and options: (harness.analyse.segments.segment_fits) and whose bound
 `either` tries its named alternatives and the report says which one happened."""
 from __future__ import annotations
 
-from harness.analyse.segments import Segment, segment_fits
-from harness.load.segment_fields import needs_data
+from harness.analyse.segments import Segment, needs_data, segment_fits   # needs_data: harness.load.segment_fields's
 from harness.model import PacketChoice, PacketPattern, flag_set
 
 
