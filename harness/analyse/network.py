@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.analyse.segments import Segment
-from harness.model import NetworkStep, flag_set
+from harness.analyse.segments import Segment, segment_fits
+from harness.model import NetworkStep
 
 TOLERANCE_S = 0.005
 
@@ -67,8 +67,7 @@ class NetworkCheck:
 
 def matches(step: NetworkStep, seg: Segment, src_ip: str, dst_ip: str) -> bool:
     """Does the step's match pick this segment, as its nft rule does (harness.lab.packet_rules):
-    direction, ports, flags without PSH, payload length (flags with P: data, unless len: says),
-    options."""
+    direction, ports, then flags, len: and options: as packet patterns take them (segment_fits)."""
     if (seg.src, seg.dst) != (src_ip, dst_ip):
         return False
     match = step.match
@@ -76,15 +75,7 @@ def matches(step: NetworkStep, seg: Segment, src_ip: str, dst_ip: str) -> bool:
         return False
     if match.dport is not None and seg.dport != match.dport:
         return False
-    if match.flags is not None and flag_set(seg.flags) != flag_set(match.flags):
-        return False
-    if match.length is not None:
-        if not match.length.fits(seg.length):
-            return False
-    elif match.flags and "P" in match.flags and seg.length == 0:
-        return False
-    options = seg.option_map
-    return all(option.fits(options) for option in match.options)
+    return segment_fits(seg, match.flags, match.length, match.options)
 
 
 def _key(seg: Segment) -> tuple:

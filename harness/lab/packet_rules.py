@@ -215,6 +215,10 @@ class PacketRules(Lifecycle):
 
     def __init__(self, placed: list[PlacedStep], root_node, ledger) -> None:
         placed = [p for p in placed if p.step.action != "inject"]     # harness.lab.injector sends those
+        for p in placed:            # the loader refuses these; here so that no rule is ever half-written
+            reason = nft_can_express(p.step.match)
+            if reason:
+                raise RunFailed(f"network step at line {p.step.index}: {reason}")
         self.node, self.table = root_node, table_name()
         self.marked = [(p, 0x10 + i) for i, p in enumerate(placed)]    # each step's packet mark
         self.homes = rule_home(placed)

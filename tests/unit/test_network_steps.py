@@ -318,3 +318,24 @@ def test_p_means_data_unless_len_says_otherwise():
     assert [matches(bare_a, s, "10.0.0.1", "10.0.0.2") for s in (pure, data)] == [True, True]   # PSH ignored
     fin_no_data = replace(step, match=PacketMatch("FPA", length=L(0, 0, "0")))
     assert matches(fin_no_data, fin, "10.0.0.1", "10.0.0.2") and not matches(fin_no_data, replace(fin, length=5), "10.0.0.1", "10.0.0.2")
+
+
+def test_len_options_and_p_in_a_whole_run():
+    """tests/fixtures/drop_len_options_match.yaml in the 6.1 VM: a SYN held by its options, the 2nd
+    PA of 1-100 bytes dropped, the ACK with one SACK block delayed, the first pure ACK without SACK
+    duplicated; each rule counted 1 and the analysis agrees, segment by segment."""
+    run = REPO / "tests" / "fixtures" / "drop_len_options_match_vm"
+    c2s = read_segments(run / "s1-eth1.pcap"), read_segments(run / "s1-eth2.pcap")    # arriving, leaving
+    hold, drop, delay, dup = load_experiment(REPO / "tests" / "fixtures" / "drop_len_options_match.yaml").network
+    reports = [check_step(hold, 1, *c2s, "10.0.0.1", "10.0.0.2", 0.025),
+               check_step(drop, 1, *c2s, "10.0.0.1", "10.0.0.2", 0.025),
+               check_step(delay, 1, *reversed(c2s), "10.0.0.2", "10.0.0.1", 0.025),
+               check_step(dup, 1, *reversed(c2s), "10.0.0.2", "10.0.0.1", 0.025)]
+    assert [r.problems for r in reports] == [[]] * 4
+    assert [r.matching for r in reports] == [1, 4, 1, 2]       # drop: 3 data segments and the retransmission
+    assert reports[0].segments[0].held_s == pytest.approx(0.100, abs=0.001)
+    assert reports[2].segments[0].held_s == pytest.approx(0.010, abs=0.001)
+    # the same steps without len:/options:/P pick other segments, and the check says so
+    bare = [replace(s, match=PacketMatch(s.match.flags.replace("P", ""), s.match.sport, s.match.dport)) for s in (drop, delay)]
+    assert check_step(bare[0], 1, *c2s, "10.0.0.1", "10.0.0.2", 0.025).matching > 4
+    assert check_step(bare[1], 1, *reversed(c2s), "10.0.0.2", "10.0.0.1", 0.025).problems

@@ -185,3 +185,12 @@ def test_without_drop_steps_there_is_no_drops_chain():
                         switch, Ledger())
     rules.close()
     assert not any("drops" in c for c in switch.commands)
+
+
+def test_a_match_the_switch_cannot_express_stops_the_set_up_before_any_rule():
+    switch = Recorder()
+    huge = replace(SYN, match=PacketMatch("PA", length=LengthSpec(65500, None, ">=65500")))
+    with pytest.raises(RunFailed, match="network step at line 13: len: >=65500 is more than an IPv4 TCP segment can carry"):
+        PacketRules([PlacedStep(huge, "s1-eth2", Impairment(delay_s=0.025), "10.0.0.1", "10.0.0.2", "s1-eth1")],
+                    switch, Ledger())
+    assert not any("add rule" in c for c in switch.commands)
