@@ -194,3 +194,16 @@ def test_a_match_the_switch_cannot_express_stops_the_set_up_before_any_rule():
         PacketRules([PlacedStep(huge, "s1-eth2", Impairment(delay_s=0.025), "10.0.0.1", "10.0.0.2", "s1-eth1")],
                     switch, Ledger())
     assert not any("add rule" in c for c in switch.commands)
+
+
+def test_everything_the_loader_takes_the_switch_can_pick():
+    """The loader's bounds (harness.load.segment_fields) are within what nft can match, so
+    nft_can_express is only a backstop: the largest length, and each option value at both ends."""
+    from harness.load.segment_fields import MAX_LENGTH, OPTION_VALUES
+    for length in (LengthSpec(MAX_LENGTH, None, f">={MAX_LENGTH}"), LengthSpec(0, MAX_LENGTH, f"<={MAX_LENGTH}")):
+        assert nft_can_express(PacketMatch("PA", length=length)) is None
+        assert length_expr(length).count(" . ") >= 2                      # not an empty set
+    for name, ends in OPTION_VALUES.items():
+        for value in ends:
+            assert nft_can_express(PacketMatch(options=(OptionSpec(name, True, value),))) is None, (name, value)
+    assert nft_can_express(PacketMatch(length=LengthSpec(MAX_LENGTH + 1, None, "past"))) is not None
