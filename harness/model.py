@@ -27,6 +27,9 @@ ADDRESS_PREFIX_LEN = 8
 
 BLOCKED = "still waiting when the run ended"     # the result text of a call the run's end cut short
 TCP_INFO_AT_END = "tcp_info"     # the action of a step log line carrying a socket still open at the run's end
+# MIB tables whose fields the kernel lists only once it has counted one (/proc/net/snmp's IcmpMsg:
+# InType3 appears with the first port unreachable received): a name missing there is 0, not unknown
+MIB_SPARSE_PREFIXES = ("IcmpMsg",)
 
 # struct tcp_info (include/uapi/linux/tcp.h, as of 6.1: 232 bytes; it grows with kernels and a
 # reader takes the fields the returned length covers): (field without tcpi_, struct code, unit).

@@ -37,7 +37,7 @@ from typing import Callable
 
 from harness.model import (BLOCKED, SOCKET_OPTIONS, TCP_INFO_AT_END, TCP_STATE_NAMES, AgentStep, StepRecord,
                            accepted_name, listener_name)
-from harness.record.counters import read_tcp_info
+from harness.record.counters import parse_tcp_info, raw_tcp_info, read_tcp_info
 from harness.record.sampler import NOTE_ADDRESS
 
 IP_BIND_ADDRESS_NO_PORT = 24    # <linux/in.h>: bind() takes the address, connect() the port
@@ -197,6 +197,7 @@ class Host:
         self.current: dict[int, StepRecord] = {}             # calls under way, by id (see run_step)
         self.addresses: dict[str, tuple] = {}                # accepted name -> (local, peer) as accept() gave them
         self.premade: dict[tuple, socket.socket] = {}       # (line, socket) -> a lane's first connect's socket, made before t0
+        self.last_info: dict[int, bytes] = {}                # id(record) -> a closed socket's tcp_info, parsed by its lane
         self.held: list[socket.socket] = []
         self.crashed: list[BaseException] = []
 
@@ -381,7 +382,9 @@ def _shutdown(step: AgentStep, host: Host, entry: StepRecord) -> None:
 def _close(step: AgentStep, host: Host, entry: StepRecord) -> None:
     """Whatever state it is in (SYN-SENT after a non-blocking connect included)."""
     conn = host.socket(step.socket)
-    entry.tcp_info = read_tcp_info(conn)      # its last figures: after close() there is no socket to ask
+    raw = raw_tcp_info(conn)     # its last figures (after close() there is no socket to ask), parsed by the lane:
+    if raw is not None:          # this may run in the starter, with more closes due at the same moment
+        host.last_info[id(entry)] = raw
     if step.action == "abort":
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     if conn.fileno() >= 0 and conn.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
@@ -524,12 +527,14 @@ def run_step(step: AgentStep, host: Host, notes: SamplerNotes) -> StepRecord | N
     except OSError as exc:
         entry.result = f"error: {exc.strerror or exc}"
         entry.errno = errno.errorcode.get(exc.errno, str(exc.errno))
-    if step.action not in ("close", "abort", "listen"):       # close/abort read it before; a listener has none
-        entry.tcp_info = _tcp_info_after(step, host)
     with host.changed:
         if host.current.pop(id(entry), None) is None:
             return None       # the run's end logged it as blocked already (main): the lane ends
         entry.end = time.time()
+    # after `end`: measured in the 6.1 VM (guest time), getsockopt(TCP_INFO) 4.4 µs, parsing it 39 µs
+    raw = host.last_info.pop(id(entry), None)         # close/abort: read just before; a listener has none
+    entry.tcp_info = (parse_tcp_info(raw) if raw is not None else None if step.action in ("close", "abort", "listen")
+                      else _tcp_info_after(step, host))
     return entry
 
 

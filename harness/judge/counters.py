@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.analyse.connection import Observation, SocketView
 from harness.judge.verdict import Verdict
-from harness.model import TCP_INFO_FIELDS, TCP_INFO_OPTIONS, TCP_INFO_AT_END, CountExpectation, StepRecord
+from harness.model import MIB_SPARSE_PREFIXES, TCP_INFO_FIELDS, TCP_INFO_OPTIONS, CountExpectation, StepRecord
 
 UNIT_TEXT = {"us": "µs", "ms": "ms"}
 
@@ -19,6 +19,8 @@ def judge_counter(host: str, want: CountExpectation, counters: dict | None) -> V
         return Verdict(name, expected, "no counter snapshots in this run", False)
     before = counters["before"]["hosts"].get(host, {})
     after = counters["after"]["hosts"].get(host, {})
+    if want.name.startswith(MIB_SPARSE_PREFIXES):     # listed once counted: absent is 0
+        before, after = {want.name: 0, **before}, {want.name: 0, **after}
     if want.name not in before or want.name not in after:
         return Verdict(name, expected, f"kernel {counters.get('kernel', '?')} has no counter {want.name} "
                                        f"(its netstat and snmp list {len(after)} others)", False)

@@ -7,8 +7,8 @@ the field: TcpExtTCPTimeouts, TcpRetransSegs, IcmpMsgInType3). Reading /proc is 
 
 tcp_info: a socket's struct tcp_info (getsockopt TCP_INFO), parsed by the length the kernel
 returns (the struct grows with kernels; 6.1 gives 232 bytes) into harness.model.TCP_INFO_FIELDS.
-The agent calls read_tcp_info after each call on a socket: it must stay cheap (measured on the
-VM's one emulated CPU: see read_tcp_info)."""
+The agent reads it after each call on a socket: it must stay cheap. Measured in the 6.1 VM (guest
+time, the virtual clock): getsockopt 4.4 µs, parse_tcp_info 39 µs (on this host: 3 and 6 µs)."""
 from __future__ import annotations
 
 import os
@@ -17,7 +17,7 @@ import struct
 import time
 from pathlib import Path
 
-from harness.model import TCP_INFO_LAYOUT, TCP_INFO_OPTIONS, TCP_STATE_NAMES
+from harness.model import MIB_SPARSE_PREFIXES, TCP_INFO_LAYOUT, TCP_INFO_OPTIONS, TCP_STATE_NAMES
 
 MIB_FILES = ("netstat", "snmp")
 TCP_INFO_ASK = 512            # more than any kernel's struct: the kernel returns its own length
@@ -54,8 +54,10 @@ def parsed(snap: dict) -> dict[str, dict[str, int]]:
 
 
 def deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    """after - before for every counter in both (a gauge like TcpCurrEstab is a difference too)."""
-    return {name: after[name] - before[name] for name in after if name in before}
+    """after - before for every counter in both, or listed only once counted (MIB_SPARSE_PREFIXES:
+    0 before). A gauge like TcpCurrEstab is a difference too."""
+    return {name: after[name] - before.get(name, 0) for name in after
+            if name in before or name.startswith(MIB_SPARSE_PREFIXES)}
 
 
 def counters_result(before: dict, after: dict, t0: float) -> dict:
@@ -119,9 +121,15 @@ def parse_tcp_info(raw: bytes) -> dict:
     return info
 
 
-def read_tcp_info(sock: socket.socket) -> dict | None:
-    """The socket's tcp_info now; None for a closed socket or one without it."""
+def raw_tcp_info(sock: socket.socket) -> bytes | None:
+    """The socket's struct tcp_info as the kernel gives it (None: a closed socket, or not TCP)."""
     try:
-        return parse_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_ASK))
-    except (OSError, struct.error):
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_ASK)
+    except OSError:
         return None
+
+
+def read_tcp_info(sock: socket.socket) -> dict | None:
+    """The socket's tcp_info now, parsed; None for a closed socket or one without it."""
+    raw = raw_tcp_info(sock)
+    return parse_tcp_info(raw) if raw else None

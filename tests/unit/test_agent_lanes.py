@@ -104,6 +104,8 @@ def test_a_hundred_lanes_each_connect_and_close_once_and_all_are_accepted(tmp_pa
     logs = run_agents(tmp_path, {"server": [listen(port)], "client": steps}, duration=3.0)
     connects, closes = by_socket(logs["client"], "connect"), by_socket(logs["client"], "close")
     assert sorted(closes) == sorted(names) and all(r.result == "ok" and r.start >= r.scheduled for r in closes.values())
+    # each close (begun by the starter, 100 due together) carries the tcp_info read just before it
+    assert {r.tcp_info["state"] for r in closes.values()} == {"ESTAB"}
     assert sorted(connects) == sorted(names)
     assert all(r.result == "ok" and r.start >= r.scheduled for r in connects.values())
     assert len({r.cookie for r in connects.values()}) == 100 and None not in {r.cookie for r in connects.values()}

@@ -78,6 +78,8 @@ def test_deltas_over_the_recorded_run(counters):
     # the agent's throw-away loopback connect before ready is in the first snapshot, not the delta
     assert counters["before"]["hosts"]["client"]["TcpActiveOpens"] == 1 and client["TcpActiveOpens"] == 1
     assert deltas({"a": 1, "b": 5}, {"a": 4, "c": 1}) == {"a": 3}
+    # IcmpMsg lists a type only once counted (6.1's client: InType0 InType8 OutType0 OutType8)
+    assert deltas({"IcmpMsgInType0": 6}, {"IcmpMsgInType0": 6, "IcmpMsgInType3": 2}) == {"IcmpMsgInType0": 0, "IcmpMsgInType3": 2}
     assert (counters["before"]["at_s"], counters["after"]["at_s"]) == (-1.0, 6.0)
 
 
@@ -98,6 +100,13 @@ def test_a_counter_the_kernel_lacks_fails_saying_so(counters):
     v = judge_counter("server", count("TcpExtPAWSOldAck", 0, 0, "0"), counters)
     assert not v.passed and "kernel 6.1.0-57-amd64 has no counter TcpExtPAWSOldAck" in v.observed
     assert not judge_counter("server", count("TcpRetransSegs", 0, 0, "0"), None).passed   # no snapshots: never a pass
+
+
+def test_an_icmp_type_never_seen_is_zero_not_unknown(counters):
+    assert "IcmpMsgInType3" not in counters["after"]["hosts"]["client"]
+    zero = judge_counter("client", count("IcmpMsgInType3", 0, 0, "0"), counters)
+    assert zero.passed and zero.observed.startswith("0 (0 before t0 → 0 after")
+    assert not judge_counter("client", count("IcmpMsgInType3", 1, None, ">=1"), counters).passed
 
 
 # --- tcp_info ------------------------------------------------------------------------------
