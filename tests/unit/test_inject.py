@@ -12,7 +12,7 @@ from harness.analyse.figures import ConnRef, EventWatch, FigureTracker, Unseen, 
 from harness.analyse.injected import check_injection, read_icmp, read_log
 from harness.analyse.segments import Segment, frame_segment, read_segments
 from harness.errors import UserError
-from harness.lab.injector import build_frame, tcp_options
+from harness.lab.injector import build_frame, live_segment, tcp_options
 from harness.load import load_experiment
 from harness.model import ConnTerm, Event, InjectSpec
 
@@ -317,3 +317,24 @@ def test_the_recorded_after_event_is_the_data_leaving_the_port_to_the_client():
     data = next(s for s in leaving if s.dst == "10.0.0.1" and s.length == 100)
     assert step.inject.after == Event("client", "receives", "PA", 1, "client receives PA")
     assert log[0]["due"] - data.t == pytest.approx(0.010, abs=1e-4)      # the same frame, stamped once for every tap
+
+
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_live_frames_read_as_the_capture_reads_them(name):
+    """The injector's struct reader against dpkt's, on every frame of the recorded captures."""
+    with open(RECORDED / name / "pcap" / f"{PORTS[name]}.pcap", "rb") as f:
+        frames = list(dpkt.pcap.Reader(f))
+    for ts, buf in frames:
+        full = frame_segment(float(ts), buf)
+        live = live_segment(float(ts), buf)
+        if full is None:
+            assert live is None
+            continue
+        assert replace(live, options=()) == replace(full, options=())
+        assert ("ts" in live.option_map) == ("ts" in full.option_map)
+
+
+def test_a_short_or_other_frame_is_no_segment():
+    frame = build_frame({"src": "10.0.0.2", "sport": 1, "dst": "10.0.0.1", "dport": 2, "ttl": 64, "icmp": "net-unreachable",
+                         "mtu": None, "quoted": "00" * 28}, "00:00:00:00:00:02", "00:00:00:00:00:01")
+    assert live_segment(0.0, frame) is None and live_segment(0.0, b"\0" * 20) is None
