@@ -38,14 +38,30 @@ def _is_syn(seg: Segment) -> bool:
     return "S" in seg.flags and "A" not in seg.flags
 
 
-def _opens(seg: Segment, current: Incarnation | None) -> bool:
+def _live(inc: Incarnation) -> bool:
+    """Both ends have a connection here: each sent its SYN, no RST, not both FINs."""
+    if len(inc.isn) < 2 or any("R" in s.flags for s in inc.segments):
+        return False
+    return len({(s.src, s.sport) for s in inc.segments if "F" in s.flags}) < 2
+
+
+def _opens(seg: Segment, current: Incarnation | None, answered: bool) -> bool:
     """A SYN (no ACK) whose ISN is not the one its sender uses in the current incarnation. A
     retransmitted or held stale SYN with that ISN stays; the peer's first SYN (simultaneous open)
-    joins; so does a first SYN after stray segments (an incarnation with no ISN yet)."""
+    joins; so does a first SYN after stray segments (an incarnation with no ISN yet). A SYN with a
+    new ISN that lands in a live connection and that the peer never answers with a SYN+ACK (a SYN
+    injected into ESTABLISHED gets a challenge ACK, RFC 5961 4.2) is part of that connection."""
     if current is None:
         return True
     known = current.isn.get((seg.src, seg.sport))
-    return _is_syn(seg) and known is not None and known != seg.seq
+    if not (_is_syn(seg) and known is not None and known != seg.seq):
+        return False
+    return answered or not _live(current)
+
+
+def _synacks(segments: list[Segment]) -> set[tuple[Address, Address, int]]:
+    """(SYN+ACK sender, its receiver, the ack it carries): which SYNs were answered."""
+    return {((s.src, s.sport), (s.dst, s.dport), s.ack) for s in segments if "S" in s.flags and "A" in s.flags}
 
 
 def _old_duplicate_of(seg: Segment, runs: list[Incarnation]) -> Incarnation | None:
@@ -59,11 +75,13 @@ def _old_duplicate_of(seg: Segment, runs: list[Incarnation]) -> Incarnation | No
 def split(segments: list[Segment]) -> dict[frozenset[Address], list[Incarnation]]:
     """Every four-tuple's incarnations, in order, from one capture (each one's segments in time order)."""
     out: dict[frozenset[Address], list[Incarnation]] = {}
+    answers = _synacks(segments)
     for seg in sorted(segments, key=lambda s: s.t):
         key = ends_of(seg)
         runs = out.setdefault(key, [])
         current = _old_duplicate_of(seg, runs) or (runs[-1] if runs else None)
-        if _opens(seg, current):
+        answered = ((seg.dst, seg.dport), (seg.src, seg.sport), (seg.seq + 1) % 2**32) in answers
+        if _opens(seg, current, answered):
             current = Incarnation(key, len(runs) + 1)
             runs.append(current)
         if "S" in seg.flags:

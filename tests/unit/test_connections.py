@@ -163,8 +163,20 @@ def test_a_retransmitted_syn_and_the_peers_syn_in_a_simultaneous_open_stay_in_on
                 seg(2.05, CLIENT, b_end, "SA", 10, 21), seg(2.05, b_end, CLIENT, "SA", 20, 11)]
     (runs,) = split(segments).values()
     assert len(runs) == 1 and runs[0].isn == {CLIENT: 10, b_end: 20}
-    (again,) = split(segments + [seg(5.0, CLIENT, b_end, "S", 99)]).values()
-    assert [len(r.segments) for r in again] == [5, 1]
+    (again,) = split(segments + [seg(5.0, CLIENT, b_end, "S", 99), seg(5.05, b_end, CLIENT, "SA", 500, 100)]).values()
+    assert [len(r.segments) for r in again] == [5, 2]
+
+
+def test_a_new_syn_into_a_live_connection_that_gets_a_challenge_ack_stays_in_it():
+    """RFC 5961 4.2: a SYN (any sequence) into ESTABLISHED is answered by an ACK; no new connection."""
+    b_end = ("10.0.0.2", 6000)
+    live = [seg(1.0, CLIENT, b_end, "S", 10), seg(1.05, b_end, CLIENT, "SA", 20, 11), seg(1.1, CLIENT, b_end, "A", 11, 21)]
+    injected = [seg(2.0, CLIENT, b_end, "S", 5000), seg(2.0, b_end, CLIENT, "A", 21, 11)]
+    (runs,) = split(live + injected).values()
+    assert [len(r.segments) for r in runs] == [5]
+    closed = live + [seg(1.5, CLIENT, b_end, "R", 11)]
+    (after_reset,) = split(closed + injected).values()     # the same SYN after a RST: a new connection
+    assert [len(r.segments) for r in after_reset] == [4, 2]
 
 
 # --- views --------------------------------------------------------------------------------------
