@@ -26,11 +26,12 @@ def resolve_experiment_path(name: str) -> Path:
                             fix="give the experiment's .yaml file (or a folder of them).")
         return path
     shipped = experiments_dir()
-    if "/" not in name and "\0" not in name:
+    # a bare name, or one inside a shipped subfolder (packetdrill/close-on-syn-sent): never outside it
+    if "\0" not in name and not path.is_absolute() and ".." not in path.parts:
         for candidate in (shipped / name, shipped / f"{name}.yaml"):
             if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
                 return candidate
-    known = ", ".join(sorted(p.name for p in shipped.glob("*.yaml")))
+    known = ", ".join(sorted(str(p.relative_to(shipped)) for p in [*shipped.glob("*.yaml"), *shipped.glob("*/*.yaml")]))
     raise UserError(f"no experiment file '{name[:80]}' here or in experiments/.", file=name[:200],
                     fix=f"give a path, or one of: {known}.")
 

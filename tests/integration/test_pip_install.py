@@ -73,7 +73,7 @@ def test_a_shipped_experiment_checks_by_name_from_another_folder(installed, tmp_
 
 
 def test_every_shipped_experiment_travelled_in_the_wheel(installed, tmp_path):
-    shipped = sorted(p.name for p in (REPO / "experiments").glob("*.yaml"))
+    shipped = sorted(str(p.relative_to(REPO / "experiments")) for p in (REPO / "experiments").glob("**/*.yaml"))
     done = _run([installed / "run-experiment", "--check", *shipped], tmp_path, 600)
     assert done.returncode == 0, done.stdout
     assert done.stdout.count(": ok (") == len(shipped), done.stdout

@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from harness.errors import UserError
 from harness.load.experiment import resolve_experiment_path
 from harness.shipped import CODE_ROOT, experiments_dir, source_checkout, topologies_dir
 
@@ -22,6 +25,15 @@ def test_a_shipped_experiment_is_found_by_name_from_any_folder(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     assert resolve_experiment_path("handshake") == experiments_dir() / "handshake.yaml"
     assert resolve_experiment_path("handshake.yaml") == experiments_dir() / "handshake.yaml"
+    mirror = next((experiments_dir() / "packetdrill").glob("*.yaml"))
+    assert resolve_experiment_path(f"packetdrill/{mirror.stem}") == mirror     # a shipped subfolder
+
+
+def test_a_name_that_climbs_out_of_the_shipped_folder_is_not_looked_up(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("../topologies/two_hosts", "/etc/passwd.yaml", "packetdrill/../handshake"):
+        with pytest.raises(UserError, match="no experiment file"):
+            resolve_experiment_path(name)
 
 
 def test_an_installed_package_finds_them_inside_itself_and_has_no_checkout(tmp_path):
