@@ -38,10 +38,27 @@ def _is_syn(seg: Segment) -> bool:
     return "S" in seg.flags and "A" not in seg.flags
 
 
+def _seq_end(seg: Segment) -> int:
+    """The sequence number after the segment (SYN and FIN take one each)."""
+    return (seg.seq + seg.length + ("S" in seg.flags) + ("F" in seg.flags)) % 2**32
+
+
+def _ends_it(rst: Segment, before: list[Segment], isn: int | None) -> bool:
+    """A RST its receiver takes: its sequence is exactly where its sender's data ended (RFC 5961
+    3.2; an in-window RST elsewhere only earns a challenge ACK and the connection goes on)."""
+    sent = [s for s in before if (s.src, s.sport) == (rst.src, rst.sport) and "R" not in s.flags]
+    if isn is None or not sent:
+        return True
+    return rst.seq == max((_seq_end(s) for s in sent), key=lambda end: (end - isn) % 2**32)
+
+
 def _live(inc: Incarnation) -> bool:
-    """Both ends have a connection here: each sent its SYN, no RST, not both FINs."""
-    if len(inc.isn) < 2 or any("R" in s.flags for s in inc.segments):
+    """Both ends have a connection here: each sent its SYN, no RST that ended it, not both FINs."""
+    if len(inc.isn) < 2:
         return False
+    for i, seg in enumerate(inc.segments):
+        if "R" in seg.flags and _ends_it(seg, inc.segments[:i], inc.isn.get((seg.src, seg.sport))):
+            return False
     return len({(s.src, s.sport) for s in inc.segments if "F" in s.flags}) < 2
 
 

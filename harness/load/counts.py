@@ -12,7 +12,10 @@ from harness.model import TCP_INFO_FIELDS, TCP_INFO_OPTIONS, CountExpectation
 
 # nstat's names: a /proc/net/netstat or /proc/net/snmp table's prefix + a field (TcpExtTCPTimeouts,
 # TcpRetransSegs, IcmpMsgInType3). Whether the running kernel has it is known only at judge time.
-NSTAT_NAME = re.compile(r"(TcpExt|IpExt|MPTcpExt|IcmpMsg|Icmp|UdpLite|Udp|Tcp|Ip)[A-Z][A-Za-z0-9_]*")
+# IcmpMsg is listed sparsely (a type only once counted: a missing one reads 0), so its names are
+# checked exactly here, else a misspelt one would pass as 0
+NSTAT_NAME = re.compile(r"(?:IcmpMsg(?:In|Out)Type(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+                        r"|(?!IcmpMsg)(?:TcpExt|IpExt|MPTcpExt|Icmp|UdpLite|Udp|Tcp|Ip)[A-Z][A-Za-z0-9_]*)")
 COUNT_EXAMPLES = '1, ">=1", "<3", "<=3" or "1-3"'
 COUNTERS_EXAMPLE = 'counters: {TcpExtTCPTimeouts: 2, TcpRetransSegs: ">=2"}'
 TCP_INFO_EXAMPLE = 'tcp_info: {total_retrans: 2, backoff: 0, rto: ">=200ms", options: [ts, sack, wscale]}'

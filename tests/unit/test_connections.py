@@ -177,6 +177,9 @@ def test_a_new_syn_into_a_live_connection_that_gets_a_challenge_ack_stays_in_it(
     closed = live + [seg(1.5, CLIENT, b_end, "R", 11)]
     (after_reset,) = split(closed + injected).values()     # the same SYN after a RST: a new connection
     assert [len(r.segments) for r in after_reset] == [4, 2]
+    ignored = live + [seg(1.5, CLIENT, b_end, "R", 500), seg(1.5, b_end, CLIENT, "A", 21, 11)]   # in-window, not at rcv_nxt
+    (challenged,) = split(ignored + injected).values()     # a challenge ACK: the connection went on
+    assert [len(r.segments) for r in challenged] == [7]
 
 
 # --- views --------------------------------------------------------------------------------------

@@ -207,6 +207,8 @@ def test_counts_and_durations_load(tmp_path):
 
 @pytest.mark.parametrize("expect, message", [
     ('  server: {counters: {TCPChallengeACK: 1}}\n', "not a counter name as nstat writes it"),
+    ('  server: {counters: {IcmpMsgInTyp3: 0}}\n', "not a counter name as nstat writes it"),   # would read 0 and pass
+    ('  server: {counters: {IcmpMsgOutType256: 0}}\n', "not a counter name as nstat writes it"),
     ('  server: {counters: {TcpExtTCPChallengeACK: -1}}\n', "is not a count"),
     ('  server: {counters: {TcpExtTCPChallengeACK: "3-1"}}\n', "allows no value"),
     ('  server: {counters: {TcpExtTCPChallengeACK: "1ms"}}\n', "is a duration, but TcpExtTCPChallengeACK is a count"),
