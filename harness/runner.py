@@ -142,7 +142,8 @@ def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: R
     injections = [_injection(plan, p, lab) for p in plan.network_steps if p.step.action == "inject"]
     if injections:     # its sockets open (ready) before the agents start: no cost without inject steps
         rec.injector = helpers.enter_context(Injector(
-            InjectorPlan(tuple(injections), conn_refs(plan.experiment, plan.addresses), str(plan.work_dir / LOG_NAME)), ledger))
+            InjectorPlan(tuple(injections), conn_refs(plan.experiment, plan.addresses), str(plan.work_dir / LOG_NAME),
+                         lab.node(plan.experiment.topology.hosts[0]).pid), ledger))
         rec.injector.wait_ready(plan.startup_timeout_s)
 
 
