@@ -105,3 +105,11 @@ def test_no_log_callable_is_passed_around():
     found = [(str(p.relative_to(HARNESS)), name) for p in HARNESS.rglob("*.py") for name in _log_parameters(p.read_text())]
     assert [f for f in found if f not in allowed] == []
     assert _log_parameters("def f(a, log):\n    log(a)\n") == ["f"]
+
+
+def test_test_module_basenames_are_unique_across_unit_and_integration():
+    """pytest imports test modules by basename (rootdir-relative, no packages): two test_x.py
+    stop the whole suite at collection (it happened: tests/{unit,integration}/test_inject.py)."""
+    tests = Path(__file__).resolve().parents[1]
+    names = [p.name for folder in ("unit", "integration") for p in (tests / folder).glob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
