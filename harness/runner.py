@@ -68,6 +68,7 @@ class Recording:
     egress: dict[str, tuple[str, Impairment]] = field(default_factory=dict)   # link interface -> (node, impairment)
     t0: float = 0.0
     mib: list[dict] = field(default_factory=list)     # each host's MIB before t0, then after the timeline
+    unsaved: list[str] = field(default_factory=list)  # evidence the runner itself could not write (a full disk)
     # each pcap parsed once per run, whoever asks first (the kernel send check, the observation,
     # the network steps' checks): dpkt on an emulated CPU is seconds for a busy capture
     read: Callable[[Path], list[Segment]] = field(default_factory=lambda: functools.cache(read_segments))
@@ -209,7 +210,8 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
     for agent in rec.agents:   # agents end their own steps at the deadline
         agent.wait_done(plan.startup_timeout_s)
     rec.mib.append(mib.snapshot(pids))
-    mib.save_raw(plan.work_dir, *rec.mib)
+    unsaved = mib.save_raw(plan.work_dir, *rec.mib)
+    rec.unsaved += [unsaved] if unsaved else []
     rec.counted = rec.rules.counters() if rec.rules else {}
 
 
@@ -226,7 +228,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
             "target": plan.target, "switch": experiment.topology.switch_kind,
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats}
-    steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0)
+    steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0, rec.unsaved)
     problems = problems or _kernel_send_problems(plan, rec)
     if problems:
         raise _incomplete(final_dir, base, problems)
@@ -306,11 +308,11 @@ def _tell_network(network: list[NetworkCheck], final_dir: Path) -> None:
 
 
 def _evidence(run_dir: Path, experiment: Experiment, captures: list[Capture], sampler: StateSampler,
-              t0: float) -> tuple[dict[str, list[StepRecord]], list[str]]:
+              t0: float, unsaved: list[str]) -> tuple[dict[str, list[StepRecord]], list[str]]:
     """Each host's step log, and everything that keeps the run's evidence from being whole: a
     recorder that failed, a pcap cut inside a record, samples that stop early, a step log short of
     the steps its agent ran, a file the disk would not flush."""
-    problems = sync_files(run_dir)
+    problems = unsaved + sync_files(run_dir)      # unsaved: what the runner itself could not write
     for c in captures:
         if c.proc.returncode not in (0, None):
             problems.append(f"tcpdump on {c.intf} ended with status {c.proc.returncode}")

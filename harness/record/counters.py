@@ -69,14 +69,19 @@ def counters_result(before: dict, after: dict, t0: float) -> dict:
             "deltas": {h: deltas(first[h], last[h]) for h in last if h in first}}
 
 
-def save_raw(run_dir: Path, before: dict, after: dict) -> None:
-    """counters/<host>.<before|after>.<netstat|snmp>: the files as the kernel wrote them."""
+def save_raw(run_dir: Path, before: dict, after: dict) -> str | None:
+    """counters/<host>.<before|after>.<netstat|snmp>: the files as the kernel wrote them. A file
+    that cannot be written (a full disk) is the evidence's problem, said, not a traceback."""
     folder = run_dir / "counters"
-    folder.mkdir(parents=True, exist_ok=True)
-    for when, snap in (("before", before), ("after", after)):
-        for host, texts in snap["texts"].items():
-            for name, text in texts.items():
-                (folder / f"{host}.{when}.{name}").write_text(text)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for when, snap in (("before", before), ("after", after)):
+            for host, texts in snap["texts"].items():
+                for name, text in texts.items():
+                    (folder / f"{host}.{when}.{name}").write_text(text)
+    except OSError as exc:
+        return f"counters/ could not be written: {exc.strerror or exc}"
+    return None
 
 
 def _prefixes() -> list[tuple[int, struct.Struct, tuple[str, ...]]]:
