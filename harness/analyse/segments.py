@@ -41,20 +41,33 @@ class Segment:
         return dict(self.options)
 
 
+def shape_misses(seg: Segment, flags: str | None, length: LengthSpec | None = None,
+                 options: tuple[OptionSpec, ...] = ()) -> list[str]:
+    """What of len:, options: and P (flags written with P need data unless len: says what length,
+    harness.load.segment_fields.needs_data) the segment lacks, said as a verdict shows it."""
+    out = []
+    if length is not None and not length.fits(seg.length):
+        out.append(f"len={seg.length}, should be {length}")
+    elif length is None and flags is not None and needs_data(flags) and seg.length == 0:
+        out.append(f"len=0, and {flags} (written with P) needs data")
+    wrong = [str(o) for o in options if not o.fits(seg.option_map)]
+    if wrong:
+        out.append(f"options={shown_options(seg)}, should have {', '.join(wrong)}")
+    return out
+
+
+def shown_options(seg: Segment) -> str:
+    """A segment's options as a verdict shows them: [mss=1460, sackok, ts, wscale=9] (sack: its blocks)."""
+    return "[" + ", ".join(name if name in ("sackok", "ts") else f"{name}={value}" for name, value in seg.options) + "]"
+
+
 def segment_fits(seg: Segment, flags: str | None, length: LengthSpec | None = None,
                  options: tuple[OptionSpec, ...] = ()) -> bool:
     """Does the segment fit a packet pattern's or a network-step match's flags, len: and options:?
-    Flags compare without PSH (flags None: any), but flags written with P need data unless len:
-    says what length (harness.load.segment_fields.needs_data); every option entry must hold."""
+    Flags compare without PSH (flags None: any); the rest as shape_misses says."""
     if flags is not None and flag_set(seg.flags) != flag_set(flags):
         return False
-    if length is not None:
-        if not length.fits(seg.length):
-            return False
-    elif flags is not None and needs_data(flags) and seg.length == 0:
-        return False
-    present = seg.option_map
-    return all(option.fits(present) for option in options)
+    return not shape_misses(seg, flags, length, options)
 
 
 def read_segments(path: Path) -> list[Segment]:

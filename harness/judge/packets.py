@@ -6,7 +6,7 @@ data), len: and options: (harness.analyse.segments.segment_fits) and whose bound
 `either` tries its named alternatives and the report says which one happened."""
 from __future__ import annotations
 
-from harness.analyse.segments import Segment, needs_data, segment_fits   # needs_data: harness.load.segment_fields's
+from harness.analyse.segments import Segment, needs_data, segment_fits, shape_misses, shown_options   # needs_data: harness.load.segment_fields's
 from harness.model import PacketChoice, PacketPattern, flag_set
 
 
@@ -29,19 +29,6 @@ def _bind(pattern: PacketPattern, seg: Segment, env: dict[str, int]) -> None:
             env[term.name] = getattr(seg, field)
 
 
-def _shape_misses(pattern: PacketPattern, seg: Segment) -> list[str]:
-    """What of the pattern's len:, options: and P (data) the segment of the right flags lacks."""
-    out = []
-    if pattern.length is not None and not pattern.length.fits(seg.length):
-        out.append(f"len={seg.length}, should be {pattern.length}")
-    elif pattern.length is None and needs_data(pattern.flags) and seg.length == 0:
-        out.append(f"len=0, and {pattern.flags} (written with P) needs data")
-    wrong = [str(o) for o in pattern.options if not o.fits(seg.option_map)]
-    if wrong:
-        out.append(f"options={_options(seg)}, should have {', '.join(wrong)}")
-    return out
-
-
 def _one(pattern: PacketPattern, segments: list[Segment], pos: int, env: dict[str, int],
          addr: dict[str, tuple[str, int]]) -> tuple[int, Segment | None, str]:
     """Position after the match, the segment (None if no match), and a note on the nearest miss:
@@ -56,7 +43,7 @@ def _one(pattern: PacketPattern, segments: list[Segment], pos: int, env: dict[st
         if why is None and segment_fits(seg, pattern.flags, pattern.length, pattern.options):
             _bind(pattern, seg, env)
             return i + 1, seg, ""
-        shape = "; ".join(_shape_misses(pattern, seg))
+        shape = "; ".join(shape_misses(seg, pattern.flags, pattern.length, pattern.options))
         seen = f"{pattern.sender} {seg.flags} seq={seg.seq} ack={seg.ack}"
         if why is None:
             only_shape = only_shape or f" (nearest: {seen}, only its length/options differ: {shape})"
@@ -85,7 +72,7 @@ def _sequence(patterns, segments, pos, env, addr, lines) -> tuple[bool, int]:
             return False, pos
         lines.append(f"{pattern.sender} {seg.flags} seq={seg.seq} ack={seg.ack}"
                      + (f" len={seg.length}" if pattern.length is not None or needs_data(pattern.flags) else "")
-                     + (f" options={_options(seg)}" if pattern.options else ""))
+                     + (f" options={shown_options(seg)}" if pattern.options else ""))
     return True, pos
 
 
@@ -110,8 +97,3 @@ def _shown(p: PacketPattern) -> str:
     return (f"{p.sender} {p.flags}" + (f" seq={p.seq}" if p.seq else "") + (f" ack={p.ack}" if p.ack else "")
             + (f" len={p.length}" if p.length is not None else "")
             + (f" options=[{', '.join(map(str, p.options))}]" if p.options else ""))
-
-
-def _options(seg: Segment) -> str:
-    """A segment's options as a verdict shows them: [mss=1460, sackok, ts, wscale=9] (sack: its blocks)."""
-    return "[" + ", ".join(name if name in ("sackok", "ts") else f"{name}={value}" for name, value in seg.options) + "]"
