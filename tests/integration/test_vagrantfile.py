@@ -17,5 +17,5 @@ def test_vagrant_validate_passes():
 
 def test_provisioning_is_the_setup_script():
     text = (REPO / "Vagrantfile").read_text()
-    assert 'config.vm.box = "debian/bookworm64"' in text
+    assert 'config.vm.box = boxes[debian]' in text      # which box: tests/unit/test_vagrant_box.py
     assert "bash /vagrant/scripts/setup" in text
