@@ -554,6 +554,17 @@ class Expectations:
 
 
 @dataclass(frozen=True)
+class ExpectSource:
+    """expect: and about: as written, for files whose expectations read the run's facts (kernel,
+    HOST.sysctl): worked out again once the lab is up (harness.load.experiment.with_facts)."""
+    expect: object                           # the raw YAML mapping (a LineDict, lines kept)
+    about: object
+    names: dict                              # the cell's ${...} names
+    kernel: bool                             # reads the kernel's release
+    sysctls: dict[str, frozenset[str]]       # host -> dotted sysctl names it reads back
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     topology: Topology
@@ -564,3 +575,5 @@ class Experiment:
     source: Path
     network: tuple[NetworkStep, ...] = ()
     about: str = ""                          # what the experiment shows, printed with the verdicts
+    optional_sysctls: frozenset[str] = frozenset()   # names skipped (with a note) where the kernel lacks them
+    expect_source: ExpectSource | None = None

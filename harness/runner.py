@@ -30,6 +30,8 @@ from harness.record.sampler import StateSampler
 from harness.lab.network import Lab, mininet_lab, ping_rtt_s, warm_up
 from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
+from harness.load.facts import RunFacts, describe_facts, fact_names
+from harness.load.experiment import with_facts
 from harness.model import Experiment, Impairment, StepRecord
 from harness.plan import RunPlan, StepPlacement
 from harness.record.capture import Capture
@@ -69,6 +71,8 @@ class Recording:
     t0: float = 0.0
     mib: list[dict] = field(default_factory=list)     # each host's MIB before t0, then after the timeline
     unsaved: list[str] = field(default_factory=list)  # evidence the runner itself could not write (a full disk)
+    facts: RunFacts | None = None                     # the kernel and the sysctls read back in the lab
+    experiment: Experiment | None = None              # the plan's, its expectations worked out with `facts`
     # each pcap parsed once per run, whoever asks first (the kernel send check, the observation,
     # the network steps' checks): dpkt on an emulated CPU is seconds for a busy capture
     read: Callable[[Path], list[Segment]] = field(default_factory=lambda: functools.cache(read_segments))
@@ -133,7 +137,13 @@ def _run(plan: RunPlan, ledger: Ledger) -> tuple[int, Path]:
 def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
     """Sysctls, ARP warmed up, the RTT pinged, network steps' rules placed on their ports."""
     rec.host_intf, rec.qdiscs = lab.host_interfaces, lab.qdiscs
-    rec.sysctls = apply_sysctls(lab.net, plan.experiment)
+    rec.sysctls, skipped = apply_sysctls(lab.net, plan.experiment)
+    for note in skipped:
+        say(note)
+    rec.facts = RunFacts(plan.kernel, rec.sysctls)
+    rec.experiment = with_facts(plan.experiment, rec.facts)      # expectations that read the kernel or sysctls
+    if plan.experiment.expect_source:
+        say(f"expectations worked out for {describe_facts(rec.experiment, rec.facts)}")
     warm_up(lab.net)
     rec.ping_rtt = ping_rtt_s(lab.net, *plan.connect_pair) if plan.connect_pair else None
     rec.placed = [_placed(p, lab) for p in plan.network_steps]
@@ -217,7 +227,7 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
 
 def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
     """Analyse, judge, write the result, publish the folder, tell the user."""
-    experiment, run_dir, final_dir = plan.experiment, plan.work_dir, plan.final_dir
+    experiment, run_dir, final_dir = rec.experiment or plan.experiment, plan.work_dir, plan.final_dir
     say("analysing the captures")
     lost = [c for c in rec.capture_stats if c["dropped_by_kernel"]]
     if lost:
@@ -227,7 +237,8 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
     base = {"experiment": experiment.name, "source": str(experiment.source), "kernel": plan.kernel,
             "target": plan.target, "switch": experiment.topology.switch_kind,
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
-            "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats}
+            "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats,
+            "facts_read": fact_names(experiment)}
     steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0, rec.unsaved)
     problems = problems or _kernel_send_problems(plan, rec)
     if problems:
@@ -251,7 +262,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
 
 def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[NetworkCheck]]:
     """The verdicts (expectations, steps on time), the network steps' checks, and result.json's content."""
-    experiment = plan.experiment
+    experiment = rec.experiment or plan.experiment
     counters = mib.counters_result(*rec.mib, rec.t0)
     verdicts = judge_all(experiment.expect, obs, rtt, counters, rec.t0)
     late = late_steps(experiment.steps, experiment.network, steps_log, rec.t0)

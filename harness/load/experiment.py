@@ -1,12 +1,15 @@
 """Experiment YAML -> Experiment model (with its topology loaded)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.expectations import load_expectations
 from harness.load.inject import resolve_injects
-from harness.load.names import safe_component, sysctl_name, sysctl_value
+from harness.load.facts import RunFacts
+from harness.load.names import optional_sysctl_name, safe_component, sysctl_value
+from harness.load.substitute import Substitution
 from harness.load.sockets import socket_table
 from harness.load.steps import load_steps
 from harness.load.topology import load_topology
@@ -68,20 +71,41 @@ def experiment_from_data(data: LineDict, path: Path, interfaces: frozenset[str] 
     if duration <= last_at:
         raise UserError("duration ends before the last timed step.", file=str(path), line=data.line_of("duration"),
                         fix=f"make it longer than {last_at:g}s.")
-    sysctls = load_sysctls(data.get("sysctls", LineDict()), topology.hosts, path, data.line_of("sysctls"))
+    sysctls, optional = load_sysctls(data.get("sysctls", LineDict()), topology.hosts, path, data.line_of("sysctls"))
     expect = load_expectations(expect_type(data["expect"], LineDict, path, data.line_of("expect"), "expect", "a mapping"),
                                topology.hosts, path, socket_table(steps, topology.hosts))
     if network and topology.switch_kind != "bridge":
         raise UserError("network steps need Linux bridge switches (their rules are nftables bridge rules, "
                         "which Open vSwitch's datapath bypasses).", file=str(path), line=network[0].index,
                         fix="use a topology with switch: bridge.")
-    return Experiment(name, topology, duration, steps, sysctls, expect, path, network, about.strip())
+    return Experiment(name, topology, duration, steps, sysctls, expect, path, network, about.strip(), optional)
 
 
-def load_sysctls(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> dict[str, dict[str, str]]:
-    """{all|host: {dotted.name: value}}, every name and value checked before it can reach /proc/sys."""
+def with_facts(experiment: Experiment, facts: RunFacts) -> Experiment:
+    """The experiment with expect: and about: worked out again from the lab's facts (the kernel
+    that runs, the sysctls read back), when they read any; otherwise unchanged."""
+    source = experiment.expect_source
+    if source is None:
+        return experiment
+    raw = LineDict(expect=source.expect, about=source.about)
+    raw.line, raw.key_lines = 1, {"expect": getattr(source.expect, "line", 1), "about": 1}
+    data = Substitution(source.names, experiment.source, facts).data(raw, fact_parts=True)
+    path = experiment.source
+    hosts = experiment.topology.hosts
+    expect = load_expectations(expect_type(data["expect"], LineDict, path, raw.line_of("expect"), "expect", "a mapping"),
+                               hosts, path, socket_table(experiment.steps, hosts))
+    about = expect_type(data.get("about") or "", str, path, 1, "about", "about: a sentence or two")
+    return replace(experiment, expect=expect, about=about.strip())
+
+
+def load_sysctls(raw: object, hosts: tuple[str, ...], path: Path,
+                 line: int) -> tuple[dict[str, dict[str, str]], frozenset[str]]:
+    """{all|host: {dotted.name: value}}, every name and value checked before it can reach /proc/sys;
+    and the names marked optional (`net.ipv4.tcp_syn_linear_timeouts?: 0`: skipped where the kernel
+    lacks them)."""
     raw = expect_type(raw, LineDict, path, line, "sysctls", "sysctls: {all: {net.ipv4.tcp_timestamps: 1}}")
     sysctls: dict[str, dict[str, str]] = {}
+    optional: set[str] = set()
     for host, values in raw.items():
         host_line = raw.line_of(host)
         if host != "all" and host not in hosts:
@@ -89,9 +113,13 @@ def load_sysctls(raw: object, hosts: tuple[str, ...], path: Path, line: int) -> 
                             fix=f"use all or one of: {', '.join(hosts)}.")
         values = expect_type(values, LineDict, path, host_line, f"the sysctls of {host}",
                              f"{host}: {{net.ipv4.tcp_syn_retries: 3}}")
-        sysctls[host] = {sysctl_name(k, path, values.line_of(k)): sysctl_value(v, k, path, values.line_of(k))
-                         for k, v in values.items()}
-    return sysctls
+        sysctls[host] = {}
+        for key, value in values.items():
+            name, is_optional = optional_sysctl_name(key, path, values.line_of(key))
+            sysctls[host][name] = sysctl_value(value, name, path, values.line_of(key))
+            if is_optional:
+                optional.add(name)
+    return sysctls, frozenset(optional)
 
 
 def topology_path(ref: object, path: Path, line: int) -> Path:

@@ -6,32 +6,28 @@
       repeat: 2
 
 Strings anywhere in the file may hold `${expression}` over the cell's settings, named by the
-sysctl's last part (tcp_syn_retries), a link parameter's name (delay, in seconds) and `repeat`; each cell is loaded and checked as a whole
-experiment after substitution, so one file asserts the whole sweep.
+sysctl's last part (tcp_syn_retries), a link parameter's name (delay, in seconds) and `repeat`
+(and, under expect:, the run's kernel and sysctls: harness.load.expressions); each cell is loaded
+and checked as a whole experiment after substitution, so one file asserts the whole sweep. A
+swept sysctl written `name?` is optional (skipped where the kernel lacks it); the value `default`
+leaves it at the kernel's default.
 """
 from __future__ import annotations
 
-import ast
-import copy
 import itertools
 import math
-import operator
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.experiment import experiment_from_data
 from harness.load.topology import impairment_from
-from harness.load.names import sysctl_name, sysctl_value
+from harness.load.names import optional_sysctl_name, sysctl_value
 from harness.load.yaml_lines import LineDict, expect_type, item_line, load_yaml
-from harness.model import Experiment
+from harness.model import Experiment, ExpectSource
 from harness.load.names import cell_folder
-
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
-_EXPR = re.compile(r"\$\{([^}]*)\}")
-
+from harness.load.facts import provisional_facts
+from harness.load.substitute import Substitution
 
 @dataclass(frozen=True)
 class Cell:
@@ -41,80 +37,9 @@ class Cell:
     experiment: Experiment
 
 
-MAX_EXPRESSION = 200           # characters inside one ${...}
-MAX_MAGNITUDE = 1e18           # any number met while working one out (a duration in ns fits)
+LEAVE_AS_IS = "default"        # a matrix value that leaves the sysctl at the kernel's default
 MAX_CELLS = 1000               # default; run-experiment --max-cells raises it
 VALUES_PER_CELL = 500          # loading work allowed per cell: cells x values in the file
-
-
-def _bounded(value):
-    """Every intermediate result stays a real, finite number of sane size: no complex, no inf,
-    no 10**10**10 (which would hang the interpreter computing it)."""
-    if isinstance(value, complex) or not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueError("the result is not a real number")
-    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-        raise ValueError(f"a number in it is beyond ±{MAX_MAGNITUDE:g}")
-    return value
-
-
-def _power(base, exponent):
-    """base ** exponent, refused before computing when the result would be huge or complex."""
-    if base < 0 and not float(exponent).is_integer():
-        raise ValueError("a negative number to a fractional power is not a real number")
-    if abs(base) > 1 and exponent * math.log10(abs(base)) > math.log10(MAX_MAGNITUDE):
-        raise ValueError(f"{base:g}**{exponent:g} is beyond ±{MAX_MAGNITUDE:g}")
-    if base == 0 and exponent < 0:
-        raise ZeroDivisionError("0 to a negative power")
-    return base ** exponent
-
-
-_OPS[ast.Pow] = _power
-
-
-def evaluate(expression: str, names: dict[str, float]) -> float:
-    """Arithmetic over numbers and the cell's names; nothing else is allowed, and every step is
-    bounded (see _bounded) so no expression can hang or overflow."""
-    if len(expression) > MAX_EXPRESSION:
-        raise ValueError(f"it is longer than {MAX_EXPRESSION} characters")
-
-    def walk(node):
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return _bounded(node.value)
-        if isinstance(node, ast.Name) and node.id in names:
-            return _bounded(names[node.id])
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _bounded(_OPS[type(node.op)](walk(node.left), walk(node.right)))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            value = walk(node.operand)
-            return -value if isinstance(node.op, ast.USub) else value
-        raise ValueError(f"'{ast.unparse(node)[:60]}' is not arithmetic over {', '.join(sorted(names)) or 'numbers'}")
-    return walk(ast.parse(expression.strip(), mode="eval"))
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
-
-
-def _substitute(node, names: dict, path: Path, line: int):
-    if isinstance(node, LineDict):
-        out = copy.copy(node)
-        for key, value in node.items():
-            out[key] = _substitute(value, names, path, node.line_of(key))
-        return out
-    if isinstance(node, list):
-        out = copy.copy(node)           # a LineList keeps its item lines
-        out[:] = [_substitute(v, names, path, item_line(node, i, line)) for i, v in enumerate(node)]
-        return out
-    if isinstance(node, str) and "${" in node:
-        try:
-            return _EXPR.sub(lambda m: _number(evaluate(m.group(1), names)), node)
-        except (ArithmeticError, ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:
-            shown = node if len(node) <= 80 else node[:77] + "..."
-            raise UserError(f"cannot work out {shown!r}: {exc}.", file=str(path), line=line,
-                            fix="write ${...} with + - * / ** and the matrix's names, e.g. ${2**(tcp_syn_retries+1)-1}s.")
-    return node
 
 
 Dimension = tuple[str, str, list, int]      # (host | "all" | "links", name, values, line)
@@ -154,20 +79,31 @@ def _dimensions(matrix: LineDict, path: Path) -> tuple[list[Dimension], int]:
                 dims.append(("links", name, _values(values, name, path, value.line_of(name), f"{name}: [10ms, 50ms]"),
                              value.line_of(name)))
         elif isinstance(key, str) and "." in key:
-            dims.append(("all", sysctl_name(key, path, line), _values(value, key, path, line, f"{key}: [0, 1]"), line))
+            dims.append(("all", _dimension_name(key, path, line), _values(value, key, path, line, f"{key}: [0, 1]"), line))
         else:
             if not isinstance(key, str):
                 raise UserError(f"matrix key {key!r} is not a host, all, links, repeat or a sysctl name.", file=str(path),
                                 line=line, fix="write e.g. client: {net.ipv4.tcp_syn_retries: [1, 2]}.")
             for name, values in expect_type(value, LineDict, path, line, key, f"{key}: {{net.ipv4.tcp_syn_retries: [1, 2]}}").items():
                 name_line = value.line_of(name)
-                dims.append((key, sysctl_name(name, path, name_line), _values(values, name, path, name_line, f"{name}: [1, 2]"),
+                dims.append((key, _dimension_name(name, path, name_line), _values(values, name, path, name_line, f"{name}: [1, 2]"),
                              name_line))
     for host, name, values, line in dims:
         if host != "links":
             for i, one in enumerate(values):
                 sysctl_value(one, name, path, item_line(values, i, line))
     return dims, repeat
+
+
+def _dimension_name(text: object, path: Path, line: int) -> str:
+    """A swept sysctl's name, keeping a trailing ? (optional: skipped where the kernel lacks it)."""
+    name, optional = optional_sysctl_name(text, path, line)
+    return name + ("?" if optional else "")
+
+
+def short_name(name: str) -> str:
+    """net.ipv4.tcp_syn_retries? -> tcp_syn_retries: how labels and ${...} call a swept sysctl."""
+    return name.rsplit(".", 1)[-1].rstrip("?")
 
 
 def count_cells(dims: list[Dimension], repeat: int) -> int:
@@ -190,6 +126,8 @@ def _check_size(cells: int, data: LineDict, path: Path, line: int, max_cells: in
 
 def _cell_sysctls(cell_data: LineDict, settings: dict, lines: dict) -> None:
     """Add the cell's per-host sysctls to its data, keeping the matrix's lines for errors."""
+    if not settings:
+        return
     sysctls = cell_data.setdefault("sysctls", LineDict())
     if not isinstance(sysctls, LineDict):
         return                                   # refused with its line by load_sysctls
@@ -203,8 +141,40 @@ def _cell_sysctls(cell_data: LineDict, settings: dict, lines: dict) -> None:
         target = sysctls[host]
         if isinstance(target, LineDict):
             for name, value in values.items():
+                if value == LEAVE_AS_IS:
+                    continue                     # the kernel's own default: not written
                 target[name] = value
                 target.key_lines[name] = lines[(host, name)]
+
+
+def _cell_experiment(data: LineDict, names: dict, settings: dict, lines: dict, path: Path,
+                     interfaces: frozenset[str] | None) -> Experiment:
+    """One cell: its names put into the lab's parts, its sysctls added, then expect: and about:
+    worked out with provisional facts (the runner works them out again with the lab's)."""
+    sub = Substitution(names, path)
+    # Substitution builds new mappings and lists, so the sysctls added here stay in this cell
+    cell_data = sub.data(data, fact_parts=False)
+    _cell_sysctls(cell_data, settings, lines)
+    sub.facts = provisional_facts(_wanted_sysctls(cell_data.get("sysctls")))
+    experiment = experiment_from_data(sub.data(cell_data, fact_parts=True), path, interfaces)
+    if not sub.use:
+        return experiment
+    unknown = sorted(set(sub.use.sysctls) - set(experiment.topology.hosts))
+    if unknown:
+        raise UserError(f"expect: reads sysctls of {', '.join(unknown)}, which the topology does not have.",
+                        file=str(path), line=data.line_of("expect"),
+                        fix=f"write HOST.sysctl with one of: {', '.join(experiment.topology.hosts)}.")
+    source = ExpectSource(data.get("expect"), data.get("about", ""), names, sub.use.kernel,
+                          {host: frozenset(found) for host, found in sub.use.sysctls.items()})
+    return replace(experiment, expect_source=source)
+
+
+def _wanted_sysctls(raw: object) -> dict[str, dict[str, str]]:
+    """The cell's sysctls as written ({host|all: {name: value}}; a trailing ? dropped), for the provisional facts."""
+    if not isinstance(raw, dict):
+        return {}
+    return {host: {str(k).rstrip("?"): str(v) for k, v in values.items()}
+            for host, values in raw.items() if isinstance(values, dict)}
 
 
 def load_cells(path: Path, max_cells: int = MAX_CELLS, interfaces: frozenset[str] | None = None) -> list[Cell]:
@@ -212,7 +182,7 @@ def load_cells(path: Path, max_cells: int = MAX_CELLS, interfaces: frozenset[str
     The cells are counted before any is made: past `max_cells` the file is refused."""
     data = load_yaml(path)
     if "matrix" not in data:
-        return [Cell("", {}, 1, experiment_from_data(data, path, interfaces))]
+        return [Cell("", {}, 1, _cell_experiment(data, {}, {}, {}, path, interfaces))]
     matrix_line = data.line_of("matrix")
     matrix = expect_type(data.pop("matrix"), LineDict, path, matrix_line, "matrix",
                          "{client: {net.ipv4.tcp_syn_retries: [1, 2, 3]}, repeat: 2}")
@@ -229,15 +199,13 @@ def load_cells(path: Path, max_cells: int = MAX_CELLS, interfaces: frozenset[str
             if host == "links":
                 names[name] = _link_number(name, value, path, line)
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                names[name.rsplit(".", 1)[-1]] = value
-        label = ",".join(f"{name.rsplit('.', 1)[-1]}={value}" + (f"@{host}" if host not in ("all", "links") else "")
+                names[short_name(name)] = value
+        label = ",".join(f"{short_name(name)}={value}" + (f"@{host}" if host not in ("all", "links") else "")
                          for (host, name, _, _), value in zip(dims, combo))
         links = settings.pop("links", {})
         for r in range(1, repeat + 1):
-            # _substitute builds new mappings and lists, so the sysctls added below stay in this cell
-            cell_data = _substitute(data, {**names, "repeat": r}, path, data.line)
-            _cell_sysctls(cell_data, settings, lines)
-            experiment = _with_links(experiment_from_data(cell_data, path, interfaces), links, path, matrix_line)
+            experiment = _with_links(_cell_experiment(data, {**names, "repeat": r}, settings, lines, path, interfaces),
+                                     links, path, matrix_line)
             cell = Cell(label + (f"#{r}" if repeat > 1 else ""), {**settings, **({"links": links} if links else {})},
                         r, experiment)
             folder = cell_folder(cell.label)

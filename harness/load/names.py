@@ -46,6 +46,13 @@ def sysctl_name(text: object, path: Path | str, line: int | None) -> str:
     return text
 
 
+def optional_sysctl_name(text: object, path: Path | str, line: int | None) -> tuple[str, bool]:
+    """`net.ipv4.tcp_syn_linear_timeouts?` -> (the name, True): set where the kernel has it, skipped
+    with a note where it does not (a setting newer kernels added, in a file meant for every kernel)."""
+    optional = isinstance(text, str) and text.endswith("?")
+    return sysctl_name(text[:-1] if optional else text, path, line), optional
+
+
 def sysctl_value(value: object, name: str, path: Path | str, line: int | None) -> str:
     """A sysctl value as `sysctl -w` takes it: a number or a short line of printable text."""
     ok = (isinstance(value, int) and not isinstance(value, bool)

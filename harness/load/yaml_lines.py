@@ -186,6 +186,8 @@ def load_yaml(path: Path) -> LineDict:
                         line=mark.line + 1 if mark else 1,
                         fix="merge the two entries into one." if "duplicate key" in problem
                         else "write it without the alias, or with less nesting." if isinstance(exc, _Refused)
+                        else "inside { } a name ending in ? (an optional sysctl) needs quotes: "
+                             "{\"net.ipv4.tcp_syn_linear_timeouts?\": 0}" if "got '?'" in problem
                         else "check indentation, colons and brackets around that line.")
     except yaml.YAMLError as exc:
         raise UserError(f"this is not valid YAML: {exc}.", file=str(path), line=1,

@@ -28,6 +28,9 @@ from harness.model import SOCKET_OPTIONS, TCP_OPTION_KINDS, TCP_INFO_FIELDS, TCP
 HERE = Path(__file__).resolve().parent
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 TEMPLATED = {"$ref": "#/$defs/templated"}
+WHEN = {"type": ["string", "boolean"],
+        "description": "keep this expectation only where the condition holds, e.g. kernel >= 6.12 or "
+                       "default(client.tcp_syn_linear_timeouts, 0) > 0 (worked out once the lab is up)"}
 
 
 def _pattern(regex: str) -> dict:
@@ -150,7 +153,8 @@ def experiment_schema() -> dict:
         "topology": {"type": "string", "description": "a file in topologies/ (without .yaml) or a path next to the experiment"},
         "duration": {"$ref": "#/$defs/duration"},
         "sysctls": {"type": "object",
-                    "description": "host name (or all) -> {sysctl: value}, applied inside the host's namespace and read back",
+                    "description": "host name (or all) -> {sysctl: value}, applied inside the host's namespace and read back; "
+                                   "a name ending in ? is optional: skipped, with a note, on a kernel that lacks it",
                     "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "integer", "number"]}}},
         "steps": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/step"}, {"$ref": "#/$defs/networkStep"},
                                                         {"$ref": "#/$defs/injectStep"}]}},
@@ -201,7 +205,7 @@ def experiment_schema() -> dict:
                                           for key, actions in st.SETUP_KEYS.items()}},
             "packets": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/packet"}, {"$ref": "#/$defs/either"}]}},
             "packet": {"type": "object", "additionalProperties": False, "required": ["from", "flags"],
-                       "properties": {"from": {"type": "string"}, "flags": _pattern(ex.PATTERN_FLAGS),
+                       "properties": {"when": WHEN, "from": {"type": "string"}, "flags": _pattern(ex.PATTERN_FLAGS),
                                       "seq": sequence_number, "ack": sequence_number,
                                       "len": {"$ref": "#/$defs/segmentLength"}, "options": {"$ref": "#/$defs/segmentOptions"}}},
             "either": {"type": "object", "additionalProperties": False, "required": ["either"],
@@ -209,12 +213,13 @@ def experiment_schema() -> dict:
                                                  "additionalProperties": {"type": "array", "items": {"$ref": "#/$defs/packet"}}}}},
             **_segment_fields(),
             "event": _or_templated(_pattern(_event_regex())),
-            "timing": {"type": "object", "additionalProperties": False, "properties": timing_properties,
+            "timing": {"type": "object", "additionalProperties": False, "properties": {"when": WHEN, **timing_properties},
                        "oneOf": [{"required": ["equals", "within"]}, {"required": ["between"]}],
                        "dependentRequired": {"from": ["to"], "to": ["from"]}},
-            "hostExpectation": {"type": "object", "additionalProperties": False, "properties": host_properties},
-            "socketExpectation": {"type": "object", "additionalProperties": False, "properties": socket_properties},
-            "groupExpectation": {"type": "object", "additionalProperties": False, "properties": group_properties,
+            "hostExpectation": {"type": "object", "additionalProperties": False, "properties": {"when": WHEN, **host_properties}},
+            "socketExpectation": {"type": "object", "additionalProperties": False,
+                                  "properties": {"when": WHEN, **socket_properties}},
+            "groupExpectation": {"type": "object", "additionalProperties": False, "properties": {"when": WHEN, **group_properties},
                                  "description": "for each member of the group; packets: only per member (c#3)"},
             "handshake": {"type": "object", "additionalProperties": False,
                           "description": "the socket's own handshake: SYN sent -> final ACK sent (connecting end), "
@@ -239,7 +244,9 @@ def experiment_schema() -> dict:
                                        "options": {"type": "array", "items": {"enum": list(TCP_INFO_OPTIONS)}}}},
             "injectStep": _inject_step(),
             "templated": {"type": "string", "pattern": "\\$\\{[^}]+\\}",
-                          "description": "${expression} over the matrix's names, worked out per cell"},
+                          "description": "${expression} over the matrix's names (under expect: also kernel, e.g. "
+                                         "kernel >= 6.12, and HOST.sysctl as read back, e.g. "
+                                         "default(client.tcp_syn_linear_timeouts, 0)), worked out per cell"},
         },
     }
 

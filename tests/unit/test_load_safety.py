@@ -12,7 +12,7 @@ import pytest
 from harness.cli import BUG, main
 from harness.errors import UserError
 from harness.load import load_cells
-from harness.load.matrix import evaluate
+from harness.load.expressions import evaluate
 from harness.load.names import safe_component, sysctl_name
 
 TOPO = "name: t\nhosts: [client, server]\nswitches: [s1]\nlinks:\n  - {a: client, b: s1, delay: 25ms}\n  - {a: server, b: s1, delay: 25ms}\n"

@@ -7,7 +7,7 @@ import pytest
 
 from harness.errors import UserError
 from harness.load import load_cells
-from harness.load.matrix import evaluate
+from harness.load.expressions import evaluate
 from harness.report.compare import load_rows, main as compare_main, summarise, write_comparison
 
 REPO = Path(__file__).resolve().parents[2]

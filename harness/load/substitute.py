@@ -1,0 +1,110 @@
+"""Put `${...}` values into an experiment's data, and keep or drop what a `when:` decides.
+
+Everything outside `expect:` and `about:` builds the lab, so there only the cell's names are known;
+under them the run's facts (kernel, HOST.sysctl) may be read too, and any mapping may carry
+`when: CONDITION` (an expectation, a packet pattern, a timing, a host's whole block): kept without
+its `when:` where the condition holds, left out where it does not."""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.load.expressions import FactMissing, FactsNotHere, evaluate
+from harness.load.facts import FactsUse, RunFacts
+from harness.load.yaml_lines import LineDict, item_line
+
+FACT_KEYS = ("expect", "about")          # the parts of a file read after the lab is up
+_ERRORS = (ArithmeticError, ValueError, TypeError, SyntaxError, RecursionError, MemoryError)
+_DROPPED = object()
+
+
+@dataclass
+class Substitution:
+    names: dict[str, float]
+    path: Path
+    facts: RunFacts | None = None                 # None: outside expect:, or no facts yet
+    use: FactsUse = field(default_factory=FactsUse)
+
+    def data(self, data: LineDict, fact_parts: bool) -> LineDict:
+        """The experiment's top-level data with either the lab's parts (everything but expect: and
+        about:) or the fact parts substituted; the others are left as they are."""
+        out = copy.copy(data)
+        for key in list(out):
+            if (key in FACT_KEYS) == fact_parts:
+                new = self.value(out[key], data.line_of(key), in_expect=fact_parts)
+                out[key] = None if new is _DROPPED else new
+        return out
+
+    def value(self, node, line: int, in_expect: bool = False):
+        if isinstance(node, LineDict):
+            return self._mapping(node, in_expect)
+        if isinstance(node, list):
+            out = copy.copy(node)           # a LineList keeps its item lines
+            done = [(self.value(v, item_line(node, i, line), in_expect), item_line(node, i, line))
+                    for i, v in enumerate(node)]
+            out[:] = [v for v, _ in done if v is not _DROPPED]
+            if hasattr(node, "item_lines"):        # an item left out by when: takes its line with it
+                out.item_lines = [ln for v, ln in done if v is not _DROPPED]
+            return out
+        if isinstance(node, str) and "${" in node:
+            return self._text(node, line, in_expect)
+        return node
+
+    def _mapping(self, node: LineDict, in_expect: bool):
+        if in_expect and "when" in node:
+            if not self.condition(node["when"], node.line_of("when")):
+                return _DROPPED
+        out = copy.copy(node)
+        if in_expect:
+            out.pop("when", None)
+        for key in list(out):
+            new = self.value(out[key], node.line_of(key), in_expect)
+            if new is _DROPPED:
+                del out[key]
+            else:
+                out[key] = new
+        return out
+
+    def _facts(self, in_expect: bool) -> RunFacts | None:
+        return self.facts if in_expect else None
+
+    def condition(self, text: object, line: int) -> bool:
+        """A `when:` (a bare expression, or one ${...}, or true/false)."""
+        if isinstance(text, bool):
+            return text
+        if not isinstance(text, str):
+            raise UserError(f"when: {str(text)[:40]!r} is not a condition.", file=str(self.path), line=line,
+                            fix="write a comparison, e.g. when: kernel >= 6.12, or when: default(client.tcp_syn_linear_timeouts, 0) > 0.")
+        expression = text.strip()
+        if expression.startswith("${") and expression.endswith("}"):
+            expression = expression[2:-1]
+        try:
+            return bool(evaluate(expression, self.names, self.facts, self.use))
+        except _ERRORS as exc:
+            raise self._error(text, exc, line) from None
+
+    def _text(self, node: str, line: int, in_expect: bool) -> str:
+        try:
+            return re.sub(r"\$\{([^}]*)\}", lambda m: _number(evaluate(m.group(1), self.names, self._facts(in_expect), self.use)), node)
+        except _ERRORS as exc:
+            raise self._error(node, exc, line) from None
+
+    def _error(self, node: str, exc: Exception, line: int) -> UserError:
+        shown = node if len(node) <= 80 else node[:77] + "..."
+        if isinstance(exc, FactsNotHere):
+            fix = "use kernel and HOST.sysctl in expect: (and about:) only; elsewhere give a value that suits every kernel."
+        elif isinstance(exc, FactMissing):
+            fix = "give the value to use where the kernel lacks the setting, e.g. ${default(client.tcp_syn_linear_timeouts, 0)}."
+        else:
+            fix = ("write ${...} with + - * / **, comparisons, A if C else B, min/max/default() over the matrix's names"
+                   + (", kernel and HOST.sysctl" if self.facts is not None else "") + ", e.g. ${2**(tcp_syn_retries+1)-1}s.")
+        return UserError(f"cannot work out {shown!r}: {exc}.", file=str(self.path), line=line, fix=fix)
+
+
+def _number(value) -> str:
+    if isinstance(value, bool):
+        raise ValueError("it is true or false, not a number: use it in when: or in A if CONDITION else B")
+    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
