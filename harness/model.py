@@ -562,6 +562,7 @@ class ExpectSource:
     names: dict                              # the cell's ${...} names
     kernel: bool                             # reads the kernel's release
     sysctls: dict[str, frozenset[str]]       # host -> dotted sysctl names it reads back
+    let: object = None                       # the raw let: mapping (named values), when there is one
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class Recording:
     t0: float = 0.0
     mib: list[dict] = field(default_factory=list)     # each host's MIB before t0, then after the timeline
     unsaved: list[str] = field(default_factory=list)  # evidence the runner itself could not write (a full disk)
+    skipped_sysctls: list[str] = field(default_factory=list)   # optional ones this kernel lacks, one note each
     facts: RunFacts | None = None                     # the kernel and the sysctls read back in the lab
     experiment: Experiment | None = None              # the plan's, its expectations worked out with `facts`
     # each pcap parsed once per run, whoever asks first (the kernel send check, the observation,
@@ -137,8 +138,8 @@ def _run(plan: RunPlan, ledger: Ledger) -> tuple[int, Path]:
 def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
     """Sysctls, ARP warmed up, the RTT pinged, network steps' rules placed on their ports."""
     rec.host_intf, rec.qdiscs = lab.host_interfaces, lab.qdiscs
-    rec.sysctls, skipped = apply_sysctls(lab.net, plan.experiment)
-    for note in skipped:
+    rec.sysctls, rec.skipped_sysctls = apply_sysctls(lab.net, plan.experiment)
+    for note in rec.skipped_sysctls:
         say(note)
     rec.facts = RunFacts(plan.kernel, rec.sysctls)
     rec.experiment = with_facts(plan.experiment, rec.facts)      # expectations that read the kernel or sysctls
@@ -238,7 +239,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
             "target": plan.target, "switch": experiment.topology.switch_kind,
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats,
-            "facts_read": fact_names(experiment)}
+            "sysctls_skipped": rec.skipped_sysctls, "facts_read": fact_names(experiment)}
     steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0, rec.unsaved)
     problems = problems or _kernel_send_problems(plan, rec)
     if problems:

@@ -48,7 +48,7 @@ def load_experiment(path: Path) -> Experiment:
     return experiment_from_data(data, path)
 
 
-EXPERIMENT_KEYS = ("name", "about", "topology", "duration", "steps", "sysctls", "expect")   # + matrix (matrix.py)
+EXPERIMENT_KEYS = ("name", "about", "topology", "duration", "steps", "sysctls", "expect")   # + matrix, let (matrix.py)
 EXPERIMENT_REQUIRED = ("name", "topology", "steps", "expect")
 
 
@@ -87,9 +87,9 @@ def with_facts(experiment: Experiment, facts: RunFacts) -> Experiment:
     source = experiment.expect_source
     if source is None:
         return experiment
-    raw = LineDict(expect=source.expect, about=source.about)
-    raw.line, raw.key_lines = 1, {"expect": getattr(source.expect, "line", 1), "about": 1}
-    data = Substitution(source.names, experiment.source, facts).data(raw, fact_parts=True)
+    raw = LineDict(expect=source.expect, about=source.about, **({"let": source.let} if source.let is not None else {}))
+    raw.line, raw.key_lines = 1, {key: getattr(value, "line", 1) for key, value in raw.items()}
+    data = Substitution(dict(source.names), experiment.source, facts).data(raw, fact_parts=True)
     path = experiment.source
     hosts = experiment.topology.hosts
     expect = load_expectations(expect_type(data["expect"], LineDict, path, raw.line_of("expect"), "expect", "a mapping"),

@@ -8,7 +8,8 @@
                                                         gives the value where the kernel lacks the setting
     when: kernel < 6.12                                 keeps an expectation only where it holds
 
-Comparisons, and/or/not, `A if C else B`, min(), max() and default() are the whole language; every
+Comparisons, and/or/not, `A if C else B`, min(), max(), ceil(), floor(), log2() and default() are
+the whole language (a file's `let:` names values worked out this way, in order); every
 step is bounded (see _bounded) so no expression can hang or overflow. Nothing else is evaluated."""
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ MAX_MAGNITUDE = 1e18           # any number met while working one out (a duratio
 
 _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
                ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+_MATH = {"ceil": math.ceil, "floor": math.floor, "log2": math.log2}
 _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
             ast.Eq: operator.eq, ast.NotEq: operator.ne}
 
@@ -191,7 +193,10 @@ class _Evaluator:
                 return self.number(args[1])
         if name in ("min", "max") and args:
             return (min if name == "min" else max)(self.number(a) for a in args)
-        raise self.fail(node, f"{name}() is not known here: the functions are default(HOST.sysctl, VALUE), min() and max()")
+        if name in _MATH and len(args) == 1:
+            return _bounded(_MATH[name](self.number(args[0])))
+        raise self.fail(node, f"{name}() is not known here: the functions are default(HOST.sysctl, VALUE), min(), max(), "
+                              f"{', '.join(f'{f}()' for f in _MATH)}")
 
 
 def evaluate(expression: str, names: dict[str, float], facts: RunFacts | None = None, use: FactsUse | None = None):

@@ -151,7 +151,7 @@ def _cell_experiment(data: LineDict, names: dict, settings: dict, lines: dict, p
                      interfaces: frozenset[str] | None) -> Experiment:
     """One cell: its names put into the lab's parts, its sysctls added, then expect: and about:
     worked out with provisional facts (the runner works them out again with the lab's)."""
-    sub = Substitution(names, path)
+    sub = Substitution(dict(names), path)
     # Substitution builds new mappings and lists, so the sysctls added here stay in this cell
     cell_data = sub.data(data, fact_parts=False)
     _cell_sysctls(cell_data, settings, lines)
@@ -165,7 +165,7 @@ def _cell_experiment(data: LineDict, names: dict, settings: dict, lines: dict, p
                         file=str(path), line=data.line_of("expect"),
                         fix=f"write HOST.sysctl with one of: {', '.join(experiment.topology.hosts)}.")
     source = ExpectSource(data.get("expect"), data.get("about", ""), names, sub.use.kernel,
-                          {host: frozenset(found) for host, found in sub.use.sysctls.items()})
+                          {host: frozenset(found) for host, found in sub.use.sysctls.items()}, data.get("let"))
     return replace(experiment, expect_source=source)
 
 

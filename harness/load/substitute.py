@@ -16,7 +16,7 @@ from harness.load.expressions import FactMissing, FactsNotHere, evaluate
 from harness.load.facts import FactsUse, RunFacts
 from harness.load.yaml_lines import LineDict, item_line
 
-FACT_KEYS = ("expect", "about")          # the parts of a file read after the lab is up
+FACT_KEYS = ("expect", "about")          # the parts of a file read after the lab is up (and let:)
 _ERRORS = (ArithmeticError, ValueError, TypeError, SyntaxError, RecursionError, MemoryError)
 _DROPPED = object()
 
@@ -30,8 +30,11 @@ class Substitution:
 
     def data(self, data: LineDict, fact_parts: bool) -> LineDict:
         """The experiment's top-level data with either the lab's parts (everything but expect: and
-        about:) or the fact parts substituted; the others are left as they are."""
+        about:) or the fact parts substituted; the others are left as they are. The fact parts'
+        pass first works out `let:` (named values, in order) and removes it."""
         out = copy.copy(data)
+        if fact_parts and "let" in out:
+            self._let(out.pop("let"), data.line_of("let"))
         for key in list(out):
             if (key in FACT_KEYS) == fact_parts:
                 new = self.value(out[key], data.line_of(key), in_expect=fact_parts)
@@ -52,6 +55,29 @@ class Substitution:
         if isinstance(node, str) and "${" in node:
             return self._text(node, line, in_expect)
         return node
+
+    def _let(self, let: object, line: int) -> None:
+        """`let: {linear: default(client.tcp_syn_linear_timeouts, 0), gives_up: 2**4 - 1 + linear}`:
+        each a number worked out with the facts, usable by the ones after it and under expect:."""
+        if not isinstance(let, LineDict):
+            raise UserError("let: is a mapping of names to expressions.", file=str(self.path), line=line,
+                            fix="write e.g. let: {linear: \"default(client.tcp_syn_linear_timeouts, 0)\"}.")
+        for name, text in let.items():
+            where = let.line_of(name)
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", name) or name in ("kernel", "repeat"):
+                raise UserError(f"let: {str(name)[:40]!r} is not a name for a value.", file=str(self.path), line=where,
+                                fix="use lower-case letters, digits and _ (not kernel or repeat).")
+            if name in self.names:
+                raise UserError(f"let: {name} is already a name here (the matrix's or an earlier let:).",
+                                file=str(self.path), line=where, fix="give the value another name.")
+            expression = str(text).strip()
+            if expression.startswith("${") and expression.endswith("}"):
+                expression = expression[2:-1]
+            try:
+                value = evaluate(expression, self.names, self.facts, self.use)
+                self.names[name] = float(_number(value)) if not isinstance(value, bool) else _number(value)
+            except _ERRORS as exc:
+                raise self._error(str(text), exc, where) from None
 
     def _mapping(self, node: LineDict, in_expect: bool):
         if in_expect and "when" in node:

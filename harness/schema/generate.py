@@ -178,7 +178,12 @@ def experiment_schema() -> dict:
             "additionalProperties": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
         },
     }
-    assert set(properties) == set(EXPERIMENT_KEYS) | {"matrix"}
+    properties["let"] = {"type": "object", "propertyNames": _pattern("[a-z_][a-z0-9_]{0,39}"),
+                         "additionalProperties": {"type": ["string", "number"]},
+                         "description": "named values for expect: and about:, each an expression worked out once the lab "
+                                        "is up, in order (it may read the matrix's names, kernel, HOST.sysctl and the "
+                                        "values before it), e.g. linear: default(client.tcp_syn_linear_timeouts, 0)"}
+    assert set(properties) == set(EXPERIMENT_KEYS) | {"matrix", "let"}
     timed = list(st.NETWORK_TIMED)
     return {
         "$schema": DRAFT,

@@ -7,21 +7,28 @@ import pytest
 
 from harness.errors import UserError
 from harness.load import load_cells
+from harness.load.experiment import with_facts
 from harness.load.expressions import evaluate
+from harness.load.facts import RunFacts
 from harness.report.compare import load_rows, main as compare_main, summarise, write_comparison
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = REPO / "tests" / "fixtures" / "syn_retries_sweep_vm"
+LINEAR = "net.ipv4.tcp_syn_linear_timeouts"
 
 
 def test_sweep_expands_to_one_checked_experiment_per_value():
     cells = load_cells(REPO / "experiments" / "syn_retries_sweep.yaml")
     assert [c.label for c in cells] == [f"tcp_syn_retries={r}@client" for r in (1, 2, 3)]
     assert [c.experiment.sysctls["client"]["net.ipv4.tcp_syn_retries"] for c in cells] == ["1", "2", "3"]
-    assert [c.experiment.duration_s for c in cells] == [5.5, 9.5, 17.5]
-    gives_up = [tuple(map(str, next(t for t in c.experiment.expect.timing if t.name == "gives_up").between)) for c in cells]
-    assert gives_up == [("3s", "3.6s"), ("7s", "7.6s"), ("15s", "15.6s")]
-    assert [next(t for t in c.experiment.expect.timing if t.name == "last_syn").end.nth for c in cells] == [2, 3, 4]
+    assert [c.experiment.duration_s for c in cells] == [9.5, 13.5, 21.5]
+    # the schedule follows net.ipv4.tcp_syn_linear_timeouts as read back in the lab (6.1 lacks it)
+    for facts, gives_up, syns in ((RunFacts("6.1.0-57-amd64", {"client": {}}), (3, 7, 15), (2, 3, 4)),
+                                  (RunFacts("6.12.118", {"client": {LINEAR: "4"}}), (3, 7, 19), (3, 6, 8))):
+        experiments = [with_facts(c.experiment, facts) for c in cells]
+        assert [float(str(next(t for t in e.expect.timing if t.name == "gives_up").between[0])[:-1]) for e in experiments
+                ] == list(gives_up)
+        assert [next(t for t in e.expect.timing if t.name == "last_syn").end.nth for e in experiments] == list(syns)
 
 
 def test_a_file_without_matrix_is_one_cell():
@@ -47,11 +54,11 @@ def test_expressions_are_arithmetic_only():
 
 
 def test_a_bad_expression_names_the_line(tmp_path):
-    text = (REPO / "experiments" / "syn_retries_sweep.yaml").read_text().replace("2**tcp_syn_retries-1+0.3", "2**retries")
+    text = (REPO / "experiments" / "syn_retries_sweep.yaml").read_text().replace("2**(tcp_syn_retries + 1) - 1", "2**retries")
     (tmp_path / "s.yaml").write_text(text)
     with pytest.raises(UserError) as info:
         load_cells(tmp_path / "s.yaml")
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "last_syn:" in l)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "limit:" in l)
     assert "retries" in str(info.value) and info.value.line == line
 
 
