@@ -189,17 +189,56 @@ def test_sweeps_share_vms_and_are_compared(cli, tmp_path):
     assert proc.stdout.count("comparison of ") == 3 and proc.returncode == 0
 
 
-def test_two_kernels_compared(cli, tmp_path):
-    from harness.plan.kernels import kernels_with_netem
+# Run on the oldest and the newest installed kernel (CI: 6.1 and 6.12, both from scripts/setup --tests):
+# the experiments whose expectations differ per kernel, and two that must not differ. 20 cells, two
+# VMs side by side: about 6 minutes here.
+BOTH_KERNELS = ["syn_loss", "syn_linear_timeouts", "syn_retries_sweep", "fin_behind_data", "handshake", "teardown"]
+LINEAR = "net.ipv4.tcp_syn_linear_timeouts"
+
+
+def _figures(matrix: Path) -> dict[tuple[str, str], dict]:
+    """comparison.json's figures per (settings, kernel)."""
+    runs = json.loads((matrix / "comparison.json").read_text())["runs"]
+    return {(r["settings"], r["kernel"]): r["figures"] for r in runs}
+
+
+def test_shipped_experiments_hold_on_two_kernels_and_the_differences_show(cli, tmp_path):
+    from harness.load.facts import version_of
+    from harness.plan.kernels import kernels_with_netem, release_of
     kernels = kernels_with_netem()
     if len(kernels) < 2:
-        pytest.skip("one kernel with netem installed; comparing kernels needs two")
-    proc = run(cli, ["handshake", "--kernel", str(kernels[0]), "--kernel", str(kernels[-1])], tmp_path)
-    print(proc.stdout, proc.stderr)
-    (matrix,) = tmp_path.glob("handshake/*/")
-    found = sorted(json.loads(p.read_text())["kernel"] for p in matrix.glob("kernel-*/*/result.json"))
-    assert found == sorted(k.name.removeprefix("vmlinuz-") for k in (kernels[0], kernels[-1]))
-    assert "comparison of 2 run(s)" in proc.stdout and proc.returncode == 0
+        pytest.skip("one kernel with netem installed; comparing kernels needs two (scripts/setup --tests installs 6.12)")
+    old, new = kernels[-1], kernels[0]
+    proc = run(cli, [*BOTH_KERNELS, "--jobs", "2", "--kernel", str(old), "--kernel", str(new)], tmp_path)
+    print(proc.stdout[-20000:], proc.stderr)
+    results = [json.loads(p.read_text()) for p in tmp_path.glob("*/*/kernel-*/*/result.json")]
+    assert len(results) == 2 * (1 + 3 + 3 + 1 + 1 + 1)
+    for result in results:
+        assert result["passed"], (result["experiment"], result["kernel"], [v for v in result["expectations"] if not v["passed"]])
+    assert sorted({r["kernel"] for r in results}) == sorted(release_of(k) for k in (old, new))
+    for name in BOTH_KERNELS:
+        assert f"comparison of {6 if name.startswith(('syn_linear', 'syn_retries')) else 2} run(s) of {name}" in proc.stdout
+    # the SYN schedule follows tcp_syn_linear_timeouts as read back (absent on 6.1: None, the 6.1 schedule)
+    for result in (r for r in results if r["experiment"] == "syn_loss"):
+        linear = int(result["sysctls"]["client"][LINEAR] or 0)
+        gives_up = next(v for v in result["expectations"] if v["name"].startswith("gives_up"))["value"]
+        assert 15 + linear <= gives_up <= 15.6 + 0.075 * linear + 0.001
+        assert result["facts_read"] == {"kernel": False, "sysctls": {"client": [LINEAR]}}
+    syn_loss = _figures(next(tmp_path.glob("syn_loss/*/")))
+    linear_new = next(int(r["sysctls"]["client"][LINEAR] or 0) for r in results if r["kernel"] == release_of(new))
+    if linear_new:      # the newer kernel has linear timeouts: it gives up later, the 2nd wait stays 1 s
+        assert syn_loss[("syn_loss", release_of(new))]["gives_up"] > syn_loss[("syn_loss", release_of(old))]["gives_up"] + 3
+    # the optional sysctl: set where the kernel has it, skipped with a note where it does not
+    for result in (r for r in results if r["experiment"] == "syn_linear_timeouts"):
+        has_it = result["sysctls"]["client"][LINEAR] is not None
+        wanted = "=default" not in result["run_dir"]
+        assert bool(result["sysctls_skipped"]) == (wanted and not has_it), result["sysctls_skipped"]
+    # fin_behind_data: the FIN beyond the window leaves at once before 6.10, one RTT later from 6.10 on
+    for result in (r for r in results if r["experiment"] == "fin_behind_data"):
+        judged = {v["name"].split(" ")[0] for v in result["expectations"]}
+        exempt = version_of(result["kernel"]) < (6, 10)
+        assert ("a_fin_at_shutdown" in judged) == exempt and ("a_fin_waits_for_acks" in judged) != exempt
+    assert proc.returncode == 0
 
 
 def test_a_machine_wide_sysctl_is_refused_and_put_back(cli, tmp_path):
