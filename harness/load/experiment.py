@@ -45,7 +45,8 @@ def load_experiment(path: Path) -> Experiment:
     if "matrix" in data:
         raise UserError("this experiment has a matrix: it is a set of cells.", file=str(path), line=data.line_of("matrix"),
                         fix="load it with harness.load.load_cells (run-experiment does).")
-    return experiment_from_data(data, path)
+    from harness.load.matrix import load_cells       # ${...}, let: and when: worked out as for a run
+    return load_cells(path)[0].experiment
 
 
 EXPERIMENT_KEYS = ("name", "about", "topology", "duration", "steps", "sysctls", "expect")   # + matrix, let (matrix.py)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.load.experiment import experiment_from_data
+from harness.load.facts import provisional_facts
+from harness.load.names import cell_folder, optional_sysctl_name, sysctl_value
+from harness.load.substitute import Substitution
 from harness.load.topology import impairment_from
-from harness.load.names import optional_sysctl_name, sysctl_value
 from harness.load.yaml_lines import LineDict, expect_type, item_line, load_yaml
 from harness.model import Experiment, ExpectSource
-from harness.load.names import cell_folder
-from harness.load.facts import provisional_facts
-from harness.load.substitute import Substitution
+
 
 @dataclass(frozen=True)
 class Cell:

@@ -16,7 +16,7 @@ from harness.load.expressions import FactMissing, FactsNotHere, evaluate
 from harness.load.facts import FactsUse, RunFacts
 from harness.load.yaml_lines import LineDict, item_line
 
-FACT_KEYS = ("expect", "about")          # the parts of a file read after the lab is up (and let:)
+FACT_KEYS = ("expect", "about", "let")   # the parts of a file worked out once the lab is up
 _ERRORS = (ArithmeticError, ValueError, TypeError, SyntaxError, RecursionError, MemoryError)
 _DROPPED = object()
 
