@@ -117,6 +117,10 @@ def load_sysctls(raw: object, hosts: tuple[str, ...], path: Path,
         sysctls[host] = {}
         for key, value in values.items():
             name, is_optional = optional_sysctl_name(key, path, values.line_of(key))
+            if value == "default":
+                raise UserError(f"{name}: default is a matrix value (a cell that leaves the sysctl alone).",
+                                file=str(path), line=values.line_of(key),
+                                fix="to keep the kernel's default, leave the sysctl out of sysctls:.")
             sysctls[host][name] = sysctl_value(value, name, path, values.line_of(key))
             if is_optional:
                 optional.add(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 
 from harness.load.facts import FactsUse, KernelVersion, RunFacts, version_of
 from harness.load.known_sysctls import BY_SHORT_NAME
@@ -26,6 +27,15 @@ MAX_MAGNITUDE = 1e18           # any number met while working one out (a duratio
 _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
                ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
 _MATH = {"ceil": math.ceil, "floor": math.floor, "log2": math.log2}
+
+
+def _as_series(a, b):
+    """A kernel compared with a version of fewer parts is cut to as many: `kernel <= 6.12` holds
+    for every 6.12.x, `kernel > 6.12` only from 6.13 on (a version written out names a series)."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        n = min(len(a), len(b))
+        return a[:n], b[:n]
+    return a, b
 _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
             ast.Eq: operator.eq, ast.NotEq: operator.ne}
 
@@ -83,6 +93,8 @@ class _Evaluator:
         value = self.any(node)
         if isinstance(value, KernelVersion):
             raise self.fail(node, "kernel is a version: compare it (kernel >= 6.12), it is not a number")
+        if isinstance(value, bool):
+            raise self.fail(node, f"'{ast.unparse(node)[:40]}' is true or false, not a number: write A if CONDITION else B")
         return value
 
     def any(self, node):
@@ -164,7 +176,8 @@ class _Evaluator:
         for i, op in enumerate(node.ops):
             if type(op) not in _COMPARE:
                 raise self.fail(node)
-            a, b = self._side(nodes[i], values[i], values[i + 1]), self._side(nodes[i + 1], values[i + 1], values[i])
+            a, b = _as_series(self._side(nodes[i], values[i], values[i + 1]),
+                              self._side(nodes[i + 1], values[i + 1], values[i]))
             if not _COMPARE[type(op)](a, b):
                 return False
         return True
@@ -175,9 +188,11 @@ class _Evaluator:
         if isinstance(value, KernelVersion):
             return value.version
         if isinstance(other, KernelVersion):
-            if not isinstance(node, ast.Constant):
-                raise self.fail(node, f"compare kernel with a version written out (6.12), not {ast.unparse(node)[:40]!r}")
-            return version_of(value if isinstance(value, str) else ast.get_source_segment(self.text, node) or str(value))
+            text = value if isinstance(value, str) else ast.get_source_segment(self.text, node) or ""
+            if not isinstance(node, ast.Constant) or not re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,6}){0,3}", text.strip()):
+                raise self.fail(node, f"compare kernel with a version written out (6.12, or \"6.12.58\"), "
+                                      f"not {ast.unparse(node)[:40]}")
+            return version_of(text)
         if isinstance(value, str):
             raise self.fail(node, f"a text ({value[:20]!r}) is compared only with kernel (kernel >= \"6.12.1\")")
         return value
@@ -197,6 +212,28 @@ class _Evaluator:
             return _bounded(_MATH[name](self.number(args[0])))
         raise self.fail(node, f"{name}() is not known here: the functions are default(HOST.sysctl, VALUE), min(), max(), "
                               f"{', '.join(f'{f}()' for f in _MATH)}")
+
+
+def facts_named(expression: str, use: FactsUse) -> None:
+    """Note every fact the expression names, in every branch (`A if C else B`, default()'s
+    fallback): the lab reads them all back, whichever branch its kernel takes."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        return                                   # evaluate() says what is wrong with it
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "kernel":
+            use.kernel = True
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr in BY_SHORT_NAME:
+            use.wants(node.value.id, BY_SHORT_NAME[node.attr])
+
+
+def condition(expression: str, names: dict[str, float], facts: RunFacts | None, use: FactsUse | None = None) -> bool:
+    """A `when:`: true or false (a comparison, and/or/not, a number); the kernel alone is neither."""
+    if len(expression) > MAX_EXPRESSION:
+        raise ValueError(f"it is longer than {MAX_EXPRESSION} characters")
+    text = expression.strip()
+    return _Evaluator(text, names, facts, use).truth(ast.parse(text, mode="eval"))
 
 
 def evaluate(expression: str, names: dict[str, float], facts: RunFacts | None = None, use: FactsUse | None = None):

@@ -25,6 +25,9 @@ class KernelVersion:
     """The kernel as ${...} sees it: comparable only with a version written in the expression."""
     release: str
 
+    def __bool__(self) -> bool:
+        raise ValueError("kernel alone is not true or false: compare it (kernel >= 6.12)")
+
     @property
     def version(self) -> tuple[int, ...]:
         return version_of(self.release)
@@ -34,10 +37,14 @@ class KernelVersion:
 class RunFacts:
     kernel: str                                               # release, e.g. 6.12.118+deb12-amd64
     sysctls: dict[str, dict[str, str | None]] = field(default_factory=dict)   # host -> dotted name -> value
-    provisional: bool = False
 
     def sysctl(self, host: str, name: str) -> str | None:
-        return self.sysctls.get(host, {}).get(name)
+        """The value read back (None: the kernel lacks it). A name the lab did not read back is a
+        bug in the test bed, never "the kernel lacks it"."""
+        values = self.sysctls.get(host, {})
+        if name not in values:
+            raise RuntimeError(f"{host} {name} was not read back in the lab")
+        return values[name]
 
 
 @dataclass
@@ -56,7 +63,7 @@ class FactsUse:
 def provisional_facts(wanted_sysctls: dict[str, dict[str, str]]) -> RunFacts:
     """Facts good enough to load and check a file before any lab exists: this machine's kernel,
     the value the experiment sets, else this machine's own value. Lazily filled per lookup."""
-    return _Provisional(os.uname().release, {}, True, wanted=wanted_sysctls)
+    return _Provisional(os.uname().release, {}, wanted=wanted_sysctls)
 
 
 @dataclass
@@ -65,7 +72,7 @@ class _Provisional(RunFacts):
 
     def sysctl(self, host: str, name: str) -> str | None:
         value = {**self.wanted.get("all", {}), **self.wanted.get(host, {})}.get(name)
-        if value is not None:
+        if value is not None and value != "default":          # default: refused by load_sysctls, with its line
             return str(value)
         try:
             return " ".join(Path("/proc/sys", *name.split(".")).read_text().split())

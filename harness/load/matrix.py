@@ -141,8 +141,10 @@ def _cell_sysctls(cell_data: LineDict, settings: dict, lines: dict) -> None:
         target = sysctls[host]
         if isinstance(target, LineDict):
             for name, value in values.items():
-                if value == LEAVE_AS_IS:
-                    continue                     # the kernel's own default: not written
+                if value == LEAVE_AS_IS:         # the kernel's own default: not written, even where the file sets it
+                    target.pop(name, None)
+                    target.pop(name.rstrip("?") if name.endswith("?") else name + "?", None)
+                    continue
                 target[name] = value
                 target.key_lines[name] = lines[(host, name)]
 

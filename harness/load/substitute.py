@@ -7,18 +7,21 @@ its `when:` where the condition holds, left out where it does not."""
 from __future__ import annotations
 
 import copy
+import keyword
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.expressions import FactMissing, FactsNotHere, evaluate
+from harness.load.expressions import FactMissing, FactsNotHere, condition, evaluate, facts_named
+from harness.load.facts import KernelVersion
 from harness.load.facts import FactsUse, RunFacts
 from harness.load.yaml_lines import LineDict, item_line
 
 FACT_KEYS = ("expect", "about", "let")   # the parts of a file worked out once the lab is up
 _ERRORS = (ArithmeticError, ValueError, TypeError, SyntaxError, RecursionError, MemoryError)
 _DROPPED = object()
+_FUNCTIONS = ("ceil", "floor", "log2")
 
 
 @dataclass
@@ -70,12 +73,15 @@ class Substitution:
             if name in self.names:
                 raise UserError(f"let: {name} is already a name here (the matrix's or an earlier let:).",
                                 file=str(self.path), line=where, fix="give the value another name.")
-            expression = str(text).strip()
-            if expression.startswith("${") and expression.endswith("}"):
-                expression = expression[2:-1]
+            if keyword.iskeyword(name) or name in ("true", "false", "default", "min", "max", *_FUNCTIONS):
+                raise UserError(f"let: {name} is a word of the language, not a name for a value.", file=str(self.path),
+                                line=where, fix="give the value another name.")
+            expression = _bare(text)
             try:
+                facts_named(expression, self.use)
                 value = evaluate(expression, self.names, self.facts, self.use)
-                self.names[name] = float(_number(value)) if not isinstance(value, bool) else _number(value)
+                _number(value)                      # refuses true/false and the kernel alone, with the reason
+                self.names[name] = value
             except _ERRORS as exc:
                 raise self._error(str(text), exc, where) from None
 
@@ -104,17 +110,20 @@ class Substitution:
         if not isinstance(text, str):
             raise UserError(f"when: {str(text)[:40]!r} is not a condition.", file=str(self.path), line=line,
                             fix="write a comparison, e.g. when: kernel >= 6.12, or when: default(client.tcp_syn_linear_timeouts, 0) > 0.")
-        expression = text.strip()
-        if expression.startswith("${") and expression.endswith("}"):
-            expression = expression[2:-1]
+        expression = _bare(text)
         try:
-            return bool(evaluate(expression, self.names, self.facts, self.use))
+            facts_named(expression, self.use)
+            return condition(expression, self.names, self.facts, self.use)
         except _ERRORS as exc:
             raise self._error(text, exc, line) from None
 
     def _text(self, node: str, line: int, in_expect: bool) -> str:
+        def one(match: re.Match) -> str:
+            if in_expect:
+                facts_named(match.group(1), self.use)
+            return _number(evaluate(match.group(1), self.names, self._facts(in_expect), self.use))
         try:
-            return re.sub(r"\$\{([^}]*)\}", lambda m: _number(evaluate(m.group(1), self.names, self._facts(in_expect), self.use)), node)
+            return re.sub(r"\$\{([^}]*)\}", one, node)
         except _ERRORS as exc:
             raise self._error(node, exc, line) from None
 
@@ -125,12 +134,23 @@ class Substitution:
         elif isinstance(exc, FactMissing):
             fix = "give the value to use where the kernel lacks the setting, e.g. ${default(client.tcp_syn_linear_timeouts, 0)}."
         else:
-            fix = ("write ${...} with + - * / **, comparisons, A if C else B, min/max/default() over the matrix's names"
+            fix = ("write ${...} with + - * / **, comparisons, A if C else B, min/max/ceil/floor/log2/default() over "
+                   "the matrix's names and let:"
                    + (", kernel and HOST.sysctl" if self.facts is not None else "") + ", e.g. ${2**(tcp_syn_retries+1)-1}s.")
         return UserError(f"cannot work out {shown!r}: {exc}.", file=str(self.path), line=line, fix=fix)
 
 
+def _bare(text: object) -> str:
+    """A `when:` or `let:` value: an expression, with or without ${...} around it."""
+    expression = str(text).strip()
+    if expression.startswith("${") and expression.endswith("}") and expression.count("${") == 1:
+        expression = expression[2:-1]
+    return expression
+
+
 def _number(value) -> str:
+    if isinstance(value, KernelVersion):
+        raise ValueError("kernel is a version, not a number: compare it (kernel >= 6.12)")
     if isinstance(value, bool):
         raise ValueError("it is true or false, not a number: use it in when: or in A if CONDITION else B")
     return str(int(value)) if float(value).is_integer() else f"{value:.6g}"

@@ -15,8 +15,12 @@ def release_of(image: Path) -> str:
     return image.name.removeprefix("vmlinuz-")
 
 
-def _version_key(release: str) -> list:
-    return [int(x) if x.isdigit() else x for x in re.split(r"[.-]", release)]
+def _version_key(release: str) -> tuple:
+    """Newest first when sorted in reverse: the dotted numbers as numbers (6.12.118 after 6.12.57),
+    then the rest as text; never a comparison of a number with a text."""
+    m = re.match(r"[0-9]+(?:\.[0-9]+)*", release)
+    numbers = tuple(int(x) for x in m.group(0).split(".")) if m else ()
+    return numbers, release[m.end() if m else 0:]
 
 
 def image_release(image: Path) -> str:

@@ -214,7 +214,7 @@ def experiment_schema() -> dict:
                                       "seq": sequence_number, "ack": sequence_number,
                                       "len": {"$ref": "#/$defs/segmentLength"}, "options": {"$ref": "#/$defs/segmentOptions"}}},
             "either": {"type": "object", "additionalProperties": False, "required": ["either"],
-                       "properties": {"either": {"type": "object", "minProperties": 1,
+                       "properties": {"when": WHEN, "either": {"type": "object", "minProperties": 1,
                                                  "additionalProperties": {"type": "array", "items": {"$ref": "#/$defs/packet"}}}}},
             **_segment_fields(),
             "event": _or_templated(_pattern(_event_regex())),
@@ -229,7 +229,7 @@ def experiment_schema() -> dict:
             "handshake": {"type": "object", "additionalProperties": False,
                           "description": "the socket's own handshake: SYN sent -> final ACK sent (connecting end), "
                                          "SYN received -> final ACK received (accepted end)",
-                          "properties": {k: timing_properties[k] for k in ("equals", "within", "between")},
+                          "properties": {"when": WHEN, **{k: timing_properties[k] for k in ("equals", "within", "between")}},
                           "oneOf": [{"required": ["equals", "within"]}, {"required": ["between"]}]},
             "networkStep": {
                 "type": "object", "additionalProperties": False, "required": list(st.NETWORK_REQUIRED),

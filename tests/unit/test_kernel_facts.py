@@ -10,7 +10,8 @@ from harness.load.experiment import with_facts
 from harness.load.expressions import FactMissing, FactsNotHere, evaluate
 from harness.load.facts import FactsUse, RunFacts, describe_facts, version_of
 
-K61 = RunFacts("6.1.0-57-amd64", {"client": {}})
+LINEAR = "net.ipv4.tcp_syn_linear_timeouts"
+K61 = RunFacts("6.1.0-57-amd64", {"client": {LINEAR: None, "net.ipv4.tcp_syn_retries": "3"}})     # read back: absent
 K612 = RunFacts("6.12.118+deb12-amd64", {"client": {"net.ipv4.tcp_syn_linear_timeouts": "4", "net.ipv4.tcp_syn_retries": "3"}})
 
 
@@ -115,7 +116,7 @@ def test_an_experiment_without_facts_is_left_as_it_is(tmp_path):
     ("between: [1s, 1.1s]", "between: [\"${client.tcp_syn_linear_timeouts}s\", 2s]", None),
     ("when: \"kernel < 6.12\"", "when: \"kernel < r\"", "not arithmetic"),
     ("when: \"kernel < 6.12\"", "when: [1]", "is not a condition"),
-    ("from: client sends S#1, to: client sends S#2, between: [1s", "from: \"${server.tcp_syn_retries}\", to: x, between: [1s",
+    ("from: client sends S#1, to: client sends S#2, between: [1s", "from: \"${client.tcp_syn_retries}\", to: x, between: [1s",
      None),
     ("- {when: kernel >= 6.12,", "- {when: nosuchhost.tcp_syn_retries > 1,", "nosuchhost"),
 ])
@@ -150,3 +151,56 @@ def test_an_unquoted_optional_name_in_braces_gets_a_hint(tmp_path):
     with pytest.raises(UserError) as info:
         _load(tmp_path, text)
     assert "needs quotes" in info.value.fix and info.value.line == 5
+
+
+def test_a_fact_in_a_branch_not_taken_at_load_is_still_read_back(tmp_path):
+    text = EXPERIMENT.replace('linear: {when: "${default(client.tcp_syn_linear_timeouts, 0) > 0}"',
+                              'linear: {when: "${default(client.tcp_syn_linear_timeouts, client.tcp_retries1 - 3) > 0}"')
+    assert text != EXPERIMENT
+    experiment = _load(tmp_path, text)       # provisional: the file sets the linear timeouts, the fallback not taken
+    assert experiment.expect_source.sysctls["client"] == {LINEAR, "net.ipv4.tcp_retries1"}
+    with_facts(experiment, RunFacts("6.1", {"client": {LINEAR: None, "net.ipv4.tcp_retries1": "3"}}))
+
+
+@pytest.mark.parametrize("literal", ["0x6", "1e5", "6_1", "6.1e1", '"6.12abc"', "-6"])
+def test_a_version_is_written_out(literal):
+    with pytest.raises(ValueError, match="version written out"):
+        evaluate(f"kernel > {literal}", {}, K612)
+
+
+def test_a_short_version_names_a_series():
+    assert evaluate("kernel <= 6.12", {}, K612) and evaluate("kernel == 6.12", {}, K612)
+    assert not evaluate("kernel > 6.12", {}, K612) and evaluate("kernel < 6.13", {}, K612)
+    assert evaluate("kernel > '6.12.100'", {}, K612) and not evaluate("kernel == 6", {}, K61) is False
+
+
+@pytest.mark.parametrize("when", ["kernel", "${kernel}", "1 if 0 else kernel"])
+def test_the_kernel_alone_is_not_a_condition(tmp_path, when):
+    text = EXPERIMENT.replace('when: "kernel < 6.12"', f'when: "{when}"')
+    with pytest.raises(UserError, match="not true or false"):
+        _load(tmp_path, text)
+
+
+def test_let_keeps_exact_values_and_refuses_truth_values(tmp_path):
+    text = EXPERIMENT.replace("    steps:", '    let: {x: 1048576.5, y: 1/3, z: y*3}\n    steps:').replace(
+        'when: "kernel < 6.12"', 'when: "x == 1048576.5 and z == 1"')
+    assert [t.name for t in with_facts(_load(tmp_path, text), K61).expect.timing] == ["old"]
+    for bad in ("{x: 1 < 2}", "{x: kernel}", "{if: 1}", "{x: true + 1}"):
+        with pytest.raises(UserError):
+            _load(tmp_path, EXPERIMENT.replace("    steps:", f"    let: {bad}\n    steps:"))
+
+
+def test_matrix_default_also_removes_the_files_own_value(tmp_path):
+    text = EXPERIMENT.replace('"net.ipv4.tcp_syn_linear_timeouts?": 2', "net.ipv4.tcp_syn_retries: 3").replace(
+        "    steps:", "    matrix: {client: {net.ipv4.tcp_syn_retries: [1, default]}}\n    steps:")
+    text = text.replace("{net.ipv4.tcp_syn_retries: 3, net.ipv4.tcp_syn_retries: 3}", "{net.ipv4.tcp_syn_retries: 2}")
+    cells = load_cells(_write(tmp_path, text))
+    assert [c.experiment.sysctls["client"].get("net.ipv4.tcp_syn_retries") for c in cells] == ["1", None]
+    with pytest.raises(UserError, match="matrix value"):
+        _load(tmp_path, EXPERIMENT.replace('"net.ipv4.tcp_syn_linear_timeouts?": 2', '"net.ipv4.tcp_syn_linear_timeouts?": default'))
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "w.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path

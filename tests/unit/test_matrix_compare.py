@@ -23,7 +23,7 @@ def test_sweep_expands_to_one_checked_experiment_per_value():
     assert [c.experiment.sysctls["client"]["net.ipv4.tcp_syn_retries"] for c in cells] == ["1", "2", "3"]
     assert [c.experiment.duration_s for c in cells] == [9.5, 13.5, 21.5]
     # the schedule follows net.ipv4.tcp_syn_linear_timeouts as read back in the lab (6.1 lacks it)
-    for facts, gives_up, syns in ((RunFacts("6.1.0-57-amd64", {"client": {}}), (3, 7, 15), (2, 3, 4)),
+    for facts, gives_up, syns in ((RunFacts("6.1.0-57-amd64", {"client": {LINEAR: None}}), (3, 7, 15), (2, 3, 4)),
                                   (RunFacts("6.12.118", {"client": {LINEAR: "4"}}), (3, 7, 19), (3, 6, 8))):
         experiments = [with_facts(c.experiment, facts) for c in cells]
         assert [float(str(next(t for t in e.expect.timing if t.name == "gives_up").between[0])[:-1]) for e in experiments
