@@ -41,6 +41,12 @@ class Substitution:
         for key in list(out):
             if (key in FACT_KEYS) == fact_parts:
                 new = self.value(out[key], data.line_of(key), in_expect=fact_parts)
+                if key == "expect" and (new is _DROPPED or isinstance(new, dict) and not new):
+                    where = f" on kernel {self.facts.kernel}" if self.facts is not None and self.use.kernel else ""
+                    raise UserError(f"every expectation is left out{where} (by when:): a run would judge nothing.",
+                                    file=str(self.path), line=data.line_of(key),
+                                    fix="put when: on the expectations inside expect:, and leave at least one for "
+                                        "every kernel the file is meant for.")
                 out[key] = None if new is _DROPPED else new
         return out
 

@@ -204,3 +204,16 @@ def _write(tmp_path, text):
     path = tmp_path / "w.yaml"
     path.write_text(textwrap.dedent(text))
     return path
+
+
+@pytest.mark.parametrize("old, new", [
+    ("      client: {states: [SYN-SENT, ESTAB]}\n      packets:", "      when: kernel < 6.12\n      client: {states: [SYN-SENT, ESTAB]}\n      packets:"),
+    ("    expect:\n", "    expect:\n      only: {when: false, states: [LISTEN]}\n"),
+])
+def test_a_file_left_with_no_expectation_is_refused(tmp_path, old, new):
+    text = EXPERIMENT.split("      packets:")[0].replace("      client: {states: [SYN-SENT, ESTAB]}\n", "") if "only" in new \
+        else EXPERIMENT
+    text = text.replace(old, new)
+    with pytest.raises(UserError, match="every expectation is left out"):
+        experiment = _load(tmp_path, text)
+        with_facts(experiment, K61)
