@@ -94,7 +94,9 @@ def _check_only(args: argparse.Namespace, paths: list[Path]) -> int:
             for kernel in args.kernel or [None]:
                 pick_kernel(kernel)
         where = ", ".join(sorted(targets))
-        say(f"{path}: ok ({len(cells)} cell{'s' if len(cells) != 1 else ''}; target {where})")
+        follows = _facts_followed(cells)
+        say(f"{path}: ok ({len(cells)} cell{'s' if len(cells) != 1 else ''}; target {where}"
+            + (f"; expectations follow {follows}" if follows else "") + ")")
     return 0
 
 
@@ -115,6 +117,18 @@ def _check_file(args: argparse.Namespace, path: Path) -> tuple[list, set[str]]:
             check_tools(cell.experiment)
         targets.add(target)
     return cells, targets
+
+
+def _facts_followed(cells: list) -> str:
+    """'the kernel, client net.ipv4.tcp_syn_linear_timeouts': what the cells' expectations read once
+    the lab is up (worked out per run; --check saw them with this machine's facts)."""
+    kernel, sysctls = False, set()
+    for cell in cells:
+        source = cell.experiment.expect_source
+        if source:
+            kernel |= source.kernel
+            sysctls |= {f"{host} {name}" for host, names in source.sysctls.items() for name in names}
+    return ", ".join((["the kernel"] if kernel else []) + sorted(sysctls))
 
 
 def _remote(args: argparse.Namespace) -> bool:

@@ -217,3 +217,17 @@ def test_a_file_left_with_no_expectation_is_refused(tmp_path, old, new):
     with pytest.raises(UserError, match="every expectation is left out"):
         experiment = _load(tmp_path, text)
         with_facts(experiment, K61)
+
+
+def test_check_says_what_the_expectations_follow():
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "--check", "experiments/syn_loss.yaml",
+                           "experiments/fin_behind_data.yaml", "experiments/handshake.yaml"],
+                          capture_output=True, text=True, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("; expectations follow client net.ipv4.tcp_syn_linear_timeouts)")
+    assert lines[1].endswith("; expectations follow the kernel)") and "follow" not in lines[2]
