@@ -166,9 +166,18 @@ def _cell_experiment(data: LineDict, names: dict, settings: dict, lines: dict, p
         raise UserError(f"expect: reads sysctls of {', '.join(unknown)}, which the topology does not have.",
                         file=str(path), line=data.line_of("expect"),
                         fix=f"write HOST.sysctl with one of: {', '.join(experiment.topology.hosts)}.")
+    _check_every_branch(cell_data, names, path, interfaces, sub.facts)
     source = ExpectSource(data.get("expect"), data.get("about", ""), names, sub.use.kernel,
                           {host: frozenset(found) for host, found in sub.use.sysctls.items()}, data.get("let"))
     return replace(experiment, expect_source=source)
+
+
+def _check_every_branch(cell_data: LineDict, names: dict, path: Path, interfaces: frozenset[str] | None,
+                        facts) -> None:
+    """Load the expectations once more with every `when:` kept: one meant for another kernel is
+    checked here, with its file and line, not first in that kernel's VM after its lab is built."""
+    every = Substitution(dict(names), path, facts, every_branch=True)
+    experiment_from_data(every.data(cell_data, fact_parts=True), path, interfaces)
 
 
 def _wanted_sysctls(raw: object) -> dict[str, dict[str, str]]:

@@ -30,6 +30,7 @@ class Substitution:
     path: Path
     facts: RunFacts | None = None                 # None: outside expect:, or no facts yet
     use: FactsUse = field(default_factory=FactsUse)
+    every_branch: bool = False                    # every when: taken (worked out, then kept): to check them all
 
     def data(self, data: LineDict, fact_parts: bool) -> LineDict:
         """The experiment's top-level data with either the lab's parts (everything but expect: and
@@ -119,7 +120,7 @@ class Substitution:
         expression = _bare(text)
         try:
             facts_named(expression, self.use)
-            return condition(expression, self.names, self.facts, self.use)
+            return condition(expression, self.names, self.facts, self.use) or self.every_branch
         except _ERRORS as exc:
             raise self._error(text, exc, line) from None
 

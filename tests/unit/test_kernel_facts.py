@@ -231,3 +231,13 @@ def test_check_says_what_the_expectations_follow():
     lines = done.stdout.splitlines()
     assert lines[0].endswith("; expectations follow client net.ipv4.tcp_syn_linear_timeouts)")
     assert lines[1].endswith("; expectations follow the kernel)") and "follow" not in lines[2]
+
+
+def test_an_expectation_for_another_kernel_is_checked_at_load(tmp_path):
+    text = EXPERIMENT.replace("        - {when: kernel >= 6.12, from: client, flags: S}",
+                              "        - {when: kernel < 6.2, from: client, flags: Q}")
+    assert text != EXPERIMENT
+    with pytest.raises(UserError) as info:
+        _load(tmp_path, text)                 # this machine's kernel leaves it out; it is checked all the same
+    assert "Q" in str(info.value) and info.value.line == next(
+        i for i, row in enumerate(textwrap.dedent(text).splitlines(), 1) if "flags: Q" in row)
