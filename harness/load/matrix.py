@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.experiment import experiment_from_data
+from harness.load.experiment import experiment_from_data, topology_path
 from harness.load.facts import provisional_facts
 from harness.load.names import cell_folder, optional_sysctl_name, sysctl_value
 from harness.load.substitute import Substitution
-from harness.load.topology import impairment_from
+from harness.load.topology import impairment_from, load_topology
 from harness.load.yaml_lines import LineDict, expect_type, item_line, load_yaml
 from harness.model import Experiment, ExpectSource
 
@@ -157,11 +157,11 @@ def _cell_experiment(data: LineDict, names: dict, settings: dict, lines: dict, p
     # Substitution builds new mappings and lists, so the sysctls added here stay in this cell
     cell_data = sub.data(data, fact_parts=False)
     _cell_sysctls(cell_data, settings, lines)
-    sub.facts = provisional_facts(_wanted_sysctls(cell_data.get("sysctls")))
+    sub.facts = provisional_facts(_wanted_sysctls(cell_data.get("sysctls")), _hosts(cell_data, path, interfaces))
     experiment = experiment_from_data(sub.data(cell_data, fact_parts=True), path, interfaces)
     if not sub.use:
         return experiment
-    unknown = sorted(set(sub.use.sysctls) - set(experiment.topology.hosts))
+    unknown = sorted(set(sub.use.sysctls) - set(experiment.topology.hosts))     # in a branch not taken here
     if unknown:
         raise UserError(f"expect: reads sysctls of {', '.join(unknown)}, which the topology does not have.",
                         file=str(path), line=data.line_of("expect"),
@@ -178,6 +178,16 @@ def _check_every_branch(cell_data: LineDict, names: dict, path: Path, interfaces
     checked here, with its file and line, not first in that kernel's VM after its lab is built."""
     every = Substitution(dict(names), path, facts, every_branch=True)
     experiment_from_data(every.data(cell_data, fact_parts=True), path, interfaces)
+
+
+def _hosts(cell_data: LineDict, path: Path, interfaces: frozenset[str] | None) -> tuple[str, ...] | None:
+    """The topology's hosts, so HOST.sysctl names a real one (None: the topology is refused later,
+    by experiment_from_data, with its own message)."""
+    try:
+        return load_topology(topology_path(cell_data.get("topology"), path, cell_data.line_of("topology")),
+                             interfaces).hosts
+    except UserError:
+        return None
 
 
 def _wanted_sysctls(raw: object) -> dict[str, dict[str, str]]:

@@ -241,3 +241,14 @@ def test_an_expectation_for_another_kernel_is_checked_at_load(tmp_path):
         _load(tmp_path, text)                 # this machine's kernel leaves it out; it is checked all the same
     assert "Q" in str(info.value) and info.value.line == next(
         i for i, row in enumerate(textwrap.dedent(text).splitlines(), 1) if "flags: Q" in row)
+
+
+def test_an_unknown_host_is_named_at_its_line(tmp_path):
+    text = EXPERIMENT.replace("- {when: kernel >= 6.12,", "- {when: nosuchhost.tcp_syn_retries > 1,")
+    with pytest.raises(UserError) as info:
+        _load(tmp_path, text)
+    assert "nosuchhost is not a host of the topology (client, server)" in str(info.value)
+    assert info.value.line == next(i for i, row in enumerate(textwrap.dedent(text).splitlines(), 1) if "nosuchhost" in row)
+    text = EXPERIMENT.replace("default(client.tcp_syn_linear_timeouts, 0) > 0", "default(client.tcp_syn_linear_timeouts, nosuchhost.tcp_syn_retries) > 0")
+    with pytest.raises(UserError, match="nosuchhost, which the topology does not have"):
+        _load(tmp_path, text)                 # a fallback not taken here: named all the same
