@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 
@@ -60,21 +61,23 @@ class FactsUse:
         return self.kernel or bool(self.sysctls)
 
 
-def provisional_facts(wanted_sysctls: dict[str, dict[str, str]], hosts: tuple[str, ...] | None = None) -> RunFacts:
+def provisional_facts(wanted_sysctls: dict[str, dict[str, str]],
+                      hosts: Callable[[], tuple[str, ...] | None] = lambda: None) -> RunFacts:
     """Facts good enough to load and check a file before any lab exists: this machine's kernel,
     the value the experiment sets, else this machine's own value. Lazily filled per lookup;
-    `hosts`: the topology's, when known (HOST.sysctl of any other is refused)."""
+    `hosts()`: the topology's, asked at the first lookup (HOST.sysctl of any other is refused)."""
     return _Provisional(os.uname().release, {}, wanted=wanted_sysctls, hosts=hosts)
 
 
 @dataclass
 class _Provisional(RunFacts):
     wanted: dict[str, dict[str, str]] = field(default_factory=dict)
-    hosts: tuple[str, ...] | None = None
+    hosts: Callable[[], tuple[str, ...] | None] = lambda: None
 
     def sysctl(self, host: str, name: str) -> str | None:
-        if self.hosts is not None and host not in self.hosts:
-            raise ValueError(f"{host} is not a host of the topology ({', '.join(self.hosts)})")
+        known = self.hosts()
+        if known is not None and host not in known:
+            raise ValueError(f"{host} is not a host of the topology ({', '.join(known)})")
         value = {**self.wanted.get("all", {}), **self.wanted.get(host, {})}.get(name)
         if value is not None and value != "default":          # default: refused by load_sysctls, with its line
             return str(value)

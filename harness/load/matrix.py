@@ -14,6 +14,7 @@ leaves it at the kernel's default.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, replace
@@ -157,7 +158,8 @@ def _cell_experiment(data: LineDict, names: dict, settings: dict, lines: dict, p
     # Substitution builds new mappings and lists, so the sysctls added here stay in this cell
     cell_data = sub.data(data, fact_parts=False)
     _cell_sysctls(cell_data, settings, lines)
-    sub.facts = provisional_facts(_wanted_sysctls(cell_data.get("sysctls")), _hosts(cell_data, path, interfaces))
+    sub.facts = provisional_facts(_wanted_sysctls(cell_data.get("sysctls")),
+                                  functools.cache(lambda: _hosts(cell_data, path, interfaces)))
     experiment = experiment_from_data(sub.data(cell_data, fact_parts=True), path, interfaces)
     if not sub.use:
         return experiment
