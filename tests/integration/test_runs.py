@@ -222,7 +222,7 @@ def test_shipped_experiments_hold_on_two_kernels_and_the_differences_show(cli, t
     for result in (r for r in results if r["experiment"] == "syn_loss"):
         linear = int(result["sysctls"]["client"][LINEAR] or 0)
         gives_up = next(v for v in result["expectations"] if v["name"].startswith("gives_up"))["value"]
-        assert 15 + linear <= gives_up <= 15.6 + 0.075 * linear + 0.001
+        assert 15 + linear <= gives_up <= 15 + linear + 0.6 + 0.075 * linear + 0.001     # 15 s on 6.1, 19 s on 6.12
         assert result["facts_read"] == {"kernel": False, "sysctls": {"client": [LINEAR]}}
     syn_loss = _figures(next(tmp_path.glob("syn_loss/*/")))
     linear_new = next(int(r["sysctls"]["client"][LINEAR] or 0) for r in results if r["kernel"] == release_of(new))
