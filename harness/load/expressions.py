@@ -81,8 +81,8 @@ def _sysctl_number(text: str, shown: str):
 
 
 class _Evaluator:
-    def __init__(self, expression: str, names: dict, facts: RunFacts | None, use: FactsUse | None):
-        self.text, self.names, self.facts, self.use = expression, names, facts, use
+    def __init__(self, expression: str, names: dict, facts: RunFacts | None):
+        self.text, self.names, self.facts = expression, names, facts
 
     def fail(self, node, why: str = "") -> ValueError:
         known = ", ".join(sorted(self.names)) or "numbers"
@@ -119,8 +119,6 @@ class _Evaluator:
         if node.id == "kernel":
             if self.facts is None:
                 raise FactsNotHere("kernel is known once the lab is up: it may be used under expect: only")
-            if self.use is not None:
-                self.use.kernel = True
             return KernelVersion(self.facts.kernel)
         if node.id in ("true", "false"):
             return node.id == "true"
@@ -136,8 +134,6 @@ class _Evaluator:
         name = BY_SHORT_NAME.get(short)
         if name is None:
             raise ValueError(f"{shown}: no kernel knows a sysctl {short!r} under net.ipv4 or net.core")
-        if self.use is not None:
-            self.use.wants(host, name)
         value = self.facts.sysctl(host, name)
         if value is None:
             raise FactMissing(f"kernel {self.facts.kernel} has no {name}: write default({shown}, VALUE)")
@@ -214,32 +210,31 @@ class _Evaluator:
                               f"{', '.join(f'{f}()' for f in _MATH)}")
 
 
-def facts_named(expression: str, use: FactsUse) -> None:
-    """Note every fact the expression names, in every branch (`A if C else B`, default()'s
-    fallback): the lab reads them all back, whichever branch its kernel takes."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError:
-        return                                   # evaluate() says what is wrong with it
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id == "kernel":
-            use.kernel = True
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr in BY_SHORT_NAME:
-            use.wants(node.value.id, BY_SHORT_NAME[node.attr])
+def _parse(expression: str, facts: RunFacts | None, use: FactsUse | None) -> tuple[str, ast.Expression]:
+    """The expression's tree; where facts are read, every fact it names is noted in `use`, in
+    every branch (`A if C else B`, default()'s fallback): the lab reads them all back, whichever
+    branch its kernel takes."""
+    if len(expression) > MAX_EXPRESSION:
+        raise ValueError(f"it is longer than {MAX_EXPRESSION} characters")
+    text = expression.strip()
+    tree = ast.parse(text, mode="eval")
+    if facts is not None and use is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == "kernel":
+                use.kernel = True
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr in BY_SHORT_NAME:
+                use.wants(node.value.id, BY_SHORT_NAME[node.attr])
+    return text, tree
 
 
 def condition(expression: str, names: dict[str, float], facts: RunFacts | None, use: FactsUse | None = None) -> bool:
     """A `when:`: true or false (a comparison, and/or/not, a number); the kernel alone is neither."""
-    if len(expression) > MAX_EXPRESSION:
-        raise ValueError(f"it is longer than {MAX_EXPRESSION} characters")
-    text = expression.strip()
-    return _Evaluator(text, names, facts, use).truth(ast.parse(text, mode="eval"))
+    text, tree = _parse(expression, facts, use)
+    return _Evaluator(text, names, facts).truth(tree)
 
 
 def evaluate(expression: str, names: dict[str, float], facts: RunFacts | None = None, use: FactsUse | None = None):
     """A number (or, from a comparison, True/False): arithmetic over `names`, and over `facts`
-    where given (expect: only). Every lookup of a fact is noted in `use`."""
-    if len(expression) > MAX_EXPRESSION:
-        raise ValueError(f"it is longer than {MAX_EXPRESSION} characters")
-    text = expression.strip()
-    return _Evaluator(text, names, facts, use).any(ast.parse(text, mode="eval"))
+    where given (expect: only). Every fact it names is noted in `use` (see _parse)."""
+    text, tree = _parse(expression, facts, use)
+    return _Evaluator(text, names, facts).any(tree)

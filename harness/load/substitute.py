@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.load.expressions import FactMissing, FactsNotHere, condition, evaluate, facts_named
+from harness.load.expressions import FactMissing, FactsNotHere, condition, evaluate
 from harness.load.facts import KernelVersion
 from harness.load.facts import FactsUse, RunFacts
 from harness.load.yaml_lines import LineDict, item_line
@@ -85,7 +85,6 @@ class Substitution:
                                 line=where, fix="give the value another name.")
             expression = _bare(text)
             try:
-                facts_named(expression, self.use)
                 value = evaluate(expression, self.names, self.facts, self.use)
                 _number(value)                      # refuses true/false and the kernel alone, with the reason
                 self.names[name] = value
@@ -119,15 +118,12 @@ class Substitution:
                             fix="write a comparison, e.g. when: kernel >= 6.12, or when: default(client.tcp_syn_linear_timeouts, 0) > 0.")
         expression = _bare(text)
         try:
-            facts_named(expression, self.use)
             return condition(expression, self.names, self.facts, self.use) or self.every_branch
         except _ERRORS as exc:
             raise self._error(text, exc, line) from None
 
     def _text(self, node: str, line: int, in_expect: bool) -> str:
         def one(match: re.Match) -> str:
-            if in_expect:
-                facts_named(match.group(1), self.use)
             return _number(evaluate(match.group(1), self.names, self._facts(in_expect), self.use))
         try:
             return re.sub(r"\$\{([^}]*)\}", one, node)

@@ -1,11 +1,11 @@
 """Which kernel a VM boots: an image given by the user, else the newest installed one with netem."""
 from __future__ import annotations
 
-import re
 import struct
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.load.facts import version_of
 
 BOOT = Path("/boot")
 MODULES = Path("/lib/modules")
@@ -17,10 +17,8 @@ def release_of(image: Path) -> str:
 
 def _version_key(release: str) -> tuple:
     """Newest first when sorted in reverse: the dotted numbers as numbers (6.12.118 after 6.12.57),
-    then the rest as text; never a comparison of a number with a text."""
-    m = re.match(r"[0-9]+(?:\.[0-9]+)*", release)
-    numbers = tuple(int(x) for x in m.group(0).split(".")) if m else ()
-    return numbers, release[m.end() if m else 0:]
+    then the whole release as text; never a comparison of a number with a text."""
+    return (version_of(release) if release[:1].isdigit() else ()), release
 
 
 def image_release(image: Path) -> str:
