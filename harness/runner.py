@@ -72,8 +72,7 @@ class Recording:
     mib: list[dict] = field(default_factory=list)     # each host's MIB before t0, then after the timeline
     unsaved: list[str] = field(default_factory=list)  # evidence the runner itself could not write (a full disk)
     skipped_sysctls: list[str] = field(default_factory=list)   # optional ones this kernel lacks, one note each
-    facts: RunFacts | None = None                     # the kernel and the sysctls read back in the lab
-    experiment: Experiment | None = None              # the plan's, its expectations worked out with `facts`
+    experiment: Experiment | None = None              # the plan's, expectations worked out with the lab's facts
     # each pcap parsed once per run, whoever asks first (the kernel send check, the observation,
     # the network steps' checks): dpkt on an emulated CPU is seconds for a busy capture
     read: Callable[[Path], list[Segment]] = field(default_factory=lambda: functools.cache(read_segments))
@@ -141,10 +140,10 @@ def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: R
     rec.sysctls, rec.skipped_sysctls = apply_sysctls(lab.net, plan.experiment)
     for note in rec.skipped_sysctls:
         say(note)
-    rec.facts = RunFacts(plan.kernel, rec.sysctls)
-    rec.experiment = with_facts(plan.experiment, rec.facts)      # expectations that read the kernel or sysctls
+    facts = RunFacts(plan.kernel, rec.sysctls)
+    rec.experiment = with_facts(plan.experiment, facts)      # expectations that read the kernel or sysctls
     if plan.experiment.expect_source:
-        say(f"expectations worked out for {describe_facts(rec.experiment, rec.facts)}")
+        say(f"expectations worked out for {describe_facts(rec.experiment, facts)}")
     warm_up(lab.net)
     rec.ping_rtt = ping_rtt_s(lab.net, *plan.connect_pair) if plan.connect_pair else None
     rec.placed = [_placed(p, lab) for p in plan.network_steps]
