@@ -68,6 +68,7 @@ class Recording:
     counted: dict = field(default_factory=dict)
     host_intf: dict[str, str] = field(default_factory=dict)
     egress: dict[str, tuple[str, Impairment]] = field(default_factory=dict)   # link interface -> (node, impairment)
+    ports: dict[tuple[str, str], str] = field(default_factory=dict)            # (node, towards) -> interface
     t0: float = 0.0
     mib: list[dict] = field(default_factory=list)     # each host's MIB before t0, then after the timeline
     unsaved: list[str] = field(default_factory=list)  # evidence the runner itself could not write (a full disk)
@@ -183,7 +184,7 @@ def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack
     """tcpdump on every link interface and on every host's kernel send mirror, then the state
     sampler; each ready before the next step."""
     rec.agents = helpers.enter_context(HelperGroup())     # started later, stopped after the recorders
-    rec.egress = lab.interfaces
+    rec.egress, rec.ports = lab.interfaces, lab.ports
     for intf, (node, _) in lab.interfaces.items():
         rec.captures.append(helpers.enter_context(
             Capture(lab.node(node), intf, plan.work_dir / "pcap" / f"{intf}.pcap", ledger)))
@@ -238,7 +239,8 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
             "target": plan.target, "switch": experiment.topology.switch_kind,
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats,
-            "sysctls_skipped": rec.skipped_sysctls, "facts_read": fact_names(experiment)}
+            "sysctls_skipped": rec.skipped_sysctls, "facts_read": fact_names(experiment),
+            "lab": lab_section(experiment, plan, rec.ports, rec.host_intf)}
     steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0, rec.unsaved)
     problems = problems or _kernel_send_problems(plan, rec)
     if problems:
@@ -258,6 +260,29 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
         + verdict_table(verdicts))
     say(f"\nresults: {final_dir}")
     return (0 if result["passed"] else 1), final_dir
+
+
+def lab_section(experiment: Experiment, plan: RunPlan, ports: dict[tuple[str, str], str],
+                host_intf: dict[str, str]) -> dict:
+    """result.json's `lab`: the network as built (hosts' addresses and interfaces, each link's
+    interfaces and settings per direction, where each network step acted), so a report drawn
+    from the folder alone never re-reads a topology file that may have changed since."""
+    topo = experiment.topology
+
+    def impairment(imp: Impairment) -> dict:
+        return {"delay_s": imp.delay_s, "jitter_s": imp.jitter_s, "loss_pct": imp.loss_pct,
+                "bw_mbit": imp.bw_mbit, "queue": imp.queue}
+
+    return {"hosts": {h: {"ip": plan.addresses.get(h), "interface": host_intf.get(h)}
+                      for h in topo.hosts},
+            "switches": list(topo.switches),
+            "links": [{"a": link.a, "b": link.b, "a_interface": ports.get((link.a, link.b)),
+                       "b_interface": ports.get((link.b, link.a)),
+                       "a_to_b": impairment(link.a_to_b), "b_to_a": impairment(link.b_to_a)} for link in topo.links],
+            "network_steps": [{"line": p.step.index, "action": p.step.action, "sender": p.step.sender,
+                               "receiver": p.step.receiver, "switch": p.switch,
+                               "ingress": ports.get((p.switch, p.ingress_node)),
+                               "egress": ports.get((p.switch, p.egress_node))} for p in plan.network_steps]}
 
 
 def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[NetworkCheck]]:

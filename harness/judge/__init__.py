@@ -12,7 +12,7 @@ from harness.judge.counters import judge_counter, judge_tcp_info_field
 from harness.judge.packets import describe, match_packets
 from harness.judge.states import judge_states
 from harness.judge.timing import judge_handshake, judge_timing
-from harness.judge.verdict import Verdict
+from harness.judge.verdict import Marks, Verdict
 from harness.model import Expectations, StepRecord
 
 __all__ = ["Verdict", "judge_all"]
@@ -62,24 +62,25 @@ def _socket_packets(name: str, patterns: tuple, obs: Observation) -> Verdict:
     view = obs.sockets.get(name)
     if view is None:
         return Verdict(f"{name} packets", describe(patterns), f"no socket named {name} was made", False)
-    ok, observed = match_packets(patterns, view.segments, socket_addresses(obs, view))
-    return Verdict(f"{name} packets", describe(patterns), observed, ok)
+    ok, observed, marks = match_packets(patterns, view.segments, socket_addresses(obs, view))
+    return Verdict(f"{name} packets", describe(patterns), observed, ok, marks=marks | Marks((name,)))
 
 
 def _received(who: str, wanted: int, obs: Observation) -> Verdict:
     got = sum(e.nbytes or 0 for e in calls_of(obs, who) if e.action in READS)
-    return Verdict(f"{who} received", f"{wanted} bytes", f"{got} bytes", got == wanted)
+    return Verdict(f"{who} received", f"{wanted} bytes", f"{got} bytes", got == wanted, marks=Marks((who,)))
 
 
 def _accepted(who: str, wanted: int, obs: Observation) -> Verdict:
     got = sum(1 for e in obs.steps.get(who, []) if e.accepted)
-    return Verdict(f"{who} accepted", f"{wanted} connection(s)", f"{got} connection(s)", got == wanted)
+    return Verdict(f"{who} accepted", f"{wanted} connection(s)", f"{got} connection(s)", got == wanted,
+                   marks=Marks((who,)))
 
 
 def _errors(who: str, names: tuple[str, ...], obs: Observation) -> Verdict:
     got = [f"{e.action}: {e.errno}" for e in calls_of(obs, who) if e.errno]
     missing = [n for n in names if not any(g.endswith(f": {n}") for g in got)]
-    return Verdict(f"{who} errors", ", ".join(names), ", ".join(got) or "no call failed", not missing)
+    return Verdict(f"{who} errors", ", ".join(names), ", ".join(got) or "no call failed", not missing, marks=Marks((who,)))
 
 
 SHOWN_MEMBERS = 5     # a group's verdict names at most this many of its members that did otherwise
@@ -100,7 +101,11 @@ def group_verdict(name: str, what: str, verdicts: list[Verdict]) -> Verdict:
         observed = f"all {len(verdicts)} as expected ({verdicts[0].name.rsplit(' ', 1)[0]}: {verdicts[0].observed})"
     if values:
         observed += f"; from {min(values) * 1e3:.1f} ms to {max(values) * 1e3:.1f} ms"
-    return Verdict(f"{name} {what}", verdicts[0].expected, observed, not failed, max(values) if values else None)
+    marks = Marks((name,))
+    for v in verdicts:
+        marks = marks | v.marks
+    return Verdict(f"{name} {what}", verdicts[0].expected, observed, not failed, max(values) if values else None,
+                   marks=marks)
 
 
 def for_each(expect: Expectations, who: str, what: str, judge_one) -> Verdict:
@@ -123,7 +128,10 @@ def judge_all(expect: Expectations, obs: Observation, rtt_s: float, counters: di
     """One verdict per expectation, each carrying the expectation's line in the file. `counters`:
     the run's MIB snapshots (result.json's counters); `t0`: for the moments tcp_info was read."""
     def at(key: str, verdict: Verdict) -> Verdict:
-        return replace(verdict, line=expect.lines.get(key))
+        """The expectation's line; a verdict about a host or socket that says nothing more marks it."""
+        subject = key.split(".", 1)[0]
+        marks = verdict.marks or (Marks((subject,)) if subject not in ("packets", "timing") else None)
+        return replace(verdict, line=expect.lines.get(key), marks=marks)
 
     verdicts = [at(f"{who}.states", for_each(expect, who, "states", lambda m, s=states: judge_states(m, s, obs)))
                 for who, states in expect.states.items()]
@@ -134,8 +142,8 @@ def judge_all(expect: Expectations, obs: Observation, rtt_s: float, counters: di
     verdicts += [at(f"{name}.packets", _socket_packets(name, patterns, obs))
                  for name, patterns in expect.socket_packets.items()]
     if expect.packets:
-        ok, observed = match_packets(expect.packets, obs.segments.get(obs.client_host, []), connection_addresses(obs))
-        verdicts.append(at("packets", Verdict("packets", describe(expect.packets), observed, ok)))
+        ok, observed, marks = match_packets(expect.packets, obs.segments.get(obs.client_host, []), connection_addresses(obs))
+        verdicts.append(at("packets", Verdict("packets", describe(expect.packets), observed, ok, marks=marks)))
     verdicts += [at(f"timing.{t.name}", judge_timing(t, obs, rtt_s)) for t in expect.timing]
     verdicts += [at(f"{host}.counters.{want.name}", judge_counter(host, want, counters))
                  for host, wanted in expect.counters.items() for want in wanted]

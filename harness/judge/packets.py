@@ -7,6 +7,7 @@ data), len: and options: (harness.analyse.segments.segment_fits) and whose bound
 from __future__ import annotations
 
 from harness.analyse.segments import Segment, needs_data, segment_fits, shape_misses, shown_options   # needs_data: harness.load.segment_fields's
+from harness.judge.verdict import Marks
 from harness.model import PacketChoice, PacketPattern, flag_set
 
 
@@ -51,14 +52,15 @@ def _one(pattern: PacketPattern, segments: list[Segment], pos: int, env: dict[st
     return pos, None, only_shape or miss
 
 
-def _sequence(patterns, segments, pos, env, addr, lines) -> tuple[bool, int]:
+def _sequence(patterns, segments, pos, env, addr, lines, matched) -> tuple[bool, int]:
     for pattern in patterns:
         if isinstance(pattern, PacketChoice):
             for name, option in pattern.options:
-                trial_env, trial_lines = dict(env), []
-                ok, trial_pos = _sequence(option, segments, pos, trial_env, addr, trial_lines)
+                trial_env, trial_lines, trial_matched = dict(env), [], []
+                ok, trial_pos = _sequence(option, segments, pos, trial_env, addr, trial_lines, trial_matched)
                 if ok:
                     env.update(trial_env)
+                    matched += trial_matched
                     lines.append(f"[{name}] " + "; ".join(trial_lines))
                     pos = trial_pos
                     break
@@ -70,16 +72,19 @@ def _sequence(patterns, segments, pos, env, addr, lines) -> tuple[bool, int]:
         if seg is None:
             lines.append(f"{_shown(pattern)}: not seen{miss}")
             return False, pos
+        matched.append(seg)
         lines.append(f"{pattern.sender} {seg.flags} seq={seg.seq} ack={seg.ack}"
                      + (f" len={seg.length}" if pattern.length is not None or needs_data(pattern.flags) else "")
                      + (f" options={shown_options(seg)}" if pattern.options else ""))
     return True, pos
 
 
-def match_packets(patterns: tuple, segments: list[Segment], addr: dict[str, tuple[str, int]]) -> tuple[bool, str]:
+def match_packets(patterns: tuple, segments: list[Segment], addr: dict[str, tuple[str, int]]) -> tuple[bool, str, Marks]:
+    """Whether the patterns match in order, what was seen, and the segments they matched."""
     lines: list[str] = []
-    ok, _ = _sequence(patterns, segments, 0, {}, addr, lines)
-    return ok, "; ".join(lines)
+    matched: list[Segment] = []
+    ok, _ = _sequence(patterns, segments, 0, {}, addr, lines, matched)
+    return ok, "; ".join(lines), Marks(segments=tuple((s.src, s.sport, s.t) for s in matched))
 
 
 def describe(patterns: tuple) -> str:

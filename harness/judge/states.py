@@ -5,7 +5,7 @@ import re
 
 from harness.analyse.connection import Observation
 from harness.analyse.states import StateSpan
-from harness.judge.verdict import Verdict
+from harness.judge.verdict import Marks, Verdict
 from harness.model import StateExpectation
 
 
@@ -61,4 +61,4 @@ def judge_states(host: str, expected: tuple[StateExpectation, ...], obs: Observa
         observed += f" (each change seen within {gap * 1e3:.1f} ms)"
     if not passed:
         observed += "".join(f"; {note}" for note in blind_spots(expected, spans))
-    return Verdict(f"{host} states", " → ".join(map(str, expected)), observed, passed)
+    return Verdict(f"{host} states", " → ".join(map(str, expected)), observed, passed, marks=Marks((host,)))

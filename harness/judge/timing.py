@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from harness.analyse.connection import Observation, SocketView
 from harness.analyse.events import Moment, caused_by, find_moment
-from harness.judge.verdict import Verdict
+from harness.judge.verdict import Marks, Verdict
 from harness.model import HandshakeExpectation, TimingExpectation
 
 
@@ -13,13 +13,19 @@ def handshake_timing(obs: Observation, at: str) -> float | None:
     Both measured at the host's own interface, so both equal one path RTT (outgoing packets are
     captured after the interface's own netem delay, incoming ones on arrival).
     """
+    interval = handshake_interval(obs, at)
+    return interval[1] - interval[0] if interval else None
+
+
+def handshake_interval(obs: Observation, at: str) -> tuple[float, float] | None:
+    """handshake_timing's two moments: the SYN and the final ACK at the host's interface."""
     host = obs.client_host if at == "client" else obs.server_host
     segs = obs.segments.get(host, [])
     syn = next((s for s in segs if s.flags == "S" and (s.src, s.sport) == obs.client), None)
     synack = next((s for s in segs if s.flags == "SA" and syn and s.t >= syn.t), None)
     ack = next((s for s in segs if synack and s.t >= synack.t and "A" in s.flags and "S" not in s.flags
                 and (s.src, s.sport) == obs.client), None)
-    return ack.t - syn.t if syn and ack else None
+    return (syn.t, ack.t) if syn and ack else None
 
 
 def _seconds(value: float) -> str:
@@ -44,9 +50,10 @@ def expected_time(exp: TimingExpectation | HandshakeExpectation, rtt_s: float) -
     return expected, tol, text
 
 
-def socket_handshake(view: SocketView, obs: Observation) -> float | None:
-    """A socket's own handshake: at a connecting end its SYN sent -> its final ACK sent (kernel
-    time when the run has it), at an accepted end the SYN received -> the final ACK received."""
+def socket_handshake(view: SocketView, obs: Observation) -> tuple[float, float] | None:
+    """A socket's own handshake, its two moments: at a connecting end its SYN sent -> its final
+    ACK sent (kernel time when the run has it), at an accepted end the SYN received -> the final
+    ACK received."""
     if view.kind == "connect":
         pool, sender = (view.kernel_segments if view.host in obs.kernel_segments else view.segments), view.local
     else:
@@ -54,32 +61,38 @@ def socket_handshake(view: SocketView, obs: Observation) -> float | None:
     ours = [s for s in pool if (s.src, s.sport) == sender]
     syn = next((s for s in ours if s.flags == "S"), None)
     ack = next((s for s in ours if syn and s.t >= syn.t and "A" in s.flags and "S" not in s.flags), None)
-    return ack.t - syn.t if syn and ack else None
+    return (syn.t, ack.t) if syn and ack else None
 
 
 def judge_handshake(name: str, exp: HandshakeExpectation, obs: Observation, rtt_s: float) -> Verdict:
     """`handshake:` under a socket: its own handshake time against the expected one."""
     expected, tol, text = expected_time(exp, rtt_s)
     view = obs.sockets.get(name)
-    measured = socket_handshake(view, obs) if view is not None else None
-    if measured is None:
-        return Verdict(f"{name} handshake", text, "no complete handshake in the capture", False)
-    return Verdict(f"{name} handshake", text, _seconds(measured), abs(measured - expected) <= tol, measured)
+    interval = socket_handshake(view, obs) if view is not None else None
+    if interval is None:
+        return Verdict(f"{name} handshake", text, "no complete handshake in the capture", False, marks=Marks((name,)))
+    measured = interval[1] - interval[0]
+    return Verdict(f"{name} handshake", text, _seconds(measured), abs(measured - expected) <= tol, measured,
+                   marks=Marks((name,), interval))
 
 
 def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
     expected, tol, text = expected_time(exp, rtt_s)
     if exp.builtin is not None:
-        measured = handshake_timing(obs, exp.builtin)
-        if measured is None:
+        host = obs.client_host if exp.builtin == "client" else obs.server_host
+        interval = handshake_interval(obs, exp.builtin)
+        if interval is None:
             return Verdict(exp.name, text, "no complete handshake in the capture", False)
-        return Verdict(exp.name, text, _seconds(measured), abs(measured - expected) <= tol, measured)
+        measured = interval[1] - interval[0]
+        return Verdict(exp.name, text, _seconds(measured), abs(measured - expected) <= tol, measured,
+                       marks=Marks((host,) if host else (), interval))
     name = f"{exp.name} ({exp.start.text} → {exp.end.text})"
     start, end = find_moment(exp.start, obs), find_moment(exp.end, obs)
     for moment in (start, end):
         if not isinstance(moment, Moment):
             return Verdict(name, text, f"not observed: {moment}", False)
     measured = end.t - start.t
+    marks = Marks(tuple(dict.fromkeys((exp.start.host, exp.end.host))), (start.t, end.t))
     # start lies in (start.t - u1, start.t], end in (end.t - u2, end.t]
     low, high = measured - end.uncertainty_s + 0.0, measured + start.uncertainty_s   # + 0.0: no "-0.0 ms"
     low = max(low, 0.0) if measured >= 0 and caused_by(exp.start, exp.end) else low   # no effect before its cause
@@ -88,5 +101,5 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
         observed += f" (true value in [{_seconds(low)}, {_seconds(high)}]: sampling gaps)"
     if high - low > 2 * tol:
         return Verdict(name, text, observed + "; the sampling gaps are wider than the allowed range: too coarse to judge",
-                       False, measured)
-    return Verdict(name, text, observed, abs(measured - expected) <= tol, measured)
+                       False, measured, marks=marks)
+    return Verdict(name, text, observed, abs(measured - expected) <= tol, measured, marks=marks)

@@ -58,7 +58,7 @@ def test_packet_relation_mismatch_is_reported(obs):
     exp = load_experiment(REPO / "experiments" / "handshake.yaml")
     broken = list(exp.expect.packets)
     broken[2] = replace(broken[2], ack=SeqTerm.parse("y+2"))
-    ok, text = match_packets(tuple(broken), obs.segments["client"], {"client": obs.client, "server": obs.server})
+    ok, text, _ = match_packets(tuple(broken), obs.segments["client"], {"client": obs.client, "server": obs.server})
     assert not ok and "ack should be y+2" in text
 
 
@@ -81,3 +81,18 @@ def test_switch_capture_has_the_same_handshake():
 ])
 def test_netem_delay_parsing(text, value):
     assert netem_delay_s(text) == (pytest.approx(value) if value else None)
+
+
+def test_verdicts_mark_what_they_judged(obs):
+    """report.html highlights a verdict's segments, subjects and interval: the marks must name
+    exactly the segments matched and the handshake's own two moments."""
+    exp = load_experiment(REPO / "experiments" / "handshake.yaml")
+    verdicts = {v.name: v for v in judge_all(exp.expect, obs, 0.1)}
+    syn, synack, ack = obs.segments["client"][:3]
+    assert verdicts["packets"].marks.segments[:3] == ((syn.src, syn.sport, syn.t), (synack.src, synack.sport, synack.t),
+                                                      (ack.src, ack.sport, ack.t))
+    assert verdicts["client states"].marks.subjects == ("client",)
+    timed = replace(exp.expect, timing=(TimingExpectation("handshake_client", parse_time_spec("100ms"),
+                                                          parse_tolerance("10%"), builtin="client"),))
+    (hs,) = [v for v in judge_all(timed, obs, 0.1) if v.name == "handshake_client"]
+    assert hs.marks.interval == (syn.t, ack.t) and hs.marks.interval[1] - hs.marks.interval[0] == hs.value

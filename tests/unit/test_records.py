@@ -17,7 +17,7 @@ from harness.analyse.network import NetworkCheck, PickedSegment, check_step
 from harness.analyse.segments import read_segments
 from harness.errors import UserError
 from harness.judge import judge_all
-from harness.judge.verdict import Verdict
+from harness.judge.verdict import Marks, Verdict
 from harness.load.experiment import load_experiment
 from harness.load.steps import STATES
 from harness.model import (BLOCKED, TCP_STATE_NAMES, TCP_STATE_ORDER, Event, NetworkStep, PacketMatch, SeqTerm, StateExpectation,
@@ -121,12 +121,15 @@ def test_records_in_result_json_are_written_with_their_own_shape(tmp_path):
     raw = json.loads((FIXTURES / "teardown_vm" / "steps" / "client.jsonl").read_text().splitlines()[0])
     check = NetworkCheck(7, "drop", "client", "server", 0, 0, 0)
     write_json(tmp_path / "result.json", {"steps": {"client": [StepRecord.from_json(raw)]}, "network": [check],
-                                          "expectations": [Verdict("packets", "a", "b", True, line=20)]})
+                                          "expectations": [Verdict("packets", "a", "b", True, line=20,
+                                                                   marks=Marks(("client",), (1.0, 2.5), (("10.0.0.1", 5001, 1.5),)))]})
     written = json.loads((tmp_path / "result.json").read_text())
     assert written["steps"]["client"] == [raw]
     assert written["network"] == [check.to_json()] and written["network"][0]["from"] == "client"
     assert written["expectations"][0] == {"name": "packets", "expected": "a", "observed": "b", "passed": True,
-                                          "value": None, "line": 20}
+                                          "value": None, "line": 20,
+                                          "marks": {"subjects": ["client"], "interval": [1.0, 2.5],
+                                                    "segments": [["10.0.0.1", 5001, 1.5]]}}
 
 
 def test_every_verdict_names_the_line_of_its_expectation():

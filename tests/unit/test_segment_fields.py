@@ -174,10 +174,10 @@ def test_pa_no_longer_binds_the_bare_ack(segments):
     """The issue's bug on the abort run: the bare ACK of the handshake and the 100 bytes carry the
     same seq, so `client PA seq: x` bound the bare ACK and a second `client PA seq: x` the data:
     two data segments were "seen" where one was sent, and the verdict PASSed."""
-    ok, text = match_packets((_p("client", "PA", seq="x"), _p("client", "PA", seq="x")), segments, ADDR)
+    ok, text, _ = match_packets((_p("client", "PA", seq="x"), _p("client", "PA", seq="x")), segments, ADDR)
     assert not ok and text.startswith(f"client PA seq={segments[3].seq} ack={segments[3].ack} len=100;")
     assert "client PA seq=x: not seen" in text
-    ok, text = match_packets((_p("client", "PA", seq="x"), _p("client", "RA", seq="x+100")), segments, ADDR)
+    ok, text, _ = match_packets((_p("client", "PA", seq="x"), _p("client", "RA", seq="x+100")), segments, ADDR)
     assert ok and "len=100" in text                                       # abort.yaml's patterns: the data
 
 
@@ -186,7 +186,7 @@ def test_a_whole_run_with_len_and_options(segments):
     patterns = (_p("client", "S", options=syn_options), _p("server", "SA", options=syn_options),
                 _p("client", "A", 0), _p("client", "PA", 100, (OptionSpec("ts"),)), _p("server", "A", 0),
                 _p("client", "RA", 0))
-    ok, text = match_packets(patterns, segments, ADDR)
+    ok, text, _ = match_packets(patterns, segments, ADDR)
     assert ok, text
     assert f"client S seq={segments[0].seq} ack=0 options=[mss=1460, sackok, ts, wscale=9]" in text
     assert "len=100 options=[ts]" in text and text.count("len=0") == 3
@@ -200,12 +200,12 @@ def test_a_whole_run_with_len_and_options(segments):
     (_p("client", "A", ">0", seq="x"), "seq should be x"),        # x is bound by the SYN: the data is x+1
 ])
 def test_the_nearest_miss_says_what_differed(segments, pattern, note):
-    ok, text = match_packets((_p("client", "S", seq="x"), _p("server", "SA"), _p("client", "A", 0), pattern), segments, ADDR)
+    ok, text, _ = match_packets((_p("client", "S", seq="x"), _p("server", "SA"), _p("client", "A", 0), pattern), segments, ADDR)
     assert not ok and "not seen (nearest: client PA" in text and note in text
 
 
 def test_a_bare_ack_written_pa_is_named_in_the_miss(segments):
-    ok, text = match_packets((_p("client", "S"), _p("client", "PA", seq="y"), _p("client", "PA", seq="y")), segments[:3], ADDR)
+    ok, text, _ = match_packets((_p("client", "S"), _p("client", "PA", seq="y"), _p("client", "PA", seq="y")), segments[:3], ADDR)
     assert not ok and "len=0, and PA (written with P) needs data" in text
 
 

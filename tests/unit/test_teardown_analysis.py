@@ -59,14 +59,14 @@ def test_shipped_teardown_expectations_pass_and_a_wrong_one_fails(teardown):
 def test_packets_either_reports_which_close_happened(teardown):
     three_or_four = load_experiment(EXPERIMENTS / "server_closes_first.yaml").expect.packets
     other = observed("server_closes_first")
-    ok, text = match_packets(three_or_four, other.segments["client"], {"client": other.client, "server": other.server})
+    ok, text, _ = match_packets(three_or_four, other.segments["client"], {"client": other.client, "server": other.server})
     assert ok and "[three segments]" in text
     # The same choice, roles swapped, sees four segments in the client-closes-first run.
     swap = {"client": "server", "server": "client"}
     swapped = tuple(replace(p, sender=swap[p.sender]) if hasattr(p, "sender") else
                     replace(p, options=tuple((n, tuple(replace(q, sender=swap[q.sender]) for q in o)) for n, o in p.options))
                     for p in three_or_four)
-    ok, text = match_packets(swapped, teardown.segments["client"], {"client": teardown.client, "server": teardown.server})
+    ok, text, _ = match_packets(swapped, teardown.segments["client"], {"client": teardown.client, "server": teardown.server})
     assert ok and "[four segments]" in text
 
 
