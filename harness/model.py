@@ -578,3 +578,4 @@ class Experiment:
     about: str = ""                          # what the experiment shows, printed with the verdicts
     optional_sysctls: frozenset[str] = frozenset()   # names skipped (with a note) where the kernel lacks them
     expect_source: ExpectSource | None = None
+    claims: tuple[int, ...] = ()             # the seed's claims it tests (harness/claims), for the claims report

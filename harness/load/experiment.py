@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from harness.claims import CLAIM_NUMBERS
 from harness.errors import UserError
 from harness.load.expectations import load_expectations
 from harness.load.inject import resolve_injects
@@ -14,7 +15,7 @@ from harness.load.sockets import socket_table
 from harness.load.steps import load_steps
 from harness.load.topology import load_topology
 from harness.load.units import parse_seconds
-from harness.load.yaml_lines import LineDict, check_keys, expect_type, load_yaml
+from harness.load.yaml_lines import LineDict, check_keys, expect_type, item_line, load_yaml
 from harness.model import Experiment
 from harness.shipped import experiments_dir, topologies_dir
 
@@ -49,7 +50,7 @@ def load_experiment(path: Path) -> Experiment:
     return load_cells(path)[0].experiment
 
 
-EXPERIMENT_KEYS = ("name", "about", "topology", "duration", "steps", "sysctls", "expect")   # + matrix, let (matrix.py)
+EXPERIMENT_KEYS = ("name", "about", "claims", "topology", "duration", "steps", "sysctls", "expect")   # + matrix, let (matrix.py)
 EXPERIMENT_REQUIRED = ("name", "topology", "steps", "expect")
 
 
@@ -59,6 +60,7 @@ def experiment_from_data(data: LineDict, path: Path, interfaces: frozenset[str] 
     check_keys(data, set(EXPERIMENT_KEYS), set(EXPERIMENT_REQUIRED), path, "an experiment")
     name = safe_component(data["name"], "the experiment name", path, data.line_of("name"))
     about = expect_type(data.get("about", ""), str, path, data.line_of("about"), "about", "about: a sentence or two")
+    claims = load_claims(data.get("claims", []), path, data.line_of("claims"))
     topo_path = topology_path(data["topology"], path, data.line_of("topology"))
     topology = load_topology(topo_path, interfaces)
     steps, network = load_steps(expect_type(data["steps"], list, path, data.line_of("steps"), "steps", "a list of steps"), topology, path,
@@ -79,7 +81,26 @@ def experiment_from_data(data: LineDict, path: Path, interfaces: frozenset[str] 
         raise UserError("network steps need Linux bridge switches (their rules are nftables bridge rules, "
                         "which Open vSwitch's datapath bypasses).", file=str(path), line=network[0].index,
                         fix="use a topology with switch: bridge.")
-    return Experiment(name, topology, duration, steps, sysctls, expect, path, network, about.strip(), optional)
+    return Experiment(name, topology, duration, steps, sysctls, expect, path, network, about.strip(), optional,
+                      claims=claims)
+
+
+def load_claims(raw: object, path: Path, line: int) -> tuple[int, ...]:
+    """`claims: [5, 6]`: the seed's claims (harness/claims) the experiment tests, each once, so the
+    claims report can judge a claim by the runs of the experiments that declare it."""
+    low, high = CLAIM_NUMBERS[0], CLAIM_NUMBERS[-1]
+    fix = f"write claims: [5, 6] with numbers {low}-{high} (the seed's claims, ../shared/BRIEF.md §6), each once."
+    items = expect_type(raw, list, path, line, "claims", "claims: [5, 6]")
+    seen: list[int] = []
+    for i, number in enumerate(items):
+        where = item_line(items, i, line)
+        if not isinstance(number, int) or isinstance(number, bool) or number not in CLAIM_NUMBERS:
+            shown = repr(number) if len(repr(number)) <= 40 else repr(number)[:37] + "..."
+            raise UserError(f"claims: {shown} is not a claim number ({low}-{high}).", file=str(path), line=where, fix=fix)
+        if number in seen:
+            raise UserError(f"claims: {number} is listed twice.", file=str(path), line=where, fix=fix)
+        seen.append(number)
+    return tuple(seen)
 
 
 def with_facts(experiment: Experiment, facts: RunFacts) -> Experiment:

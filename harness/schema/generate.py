@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from harness.claims import CLAIM_NUMBERS
 from harness.load import expectations as ex
 from harness.load import inject as inj
 from harness.load import segment_fields as sf
@@ -150,6 +151,10 @@ def experiment_schema() -> dict:
     properties = {
         "name": {"type": "string"},
         "about": {"type": "string", "description": "what the experiment shows: printed with the verdicts and stored in result.json"},
+        "claims": {"type": "array", "uniqueItems": True,
+                   "items": {"type": "integer", "minimum": CLAIM_NUMBERS[0], "maximum": CLAIM_NUMBERS[-1]},
+                   "description": "the seed's claims this experiment tests (numbers of ../shared/BRIEF.md §6), "
+                                  "judged per kernel by the claims report, e.g. [5, 6]"},
         "topology": {"type": "string", "description": "a file in topologies/ (without .yaml) or a path next to the experiment"},
         "duration": {"$ref": "#/$defs/duration"},
         "sysctls": {"type": "object",
