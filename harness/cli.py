@@ -15,7 +15,9 @@ BUG = 70          # EX_SOFTWARE: an exception nobody anticipated; never 1, which
 EPILOG = """exit codes: 0 every expectation passed; 1 an expectation failed; 2 bad input or missing
 tool; 3 the run could not support a result (impairment not applied, capture lost packets...);
 70 a bug in the test bed (one line says where its traceback was saved); 130 interrupted.
-Results go to RESULTS_DIR/<experiment>/<run-id>/ (result.json, pcap/, samples/, steps/)."""
+Results go to RESULTS_DIR/<experiment>/<run-id>/ (report.html, result.json, pcap/, samples/, steps/).
+`run-experiment claims [--kernel A --kernel B]` runs the experiments that test the seed's claims and
+writes claims.html and claims.md."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "a VM on the virtual clock uses one)")
     parser.add_argument("--inner-plan", help=argparse.SUPPRESS)      # the VM target's inner run
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
+    parser.add_argument("--open", action="store_true",
+                        help="open the run's report.html (several runs: their index.html) in a browser when done; "
+                             "without a display the path is printed")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show every external command (tc, nft, sysctl, ip, tcpdump...) live on stderr; "
                              "each run's run.log has them either way")
@@ -263,6 +268,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.inner_plan:
         return _run_inner(Path(args.inner_plan), Path(args.results_dir))
     _check_arguments(args)
+    if args.experiments == ["claims"] and not Path("claims").exists():
+        return _claims(args)
     paths = _experiment_paths(args.experiments)
     if args.check:
         return _check_only(args, paths)
@@ -277,21 +284,110 @@ def _main(args: argparse.Namespace) -> int:
     return _run_batch(args, plan_batch(loaded, results, args.target, args.kernel), results)
 
 
+def _claims(args: argparse.Namespace) -> int:
+    """`run-experiment claims`: every shipped experiment that tests one of the seed's claims, on
+    each --kernel, then claims.html and claims.md (RESULTS/claims/<time>/) judging each claim."""
+    from harness.load import load_cells
+    from harness.plan.batch_plan import plan_batch
+    from harness.report.claims import claims_experiments, write_claims_report
+    from harness.report.evidence import check_writable
+    from harness.shipped import experiments_dir
+    if args.check:
+        raise UserError("`claims` runs the claims' experiments; --check has nothing to check in it.",
+                        fix="check the files themselves: run-experiment --check experiments/.")
+    paths = claims_experiments(experiments_dir())
+    loaded = {path: load_cells(path, args.max_cells, frozenset() if _remote(args) else None) for path in paths}
+    results = Path(args.results_dir)
+    check_writable(results)
+    if _remote(args):
+        raise UserError("`claims` runs here or in local VMs, not over ssh.", fix="drop --target, or run it on that machine.")
+    say(f"the seed's claims: {len(paths)} experiment(s) test them")
+    plan = plan_batch(loaded, results, args.target, args.kernel)
+    code = _carry_out(args, plan, results)
+    from harness.plan.folders import run_id
+    md, html = write_claims_report(results / "claims" / run_id(), [Path(item.results) for item in plan.items if item.results])
+    say(f"\nclaims: {html}\n        {md}")
+    if args.open:
+        _open_page(html)
+    return code
+
+
 def _run_batch(args: argparse.Namespace, plan, results: Path) -> int:
+    """Carry out a batch plan, then its pictures: a sweep's or a batch's index.html; --open."""
+    code = _carry_out(args, plan, results)
+    page = _write_indexes(plan, results)
+    if args.open:
+        _open_page(page)
+    return code
+
+
+def _write_indexes(plan, results: Path) -> Path | None:
+    """The page that shows the batch: one run's report.html, else the index.html of its runs (a
+    matrix's next to its cells; several files': a batch folder of its own)."""
+    runs = [Path(item.results) for item in plan.items if item.results]
+    if len(plan.items) == 1:
+        return runs[0] / "report.html" if runs else None
+    page = None
+    if plan.matrices:
+        from harness.report.compare import write_comparison
+        for matrix_dir, folders in plan.matrices.items():
+            say("\n" + write_comparison(matrix_dir, folders))
+            page = _index(matrix_dir, folders, matrix_dir.parent.name)
+    if len(plan.matrices) != 1 or len(plan.items) > len(next(iter(plan.matrices.values()))):
+        page = _index(batch_folder(results), runs, f"{len(plan.items)} runs")
+    return page
+
+
+def _index(folder: Path, runs: list[Path], title: str) -> Path | None:
+    """index.html over `runs`; a failure to draw is said, never costs the runs their verdicts."""
+    from harness.report.index import write_index
+    try:
+        page = write_index(folder, runs, title)
+    except Exception as exc:       # noqa: BLE001 - said with its traceback kept, like the runner's report
+        say(f"index.html could not be drawn in {folder}: {_save_traceback(exc, folder)}; a bug in the test bed, "
+            f"the verdicts stand.")
+        return None
+    say(f"index: {page}")
+    return page
+
+
+def batch_folder(results: Path) -> Path:
+    """Where a batch of several files keeps its index: RESULTS/batches/<time>/."""
+    from harness.plan.folders import run_id
+    return results / "batches" / run_id()
+
+
+def _open_page(page: Path | None) -> None:
+    """--open: the page in the desktop's browser; with no display, where it is."""
+    if page is None or not page.exists():
+        say("--open: there is no page to open (no run gave a result).")
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        say(f"--open: no display here; open {page.resolve().as_uri()} in a browser.")
+        return
+    import webbrowser
+    if not webbrowser.open(page.resolve().as_uri()):
+        say(f"--open: no browser found; open {page.resolve().as_uri()} in one.")
+
+
+def _carry_out(args: argparse.Namespace, plan, results: Path) -> int:
     """Carry out a batch plan (every local item's RunPlan made with it, before anything is built):
-    one item directly, several side by side in VMs or one by one here."""
+    one item directly, several side by side in VMs or one by one here. Each item's folder is
+    kept in item.results."""
     from harness.targets.batch import run_batch
     from harness.targets.vm import plan_entries, run_in_vm
     if len(plan.items) == 1:
         item = plan.items[0]
         say(f"target: {item.target} ({item.why})")
         if item.target == "vm":
-            return run_in_vm(item.kernel, plan_entries([item], args.max_cells), results, args.vm_clock, on_line=_say_unmarked,
-                             verbose=args.verbose)
+            return run_in_vm(item.kernel, plan_entries([item], args.max_cells), results, args.vm_clock,
+                             on_line=lambda line: _say_unmarked(line, item), verbose=args.verbose)
         if item.plan_error:
             raise item.plan_error
         from harness.runner import run
-        return run(item.run_plan)[0]
+        code, run_dir = run(item.run_plan)
+        item.results = str(run_dir)
+        return code
 
     def local_item(item):
         if item.plan_error:
@@ -302,12 +398,7 @@ def _run_batch(args: argparse.Namespace, plan, results: Path) -> int:
         return run_in_vm(group[0].kernel, plan_entries(group, args.max_cells), results, args.vm_clock,
                          on_line=on_line, started=started, verbose=args.verbose)
 
-    code = run_batch(plan.items, local_item, vm_group, args.jobs or os.cpu_count() or 1, say)
-    if plan.matrices:
-        from harness.report.compare import write_comparison
-        for matrix_dir, folders in plan.matrices.items():
-            say("\n" + write_comparison(matrix_dir, folders))
-    return code
+    return run_batch(plan.items, local_item, vm_group, args.jobs or os.cpu_count() or 1, say)
 
 
 def compare_runs(argv: list[str] | None = None) -> int:
@@ -321,10 +412,15 @@ def compare_runs(argv: list[str] | None = None) -> int:
         return _failed(exc, None, prog="compare-runs")
 
 
-def _say_unmarked(line: str) -> None:
-    from harness.targets.protocol import is_marker
+def _say_unmarked(line: str, item=None) -> None:
+    """A VM's output line, said unless it is a protocol marker; a done marker gives `item` its folder."""
+    from harness.targets.protocol import is_marker, parse_marker
     if not is_marker(line):
         say(line)
+        return
+    marker = parse_marker(line)
+    if item is not None and marker and marker.kind == "done" and marker.run_dir:
+        item.results = str(marker.run_dir)
 
 
 if __name__ == "__main__":

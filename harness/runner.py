@@ -240,7 +240,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats,
             "sysctls_skipped": rec.skipped_sysctls, "facts_read": fact_names(experiment),
-            "lab": lab_section(experiment, plan, rec.ports, rec.host_intf)}
+            "lab": lab_section(experiment, plan, rec.ports, rec.host_intf), "claims": list(experiment.claims)}
     steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0, rec.unsaved)
     problems = problems or _kernel_send_problems(plan, rec)
     if problems:
@@ -258,7 +258,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
         say("\n" + experiment.about)
     say(f"\n{experiment.name} on kernel {plan.kernel} (configured RTT {rtt * 1e3:g} ms{ping_text})\n"
         + verdict_table(verdicts))
-    say(f"\nresults: {final_dir}")
+    _tell_where(final_dir)
     return (0 if result["passed"] else 1), final_dir
 
 
@@ -326,11 +326,31 @@ def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]
         write_result(plan.work_dir, result)
     except OSError as exc:
         raise _incomplete(plan.final_dir, base, [f"timeline.txt or result.json could not be written: {exc.strerror or exc}"]) from None
+    _draw_report(plan.work_dir)
     if plan.staged:
         finish_run_log(plan.work_dir)      # run.log whole and closed before the folder is copied out
         problems = publish(plan.work_dir, plan.final_dir)
         if problems:
             raise _incomplete(plan.final_dir, base, problems)
+
+
+def _tell_where(final_dir: Path) -> None:
+    """The run's folder, and the page that shows it (when it could be drawn)."""
+    report = final_dir / "report.html"
+    say(f"\nresults: {final_dir}" + (f"\nreport:  {report}" if report.exists() else ""))
+
+
+def _draw_report(run_dir: Path) -> None:
+    """report.html, drawn from the folder's own evidence once result.json is there. The verdict
+    stands without it, so a failure to draw is said (with its traceback kept in the folder), not raised."""
+    from harness.report.page import write_report
+    try:
+        write_report(run_dir)
+    except Exception as exc:      # noqa: BLE001 - a bug in drawing must not cost the run its verdict
+        import traceback
+        (run_dir / "report-traceback.txt").write_text("".join(traceback.format_exception(exc)))
+        say(f"report.html could not be drawn, a bug in the test bed: {type(exc).__name__}: {str(exc)[:200]} "
+            f"(traceback in report-traceback.txt; please report it). The verdict below stands.")
 
 
 def _tell_network(network: list[NetworkCheck], final_dir: Path) -> None:
