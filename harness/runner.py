@@ -343,8 +343,8 @@ def _tell_where(final_dir: Path) -> None:
 def _draw_report(run_dir: Path) -> None:
     """report.html, drawn from the folder's own evidence once result.json is there. The verdict
     stands without it, so a failure to draw is said (with its traceback kept in the folder), not raised."""
-    from harness.report.page import write_report
     try:
+        from harness.report.page import write_report
         write_report(run_dir)
     except Exception as exc:      # noqa: BLE001 - a bug in drawing must not cost the run its verdict
         import traceback
