@@ -3,7 +3,9 @@
 One row per run (its experiment, settings and kernel), one column per timing and a verdict;
 repeats of the same settings are summarised as min / median / max. The terminal table shows each
 timing column in ms (all values below 1 s) or s, to 0.1 ms either way; the CSV and JSON keep the
-seconds as measured. Writes comparison.csv, comparison.json and comparison.png next to the runs."""
+seconds as measured. Writes comparison.csv, comparison.json and comparison.png next to the runs,
+and index.html (harness.report.index: the table with links to each run's report, the plots with
+the accepted ranges, two ladders side by side)."""
 from __future__ import annotations
 
 import argparse
@@ -29,19 +31,41 @@ def _row_key(row: dict) -> tuple:
     return natural_key(row["experiment"]), natural_key(row["settings"]), natural_key(row["kernel"]), natural_key(row["run"])
 
 
+_QUANTITY = r"(-?\d+(?:\.\d+)?)\s*(µs|us|ms|s)\b"
+_SCALE = {"µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def expected_range(verdict: dict) -> list[float] | None:
+    """A timing verdict's accepted range in seconds, [low, high]: the numbers result.json gives
+    (expected_range), else read from the text harness.judge.timing.expected_time writes,
+    "3.050 s to 3.060 s" or "100.0 ms ± 12.5 ms (RTT 100 ms)"; None for any other expectation."""
+    given = verdict.get("expected_range")
+    if isinstance(given, (list, tuple)) and len(given) == 2 and all(isinstance(v, (int, float)) for v in given):
+        return [float(given[0]), float(given[1])]
+    match = re.match(rf"\s*{_QUANTITY}\s*(to|±|\+/-)\s*{_QUANTITY}", str(verdict.get("expected") or ""))
+    if not match:
+        return None
+    first, second = (float(match[i]) * _SCALE[match[i + 1]] for i in (1, 4))
+    return [first, second] if match[3] == "to" else [first - second, first + second]
+
+
 def load_rows(run_dirs: list[Path]) -> list[dict]:
+    """One row per run folder, in the order given: its figures (timings' values), the accepted
+    range of each (for the index's plot), and the names of the verdicts that failed."""
     rows = []
     for run in run_dirs:
         path = run / "result.json"
         if not path.exists():
             rows.append({"run": run.name, "experiment": "", "settings": run.name, "kernel": "", "passed": None, "figures": {},
-                         "failed": ["no result (the run gave no verdict)"]})
+                         "ranges": {}, "failed": ["no result (the run gave no verdict)"]})
             continue
         result = json.loads(path.read_text())
         figures = {_short(v["name"]): v["value"] for v in result["expectations"] if v.get("value") is not None}
         rows.append({"run": run.name, "experiment": result.get("experiment", ""), "settings": run.name.split("#")[0],
                      "kernel": result.get("kernel", ""),
                      "passed": result["passed"], "figures": figures,
+                     "ranges": {_short(v["name"]): r for v in result["expectations"]
+                                if v.get("value") is not None and (r := expected_range(v))},
                      "failed": [_short(v["name"]) for v in result["expectations"] if not v["passed"]]})
     return rows
 
@@ -136,15 +160,17 @@ def write_comparison(out_dir: Path, run_dirs: list[Path], *, sort: bool = False)
     png = plot(summary, out_dir / "comparison.png")
     experiments = sorted({r["experiment"] for r in rows if r["experiment"]}, key=natural_key)
     of = f" of {experiments[0]}" if len(experiments) == 1 else (f" of {len(experiments)} experiments" if experiments else "")
+    from harness.report.index import write_index
+    write_index(out_dir, run_dirs, f"comparison of {len(rows)} run(s){of}", sort=sort)
     return (f"comparison of {len(rows)} run(s){of}:\n" + table(summary)
-            + f"\nwritten: {out_dir / 'comparison.csv'}, comparison.json" + (", comparison.png" if png else ""))
+            + f"\nwritten: {out_dir / 'comparison.csv'}, comparison.json" + (", comparison.png" if png else "") + ", index.html")
 
 
 def main(argv: list[str] | None = None) -> int:
     """compare-runs: line up earlier runs (folders holding result.json, at any depth)."""
     parser = argparse.ArgumentParser(prog="compare-runs", description=main.__doc__)
     parser.add_argument("paths", nargs="+", help="run folders, or folders above them")
-    parser.add_argument("--out", default="comparison", help="where comparison.{csv,json,png} go (default: ./comparison)")
+    parser.add_argument("--out", default="comparison", help="where comparison.{csv,json,png} and index.html go (default: ./comparison)")
     args = parser.parse_args(argv)
     runs = sorted({p.parent for base in map(Path, args.paths) for p in
                    ([base / "result.json"] if (base / "result.json").exists() else base.rglob("result.json"))})
