@@ -1,0 +1,98 @@
+"""One recorded run as the HTML report reads it: result.json, every capture's segments, the lab.
+
+Why: the report (ladder, page, time-sequence view) must read a run folder one way only, and must
+work on folders recorded before result.json had a `lab` section (then a plain lab is made up
+from the observation: the two connecting hosts and their interfaces, delays unknown = 0)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from harness.analyse.journeys import Journey, journeys
+from harness.analyse.segments import Segment, read_segments
+
+LEAD_S = 0.02        # shown before the first thing that happened
+
+
+@dataclass
+class RunData:
+    """A run folder, read: its result, its captures (file stem -> segments) and lab."""
+    run_dir: Path
+    result: dict
+    captures: dict[str, list[Segment]]
+    lab: dict
+
+    @cached_property
+    def journeys(self) -> list[Journey]:
+        """Each segment's way through the captures (harness.analyse.journeys)."""
+        return journeys(self.captures, self.lab, self.result.get("network") or [])
+
+    @cached_property
+    def t0(self) -> float:
+        """The earliest moment to show: the first send or capture, or the first sample of a socket
+        in any state but LISTEN (a listener waits from long before: its band is cut here), a little before."""
+        times = [s.t for segs in self.captures.values() for s in segs[:1]]
+        times += [j.sent for j in self.journeys[:1]]
+        times += [span["first_seen"] for spans in state_columns(self.result).values() for span in spans
+                  if span.get("state") != "LISTEN"]
+        if not times:
+            times = [span["first_seen"] for spans in state_columns(self.result).values() for span in spans]
+        return min(times) - LEAD_S if times else 0.0
+
+
+def _old_lab(result: dict, stems: set[str]) -> dict:
+    """A lab for a run recorded before result.json had one: the connecting hosts, no switches."""
+    obs = result.get("observation") or {}
+    hosts = {}
+    for role in ("client", "server"):
+        host, address = obs.get(f"{role}_host"), obs.get(role)
+        if host and address:
+            hosts[host] = {"ip": address[0], "interface": f"{host}-eth0"}
+    names = list(hosts)
+    links = []
+    if len(names) == 2 and all(f"{h}-eth0" in stems for h in names):
+        zero = {"delay_s": 0.0, "jitter_s": 0.0, "loss_pct": 0.0, "bw_mbit": None, "queue": None}
+        links.append({"a": names[0], "b": names[1], "a_interface": f"{names[0]}-eth0",
+                      "b_interface": f"{names[1]}-eth0", "a_to_b": zero, "b_to_a": zero})
+    return {"hosts": hosts, "switches": [], "links": links, "network_steps": []}
+
+
+def state_columns(result: dict) -> dict[str, list[dict]]:
+    """One column of state spans per socket name (observation.sockets), or per host for runs
+    recorded before sockets had their own states (observation.states). A host whose own account
+    has spans none of its sockets has (a request socket's: a stale SYN's SYN-RECV) gets a column
+    of those, named by the host."""
+    obs = result.get("observation") or {}
+    sockets = obs.get("sockets") or {}
+    host_states = dict(obs.get("states") or {})
+    if not any(v.get("states") for v in sockets.values()):
+        return host_states
+    columns = {name: v.get("states") or [] for name, v in sockets.items()}
+    for host, spans in host_states.items():
+        extra = _uncovered(spans, [v for v in sockets.values() if v.get("host") == host])
+        if extra and host not in columns:
+            columns[host] = extra
+    return columns
+
+
+def _uncovered(spans: list[dict], views: list[dict]) -> list[dict]:
+    """The host's spans that none of its sockets' spans is (same state, same first sample)."""
+    covered = {(s["state"], s["first_seen"]) for v in views for s in v.get("states") or []}
+    return [s for s in spans if (s["state"], s["first_seen"]) not in covered]
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Read a run folder; a folder that is not a run (no result.json) is refused with a ValueError."""
+    run_dir = Path(run_dir)
+    path = run_dir / "result.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} is not a run folder: it has no result.json")
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from exc
+    captures = {p.name[:-len(".pcap")]: read_segments(p) for p in sorted((run_dir / "pcap").glob("*.pcap"))}
+    lab = result.get("lab") or _old_lab(result, set(captures))
+    return RunData(run_dir, result, captures, lab)
