@@ -3,9 +3,10 @@
 One row per run (its experiment, settings and kernel), one column per timing and a verdict;
 repeats of the same settings are summarised as min / median / max. The terminal table shows each
 timing column in ms (all values below 1 s) or s, to 0.1 ms either way; the CSV and JSON keep the
-seconds as measured. Writes comparison.csv, comparison.json and comparison.png next to the runs,
-and index.html (harness.report.index: the table with links to each run's report, the plots with
-the accepted ranges, two ladders side by side)."""
+seconds as measured. Writes comparison.csv, comparison.json and comparison.png next to the runs;
+compare-runs also writes index.html there (harness.report.index: the table with links to each
+run's report, the plots with the accepted ranges, two ladders side by side), as a matrix run's
+caller does next to its cells."""
 from __future__ import annotations
 
 import argparse
@@ -160,10 +161,8 @@ def write_comparison(out_dir: Path, run_dirs: list[Path], *, sort: bool = False)
     png = plot(summary, out_dir / "comparison.png")
     experiments = sorted({r["experiment"] for r in rows if r["experiment"]}, key=natural_key)
     of = f" of {experiments[0]}" if len(experiments) == 1 else (f" of {len(experiments)} experiments" if experiments else "")
-    from harness.report.index import write_index
-    write_index(out_dir, run_dirs, f"comparison of {len(rows)} run(s){of}", sort=sort)
     return (f"comparison of {len(rows)} run(s){of}:\n" + table(summary)
-            + f"\nwritten: {out_dir / 'comparison.csv'}, comparison.json" + (", comparison.png" if png else "") + ", index.html")
+            + f"\nwritten: {out_dir / 'comparison.csv'}, comparison.json" + (", comparison.png" if png else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"compare-runs: no result.json under {', '.join(args.paths)}.", file=sys.stderr)
         return 2
-    print(write_comparison(Path(args.out), runs, sort=True))
+    text = write_comparison(Path(args.out), runs, sort=True)
+    from harness.report.index import write_index
+    write_index(Path(args.out), runs, f"compare-runs: {len(runs)} run(s)", sort=True)
+    print(text + ", index.html")            # the last line says what was written
     return 0
 
 

@@ -1,5 +1,5 @@
 """index.html for several runs: a matrix sweep (next to its cells), a batch of experiments
-(RESULTS/batches/<stamp>/) and compare-runs (next to comparison.*).
+(RESULTS/batches/<run-id>/: harness.cli) and compare-runs (next to comparison.*).
 
 One page, self-contained (inline CSS and SVG, no script, no external URL: it opens from file://
 offline): a header (what ran, when, on which kernels, how many passed), the table of runs with
@@ -14,7 +14,6 @@ import math
 import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -46,22 +45,6 @@ def write_index(folder: Path, run_dirs: list[Path], title: str, *, sort: bool = 
     temp.write_text(page, encoding="utf-8")
     os.replace(temp, out)
     return out
-
-
-def batch_index(plan, results: Path) -> Path | None:
-    """The index of a batch of several experiments, RESULTS/batches/<YYYYmmdd-HHMMSS-xxxx>/index.html,
-    linking every item's run folder (a matrix's cells too); None when there is nothing to line up
-    (fewer than two items, or one matrix alone: its own index is next to its cells).
-    `plan` is a harness.plan.batch_plan.BatchPlan after harness.targets.batch.run_batch."""
-    items = plan.items
-    folders = [Path(i.results) for i in items if i.results]
-    alone = len(plan.matrices) == 1 and all(i.run_dir is not None for i in items)
-    if len(items) < 2 or alone or not folders:
-        return None
-    notes = [f"{i.name}: {i.note or 'no run folder'}" for i in items if not i.results]
-    folder = results / "batches" / (time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4])
-    names = sorted({i.experiment.name for i in items if i.experiment is not None}, key=natural_key)
-    return write_index(folder, folders, f"batch of {len(items)} runs: {', '.join(names)}", notes=notes)
 
 
 # --- header and table -------------------------------------------------------------------------
@@ -370,15 +353,20 @@ def ladder_pair(entries: list[tuple[dict, Path]]) -> tuple[list[tuple[dict, Path
     return _kernel_pair(done) or _settings_pair(done) or ([], "")
 
 
+def _case(row: dict) -> str:
+    """A run's settings; none for a plain run, whose folder is named by its run id."""
+    return "" if _STAMP.match(row["settings"]) else row["settings"]
+
+
 def _kernel_pair(done: list[tuple[dict, Path]]) -> tuple[list, str] | None:
     by_case: dict[tuple, list] = {}
     for row, run in done:
-        by_case.setdefault((row["experiment"], row["settings"]), []).append((row, run))
+        by_case.setdefault((row["experiment"], _case(row)), []).append((row, run))
     for (experiment, settings), members in by_case.items():
         kernels = sorted({r["kernel"] for r, _ in members}, key=natural_key)
         if len(kernels) > 1:
             pair = [next(m for m in members if m[0]["kernel"] == k) for k in kernels[:2]]
-            return pair, f"{experiment} [{settings}] on two kernels"
+            return pair, f"{experiment} [{settings}] on two kernels" if settings else f"{experiment} on two kernels"
     return None
 
 
@@ -386,7 +374,8 @@ def _settings_pair(done: list[tuple[dict, Path]]) -> tuple[list, str] | None:
     for row, run in done:
         other = next(((r, d) for r, d in done if r["experiment"] == row["experiment"] and r["settings"] != row["settings"]), None)
         if other:
-            return [(row, run), other], f"{row['experiment']}: two settings"
+            what = "two settings" if _case(row) or _case(other[0]) else "two runs"
+            return [(row, run), other], f"{row['experiment']}: {what}"
     return None
 
 

@@ -6,13 +6,12 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import unquote
 
 import pytest
 
-from harness.report.compare import expected_range, main as compare_main, write_comparison
-from harness.report.index import batch_index, ladder_pair, nice_ticks, short_labels, write_index
+from harness.report.compare import expected_range, main as compare_main
+from harness.report.index import ladder_pair, nice_ticks, short_labels, write_index
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = REPO / "tests" / "fixtures" / "syn_retries_sweep_vm"
@@ -134,32 +133,35 @@ def test_the_same_experiment_twice_is_not_a_ladder_pair(tmp_path):
     assert ladder_pair(rows) == ([], "")
     rows.append(({"experiment": "a", "settings": "x=2", "kernel": "k", "passed": True}, tmp_path / "a2"))
     assert [r[0]["settings"] for r in ladder_pair(rows)[0]] == ["r1", "x=2"]
+    # plain runs (folders named by run id) of one experiment on two kernels: the kernels are compared
+    plain = [({"experiment": "a", "settings": f"20261204-1000{n}0-abcd", "kernel": k, "passed": True}, tmp_path / k)
+             for n, k in enumerate(("6.1", "6.1", "6.12"))]
+    pair, why = ladder_pair(plain)
+    assert [r["kernel"] for r, _ in pair] == ["6.1", "6.12"] and why == "a on two kernels"
+    assert ladder_pair(plain[:2])[1] == "a: two runs"
 
 
 def test_compare_runs_writes_the_index_next_to_the_comparison(tmp_path, capsys):
     runs = _sweep(tmp_path / "results")
     assert compare_main([str(tmp_path / "results"), "--out", str(tmp_path / "cmp")]) == 0
-    assert "comparison.png, index.html" in capsys.readouterr().out
+    assert capsys.readouterr().out.rstrip().endswith("comparison.png, index.html")
     links = _links(tmp_path / "cmp" / "index.html")
     assert sorted(link.parent.resolve() for link in links) == sorted(r.resolve() for r in runs)
     assert all(link.exists() for link in links)
-    text = write_comparison(tmp_path / "matrix", runs)               # a matrix run: the same index
-    assert (tmp_path / "matrix" / "index.html").exists() and "index.html" in text
 
 
-def test_a_batch_index_links_every_item_that_left_a_folder(tmp_path):
+def test_a_batch_index_links_runs_of_several_experiments(tmp_path):
     runs = _sweep(tmp_path)
-    item = lambda run, name: SimpleNamespace(results=str(run), run_dir=None, note="",      # noqa: E731
-                                             name=name, experiment=SimpleNamespace(name=name))
-    plan = SimpleNamespace(items=[item(runs[0], "alpha"), item(runs[1], "beta"),
-                                  SimpleNamespace(results="", run_dir=None, note="the VM died", name="gamma",
-                                                  experiment=SimpleNamespace(name="gamma"))], matrices={})
-    page = batch_index(plan, tmp_path)
-    assert page.parent.parent == tmp_path / "batches" and page.name == "index.html"
-    assert all(link.exists() for link in _links(page)) and len(_links(page)) == 2
-    assert "gamma: the VM died" in page.read_text()
-    plan.items = plan.items[:1]
-    assert batch_index(plan, tmp_path) is None                     # one run: its report is enough
+    for run, name in zip(runs, ("alpha", "beta", "gamma")):
+        result = json.loads((run / "result.json").read_text())
+        (run / "result.json").write_text(json.dumps(result | {"experiment": name}))
+    page = write_index(tmp_path / "batches" / "20261204-101010-abcd", runs, "3 runs", notes=["delta: the VM died"])
+    parsed = _Page(page.read_text())
+    assert len(parsed.having("tr", "run")) == 3 and len(_links(page)) == 3
+    assert all(link.exists() and link.name == "result.json" for link in _links(page))
+    assert "delta: the VM died" in page.read_text()
+    assert parsed.having("svg", "figure-plot") == []        # each figure measured once: the table says it
+    assert "Ladders" not in page.read_text()                # different experiments: no pair to compare
 
 
 def test_labels_lose_what_they_share_but_never_half_a_number():
