@@ -93,24 +93,31 @@ def _unit(values: list[float]) -> tuple[str, float, int]:
     return ("ms", 1e3, 1) if all(abs(v) < 1 for v in values) else ("s", 1.0, 4)
 
 
+def _stats_text(stats: dict | None, unit: tuple[str, float, int]) -> str:
+    """'100.0' for one run, '100.0 [99.9-100.2]' (median [min-max]) for repeats, '' for none."""
+    if stats is None:
+        return ""
+    _, scale, digits = unit
+    median = f"{stats['median'] * scale:.{digits}f}"
+    return median if stats["n"] == 1 else f"{median} [{stats['min'] * scale:.{digits}f}-{stats['max'] * scale:.{digits}f}]"
+
+
 def table(summary: list[dict]) -> str:
     names = sorted({n for s in summary for n in s["figures"]})
     units = {n: _unit([v for s in summary if n in s["figures"] for v in (s["figures"][n]["min"], s["figures"][n]["max"])])
              for n in names}
     several = len({s.get("experiment", "") for s in summary}) > 1
     head = (["experiment"] if several else []) + ["settings", "kernel", "passed"] + [f"{n} [{units[n][0]}]" for n in names]
-    body = []
-    for s in summary:
-        cells = ([s.get("experiment", "")] if several else []) + [s["settings"], s["kernel"], f"{s['passed']}/{s['runs']}"]
-        for n in names:
-            f, (_, scale, digits) = s["figures"].get(n), units[n]
-            cells.append("" if f is None else (f"{f['median'] * scale:.{digits}f}" if f["n"] == 1 else
-                                                f"{f['median'] * scale:.{digits}f} "
-                                                f"[{f['min'] * scale:.{digits}f}-{f['max'] * scale:.{digits}f}]"))
-        body.append(cells)
+    body = [([s.get("experiment", "")] if several else []) + [s["settings"], s["kernel"], f"{s['passed']}/{s['runs']}"]
+            + [_stats_text(s["figures"].get(n), units[n]) for n in names] for s in summary]
+    return _columns(head, body) + "\n(timings: median [min-max] over repeats)"
+
+
+def _columns(head: list[str], body: list[list[str]]) -> str:
+    """Text columns padded to their widest cell, a rule under the head."""
     widths = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + body]
-    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:]) + "\n(timings: median [min-max] over repeats)"
+    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
 def plot(summary: list[dict], out: Path) -> Path | None:
