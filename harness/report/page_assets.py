@@ -73,7 +73,7 @@ tr.verdict.nomarks { cursor: default; }
 #ladder .seg.hl text, #ladder .bracket.hl text { font-weight: 700; fill: #7c2d12; }
 svg.tseq { max-width: 100%; height: auto; background: #fff; border: 1px solid var(--line); }
 ul.steps li { margin: 0.3rem 0; }
-footer { margin-top: 2rem; border-top: 2px solid var(--line); padding-top: 0.6rem; color: var(--ink);
+footer { margin-top: 2rem; color: var(--ink);
          font-size: 0.95rem; max-width: 70rem; }
 footer dt { font-weight: 600; margin-top: 0.4rem; }
 footer dd { margin: 0 0 0 1.2rem; }
