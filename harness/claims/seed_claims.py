@@ -25,8 +25,9 @@ class Claim:
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(1,
-          "SYN: 置1表示建立连接; ACK: 置1表示确认确认序号有效; FIN: 置1表示数据发送完毕, 希望释放连接; "
-          "RST: 置1表示出现严重错误, 必须释放连接, 然后再重新建立; PSH: push, 传送; URG: urgent, 紧急",
+          "6种TCP标志位(位码); SYN: synchronization, 置1表示建立连接; ACK: acknowledgement, 置1表示确认确认序号有效; "
+          "FIN: finish, 置1表示数据发送完毕, 希望释放连接; RST: reset, 置1表示出现严重错误, 必须释放连接, 然后再重新建立; "
+          "PSH: push, 传送; URG: urgent, 紧急",
           "Six flags: SYN opens a connection, ACK says the acknowledgement number is valid, FIN says the "
           "sender has finished and wants to release the connection, RST means a serious error (release "
           "the connection, then build it again); PSH (push) and URG (urgent) exist.",
