@@ -24,8 +24,9 @@ WIDTH = 1000
 ROW_H = 18                # legend row
 HEADER_H = 26             # lane names
 BREAK_H = 44
-MIN_H, MAX_H = 480.0, 2000.0
+MIN_H, MAX_H = 480.0, 1400.0
 GAP_PX = 26.0             # the median gap between drawn moments gets at least this, when it fits
+LABEL_GAP = 13.0          # px between two arrow labels' baselines
 TAIL_S = 0.1              # drawn after the last moment anything happened
 TIMER_SLACK_S = 0.5       # a timer due this long after its state ended is not drawn (it never fired)
 CONNECTION_COLOURS = ["#1f5fa8", "#0d7f7f", "#8c564b", "#444444", "#1b7a3d", "#a0522d", "#5b4c9a", "#6b6b00"]
@@ -394,15 +395,44 @@ def _label_leg(points: list[tuple[float, float]]) -> tuple[tuple[float, float], 
     return a, b, angle
 
 
-def _label_spot(points: list[tuple[float, float]], label: str,
-                placed: list[tuple[float, float, float]]) -> tuple[float, float, float] | None:
-    """Where on its arrow a label sits clear of the labels placed so far (None: nowhere)."""
+Line = tuple[tuple[float, float], tuple[float, float]]
+
+
+def _label_line(x: float, y: float, angle: float, half: float) -> Line:
+    """A label's baseline (it is rotated with its arrow)."""
+    dx, dy = math.cos(math.radians(angle)) * half, math.sin(math.radians(angle)) * half
+    return (x - dx, y - dy), (x + dx, y + dy)
+
+
+def _point_to_line(p: tuple[float, float], line: Line) -> float:
+    (x0, y0), (x1, y1) = line
+    length = (x1 - x0) ** 2 + (y1 - y0) ** 2
+    f = 0.0 if not length else max(0.0, min(1.0, ((p[0] - x0) * (x1 - x0) + (p[1] - y0) * (y1 - y0)) / length))
+    return math.dist(p, (x0 + f * (x1 - x0), y0 + f * (y1 - y0)))
+
+
+def _apart(a: Line, b: Line) -> float:
+    """How far apart two baselines are (0 when they cross)."""
+    def side(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+    if side(*a, b[0]) * side(*a, b[1]) < 0 and side(*b, a[0]) * side(*b, a[1]) < 0:
+        return 0.0
+    return min(_point_to_line(a[0], b), _point_to_line(a[1], b), _point_to_line(b[0], a), _point_to_line(b[1], a))
+
+
+def _label_spot(points: list[tuple[float, float]], label: str, placed: list[Line]) -> tuple[float, float, float] | None:
+    """Where on its arrow a label sits clear of the labels placed so far (None: nowhere), kept
+    within its leg."""
     a, b, angle = _label_leg(points)
     half = 3.4 * len(label)
-    for f in (0.5, 0.35, 0.65, 0.22, 0.78):
+    room = math.dist(a, b)
+    for f in (0.5, 0.3, 0.7, 0.15, 0.85):
+        if room and min(f, 1 - f) * room < half and f != 0.5:
+            continue
         x, y = a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
-        if not any(abs(y - py) < 13 and abs(x - px) < half + ph for px, py, ph in placed):
-            placed.append((x, y, half))
+        line = _label_line(x, y, angle, half)
+        if not any(_apart(line, other) < LABEL_GAP for other in placed if abs(other[0][1] - y) < 2 * half + 40):
+            placed.append(line)
             return x, y, angle
     return None
 

@@ -14,6 +14,7 @@ from harness.analyse.journeys import Journey, journeys
 from harness.analyse.segments import Segment, read_segments
 
 LEAD_S = 0.02        # shown before the first thing that happened
+OLD_PORT_S = 0.002   # a switch port facing a host sees its sends this close to its interface
 
 
 @dataclass
@@ -42,21 +43,56 @@ class RunData:
         return min(times) - LEAD_S if times else 0.0
 
 
-def _old_lab(result: dict, stems: set[str]) -> dict:
-    """A lab for a run recorded before result.json had one: the connecting hosts, no switches."""
+def _first_match(seg: Segment, segs: list[Segment]) -> Segment | None:
+    fields = (seg.src, seg.sport, seg.dst, seg.dport, seg.seq, seg.ack, seg.flags, seg.length, seg.tsval)
+    return next((o for o in segs if (o.src, o.sport, o.dst, o.dport, o.seq, o.ack, o.flags, o.length, o.tsval)
+                 == fields), None)
+
+
+def _facing(hosts: dict, captures: dict[str, list[Segment]]) -> dict[str, str]:
+    """Switch port capture -> the host it faces: the one whose first send it saw as that host's
+    interface did (same fields, within OLD_PORT_S)."""
+    out = {}
+    interfaces = {h["interface"] for h in hosts.values()}
+    for stem, segs in captures.items():
+        if stem in interfaces or stem.endswith(".kernel") or "-" not in stem:
+            continue
+        for name, h in hosts.items():
+            mine = next((g for g in segs if g.src == h["ip"]), None)
+            there = _first_match(mine, captures.get(h["interface"], [])) if mine else None
+            if there and abs(there.t - mine.t) < OLD_PORT_S:
+                out[stem] = name
+    return out
+
+
+def _kernel_delay(host: str, hosts: dict, captures: dict[str, list[Segment]]) -> float:
+    """A host's link delay, from its first send: interface time less kernel time (0 without)."""
+    kernel = captures.get(f"{host}.kernel", [])
+    there = _first_match(kernel[0], captures.get(hosts[host]["interface"], [])) if kernel else None
+    return max(0.0, there.t - kernel[0].t) if there else 0.0
+
+
+def _old_link(a: str, b: str, a_interface: str, b_interface: str, delay: float) -> dict:
+    way = {"delay_s": delay, "jitter_s": 0.0, "loss_pct": 0.0, "bw_mbit": None, "queue": None}
+    return {"a": a, "b": b, "a_interface": a_interface, "b_interface": b_interface, "a_to_b": way, "b_to_a": dict(way)}
+
+
+def _old_lab(result: dict, captures: dict[str, list[Segment]]) -> dict:
+    """A lab for a run recorded before result.json had one: the two connecting hosts, and the
+    switch ports whose captures show what each host sent (each link's delay: its host's, both ways)."""
     obs = result.get("observation") or {}
     hosts = {}
     for role in ("client", "server"):
         host, address = obs.get(f"{role}_host"), obs.get(role)
         if host and address:
             hosts[host] = {"ip": address[0], "interface": f"{host}-eth0"}
+    ports = _facing(hosts, captures)
+    links = [_old_link(h, stem.split("-")[0], hosts[h]["interface"], stem, _kernel_delay(h, hosts, captures))
+             for stem, h in ports.items()]
     names = list(hosts)
-    links = []
-    if len(names) == 2 and all(f"{h}-eth0" in stems for h in names):
-        zero = {"delay_s": 0.0, "jitter_s": 0.0, "loss_pct": 0.0, "bw_mbit": None, "queue": None}
-        links.append({"a": names[0], "b": names[1], "a_interface": f"{names[0]}-eth0",
-                      "b_interface": f"{names[1]}-eth0", "a_to_b": zero, "b_to_a": zero})
-    return {"hosts": hosts, "switches": [], "links": links, "network_steps": []}
+    if not links and len(names) == 2:
+        links = [_old_link(names[0], names[1], hosts[names[0]]["interface"], hosts[names[1]]["interface"], 0.0)]
+    return {"hosts": hosts, "switches": sorted({s.split("-")[0] for s in ports}), "links": links, "network_steps": []}
 
 
 def state_columns(result: dict) -> dict[str, list[dict]]:
@@ -94,5 +130,5 @@ def load_run(run_dir: Path | str) -> RunData:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from exc
     captures = {p.name[:-len(".pcap")]: read_segments(p) for p in sorted((run_dir / "pcap").glob("*.pcap"))}
-    lab = result.get("lab") or _old_lab(result, set(captures))
+    lab = result.get("lab") or _old_lab(result, captures)
     return RunData(run_dir, result, captures, lab)

@@ -1,0 +1,290 @@
+"""The ladder diagram drawn from recorded runs (tests/fixtures/report/<experiment>: real runs on
+the VM, run.log and counters left out): every captured segment is one journey and one arrow,
+arrows start and end on the right lanes at the right times, the held SYN parks at the switch,
+TIME-WAIT's minute is squeezed, connections get their own colours, each state change an edge.
+
+Expected values come from the fixture's own pcaps and result.json, not from hard-coded times,
+so the fixtures can be recorded again."""
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.analyse.journeys import journeys
+from harness.report.ladder import BREAK_H, layout
+from harness.report.ladder_svg import ladder_svg
+from harness.report.run_data import load_run, state_columns
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
+RUNS = ["stale_syn", "teardown", "simultaneous_close", "two_clients", "duplicate_syn"]
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _run(name: str):
+    return load_run(FIXTURES / name)
+
+
+def _svg(run) -> ET.Element:
+    return ET.fromstring(ladder_svg(run).svg)
+
+
+def _with_class(root: ET.Element, tag: str, cls: str) -> list[ET.Element]:
+    return [e for e in root.iter(SVG + tag) if cls in (e.get("class") or "").split()]
+
+
+def _captured(run) -> Counter:
+    """Every segment of every pcap, as data-seen names it."""
+    return Counter(f"{stem}:{seg.t:.6f}" for stem, segs in run.captures.items() for seg in segs)
+
+
+def _points(element: ET.Element) -> list[tuple[float, float]]:
+    return [tuple(float(v) for v in p.split(",")) for p in element.get("points").split()]
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_every_captured_segment_is_in_exactly_one_journey(name):
+    run = _run(name)
+    seen = Counter(f"{stem}:{t:.6f}" for j in run.journeys for stem, t in j.seen)
+    assert sum(len(s) for s in run.captures.values()) > 0
+    assert seen == _captured(run)
+    assert len({j.id for j in run.journeys}) == len(run.journeys)
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_every_captured_segment_is_in_exactly_one_seg_element(name):
+    run = _run(name)
+    root = _svg(run)
+    assert root.tag == SVG + "svg" and root.get("id") == "ladder" and "ladder" in root.get("class").split()
+    segs = _with_class(root, "g", "seg")
+    assert len(segs) == len(run.journeys)
+    assert Counter(tok for g in segs for tok in g.get("data-seen").split()) == _captured(run)
+    for g in segs:
+        assert g.get("id").startswith("seg-") and g.find(SVG + "title") is not None
+        assert g.get("data-sender") in run.lab["hosts"] and g.get("data-receiver") in run.lab["hosts"]
+
+
+def _lane_x(root: ET.Element) -> dict[str, float]:
+    return {e.get("data-node"): float(e.get("x1")) for e in _with_class(root, "line", "lane")}
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_arrows_start_at_the_kernel_send_and_end_at_the_arrival_on_their_lanes(name):
+    run = _run(name)
+    ladder = layout(run)
+    root = _svg(run)
+    lanes = _lane_x(root)
+    by_id = {g.get("id"): g for g in _with_class(root, "g", "seg")}
+    checked = 0
+    for j in run.journeys:
+        if j.fate != "delivered" or j.duplicate:
+            continue
+        kernel = dict(j.seen).get(f"{j.sender}.kernel")
+        assert kernel is not None and j.sent == kernel       # every fixture has kernel captures
+        assert j.arrived == dict(j.seen)[run.lab["hosts"][j.receiver]["interface"]]
+        points = _points(by_id[j.id].find(SVG + "polyline"))
+        assert points[0] == pytest.approx((lanes[j.sender], ladder.axis.y(j.sent)), abs=0.01)
+        assert points[-1] == pytest.approx((lanes[j.receiver], ladder.axis.y(j.arrived)), abs=0.01)
+        checked += 1
+    assert checked >= 5
+
+
+def test_the_axis_runs_down_and_keeps_real_scale_outside_breaks():
+    ladder = layout(_run("teardown"))
+    pieces = ladder.axis.pieces
+    assert all(a[1] == b[0] and a[3] == b[2] for a, b in zip(pieces, pieces[1:]))
+    broken = {(b.t_from, b.t_to) for b in ladder.breaks}
+    scales = {round((y1 - y0) / (t1 - t0), 6) for t0, t1, y0, y1 in pieces if (t0, t1) not in broken and t1 > t0}
+    assert len(scales) == 1 and scales.pop() > 0
+
+
+def test_the_held_syn_parks_at_the_switch_for_the_hold():
+    run = _run("stale_syn")
+    step = run.lab["network_steps"][0]
+    check = run.result["network"][0]
+    held_for = check["segments"][0]["held_s"]
+    ladder = layout(run)
+    held = [a for a in ladder.arrows if "held" in a.classes]
+    assert len(held) == 1
+    arrow = held[0]
+    j = arrow.journey
+    assert j.segment.flags == "S" and j.held_s == pytest.approx(held_for)
+    assert dict(j.seen)[step["egress"]] == pytest.approx(check["segments"][0]["left"][0], abs=1e-6)
+    lane = next(lane for lane in ladder.lanes if lane.name == step["switch"])
+    x, y0, y1 = arrow.park
+    assert x == lane.x
+    assert y0 == pytest.approx(ladder.axis.y(j.switch_in))
+    assert y1 == pytest.approx(ladder.axis.y(j.switch_out - j.egress_delay_s))
+    # to real scale: nothing squeezed while the SYN waits in the switch
+    assert not [b for b in ladder.breaks if b.t_from < j.switch_out and b.t_to > j.switch_in]
+    t0, t1, p0, p1 = ladder.axis.pieces[0]
+    assert (y1 - y0) == pytest.approx(held_for * (p1 - p0) / (t1 - t0), rel=0.01)
+    # its retransmission is the dashed one and went straight through
+    again = [a for a in ladder.arrows if "retransmission" in a.classes]
+    assert [a.journey.segment.flags for a in again] == ["S"] and again[0].park is None
+    root = _svg(run)
+    g = next(g for g in _with_class(root, "g", "held"))
+    assert "S" == g.get("data-flags") and g.get("data-sender") == step["sender"]
+
+
+def test_a_dropped_segment_ends_in_a_cross_at_the_switch():
+    """The last S of stale_syn with its sightings past the switch taken out: dropped there."""
+    run = _run("stale_syn")
+    step = run.lab["network_steps"][0]
+    last_syn = max(j.sent for j in run.journeys if j.segment.flags == "S")
+    victim = next(j for j in run.journeys if j.sent == last_syn)
+    after = {step["egress"], run.lab["hosts"][step["receiver"]]["interface"]}
+    gone = {(stem, t) for stem, t in victim.seen if stem in after}
+    captures = {stem: [s for s in segs if (stem, s.t) not in gone] for stem, segs in run.captures.items()}
+    cut = replace(run, captures=captures)
+    cut.__dict__.pop("journeys", None)
+    dropped = [j for j in journeys(captures, run.lab, run.result["network"]) if j.fate == "dropped"]
+    assert len(dropped) == 1 and dropped[0].segment.flags == "S"
+    ladder = layout(cut)
+    arrow = next(a for a in ladder.arrows if "dropped" in a.classes)
+    lane = next(lane for lane in ladder.lanes if lane.name == step["switch"])
+    assert arrow.cross == pytest.approx((lane.x, ladder.axis.y(dropped[0].switch_in)))
+    assert not arrow.head
+
+
+def test_a_segment_first_seen_at_the_switch_is_injected_there():
+    """The client's last RST with its sightings before the switch taken out: it starts at the switch."""
+    run = _run("stale_syn")
+    step = run.lab["network_steps"][0]
+    rst = next(j for j in reversed(run.journeys) if j.segment.flags == "R")
+    before = {f"{step['sender']}.kernel", run.lab["hosts"][step["sender"]]["interface"], step["ingress"]}
+    gone = {(stem, t) for stem, t in rst.seen if stem in before}
+    captures = {stem: [s for s in segs if (stem, s.t) not in gone] for stem, segs in run.captures.items()}
+    found = journeys(captures, run.lab, run.result["network"])
+    injected = [j for j in found if j.fate == "injected"]
+    assert len(injected) == 1 and injected[0].segment.flags == "R"
+    assert injected[0].sent == pytest.approx(dict(injected[0].seen)[step["egress"]] - injected[0].egress_delay_s)
+    cut = replace(run, captures=captures)
+    cut.__dict__.pop("journeys", None)
+    ladder = layout(cut)
+    arrow = next(a for a in ladder.arrows if "injected" in a.classes)
+    lane = next(lane for lane in ladder.lanes if lane.name == step["switch"])
+    assert arrow.points[0][0] == lane.x and not arrow.journey.retransmission
+
+
+def test_the_duplicated_syn_is_one_send_and_one_extra_copy():
+    run = _run("duplicate_syn")
+    check = run.result["network"][0]
+    copies = [j for j in run.journeys if j.segment.seq == check["segments"][0]["seq"] and "S" == j.segment.flags]
+    assert len(copies) == 2 and [j.duplicate for j in copies].count(True) == 1
+    extra = next(j for j in copies if j.duplicate)
+    original = next(j for j in copies if not j.duplicate)
+    assert extra.sent == original.sent and not extra.retransmission
+    assert sorted(t for stem, t in extra.seen + original.seen if stem == run.lab["network_steps"][0]["egress"]) \
+        == pytest.approx(sorted(check["segments"][0]["left"]), abs=1e-6)
+    root = _svg(run)
+    assert len(_with_class(root, "g", "duplicate")) == 1
+
+
+def test_time_wait_minute_is_squeezed_into_a_break():
+    run = _run("teardown")
+    client = next(v for v in run.result["observation"]["sockets"].values() if v["kind"] == "connect")
+    tw = next(s for s in client["states"] if s["state"] == "TIME-WAIT")
+    ladder = layout(run)
+    root = _svg(run)
+    breaks = _with_class(root, "g", "break")
+    long = [b for b in breaks if float(b.get("data-to")) - float(b.get("data-from")) > 50]
+    assert len(long) == 1
+    assert float(long[0].get("data-from")) >= tw["first_seen"] and float(long[0].get("data-to")) <= tw["timer_due"]
+    label = "".join(long[0].itertext())
+    assert "s idle" in label
+    assert float(root.get("height")) == pytest.approx(ladder.height, abs=0.01)
+    t0, t1, y0, y1 = ladder.axis.pieces[0]
+    assert ladder.height < 0.1 * 60 * (y1 - y0) / (t1 - t0)       # a tenth of the minute at real scale
+    assert ladder.height < 1800
+    spent = ladder.axis.y(float(long[0].get("data-to"))) - ladder.axis.y(float(long[0].get("data-from")))
+    assert spent == pytest.approx(BREAK_H, abs=0.01)
+    timers = [t for t in _with_class(root, "g", "timer") if t.get("data-kind") == "time-wait"]
+    assert [float(t.get("data-t")) for t in timers] == pytest.approx([tw["timer_due"]], abs=1e-6)
+
+
+def test_two_connections_get_two_colours_and_legend_entries():
+    run = _run("two_clients")
+    ladder = layout(run)
+    colours: dict[frozenset, set[str]] = {}
+    for a in ladder.arrows:
+        s = a.journey.segment
+        colours.setdefault(frozenset({(s.src, s.sport), (s.dst, s.dport)}), set()).add(a.colour)
+    assert len(colours) == 2
+    assert all(len(c) == 1 for c in colours.values())
+    assert len(set.union(*colours.values())) == 2
+    entries = [text for kind, _, text in ladder.legend if kind == "connection"]
+    assert len(entries) == 2
+    connects = [n for n, v in run.result["observation"]["sockets"].items() if v["kind"] == "connect"]
+    assert sorted(e.split(" ⇄ ")[0] for e in entries) == sorted(connects)
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_one_band_per_state_span_and_one_edge_per_state_change(name):
+    run = _run(name)
+    root = _svg(run)
+    columns = state_columns(run.result)
+    bands = _with_class(root, "rect", "band")
+    assert Counter(b.get("data-socket") for b in bands) == Counter({c: len(s) for c, s in columns.items() if s})
+    edges = Counter((e.get("data-socket"), e.get("data-state"), e.get("data-t")) for e in _with_class(root, "line", "band-edge"))
+    changes = Counter((c, s["state"], f"{s['first_seen']:.6f}") for c, spans in columns.items()
+                      for n, s in enumerate(spans) if n or s.get("sample_before") is not None)
+    assert edges == changes and changes
+
+
+def test_stale_syns_request_shows_beside_the_server():
+    """The stale SYN's request socket is no named socket: the server's own account shows it."""
+    run = _run("stale_syn")
+    root = _svg(run)
+    host_bands = [b.get("data-state") for b in _with_class(root, "rect", "band") if b.get("data-socket") == "server"]
+    assert host_bands == ["SYN-RECV", "CLOSED"]
+
+
+def test_marks_name_bands_brackets_and_segments():
+    run = _run("stale_syn")
+    held = next(j for j in run.journeys if j.held_s > 0)
+    t_in = dict(held.seen)[run.lab["network_steps"][0]["ingress"]]
+    expectations = [dict(e) for e in run.result["expectations"]]
+    expectations[4]["marks"] = {"subjects": ["client"], "interval": [held.sent, held.arrived],
+                                "segments": [[held.segment.src, held.segment.sport, t_in]]}
+    run = replace(run, result=dict(run.result, expectations=expectations))
+    picture = ladder_svg(run)
+    root = ET.fromstring(picture.svg)
+    assert len(picture.marks) == len(expectations)
+    assert all(m == [] for n, m in enumerate(picture.marks) if n != 4)
+    client_bands = {b.get("id") for b in _with_class(root, "rect", "band") if b.get("data-node") == "client"}
+    brackets = _with_class(root, "g", "bracket")
+    assert len(brackets) == 1 and brackets[0].get("data-verdict") == "4"
+    assert set(picture.marks[4]) == client_bands | {brackets[0].get("id"), held.id}
+    ids = {e.get("id") for e in root.iter() if e.get("id")}
+    assert set(picture.marks[4]) <= ids
+
+
+def test_labels_number_seq_and_ack_from_each_sides_isn():
+    run = _run("teardown")
+    ladder = layout(run)
+    labels = [a.label for a in ladder.arrows]
+    assert labels[:3] == ["S seq=0 len=0", "SA seq=0 ack=1 len=0", "A seq=1 ack=1 len=0"]
+    assert any(label.startswith("PA seq=1 ack=1 len=") for label in labels)
+
+
+def test_a_folder_without_result_json_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no result.json"):
+        load_run(tmp_path)
+
+
+def test_a_run_recorded_before_the_lab_section_still_draws_every_segment(tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(FIXTURES / "stale_syn", folder)
+    result = json.loads((folder / "result.json").read_text())
+    del result["lab"]
+    (folder / "result.json").write_text(json.dumps(result))
+    run = load_run(folder)
+    assert run.lab["switches"] == ["s1"] and len(run.lab["links"]) == 2
+    assert Counter(f"{stem}:{t:.6f}" for j in run.journeys for stem, t in j.seen) == _captured(run)
+    assert all(j.fate == "delivered" for j in run.journeys)
