@@ -31,8 +31,8 @@ CLAIMS: tuple[Claim, ...] = (
           "Six flags: SYN opens a connection, ACK says the acknowledgement number is valid, FIN says the "
           "sender has finished and wants to release the connection, RST means a serious error (release "
           "the connection, then build it again); PSH (push) and URG (urgent) exist.",
-          "SYN, ACK and FIN do what the seed says (ACK is set on every segment after the first SYN, FIN "
-          "ends one direction only), but RST is not only for errors: Linux sends it for an abortive close "
+          "SYN, ACK and FIN do what the seed says (ACK is set on every segment but the first SYN and a "
+          "RST answering a segment without ACK, FIN ends one direction only), but RST is not only for errors: Linux sends it for an abortive close "
           "(SO_LINGER 0, abort.yaml), for close() with unread data (close_with_unread_data.yaml) and to "
           "any segment that meets no socket, and the peer's read fails with ECONNRESET; PSH marks the end "
           "of a write (PA in the captures).",
@@ -109,7 +109,7 @@ CLAIMS: tuple[Claim, ...] = (
           "The ACK (ack = u+1), CLOSE-WAIT and FIN-WAIT-2 are as the seed says, but the ACK is not sent at "
           "once: Linux delays the ACK of a FIN (about 40 ms, the delayed-ACK minimum: teardown.yaml), and "
           "when the application closes within that time the ACK rides on its own FIN — three segments, "
-          "the closer going from FIN-WAIT-1 straight to TIME-WAIT (server_closes_first.yaml).",
+          "and the first closer's FIN-WAIT-2 lasts no time at all (server_closes_first.yaml).",
           "nuanced"),
     Claim(9,
           "(在收到释放报文段之前还需要接受server发送的最后的数据)",
@@ -137,7 +137,7 @@ CLAIMS: tuple[Claim, ...] = (
           "The ACK (u+1, w+1) and TIME-WAIT are as the seed says (teardown.yaml), but the wait is Linux's "
           "fixed 60 s, restarted when the peer's FIN comes again (its ACK was lost: the client ACKs it "
           "again, time_wait_reack.yaml) and cut short by a RST at exactly rcv_nxt under the default "
-          "tcp_rfc1337 0 (time_wait_assassination.yaml) or by a new SYN that takes the four-tuple over "
+          "tcp_rfc1337 0 (time_wait_assassination.yaml) or by a new SYN that takes a TIME-WAIT four-tuple over "
           "(time_wait_old_duplicate.yaml).",
           "nuanced"),
     Claim(12,
@@ -154,7 +154,7 @@ CLAIMS: tuple[Claim, ...] = (
           "需要经过时间等待计时器设置的时间2MSL",
           "MSL is the longest any segment can exist in the network, after which it is discarded; TIME-WAIT "
           "lasts 2MSL.",
-          "Linux has no MSL: nothing discards a segment for its age (an old segment held 4 s is refused by "
+          "Linux keeps no segment lifetime: nothing discards a segment for its age (an old segment held 4 s is refused by "
           "the new incarnation's sequence window or PAWS, time_wait_old_duplicate.yaml), and TIME-WAIT is "
           "the fixed TCP_TIMEWAIT_LEN of 60 s, ending 60.0-62.1 s after it began (timer-wheel rounding; "
           "teardown.yaml, server_closes_first.yaml) — no setting changes it: tcp_fin_timeout governs the "
