@@ -27,6 +27,8 @@ BREAK_H = 44
 MIN_H, MAX_H = 480.0, 1400.0
 GAP_PX = 26.0             # the median gap between drawn moments gets at least this, when it fits
 LABEL_GAP = 13.0          # px between two arrow labels' baselines
+NEAR_LABELS = 60          # labels are placed in send order: a new one is checked against the last ones
+BRACKET_STEP = 16         # px between brackets side by side on one lane
 TAIL_S = 0.1              # drawn after the last moment anything happened
 TIMER_SLACK_S = 0.5       # a timer due this long after its state ended is not drawn (it never fired)
 CONNECTION_COLOURS = ["#1f5fa8", "#0d7f7f", "#8c564b", "#444444", "#1b7a3d", "#a0522d", "#5b4c9a", "#6b6b00"]
@@ -38,9 +40,11 @@ class Axis:
     """time -> y, piecewise linear: (t0, t1, y0, y1) pieces in time order."""
     pieces: list[tuple[float, float, float, float]]
 
+    def __post_init__(self) -> None:
+        self._starts = [p[0] for p in self.pieces]
+
     def y(self, t: float) -> float:
-        starts = [p[0] for p in self.pieces]
-        k = max(0, min(len(self.pieces) - 1, bisect.bisect_right(starts, t) - 1))
+        k = max(0, min(len(self.pieces) - 1, bisect.bisect_right(self._starts, t) - 1))
         t0, t1, y0, y1 = self.pieces[k]
         return y0 if t1 == t0 else y0 + (t - t0) * (y1 - y0) / (t1 - t0)
 
@@ -127,6 +131,7 @@ class Bracket:
     label: str
     title: str
     passed: bool
+    side: int = 1             # 1: right of its lane (label further right), -1: left of it
 
 
 @dataclass
@@ -424,14 +429,15 @@ def _label_spot(points: list[tuple[float, float]], label: str, placed: list[Line
     """Where on its arrow a label sits clear of the labels placed so far (None: nowhere), kept
     within its leg."""
     a, b, angle = _label_leg(points)
-    half = 3.4 * len(label)
+    half = 3.7 * len(label)
     room = math.dist(a, b)
     for f in (0.5, 0.3, 0.7, 0.15, 0.85):
         if room and min(f, 1 - f) * room < half and f != 0.5:
             continue
         x, y = a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
         line = _label_line(x, y, angle, half)
-        if not any(_apart(line, other) < LABEL_GAP for other in placed if abs(other[0][1] - y) < 2 * half + 40):
+        near = (other for other in placed[-NEAR_LABELS:] if abs(other[0][1] - y) < 2 * half + 40)
+        if not any(_apart(line, other) < LABEL_GAP for other in near):
             placed.append(line)
             return x, y, angle
     return None
@@ -551,22 +557,37 @@ def _subject_ids(subject: str, band_list: list[Band], result: dict) -> list[str]
     return [b.id for b in band_list if b.socket in names or b.node == subject]
 
 
-def brackets(run: RunData, lanes: list[Lane], axis: Axis) -> list[Bracket]:
-    """A bracket on the lane of its expectation's first subject over the interval it timed."""
+def _bracket_lane(run: RunData, lanes: list[Lane], subjects: list[str]) -> Lane:
+    """The lane of an expectation's first subject (a host, or a socket's host)."""
     by_name = {lane.name: lane for lane in lanes}
-    spots = _column_spots(lanes)
-    out = []
+    host = next((s if s in by_name else column_host(run.result, s) for s in subjects), None)
+    return by_name.get(host) or lanes[0]
+
+
+def _level(taken: list[tuple[float, float, int]], y0: float, y1: float) -> int:
+    """The first offset from its lane at which a bracket overlaps none already there."""
+    level = 0
+    while any(lv == level and a < y1 + 4 and b > y0 - 4 for a, b, lv in taken):
+        level += 1
+    return level
+
+
+def brackets(run: RunData, lanes: list[Lane], axis: Axis) -> list[Bracket]:
+    """A bracket beside the lane of its expectation's first subject, on the lane's inner side
+    (towards the arrows), over the interval it timed; overlapping ones side by side."""
+    out: list[Bracket] = []
+    taken: dict[str, list[tuple[float, float, int]]] = {}
     expectations = run.result.get("expectations") or []
     for i, a, b in _intervals(run.result):
         e = expectations[i]
-        subjects = (e.get("marks") or {}).get("subjects") or []
-        host = next((column_host(run.result, s) if s not in by_name else s for s in subjects), None)
-        lane = by_name.get(host) or by_name.get(spots.get(subjects[0], ("",))[0] if subjects else "") or lanes[0]
-        side = -1 if lane is lanes[0] else 1
-        x = lane.x + side * 10
-        label = e.get("name", "").split(" (")[0]
+        lane = _bracket_lane(run, lanes, (e.get("marks") or {}).get("subjects") or [])
+        side = 1 if lane is lanes[0] else -1
+        y0, y1 = axis.y(a), axis.y(b)
+        level = _level(taken.setdefault(lane.name, []), y0, y1)
+        taken[lane.name].append((y0, y1, level))
         title = f"{e.get('name')}: expected {e.get('expected')}, observed {e.get('observed')}"
-        out.append(Bracket(f"bracket-{len(out)}", i, x, axis.y(a), axis.y(b), label, title, bool(e.get("passed"))))
+        out.append(Bracket(f"bracket-{len(out)}", i, lane.x + side * (12 + BRACKET_STEP * level), y0, y1,
+                           e.get("name", "").split(" (")[0], title, bool(e.get("passed")), side))
     return out
 
 

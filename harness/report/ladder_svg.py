@@ -144,15 +144,16 @@ def _break(b: Break, width: float) -> str:
                   font_style="italic", fill="#555555", stroke="#ffffff", stroke_width=4, paint_order="stroke") + "</g>")
 
 
-def _bracket(b: Bracket, left: bool) -> str:
+def _bracket(b: Bracket) -> str:
     colour = "#2a7a2a" if b.passed else "#c62828"
+    left = b.side < 0
     tick = 6 if left else -6
     path = f"M {_num(b.x + tick)} {_num(b.y0)} H {_num(b.x)} V {_num(b.y1)} H {_num(b.x + tick)}"
     mid = (b.y0 + b.y1) / 2
     return (f"<g {_attrs(class_='bracket', id=b.id, data_verdict=b.verdict)}>" + _title(b.title)
             + _el("path", d=path, fill="none", stroke=colour, stroke_width=2)
             + _el("text", b.label, x=b.x - 4 if left else b.x + 4, y=mid + 4, text_anchor="end" if left else "start",
-                  font_size=11, fill=colour) + "</g>")
+                  font_size=11, fill=colour, stroke="#ffffff", stroke_width=3, paint_order="stroke") + "</g>")
 
 
 def _lane(lane: Lane, top: float, bottom: float) -> str:
@@ -194,14 +195,13 @@ def _ticks(ladder: Ladder) -> str:
 def render(ladder: Ladder) -> str:
     """The SVG text of a laid-out ladder."""
     w, h = ladder.width, ladder.height
-    first = ladder.lanes[0].name if ladder.lanes else None
     body = [_el("rect", x=0.0, y=0.0, width=w, height=h, fill="#ffffff"), _ticks(ladder), _legend(ladder)]
     body += [_lane(lane, ladder.top, ladder.axis.bottom + 10) for lane in ladder.lanes]
     body += [_break_gap(b, w) for b in ladder.breaks]
     body += [_band(b) for b in ladder.bands] + [_edge(e) for e in ladder.edges]
     body += [_break(b, w) for b in ladder.breaks]
     body += [_timer(m) for m in ladder.timers]
-    body += [_bracket(b, left=ladder.lanes[0].x >= b.x if first else True) for b in ladder.brackets]
+    body += [_bracket(b) for b in ladder.brackets]
     body += [_arrow(a) for a in ladder.arrows]
     return (f"<svg {_attrs(xmlns='http://www.w3.org/2000/svg', class_='ladder', id='ladder', width=_num(w), height=_num(h), viewBox=f'0 0 {_num(w)} {_num(h)}', font_family=FONT, font_size=12)}>"
             + "".join(body) + "</svg>")
