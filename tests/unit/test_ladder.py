@@ -288,3 +288,18 @@ def test_a_run_recorded_before_the_lab_section_still_draws_every_segment(tmp_pat
     assert run.lab["switches"] == ["s1"] and len(run.lab["links"]) == 2
     assert Counter(f"{stem}:{t:.6f}" for j in run.journeys for stem, t in j.seen) == _captured(run)
     assert all(j.fate == "delivered" for j in run.journeys)
+
+
+def test_without_timestamps_the_held_syn_still_pairs_by_the_link_delay():
+    """Both SYNs are then the same bytes: the copy leaving the switch 3 s late is the first one's,
+    because the retransmission's copy left it one link delay after it came in."""
+    run = _run("stale_syn")
+    captures = {stem: [replace(s, tsval=None, tsecr=None) for s in segs] for stem, segs in run.captures.items()}
+    found = journeys(captures, run.lab, run.result["network"])
+    check = run.result["network"][0]["segments"][0]
+    syns = sorted((j for j in found if j.segment.flags == "S"), key=lambda j: j.sent)
+    assert len(syns) == 2 and not syns[0].retransmission and syns[1].retransmission
+    assert syns[0].switch_in == pytest.approx(check["arrived"], abs=1e-6)
+    assert syns[0].switch_out == pytest.approx(check["left"][0], abs=1e-6)
+    assert syns[0].held_s == pytest.approx(check["held_s"]) and syns[1].held_s == 0
+    assert syns[1].switch_out - syns[1].switch_in == pytest.approx(syns[1].egress_delay_s, abs=0.002)
