@@ -6,12 +6,14 @@ from the observation: the two connecting hosts and their interfaces, delays unkn
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from harness.analyse.journeys import Journey, journeys
-from harness.analyse.segments import Segment, read_segments
+import dpkt
+
+from harness.analyse.segments import Segment, frame_segment, read_segments
 
 LEAD_S = 0.02        # shown before the first thing that happened
 OLD_PORT_S = 0.002   # a switch port facing a host sees its sends this close to its interface
@@ -24,6 +26,7 @@ class RunData:
     result: dict
     captures: dict[str, list[Segment]]
     lab: dict
+    problems: list[str] = field(default_factory=list)    # captures that could only be read in part
 
     @cached_property
     def journeys(self) -> list[Journey]:
@@ -129,6 +132,25 @@ def load_run(run_dir: Path | str) -> RunData:
         result = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from exc
-    captures = {p.name[:-len(".pcap")]: read_segments(p) for p in sorted((run_dir / "pcap").glob("*.pcap"))}
+    problems: list[str] = []
+    captures = {p.name[:-len(".pcap")]: _read(p, problems) for p in sorted((run_dir / "pcap").glob("*.pcap"))}
     lab = result.get("lab") or _old_lab(result, captures)
-    return RunData(run_dir, result, captures, lab)
+    return RunData(run_dir, result, captures, lab, problems)
+
+
+def _read(path: Path, problems: list[str]) -> list[Segment]:
+    """A capture's segments; one cut short (a full disk, a killed tcpdump) gives those before the cut."""
+    try:
+        return read_segments(path)
+    except Exception:           # dpkt raises its own errors, struct's and ValueError on a broken file
+        pass
+    out: list[Segment] = []
+    try:
+        with open(path, "rb") as f:
+            for ts, buf in dpkt.pcap.Reader(f):
+                seg = frame_segment(float(ts), buf)
+                if seg is not None:
+                    out.append(seg)
+    except Exception as exc:
+        problems.append(f"{path.name} could be read only up to segment {len(out)} ({type(exc).__name__})")
+    return out

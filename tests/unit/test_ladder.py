@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import replace
@@ -303,3 +304,17 @@ def test_without_timestamps_the_held_syn_still_pairs_by_the_link_delay():
     assert syns[0].switch_out == pytest.approx(check["left"][0], abs=1e-6)
     assert syns[0].held_s == pytest.approx(check["held_s"]) and syns[1].held_s == 0
     assert syns[1].switch_out - syns[1].switch_in == pytest.approx(syns[1].egress_delay_s, abs=0.002)
+
+
+def test_a_capture_cut_short_gives_the_segments_before_the_cut(tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(FIXTURES / "teardown", folder)
+    pcap = folder / "pcap" / "s1-eth2.pcap"
+    whole = len(load_run(folder).captures["s1-eth2"])
+    empty_record = struct.pack("<IIII", 1, 0, 0, 0)       # a record with no bytes: no Ethernet header to read
+    pcap.write_bytes(pcap.read_bytes() + empty_record)
+    run = load_run(folder)
+    assert len(run.captures["s1-eth2"]) == whole
+    assert run.problems and "s1-eth2.pcap" in run.problems[0]
+    root = _svg(run)
+    assert Counter(tok for g in _with_class(root, "g", "seg") for tok in g.get("data-seen").split()) == _captured(run)
