@@ -223,3 +223,14 @@ def test_report_without_runs_still_lists_the_claims(tmp_path):
     md, page = write_claims_report(tmp_path, [])
     assert md.read_text().count("## Claim ") == 13 and "no runs given" in md.read_text()
     assert page.read_text().count("No runs given.") == 13
+
+
+@pytest.mark.parametrize("claims, ok", [([5, 6], True), ([], True), ([14], False), ([0], False), (["5"], False),
+                                        ([5, 5], False), (5, False)])
+def test_schema_says_what_the_loader_says(claims, ok):
+    """Editors see the same rule: the generated schema takes claims the loader takes, and refuses these."""
+    import jsonschema
+    schema = json.loads((REPO / "harness" / "schema" / "experiment.schema.json").read_text())
+    doc = {"name": "e", "topology": "two_hosts", "steps": [], "expect": {}, "claims": claims}
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    assert (not errors) == ok, [e.message for e in errors]
