@@ -77,6 +77,11 @@ footer { margin-top: 2rem; color: var(--ink);
          font-size: 0.95rem; max-width: 70rem; }
 footer dt { font-weight: 600; margin-top: 0.4rem; }
 footer dd { margin: 0 0 0 1.2rem; }
+@media print {
+  aside.verdict-side { position: static; max-height: none; overflow: visible; }
+  .export, .hint { display: none; }
+  .ladder-box { overflow: visible; border: none; }
+}
 """
 
 # Runs first (in <head>): every script error and unhandled rejection is appended to
