@@ -100,8 +100,8 @@ def test_the_axis_runs_down_and_keeps_real_scale_outside_breaks():
     pieces = ladder.axis.pieces
     assert all(a[1] == b[0] and a[3] == b[2] for a, b in zip(pieces, pieces[1:]))
     broken = {(b.t_from, b.t_to) for b in ladder.breaks}
-    scales = {round((y1 - y0) / (t1 - t0), 6) for t0, t1, y0, y1 in pieces if (t0, t1) not in broken and t1 > t0}
-    assert len(scales) == 1 and scales.pop() > 0
+    scales = [(y1 - y0) / (t1 - t0) for t0, t1, y0, y1 in pieces if (t0, t1) not in broken and t1 > t0]
+    assert scales and min(scales) > 0 and max(scales) == pytest.approx(min(scales), rel=1e-6)
 
 
 def test_the_held_syn_parks_at_the_switch_for_the_hold():
@@ -250,7 +250,7 @@ def test_marks_name_bands_brackets_and_segments():
     run = _run("stale_syn")
     held = next(j for j in run.journeys if j.held_s > 0)
     t_in = dict(held.seen)[run.lab["network_steps"][0]["ingress"]]
-    expectations = [dict(e) for e in run.result["expectations"]]
+    expectations = [dict(e, marks=None) for e in run.result["expectations"]]
     expectations[4]["marks"] = {"subjects": ["client"], "interval": [held.sent, held.arrived],
                                 "segments": [[held.segment.src, held.segment.sport, t_in]]}
     run = replace(run, result=dict(run.result, expectations=expectations))
@@ -264,6 +264,37 @@ def test_marks_name_bands_brackets_and_segments():
     assert set(picture.marks[4]) == client_bands | {brackets[0].get("id"), held.id}
     ids = {e.get("id") for e in root.iter() if e.get("id")}
     assert set(picture.marks[4]) <= ids
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_each_verdicts_marks_name_what_it_judged(name):
+    """From the run's own result.json: a verdict's subjects are their bands, its interval one
+    bracket, each segment it matched the one arrow that capture time belongs to."""
+    run = _run(name)
+    picture = ladder_svg(run)
+    root = ET.fromstring(picture.svg)
+    bands = _with_class(root, "rect", "band")
+    segs = _with_class(root, "g", "seg")
+    sockets = run.result["observation"]["sockets"]
+    hosts = {h["ip"]: n for n, h in run.lab["hosts"].items()}
+    marked = 0
+    for i, e in enumerate(run.result["expectations"]):
+        m = e.get("marks") or {}
+        names = {s for s in m.get("subjects") or []}
+        names |= {n for n, v in sockets.items() if names & set(v.get("aliases") or [])}
+        want = {b.get("id") for b in bands if b.get("data-socket") in names or b.get("data-node") in names}
+        brackets = [b for b in _with_class(root, "g", "bracket") if b.get("data-verdict") == str(i)]
+        assert len(brackets) == (1 if m.get("interval") else 0)
+        want |= {b.get("id") for b in brackets}
+        for src, sport, t in m.get("segments") or []:
+            hit = [g for g in segs if g.get("data-sender") == hosts[src]
+                   and any(abs(float(tok.rsplit(":", 1)[1]) - t) <= 1e-6 for tok in g.get("data-seen").split())]
+            assert len(hit) >= 1
+            want |= {g.get("id") for g in hit}
+        assert set(picture.marks[i]) == want
+        marked += bool(want)
+    assert len(picture.marks) == len(run.result["expectations"])
+    assert marked or not any(e.get("marks") for e in run.result["expectations"])
 
 
 def test_labels_number_seq_and_ack_from_each_sides_isn():
