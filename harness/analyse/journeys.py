@@ -245,17 +245,28 @@ def _consumes(seg: Segment) -> bool:
     return seg.length > 0 or "S" in seg.flags or "F" in seg.flags
 
 
-def _mark_retransmissions(journeys: list[Journey]) -> list[Journey]:
-    """A send of seq/flags/len its sender already sent on that four-tuple (pure ACKs never are;
-    injected segments and a step's extra copies are not its TCP's sends)."""
-    sent: set[tuple] = set()
+def _seq_end(seg: Segment) -> int:
+    return seg.seq + seg.length + ("S" in seg.flags) + ("F" in seg.flags)
+
+
+def mark_retransmissions(journeys: list[Journey]) -> list[Journey]:
+    """A send of sequence space its sender already sent in that incarnation of the four-tuple:
+    the same seq/flags/len again, or repacketised (data and FIN together after each went alone).
+    Pure ACKs never are; injected segments and a step's extra copies are not its TCP's sends."""
+    sent: dict[tuple, tuple[int, int]] = {}     # (four-tuple, incarnation) -> (first seq, furthest end)
     out = []
     for j in journeys:
         s = j.segment
-        mark = (j.connection, s.seq, s.flags, s.length)
-        again = j.fate != "injected" and not j.duplicate and _consumes(s) and mark in sent
-        if j.fate != "injected" and not j.duplicate:
-            sent.add(mark)
+        own = j.fate != "injected" and not j.duplicate and _consumes(s)
+        key = (j.connection, j.incarnation)
+        again = False
+        if own and key in sent:
+            first, end = sent[key]
+            again = (s.seq - first) % 2**32 < (end - first) % 2**32
+            further = (_seq_end(s) - first) % 2**32 > (end - first) % 2**32
+            sent[key] = (first, _seq_end(s) if further else end)
+        elif own:
+            sent[key] = (s.seq, _seq_end(s))
         out.append(replace(j, retransmission=again))
     return out
 
@@ -297,7 +308,7 @@ def journeys(captures: dict[str, list[Segment]], lab: dict, network: list[dict] 
             used.update(id(s) for _, s in chain.sightings)
     found += _strays(captures, used, lab)
     found.sort(key=lambda j: (j.sent, j.seen[0][1]))
-    found = _with_incarnations(_mark_retransmissions(found))
+    found = mark_retransmissions(_with_incarnations(found))
     return [replace(j, id=f"seg-{n}") for n, j in enumerate(found, 1)]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyse.journeys import journeys
+from harness.analyse.journeys import mark_retransmissions, journeys
 from harness.report.ladder import BREAK_H, layout
 from harness.report.ladder_svg import ladder_svg
 from harness.report.run_data import load_run, state_columns
@@ -349,3 +349,16 @@ def test_a_capture_cut_short_gives_the_segments_before_the_cut(tmp_path):
     assert run.problems and "s1-eth2.pcap" in run.problems[0]
     root = _svg(run)
     assert Counter(tok for g in _with_class(root, "g", "seg") for tok in g.get("data-seen").split()) == _captured(run)
+
+
+def test_data_sent_again_with_a_fin_is_a_retransmission():
+    """Repacketised: data then FIN went alone, later both in one segment (seq/flags/len differ)."""
+    run = _run("teardown")
+    found = run.journeys
+    data = next(j for j in found if j.segment.length > 0)
+    fin = next(j for j in found if "F" in j.segment.flags and j.sender == data.sender)
+    both = replace(data, id="", segment=replace(data.segment, flags="FPA"), sent=fin.sent + 1.0,
+                   seen=(), retransmission=False)
+    again = mark_retransmissions(sorted(found + [both], key=lambda j: j.sent))
+    assert [j.retransmission for j in again if j.sent == both.sent] == [True]
+    assert not any(j.retransmission for j in again if j.sent != both.sent)
