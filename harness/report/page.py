@@ -36,8 +36,9 @@ def render(run: RunData) -> str:
     """The page's HTML for one run."""
     result = run.result
     svg, marks, problem = _ladder(run)
-    body = (_title(result, Path(run.run_dir).name) + _facts(result)
-            + _ladder_section(run, svg, marks, problem) + _steps_note(result, run.t0)
+    folder = Path(result.get("run_dir") or run.run_dir).name     # drawn in the work folder, published under this name
+    body = (_title(result, folder) + _facts(result)
+            + _ladder_section(run, svg, marks, problem) + _steps_note(result, ladder_zero(run))
             + _tseq_section(run) + FOOTER)
     title = f"{result.get('experiment', '?')} — {_verdict_word(result)}"
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -59,6 +60,12 @@ def _ladder(run: RunData) -> tuple[str, list[list[str]], str]:
                         f'bed; please report it): {escape(type(exc).__name__)}: {escape(str(exc))}</p>'
                         f"<details><summary>traceback</summary><pre>{escape(trace)}</pre></details>")
     return picture.svg, list(picture.marks), ""
+
+
+def ladder_zero(run: RunData) -> float:
+    """The moment the ladder calls +0 (its first segment's send, harness.report.ladder.layout), so
+    the page's other times read on the same clock."""
+    return run.journeys[0].sent if run.journeys else run.t0
 
 
 def _verdict_word(result: dict) -> str:
@@ -215,7 +222,7 @@ def _ladder_section(run: RunData, svg: str, marks: list[list[str]], problem: str
 def _picked(seg: dict, t0: float) -> str:
     text = f"{seg.get('flags', '?')} seq={seg.get('seq')}"
     if seg.get("arrived") is not None:
-        text += f" reached the switch at {seg['arrived'] - t0:+.3f} s"
+        text += f" reached the switch at {seg['arrived'] - t0:+.3f} s (ladder time)"
     if seg.get("held_s") is not None:
         text += f", held {seg['held_s']:.3f} s"
     left = seg.get("left")
@@ -292,11 +299,12 @@ def time_sequences(run: RunData) -> list[Series]:
     """A series per direction of a connection that carried data, seen from its sender."""
     views = _views(run)
     names = {ip: host for host, ip, _, _ in views}
+    zero = ladder_zero(run)
     out = []
     for host, ip, sent, wire in views:
         for key in data_directions([s for s in sent if s.src == ip]):
             peer = names.get(key[2], key[2])
-            series = direction_series(sent, wire, key, "")
+            series = direction_series(sent, wire, key, "", zero)
             series.title = (f"{host} → {peer} ({key[0]}:{key[1]} → {key[2]}:{key[3]}): "
                             f"{series.data_bytes:,} bytes of data")
             out.append(series)

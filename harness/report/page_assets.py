@@ -50,6 +50,7 @@ button { font: inherit; font-size: 0.95rem; padding: 0.25rem 0.9rem; border: 1px
          border-radius: 0.35rem; background: #f9fafb; color: var(--ink); cursor: pointer; }
 button:hover, button:focus { background: #e5e7eb; }
 table.verdicts { width: 100%; font-size: 0.9rem; }
+table.verdicts td:nth-child(n+3) { overflow-wrap: anywhere; }
 table.verdicts td.v { font-weight: 700; text-align: center; white-space: nowrap; }
 tr.verdict { cursor: pointer; }
 tr.verdict.pass td.v { color: var(--pass); background: var(--pass-bg); }

@@ -74,14 +74,17 @@ def _ack_points(back: list, isn: int, t0: float, scale: int) -> tuple[list, list
     return acks, window
 
 
-def direction_series(sent: list, received: list, key: tuple[str, int, str, int], title: str) -> Series:
+def direction_series(sent: list, received: list, key: tuple[str, int, str, int], title: str,
+                     t0: float | None = None) -> Series:
     """The series of direction `key` (src, sport, dst, dport): `sent` holds what the sender's TCP
-    sent (kernel capture), `received` what arrived at the sender (its interface's capture)."""
+    sent (kernel capture), `received` what arrived at the sender (its interface's capture); times
+    from `t0` (the ladder's zero), else from the direction's first segment."""
     mine = sorted((s for s in sent if _key(s) == key), key=lambda s: s.t)
     back_key = (key[2], key[3], key[0], key[1])
     back = sorted((s for s in received if _key(s) == back_key), key=lambda s: s.t)
     isn = _isn(mine)
-    t0 = min([s.t for s in mine] + [s.t for s in back])
+    if t0 is None:
+        t0 = min([s.t for s in mine] + [s.t for s in back])
     theirs, ours = _wscale(back), _wscale(mine)
     scale = theirs if theirs is not None and ours is not None else 0
     acks, window = _ack_points(back, isn, t0, scale)
@@ -113,9 +116,9 @@ def _bytes(n: float) -> str:
     return f"{n / 1e3:g} kB" if n >= 1e3 else f"{n:g} B"
 
 
-def _seconds(t: float, span: float) -> str:
-    """A tick's time, in ms when the whole axis is under 2 s."""
-    return f"{t * 1e3:.4g} ms" if span < 2 else f"{t:.4g} s"
+def _seconds(t: float) -> str:
+    """A tick's time as the ladder writes it: +0.5 s."""
+    return f"+{t:.4g} s"
 
 
 class _Frame:
@@ -136,13 +139,13 @@ def _axes(f: _Frame) -> str:
     for t in nice_ticks(f.t_max):
         x = f.x(t)
         out.append(f'<line class="grid" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM}"/>'
-                   f'<text class="tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">{_seconds(t, f.t_max)}</text>')
+                   f'<text class="tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">{_seconds(t)}</text>')
     for q in nice_ticks(f.seq_max, 5):
         y = f.y(q)
         out.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>'
                    f'<text class="tick" x="{LEFT - 8}" y="{y + 5:.1f}" text-anchor="end">{_bytes(q)}</text>')
     out.append(f'<text class="axis" x="{(LEFT + WIDTH - RIGHT) / 2:.0f}" y="{HEIGHT - 12}" text-anchor="middle">'
-               "time since the connection's first segment</text>")
+               "time, from the same zero as the ladder</text>")
     out.append(f'<text class="axis" transform="translate(18 {(TOP + HEIGHT - BOTTOM) / 2:.0f}) rotate(-90)" '
                'text-anchor="middle">sequence number − ISN</text>')
     return "".join(out)
