@@ -3,12 +3,19 @@ connections) opened from file:// in headless Chromium. From the DOM after the pa
 the page finished its setup without errors, every segment of every capture of the run is drawn
 (exactly once), every state change has its band edge, every expectation its verdict row, and
 every element a verdict points at exists; the console stayed silent and the page asked for
-nothing from the network. A screenshot of each page is kept in tests/artifacts/."""
+nothing from the network. A screenshot of each page is kept in tests/artifacts/.
+
+The checks themselves are shown to fail on a recorded run's page broken on purpose (no root, no
+VM), and the browser to be killed, with all it started, at its wall-time limit."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import struct
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from html.parser import HTMLParser
@@ -22,11 +29,11 @@ from harness.report import browser
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts" / "report-browser"
+RECORDED = REPO / "tests" / "fixtures" / "report" / "stale_syn"
 EXPERIMENTS = ("stale_syn.yaml", "two_clients.yaml")
 SHOT = (1400, 2400)             # CSS pixels: the header, the ladder and the verdicts of these runs
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(os.geteuid() != 0, reason="building a lab needs root")]
+pytestmark = pytest.mark.integration
 
 
 def require_chromium() -> None:
@@ -130,6 +137,7 @@ def check_page(run: Path, page: browser.PageLoad) -> None:
     check_verdicts(result, dom)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="building a lab needs root")
 def test_report_renders_every_segment_state_and_verdict(cli, tmp_path):
     require_chromium()
     code, out, err = cli(["--jobs", "1", *EXPERIMENTS], tmp_path).finish()
@@ -145,3 +153,61 @@ def test_report_renders_every_segment_state_and_verdict(cli, tmp_path):
         page = browser.load_page(report)
         print(f"{report}: DOM in {page.seconds:.2f} s, screenshot in {shot_s:.2f} s: {png} ({png.stat().st_size} bytes)")
         check_page(run, page)
+
+
+@pytest.fixture
+def recorded_report(tmp_path) -> Path:
+    """A copy of a recorded stale_syn run folder with its report.html written."""
+    from harness.report.page import write_report
+    run = tmp_path / "stale_syn"
+    shutil.copytree(RECORDED, run)
+    write_report(run)
+    return run
+
+
+BREAKAGES = [   # (a pattern in report.html, its replacement once, what the checks must then say)
+    ('data-seen="', 'data-unseen="', "captured segments with no arrow"),
+    (r'(<line class="band-edge"[^>]*data-state=")ESTAB"', r'\1GONE"', "no band edge for"),
+    ('<tr class="verdict ', '<tr class="row ', "verdict rows for"),
+    ("</body>", "<script>no_such_function()</script></body>", "script errors|the page wrote to the console"),
+    ("</body>", "<script>console.log('drawn')</script></body>", "the page wrote to the console"),
+    ("</body>", '<img src="https://cdn.example.com/logo.png"></body>', "the page reached for the network"),
+]
+
+
+def test_a_recorded_runs_page_passes_the_checks(recorded_report):
+    require_chromium()
+    check_page(recorded_report, browser.load_page(recorded_report / "report.html"))
+
+
+@pytest.mark.parametrize("pattern, replacement, complaint", BREAKAGES, ids=[b[2].split("|")[0] for b in BREAKAGES])
+def test_the_checks_catch_a_broken_page(recorded_report, pattern, replacement, complaint):
+    require_chromium()
+    report = recorded_report / "report.html"
+    broken, changes = re.subn(pattern, replacement, report.read_text(encoding="utf-8"), count=1)
+    assert changes == 1, f"the page no longer has {pattern!r}: this breakage tests nothing"
+    report.write_text(broken, encoding="utf-8")
+    with pytest.raises(AssertionError, match=complaint):
+        check_page(recorded_report, browser.load_page(report))
+
+
+def test_the_ladder_alone_is_a_png_at_its_own_size(recorded_report, tmp_path):
+    require_chromium()
+    report = recorded_report / "report.html"
+    width, height = browser.svg_size(browser.element_svg(report.read_text(encoding="utf-8")))
+    png = browser.ladder_png(report, tmp_path / "ladder.png", scale=2)
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", head[16:24]) == (2 * width, 2 * height)
+
+
+def test_a_page_that_never_finishes_is_killed_with_all_it_started(tmp_path):
+    require_chromium()
+    page = tmp_path / "hang.html"
+    page.write_text("<html><body><script>while (true) {}</script></body></html>")
+    began = time.monotonic()
+    with pytest.raises(browser.BrowserFailed, match="did not finish within 3 s"):
+        browser.load_page(page, limit_s=3)
+    assert time.monotonic() - began < 3 + browser.SETTLE_S + 5
+    assert not browser._processes_naming("tcp-testbed-chromium-"), "a browser process outlived its limit"
+    assert not list(Path(tempfile.gettempdir()).glob("tcp-testbed-chromium-*")), "its profile folder was left"
