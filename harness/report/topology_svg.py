@@ -124,20 +124,36 @@ STYLE = """
 .topology .name { font-size: 17px; font-weight: 600; }
 .topology .ip { font-size: 13px; fill: #374151; }
 .topology .link line { stroke: #4b5563; stroke-width: 2.5; }
+.topology .step { font-size: 14px; fill: #9a3412; font-weight: 600; }
 .topology .delay { font-size: 14px; fill: #1f2937; paint-order: stroke; stroke: #fff; stroke-width: 4px; }
 """
 
 
+def _step_notes(lab: dict, pos: dict[str, tuple[float, float]]) -> str:
+    """Under each switch, the network steps that act in it: `hold client → server (line 17)`."""
+    out, count = [], {}
+    for step in lab.get("network_steps") or []:
+        node = step.get("switch")
+        if node not in pos:
+            continue
+        k = count[node] = count.get(node, 0) + 1
+        x, y = pos[node]
+        text = f"{step.get('action')} {step.get('sender')} → {step.get('receiver')} (line {step.get('line')})"
+        out.append(f'<text class="step" x="{x:.1f}" y="{y + BOX_H / 2 + 4 + 17 * k:.1f}">{escape(text)}</text>')
+    return "".join(out)
+
+
 def topology_svg(lab: dict, server: str | None = None) -> str:
-    """The lab's hosts, switches and links as an inline <svg class="topology">."""
+    """The lab's hosts, switches and links as an inline <svg class="topology">, and where network steps act."""
     pos = positions(lab, server)
     if not pos:
         return ""
     width = max(x for x, _ in pos.values()) + BOX_W / 2 + MARGIN_X + 20
-    height = max(y for _, y in pos.values()) + BOX_H / 2 + MARGIN_Y
+    steps = max([sum(1 for s in lab.get("network_steps") or [] if s.get("switch") == n) for n in pos] + [0])
+    height = max(y for _, y in pos.values()) + BOX_H / 2 + MARGIN_Y + 17 * steps
     hosts = lab.get("hosts", {})
     links = "".join(_link(k, pos) for k in lab.get("links", []) if k["a"] in pos and k["b"] in pos)
     boxes = "".join(_box(n, xy, n not in hosts, (hosts.get(n) or {}).get("ip")) for n, xy in pos.items())
     return (f'<svg class="topology" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" role="img" aria-label="the lab\'s topology">'
-            f'<style>{STYLE}</style>{links}{boxes}</svg>')
+            f'<style>{STYLE}</style>{links}{boxes}{_step_notes(lab, pos)}</svg>')

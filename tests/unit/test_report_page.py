@@ -145,6 +145,8 @@ def test_the_topology_drawing_names_every_host_and_switch(tmp_path):
         assert set(lab["hosts"]) | set(lab["switches"]) <= texts, texts
         for host, info in lab["hosts"].items():
             assert info["ip"] in texts
+        steps = {t for t in texts if "(line " in t}
+        assert steps == ({"hold client → server (line 17)"} if name == "stale_syn" else set()), steps
 
 
 def test_the_topology_svg_is_valid_xml_with_a_line_per_link_and_both_delays(tmp_path):
