@@ -451,7 +451,9 @@ def seen_title(j: Journey, label: str, name: dict[tuple[str, int], str]) -> str:
              f"seq={s.seq} ack={s.ack} tsval={s.tsval}",
              f"{j.fate}" + (", retransmission" if j.retransmission else "") + (", duplicate copy" if j.duplicate else "")
              + (f", held {j.held_s:.3f} s" if j.held_s else "")]
-    parts += [f"sent (kernel) {j.sent:.6f}"] + [f"{stem} {t:.6f}" for stem, t in j.seen]
+    how = ("kernel" if any(stem.endswith(".kernel") for stem, _ in j.seen) or j.duplicate
+           else "handed to the switch port" if j.fate == "injected" else "first capture less the link delay")
+    parts += [f"sent ({how}) {j.sent:.6f}"] + [f"{stem} {t:.6f}" for stem, t in j.seen]
     return "\n".join(parts)
 
 
