@@ -60,7 +60,9 @@ def test_every_captured_segment_is_in_exactly_one_journey(name):
 @pytest.mark.parametrize("name", RUNS)
 def test_every_captured_segment_is_in_exactly_one_seg_element(name):
     run = _run(name)
-    root = _svg(run)
+    text = ladder_svg(run).svg
+    assert text.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and text.count("://") == 1   # no URL but its namespace
+    root = ET.fromstring(text)
     assert root.tag == SVG + "svg" and root.get("id") == "ladder" and "ladder" in root.get("class").split()
     segs = _with_class(root, "g", "seg")
     assert len(segs) == len(run.journeys)
