@@ -22,6 +22,7 @@ from harness.report.topology_svg import ms, topology_svg
 from harness.report.tseq_svg import Series, data_directions, direction_series, tseq_svg
 
 REPORT = "report.html"
+LONG = 240          # characters of a verdict's text beyond which its cell scrolls
 
 
 def write_report(run_dir: Path | str) -> Path:
@@ -187,7 +188,14 @@ def _verdict_row(i: int, e: dict, marks: list[str]) -> str:
     extra = "" if marks else " nomarks"
     return (f'<tr class="verdict {cls}{extra}" id="verdict-{i}" data-marks="{escape(" ".join(marks))}" tabindex="0" '
             f'aria-pressed="false"><td class="v">{cls.upper()}</td><td>{escape(str(e.get("name", "")))}{line}</td>'
-            f'<td>{escape(str(e.get("expected", "")))}</td><td>{escape(str(e.get("observed", "")))}</td></tr>')
+            f'{_cell(e.get("expected"))}{_cell(e.get("observed"))}</tr>')
+
+
+def _cell(text) -> str:
+    """A verdict's expected or observed text; a long one (a list of packets) scrolls in its cell."""
+    text = "" if text is None else str(text)
+    inner = f'<div class="long">{escape(text)}</div>' if len(text) > LONG else escape(text)
+    return f"<td>{inner}</td>"
 
 
 def verdict_table(expectations: list[dict], marks: list[list[str]]) -> str:

@@ -51,6 +51,7 @@ button { font: inherit; font-size: 0.95rem; padding: 0.25rem 0.9rem; border: 1px
 button:hover, button:focus { background: #e5e7eb; }
 table.verdicts { width: 100%; font-size: 0.9rem; }
 table.verdicts td:nth-child(n+3) { overflow-wrap: anywhere; }
+table.verdicts .long { max-height: 9.5em; overflow-y: auto; }
 table.verdicts td.v { font-weight: 700; text-align: center; white-space: nowrap; }
 tr.verdict { cursor: pointer; }
 tr.verdict.pass td.v { color: var(--pass); background: var(--pass-bg); }

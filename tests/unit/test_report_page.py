@@ -8,7 +8,7 @@ import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from html import unescape
+from html import escape, unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -126,6 +126,14 @@ def test_the_ladder_is_in_the_page_and_a_verdict_marks_its_elements(tmp_path):
     assert any(m.startswith("seg-") for m in marked) and any(m.startswith("bracket-") for m in marked), marked
     assert set(marked) <= page.ids()
     assert all(r["data-marks"] == "" for i, r in enumerate(rows) if i != 4), "marks where result.json has none"
+
+
+def test_a_long_verdict_text_scrolls_in_its_cell_whole(tmp_path):
+    _, html, result = report("stale_syn", tmp_path)
+    observed = result["expectations"][3]["observed"]
+    assert len(observed) > 240 and f'<div class="long">{escape(observed)}</div>' in html
+    assert html.count('<div class="long">') == sum(len(str(e[k])) > 240 for e in result["expectations"]
+                                                  for k in ("expected", "observed"))
 
 
 def test_the_time_sequence_view_only_for_a_run_with_data(tmp_path):
