@@ -22,7 +22,7 @@ from harness.report.topology_svg import ms, topology_svg
 from harness.report.tseq_svg import Series, data_directions, direction_series, tseq_svg
 
 REPORT = "report.html"
-LONG = 240          # characters of a verdict's text beyond which its cell scrolls
+LONG = 180          # characters of a verdict's text beyond which its cell scrolls
 
 
 def write_report(run_dir: Path | str) -> Path:

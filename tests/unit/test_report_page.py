@@ -17,7 +17,7 @@ import pytest
 from harness.analyse.segments import read_segments
 from harness.errors import UserError
 from harness.report import browser
-from harness.report.page import REPORT, network_note, write_report
+from harness.report.page import LONG, REPORT, network_note, write_report
 from harness.report.topology_svg import columns, topology_svg
 from harness.report.tseq_svg import data_directions, direction_series, nice_ticks, tseq_svg
 
@@ -131,8 +131,8 @@ def test_the_ladder_is_in_the_page_and_a_verdict_marks_its_elements(tmp_path):
 def test_a_long_verdict_text_scrolls_in_its_cell_whole(tmp_path):
     _, html, result = report("stale_syn", tmp_path)
     observed = result["expectations"][3]["observed"]
-    assert len(observed) > 240 and f'<div class="long">{escape(observed)}</div>' in html
-    assert html.count('<div class="long">') == sum(len(str(e[k])) > 240 for e in result["expectations"]
+    assert len(observed) > LONG and f'<div class="long">{escape(observed)}</div>' in html
+    assert html.count('<div class="long">') == sum(len(str(e[k])) > LONG for e in result["expectations"]
                                                   for k in ("expected", "observed"))
 
 
