@@ -110,6 +110,7 @@ class TimerMark:
     x: float
     y: float
     title: str
+    note: str = ""            # written beside the mark: a timer due after the run ended says when
 
 
 @dataclass
@@ -226,6 +227,12 @@ def _timer_kind(span: dict) -> str | None:
     return "retransmit" if span["state"] in ("SYN-SENT", "SYN-RECV") else None
 
 
+def _due_after_run(span: dict) -> bool:
+    """A timer still pending when sampling stopped (a TIME-WAIT longer than the run): its mark sits
+    at the band's end with the due time written, so the axis does not run on past the run."""
+    return span.get("sample_after") is None and span["timer_due"] > span["last_seen"] + TIMER_SLACK_S
+
+
 def _intervals(result: dict) -> list[tuple[int, float, float]]:
     out = []
     for i, e in enumerate(result.get("expectations") or []):
@@ -241,7 +248,7 @@ def drawn_moments(run: RunData, journeys: list[Journey]) -> list[float]:
     times = [t for j in journeys for t in _journey_times(j)]
     for spans in state_columns(run.result).values():
         times += [span["first_seen"] for span in spans]
-        times += [span["timer_due"] for span in spans if _timer_kind(span)]
+        times += [span["timer_due"] for span in spans if _timer_kind(span) and not _due_after_run(span)]
     times += [t for _, a, b in _intervals(run.result) for t in (a, b)]
     moments = sorted({max(t, run.t0) for t in times if t is not None})
     return moments + [moments[-1] + TAIL_S] if moments else moments
@@ -543,11 +550,20 @@ def bands(run: RunData, lanes: list[Lane], axis: Axis, zero: float) -> tuple[lis
                                   f"{span['first_seen'] - zero:+.3f} s", axis.y(end) - axis.y(start)))
             kind = _timer_kind(span)
             if kind:
-                what = "TIME-WAIT timer due" if kind == "time-wait" else f"{span['state']} retransmission timer due"
-                timers.append(TimerMark(column, kind, span["timer_due"], x + BAND_W, axis.y(span["timer_due"]),
-                                        f"{column}: {what} at {span['timer_due']:.6f} "
-                                        f"({span['timer_due'] - zero:+.3f} s), by the kernel's own count"))
+                timers.append(_timer_mark(column, kind, span, x + BAND_W, axis, zero))
     return out, edges, timers
+
+
+def _timer_mark(column: str, kind: str, span: dict, x: float, axis: Axis, zero: float) -> TimerMark:
+    """A kernel timer's due time on its band; one due after the run ended sits at the band's end."""
+    due = span["timer_due"]
+    what = "TIME-WAIT timer due" if kind == "time-wait" else f"{span['state']} retransmission timer due"
+    later = _due_after_run(span)
+    where = axis.y(min(due, axis.pieces[-1][1])) if not later else axis.y(min(span["last_seen"], axis.pieces[-1][1]))
+    return TimerMark(column, kind, due, x, where,
+                     f"{column}: {what} at {due:.6f} ({due - zero:+.3f} s), by the kernel's own count"
+                     + (", after the run ended" if later else ""),
+                     f"due {due - zero:+.1f} s" if later else "")
 
 
 def _subject_ids(subject: str, band_list: list[Band], result: dict) -> list[str]:

@@ -123,7 +123,8 @@ def _timer(m: TimerMark) -> str:
                   stroke_dasharray="2 2")
             + _el("circle", cx=x, cy=y, r=5, fill="#ffffff", stroke="#7a3db8", stroke_width=1.5)
             + _el("line", x1=x, y1=y, x2=x, y2=y - 3.5, stroke="#7a3db8", stroke_width=1.2)
-            + _el("line", x1=x, y1=y, x2=x + 3, y2=y, stroke="#7a3db8", stroke_width=1.2) + "</g>")
+            + _el("line", x1=x, y1=y, x2=x + 3, y2=y, stroke="#7a3db8", stroke_width=1.2)
+            + (_el("text", m.note, x=m.x - BAND_W + 4, y=y - 8, font_size=10, fill="#7a3db8") if m.note else "") + "</g>")
 
 
 def _zigzag(y: float, width: float) -> str:

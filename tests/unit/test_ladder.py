@@ -364,3 +364,18 @@ def test_data_sent_again_with_a_fin_is_a_retransmission():
     again = mark_retransmissions(sorted(found + [both], key=lambda j: j.sent))
     assert [j.retransmission for j in again if j.sent == both.sent] == [True]
     assert not any(j.retransmission for j in again if j.sent != both.sent)
+
+
+def test_a_timer_due_after_the_run_ended_sits_at_its_bands_end_and_says_when():
+    """two_clients ends ~2 s in, with both clients in TIME-WAIT: their timers are due a minute
+    later. The axis must end with the run (not run on to a due time nothing reached), and the mark
+    must say when it was due."""
+    run = _run("two_clients")
+    ladder = layout(run)
+    last_sample = max(s["last_seen"] for v in run.result["observation"]["sockets"].values() for s in v["states"])
+    assert ladder.axis.pieces[-1][1] < last_sample
+    root = _svg(run)
+    timers = [t for t in _with_class(root, "g", "timer") if t.get("data-kind") == "time-wait"]
+    assert len(timers) == 2 and not _with_class(root, "g", "break")
+    for mark in timers:
+        assert "due +60." in "".join(mark.itertext())
