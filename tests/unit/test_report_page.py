@@ -285,6 +285,8 @@ PROBE = """<script>
       out.png = {name: name, type: blob.type, size: blob.size};
       row.click();
       out.after = document.querySelectorAll(".hl").length;
+      row.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", bubbles: true}));
+      out.enter = row.classList.contains("pinned") && document.querySelectorAll(".hl").length;
       done();
     }
   };
@@ -309,3 +311,4 @@ def test_pinning_a_verdict_highlights_its_marks_and_the_ladder_exports(tmp_path)
     assert seen["svg"]["segs"] == html.count('class="seg')
     assert seen["png"]["name"] == "ladder.png" and seen["png"]["type"] == "image/png" and seen["png"]["size"] > 10000
     assert seen["after"] == 0, "a second click unpins"
+    assert seen["enter"] == len(marked), "Enter on the row pins it again"
