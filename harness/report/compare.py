@@ -57,7 +57,8 @@ def load_rows(run_dirs: list[Path]) -> list[dict]:
     for run in run_dirs:
         path = run / "result.json"
         if not path.exists():
-            rows.append({"run": run.name, "experiment": "", "settings": run.name, "kernel": "", "passed": None, "figures": {},
+            kernel = run.parent.name.removeprefix("kernel-") if run.parent.name.startswith("kernel-") else ""
+            rows.append({"run": run.name, "experiment": "", "settings": run.name, "kernel": kernel, "passed": None, "figures": {},
                          "ranges": {}, "failed": ["no result (the run gave no verdict)"]})
             continue
         result = json.loads(path.read_text())

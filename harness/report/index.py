@@ -119,7 +119,7 @@ def _table(folder: Path, entries: list[tuple[dict, Path]]) -> str:
     rows = [row for row, _ in entries]
     names = sorted({n for r in rows for n in r["figures"]}, key=natural_key)
     units = {n: _unit([r["figures"][n] for r in rows if n in r["figures"]]) for n in names}
-    several = len({r["experiment"] for r in rows}) > 1
+    several = len({r["experiment"] for r in rows if r["experiment"]}) > 1
     settings = any(r["settings"] != r["run"] for r in rows)       # else the run's name says it
     columns = [c for c, shown in (("experiment", several), ("settings", settings), ("kernel", True)) if shown]
     head = ["run", *columns, "verdict"] + [f"{n} [{units[n][0]}]" for n in names] + ["failed"]
@@ -160,7 +160,7 @@ def _plots(entries: list[tuple[dict, Path]]) -> str:
     ranges = _ranges(entries)
     figures = sorted({(s["experiment"], n) for s in summary for n in s["figures"]},
                      key=lambda k: (natural_key(k[0]), natural_key(k[1])))
-    several = len({s["experiment"] for s in summary}) > 1
+    several = len({s["experiment"] for s in summary if s["experiment"]}) > 1
     pictures = [p for experiment, name in figures
                 if (p := _figure(experiment, name, summary, ranges, entries, several))]
     if not pictures:

@@ -109,6 +109,8 @@ def test_a_failed_figure_and_a_run_without_result_show(tmp_path):
     page = write_index(tmp_path / "out", runs + [lost], "t")
     parsed = _Page(page.read_text())
     assert [r["class"].split()[1] for r in parsed.having("tr", "run")] == ["fail", "pass", "pass", "none"]
+    assert "<thead><tr><th>run</th><th>kernel</th>" in page.read_text()     # one experiment: no column for it
+    assert "<td>x</td>" in page.read_text()                  # the lost cell's kernel, from its folder
     assert [p["data-x"] for p in parsed.having("g", "fail")] == ["tcp_syn_retries=1@client"]
     assert "3 of 4 passed" not in page.read_text() and "2 of 4 passed, 1 failed, 1 without a result" in page.read_text()
 
