@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.report.compare import _unit, load_rows, natural_key, summarise
+from harness.report.compare import _row_key, _unit, load_rows, natural_key, summarise
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 LINK_TARGETS = ("report.html", "result.json", "run.log")     # what a row links to, first that exists
@@ -34,8 +34,7 @@ def write_index(folder: Path, run_dirs: list[Path], title: str, *, sort: bool = 
     e.g. the batch items that left no folder."""
     entries = list(zip(load_rows(run_dirs), run_dirs))
     if sort:
-        entries.sort(key=lambda e: (natural_key(e[0]["experiment"]), natural_key(e[0]["settings"]),
-                                    natural_key(e[0]["kernel"]), natural_key(e[0]["run"])))
+        entries.sort(key=lambda e: _row_key(e[0]))
     folder.mkdir(parents=True, exist_ok=True)
     body = [_header(title, entries, notes), _table(folder, entries), _plots(entries), _ladders(entries)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
@@ -104,25 +103,36 @@ def _verdict(passed: bool | None) -> tuple[str, str]:
     return {True: ("pass", "PASS"), False: ("fail", "FAIL")}.get(passed, ("none", "no result"))
 
 
-def _figure_cell(row: dict, name: str, unit: tuple[str, float, int]) -> str:
-    value = row["figures"].get(name)
-    if value is None:
-        return "<td></td>"
+def _figure_text(row: dict, name: str, unit: tuple[str, float, int]) -> tuple[str, str, str]:
+    """A figure of a row: its value in the unit, pass/fail, and the accepted range as a tooltip."""
     _, scale, digits = unit
     low_high = row["ranges"].get(name)
     tip = f" title=\"accepted {low_high[0] * scale:.{digits}f} to {low_high[1] * scale:.{digits}f}\"" if low_high else ""
-    css = "fail" if name in row["failed"] else "pass"
-    return f"<td class=\"num {css}\"{tip}>{value * scale:.{digits}f}</td>"
+    return f"{row['figures'][name] * scale:.{digits}f}", "fail" if name in row["failed"] else "pass", tip
+
+
+def _figure_cells(row: dict, units: dict | None) -> str:
+    """The row's figures: one column each (units: name -> the column's unit), or, when the runs
+    are of several experiments (units None: each has figures of its own), one cell listing them."""
+    if units is not None:
+        return "".join("<td class=\"num {1}\"{2}>{0}</td>".format(*_figure_text(row, n, u)) if n in row["figures"]
+                       else "<td></td>" for n, u in units.items())
+    parts = []
+    for name in sorted(row["figures"], key=natural_key):
+        unit = _unit([row["figures"][name]])
+        text, css, tip = _figure_text(row, name, unit)
+        parts.append(f"<span class=\"figure {css}\"{tip}>{html.escape(name)} {text} {unit[0]}</span>")
+    return f"<td class=\"figures\">{'<br>'.join(parts)}</td>"
 
 
 def _table(folder: Path, entries: list[tuple[dict, Path]]) -> str:
     rows = [row for row, _ in entries]
     names = sorted({n for r in rows for n in r["figures"]}, key=natural_key)
-    units = {n: _unit([r["figures"][n] for r in rows if n in r["figures"]]) for n in names}
     several = len({r["experiment"] for r in rows if r["experiment"]}) > 1
+    units = None if several else {n: _unit([r["figures"][n] for r in rows if n in r["figures"]]) for n in names}
     settings = any(r["settings"] != r["run"] for r in rows)       # else the run's name says it
     columns = [c for c, shown in (("experiment", several), ("settings", settings), ("kernel", True)) if shown]
-    head = ["run", *columns, "verdict"] + [f"{n} [{units[n][0]}]" for n in names] + ["failed"]
+    head = ["run", *columns, "verdict", *_figure_heads(units), "failed"]
     lines = ["<h2>Runs</h2>", "<table class=\"runs\"><thead><tr>" + "".join(
         f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     lines += [_table_row(row, _link(folder, run), columns, units) for row, run in entries]
@@ -130,14 +140,17 @@ def _table(folder: Path, entries: list[tuple[dict, Path]]) -> str:
     return "\n".join(lines)
 
 
-def _table_row(row: dict, href: str | None, columns: list[str], units: dict) -> str:
+def _figure_heads(units: dict | None) -> list[str]:
+    return ["figures"] if units is None else [f"{n} [{u[0]}]" for n, u in units.items()]
+
+
+def _table_row(row: dict, href: str | None, columns: list[str], units: dict | None) -> str:
     name = html.escape(row["run"])
     css, word = _verdict(row["passed"])
     cells = [f"<a href=\"{href}\">{name}</a>" if href else name] + [html.escape(row[c]) for c in columns]
     return (f"<tr class=\"run {css}\">" + "".join(f"<td>{c}</td>" for c in cells)
-            + f"<td class=\"verdict\">{word}</td>"
-            + "".join(_figure_cell(row, n, unit) for n, unit in units.items())
-            + f"<td>{html.escape('; '.join(row['failed']))}</td></tr>")
+            + f"<td class=\"verdict\">{word}</td>" + _figure_cells(row, units)
+            + f"<td class=\"failed\">{html.escape('; '.join(row['failed']))}</td></tr>")
 
 
 # --- plots ------------------------------------------------------------------------------------
@@ -417,8 +430,9 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.2em;co
 h1{font-size:1.4em;margin:0 0 .4em}h2{font-size:1.15em;margin:1.4em 0 .4em}h3{font-size:1em;margin:.2em 0}
 table{border-collapse:collapse}th,td{padding:2px 8px;text-align:left;vertical-align:top}
 table.facts th{color:#555;font-weight:normal}
-table.runs th{border-bottom:2px solid #999;white-space:nowrap}table.runs td{border-bottom:1px solid #ddd}
-td.num{text-align:right;font-variant-numeric:tabular-nums}td.num.fail{color:#b00;font-weight:bold}
+table.runs th{border-bottom:2px solid #999;white-space:nowrap}table.runs td{border-bottom:1px solid #ddd;white-space:nowrap}
+table.runs td.failed{white-space:normal;min-width:12em}
+td.num{text-align:right}td.num,td.figures{font-variant-numeric:tabular-nums}td.num.fail,span.figure.fail{color:#b00;font-weight:bold}
 tr.pass td.verdict,.pass{color:#070}tr.fail td.verdict,span.fail{color:#b00;font-weight:bold}
 tr.none td.verdict,span.none{color:#777;font-style:italic}
 .plots{display:flex;flex-wrap:wrap;gap:16px}figure.plot{margin:0}figcaption{font-weight:bold}

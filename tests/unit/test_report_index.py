@@ -163,6 +163,8 @@ def test_a_batch_index_links_runs_of_several_experiments(tmp_path):
     assert all(link.exists() and link.name == "result.json" for link in _links(page))
     assert "delta: the VM died" in page.read_text()
     assert parsed.having("svg", "figure-plot") == []        # each figure measured once: the table says it
+    figures = parsed.having("span", "figure")               # one cell per run lists its own figures
+    assert len(figures) == 6 and figures[0]["title"] == "accepted 3.0000 to 3.6000"
     assert "Ladders" not in page.read_text()                # different experiments: no pair to compare
 
 
