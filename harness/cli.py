@@ -334,15 +334,17 @@ def _write_indexes(plan, results: Path) -> Path | None:
             say("\n" + write_comparison(matrix_dir, folders))
             page = _index(matrix_dir, folders, matrix_dir.parent.name)
     if len(plan.matrices) != 1 or len(plan.items) > len(next(iter(plan.matrices.values()))):
-        page = _index(batch_folder(results), runs, f"{len(plan.items)} runs")
+        missing = [f"{item.name}: {item.note or 'no result folder'}" for item in plan.items if not item.results]
+        page = _index(batch_folder(results), runs, f"{len(plan.items)} runs", missing)
     return page
 
 
-def _index(folder: Path, runs: list[Path], title: str) -> Path | None:
-    """index.html over `runs`; a failure to draw is said, never costs the runs their verdicts."""
+def _index(folder: Path, runs: list[Path], title: str, notes: list[str] | None = None) -> Path | None:
+    """index.html over `runs` (`notes`: the items that left no folder, said in its header); a
+    failure to draw is said, never costs the runs their verdicts."""
     from harness.report.index import write_index
     try:
-        page = write_index(folder, runs, title)
+        page = write_index(folder, runs, title, notes=notes or ())
     except Exception as exc:       # noqa: BLE001 - said with its traceback kept, like the runner's report
         say(f"index.html could not be drawn in {folder}: {_save_traceback(exc, folder)}; a bug in the test bed, "
             f"the verdicts stand.")

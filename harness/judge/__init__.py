@@ -105,7 +105,7 @@ def group_verdict(name: str, what: str, verdicts: list[Verdict]) -> Verdict:
     for v in verdicts:
         marks = marks | v.marks
     return Verdict(f"{name} {what}", verdicts[0].expected, observed, not failed, max(values) if values else None,
-                   marks=marks)
+                   marks=marks, expected_range=verdicts[0].expected_range)
 
 
 def for_each(expect: Expectations, who: str, what: str, judge_one) -> Verdict:

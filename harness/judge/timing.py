@@ -1,6 +1,8 @@
 """Timing expectations: the handshake built-ins and any interval between two observed events."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from harness.analyse.connection import Observation, SocketView
 from harness.analyse.events import Moment, caused_by, find_moment
 from harness.judge.verdict import Marks, Verdict
@@ -66,6 +68,11 @@ def socket_handshake(view: SocketView, obs: Observation) -> tuple[float, float] 
 
 def judge_handshake(name: str, exp: HandshakeExpectation, obs: Observation, rtt_s: float) -> Verdict:
     """`handshake:` under a socket: its own handshake time against the expected one."""
+    expected, tol, _ = expected_time(exp, rtt_s)
+    return replace(_handshake(name, exp, obs, rtt_s), expected_range=(expected - tol, expected + tol))
+
+
+def _handshake(name: str, exp: HandshakeExpectation, obs: Observation, rtt_s: float) -> Verdict:
     expected, tol, text = expected_time(exp, rtt_s)
     view = obs.sockets.get(name)
     interval = socket_handshake(view, obs) if view is not None else None
@@ -77,6 +84,13 @@ def judge_handshake(name: str, exp: HandshakeExpectation, obs: Observation, rtt_
 
 
 def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
+    """A timing between two moments (or a built-in handshake) against its expected value; the
+    verdict carries the accepted range in seconds."""
+    expected, tol, _ = expected_time(exp, rtt_s)
+    return replace(_timing(exp, obs, rtt_s), expected_range=(expected - tol, expected + tol))
+
+
+def _timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
     expected, tol, text = expected_time(exp, rtt_s)
     if exp.builtin is not None:
         host = obs.client_host if exp.builtin == "client" else obs.server_host

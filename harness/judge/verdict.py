@@ -34,6 +34,7 @@ class Verdict:
     value: float | None = None     # the measured figure (seconds, for timings), for comparisons
     line: int | None = None        # the expectation's line in the experiment file (None: an automatic verdict)
     marks: Marks | None = None     # what it judged (report.html highlights it)
+    expected_range: tuple[float, float] | None = None   # a timing's accepted values, seconds (for plots)
 
     @property
     def title(self) -> str:

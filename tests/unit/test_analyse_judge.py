@@ -96,3 +96,13 @@ def test_verdicts_mark_what_they_judged(obs):
                                                           parse_tolerance("10%"), builtin="client"),))
     (hs,) = [v for v in judge_all(timed, obs, 0.1) if v.name == "handshake_client"]
     assert hs.marks.interval == (syn.t, ack.t) and hs.marks.interval[1] - hs.marks.interval[0] == hs.value
+
+
+def test_a_timing_verdict_carries_its_accepted_range_in_seconds(obs):
+    """index.html shades the accepted range from these numbers (the text is for people)."""
+    exp = load_experiment(REPO / "experiments" / "handshake.yaml")
+    timed = replace(exp.expect, timing=(TimingExpectation("handshake_client", parse_time_spec("100ms"),
+                                                          parse_tolerance("10%"), builtin="client"),))
+    (hs,) = [v for v in judge_all(timed, obs, 0.1) if v.name == "handshake_client"]
+    assert hs.expected_range == pytest.approx((0.09, 0.11))
+    assert all(v.expected_range is None for v in judge_all(timed, obs, 0.1) if v.name != "handshake_client")

@@ -37,6 +37,9 @@ def test_one_run_shows_its_report_several_get_a_batch_index(tmp_path):
     assert page.parent.parent == tmp_path / "batches" and page.name == "index.html"
     text = page.read_text()
     assert "stale_syn" in text and "teardown" in text
+    lost = BatchItem(Path("c.yaml"), "abort", "vm", note="not run: the VM ended before reaching it")
+    page = cli._write_indexes(BatchPlan(two.items + [lost]), tmp_path)
+    assert "abort: not run: the VM ended before reaching it" in page.read_text()
 
 
 def test_open_without_a_display_says_where_the_page_is(tmp_path, monkeypatch, capsys):

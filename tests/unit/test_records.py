@@ -129,7 +129,8 @@ def test_records_in_result_json_are_written_with_their_own_shape(tmp_path):
     assert written["expectations"][0] == {"name": "packets", "expected": "a", "observed": "b", "passed": True,
                                           "value": None, "line": 20,
                                           "marks": {"subjects": ["client"], "interval": [1.0, 2.5],
-                                                    "segments": [["10.0.0.1", 5001, 1.5]]}}
+                                                    "segments": [["10.0.0.1", 5001, 1.5]]},
+                                          "expected_range": None}
 
 
 def test_every_verdict_names_the_line_of_its_expectation():
