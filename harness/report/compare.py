@@ -178,12 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compare-runs", description=main.__doc__)
     parser.add_argument("paths", nargs="+", help="run folders, or folders above them")
     parser.add_argument("--out", default="comparison", help="where comparison.{csv,json,png} and index.html go (default: ./comparison)")
+    parser.add_argument("--redraw", action="store_true",
+                        help="draw each run's report.html again first (runs made before the test bed drew "
+                             "them, or after it changed)")
     args = parser.parse_args(argv)
     runs = sorted({p.parent for base in map(Path, args.paths) for p in
                    ([base / "result.json"] if (base / "result.json").exists() else base.rglob("result.json"))})
     if not runs:
         print(f"compare-runs: no result.json under {', '.join(args.paths)}.", file=sys.stderr)
         return 2
+    if args.redraw:
+        from harness.report.page import write_report
+        for run in runs:
+            print(f"drawn: {write_report(run)}")
     text = write_comparison(Path(args.out), runs, sort=True)
     from harness.report.index import write_index
     write_index(Path(args.out), runs, f"compare-runs: {len(runs)} run(s)", sort=True)

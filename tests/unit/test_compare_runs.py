@@ -2,6 +2,7 @@
 100.0 ms from 100.1 ms, and settings in numeric order."""
 import csv
 import json
+import shutil
 from pathlib import Path
 
 from harness.report.compare import main as compare_main, natural_key, write_comparison
@@ -68,3 +69,11 @@ def test_settings_sort_numerically(tmp_path, capsys):
 def test_natural_key_mixes_text_and_numbers():
     names = ["a10", "a9", "b", "a", "a9.5", "10", "9"]
     assert sorted(names, key=natural_key) == ["9", "10", "a", "a9", "a9.5", "a10", "b"]
+
+
+def test_redraw_draws_each_runs_report_again(tmp_path, capsys):
+    run = tmp_path / "stale_syn" / "20261204-100000-0000"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "report" / "stale_syn", run)
+    assert not (run / "report.html").exists()
+    assert compare_main([str(tmp_path), "--out", str(tmp_path / "out"), "--redraw"]) == 0
+    assert (run / "report.html").exists() and f"drawn: {run / 'report.html'}" in capsys.readouterr().out
