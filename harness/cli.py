@@ -16,8 +16,8 @@ EPILOG = """exit codes: 0 every expectation passed; 1 an expectation failed; 2 b
 tool; 3 the run could not support a result (impairment not applied, capture lost packets...);
 70 a bug in the test bed (one line says where its traceback was saved); 130 interrupted.
 Results go to RESULTS_DIR/<experiment>/<run-id>/ (report.html, result.json, pcap/, samples/, steps/).
-`run-experiment claims [--kernel A --kernel B]` runs the experiments that test the seed's claims and
-writes claims.html and claims.md."""
+`run-experiment claims [N...] [--kernel A --kernel B]` runs the experiments that test the seed's
+claims (all 13, or those numbered) and writes claims.html and claims.md."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -268,8 +268,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.inner_plan:
         return _run_inner(Path(args.inner_plan), Path(args.results_dir))
     _check_arguments(args)
-    if args.experiments == ["claims"] and not Path("claims").exists():
-        return _claims(args)
+    if args.experiments[0] == "claims" and not Path("claims").exists():
+        return _claims(args, _claim_numbers(args.experiments[1:]))
     paths = _experiment_paths(args.experiments)
     if args.check:
         return _check_only(args, paths)
@@ -284,28 +284,43 @@ def _main(args: argparse.Namespace) -> int:
     return _run_batch(args, plan_batch(loaded, results, args.target, args.kernel), results)
 
 
-def _claims(args: argparse.Namespace) -> int:
-    """`run-experiment claims`: every shipped experiment that tests one of the seed's claims, on
-    each --kernel, then claims.html and claims.md (RESULTS/claims/<time>/) judging each claim."""
+def _claim_numbers(words: list[str]) -> set[int] | None:
+    """`run-experiment claims 5 6`: the claims asked for (None: all 13)."""
+    from harness.claims import CLAIMS
+    known = {c.number for c in CLAIMS}
+    wanted = set()
+    for word in words:
+        if not word.isdigit() or int(word) not in known:
+            raise UserError(f"`claims {' '.join(words)}`: {word!r} is not one of the seed's claims.",
+                            fix=f"give claim numbers {min(known)} to {max(known)} (../shared/BRIEF.md §6), or none for all.")
+        wanted.add(int(word))
+    return wanted or None
+
+
+def _claims(args: argparse.Namespace, only: set[int] | None) -> int:
+    """`run-experiment claims [N...]`: every shipped experiment that tests one of the seed's claims
+    (or one of those given), on each --kernel, then claims.html and claims.md
+    (RESULTS/claims/<time>/) judging each claim."""
     from harness.load import load_cells
     from harness.plan.batch_plan import plan_batch
     from harness.report.claims import claims_experiments, write_claims_report
     from harness.report.evidence import check_writable
     from harness.shipped import experiments_dir
+    paths = claims_experiments(experiments_dir(), only)
     if args.check:
-        raise UserError("`claims` runs the claims' experiments; --check has nothing to check in it.",
-                        fix="check the files themselves: run-experiment --check experiments/.")
-    paths = claims_experiments(experiments_dir())
-    loaded = {path: load_cells(path, args.max_cells, frozenset() if _remote(args) else None) for path in paths}
-    results = Path(args.results_dir)
-    check_writable(results)
+        return _check_only(args, paths)
     if _remote(args):
         raise UserError("`claims` runs here or in local VMs, not over ssh.", fix="drop --target, or run it on that machine.")
-    say(f"the seed's claims: {len(paths)} experiment(s) test them")
+    loaded = {path: load_cells(path, args.max_cells) for path in paths}
+    results = Path(args.results_dir)
+    check_writable(results)
+    asked = ", ".join(map(str, sorted(only))) if only else "1-13"
+    say(f"the seed's claims {asked}: tested by {len(paths)} experiment(s): " + ", ".join(p.stem for p in paths))
     plan = plan_batch(loaded, results, args.target, args.kernel)
     code = _carry_out(args, plan, results)
     from harness.plan.folders import run_id
-    md, html = write_claims_report(results / "claims" / run_id(), [Path(item.results) for item in plan.items if item.results])
+    md, html = write_claims_report(results / "claims" / run_id(), [Path(item.results) for item in plan.items if item.results],
+                                   only)
     say(f"\nclaims: {html}\n        {md}")
     if args.open:
         _open_page(html)

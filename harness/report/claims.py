@@ -44,10 +44,10 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*/*.yaml")])
 
 
-def claims_experiments(folder: Path) -> list[Path]:
-    """The experiments in `folder` (and its sub-folders one level down) that declare claims: the
-    files `run-experiment claims` runs."""
-    return [folder / s.file for s in shipped_experiments(folder)]
+def claims_experiments(folder: Path, only: set[int] | None = None) -> list[Path]:
+    """The experiments in `folder` (and its sub-folders one level down) that declare claims (`only`:
+    one of these): the files `run-experiment claims [N...]` runs."""
+    return [folder / s.file for s in shipped_experiments(folder) if only is None or set(s.claims) & only]
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,8 @@ def judge(claim: Claim, kernel: str, runs: list[ClaimRun], shipped: list[Shipped
     return Judged(claim.verdict, f"also declared by {', '.join(missing)}: not run on this kernel" if missing else "", mine)
 
 
-def judge_all(runs: list[ClaimRun], shipped: list[Shipped]) -> dict[tuple[int, str], Judged]:
-    return {(c.number, k): judge(c, k, runs, shipped) for c in CLAIMS for k in kernels_of(runs)}
+def judge_all(runs: list[ClaimRun], shipped: list[Shipped], claims=CLAIMS) -> dict[tuple[int, str], Judged]:
+    return {(c.number, k): judge(c, k, runs, shipped) for c in claims for k in kernels_of(runs)}
 
 
 # --- writing ---
@@ -236,17 +236,19 @@ def _run_state(run: ClaimRun) -> str:
     return "PASS" if run.passed else ("FAIL" if run.passed is False else "NO VERDICT")
 
 
-def write_claims_report(out_dir: Path, run_dirs: list[Path]) -> tuple[Path, Path]:
+def write_claims_report(out_dir: Path, run_dirs: list[Path], only: set[int] | None = None) -> tuple[Path, Path]:
     """claims.md and claims.html in `out_dir` from the given run folders (each a run, or a batch
-    folder holding runs); returns their paths."""
+    folder holding runs); `only`: these claims (`run-experiment claims 5 6`), else all 13.
+    Returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shipped = shipped_experiments()
+    claims = [c for c in CLAIMS if only is None or c.number in only]
     runs = [r for r in collect_runs(run_dirs, shipped) if r.claims]     # other experiments' runs judge nothing
-    judged = judge_all(runs, shipped)
+    judged = judge_all(runs, shipped, claims)
     kernels = kernels_of(runs)
     md, page = out_dir / "claims.md", out_dir / "claims.html"
-    atomic_write(md, render_markdown(kernels, judged, out_dir, runs))
-    atomic_write(page, render_html(kernels, judged, out_dir, runs))
+    atomic_write(md, render_markdown(kernels, judged, out_dir, runs, claims))
+    atomic_write(page, render_html(kernels, judged, out_dir, runs, claims))
     return md, page
 
 
@@ -260,15 +262,15 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(kernels: list[str], judged: dict, out_dir: Path, runs: list[ClaimRun]) -> str:
+def render_markdown(kernels: list[str], judged: dict, out_dir: Path, runs: list[ClaimRun], claims=CLAIMS) -> str:
     lines = ["# The seed's claims, judged on Linux", "", INTRO, "",
              f"Runs: {len(runs)} ({sum(r.passed is True for r in runs)} passed) on "
              f"{', '.join(kernels) or 'no kernel: no runs given'}.", ""]
     lines += ["| # | claim | " + " | ".join(kernels) + " |", "|---|---|" + "---|" * len(kernels)]
-    for c in CLAIMS:
+    for c in claims:
         lines.append(f"| {c.number} | {_md_cell(c.seed_en)} | "
                      + " | ".join(f"**{judged[(c.number, k)].verdict}**" for k in kernels) + " |")
-    for c in CLAIMS:
+    for c in claims:
         lines += ["", f"## Claim {c.number}", "", f"Seed: {c.seed_zh}", "", f"In English: {c.seed_en}", "",
                   f"What Linux does: {c.linux}", ""]
         if not kernels:
@@ -318,11 +320,11 @@ def _html_claim(c: Claim, kernels: list[str], judged: dict, out_dir: Path) -> st
             + (f'<table class="kernels">{rows}</table>' if rows else "<p>No runs given.</p>") + "</section>")
 
 
-def render_html(kernels: list[str], judged: dict, out_dir: Path, runs: list[ClaimRun]) -> str:
+def render_html(kernels: list[str], judged: dict, out_dir: Path, runs: list[ClaimRun], claims=CLAIMS) -> str:
     head = "".join(f"<th>{html.escape(k)}</th>" for k in kernels)
     summary = "".join(
         f'<tr><td><a href="#claim-{c.number}">{c.number}</a></td><td>{html.escape(c.seed_en)}</td>'
-        + "".join(f"<td>{_badge(judged[(c.number, k)].verdict)}</td>" for k in kernels) + "</tr>" for c in CLAIMS)
+        + "".join(f"<td>{_badge(judged[(c.number, k)].verdict)}</td>" for k in kernels) + "</tr>" for c in claims)
     passed = sum(r.passed is True for r in runs)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>The seed's claims, judged on Linux</title>"
@@ -330,4 +332,4 @@ def render_html(kernels: list[str], judged: dict, out_dir: Path, runs: list[Clai
             f"<p>{html.escape(INTRO)}</p><p>Runs: {len(runs)} ({passed} passed) on "
             f"{html.escape(', '.join(kernels)) or 'no kernel: no runs given'}.</p>"
             f'<table class="summary"><tr><th>#</th><th>claim</th>{head}</tr>{summary}</table>'
-            + "".join(_html_claim(c, kernels, judged, out_dir) for c in CLAIMS) + "</body></html>\n")
+            + "".join(_html_claim(c, kernels, judged, out_dir) for c in claims) + "</body></html>\n")

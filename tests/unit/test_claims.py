@@ -234,3 +234,21 @@ def test_schema_says_what_the_loader_says(claims, ok):
     doc = {"name": "e", "topology": "two_hosts", "steps": [], "expect": {}, "claims": claims}
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     assert (not errors) == ok, [e.message for e in errors]
+
+
+def test_claims_asked_for_by_number_choose_the_files_and_the_reports_rows(batch, tmp_path):
+    """`run-experiment claims 10`: only the files that declare claim 10 run, and the report lists
+    claim 10 alone (the others were not asked about, so "not shown" would be noise)."""
+    from harness.cli import _claim_numbers
+    from harness.errors import UserError
+    from harness.report.claims import claims_experiments, write_claims_report
+    assert _claim_numbers([]) is None and _claim_numbers(["10", "5"]) == {5, 10}
+    for bad in (["14"], ["0"], ["x"]):
+        with pytest.raises(UserError, match="not one of the seed's claims"):
+            _claim_numbers(bad)
+    files = claims_experiments(EXPERIMENTS, {10})
+    assert sorted(p.name for p in files) == ["half_close.yaml", "teardown.yaml"]
+    md, page = write_claims_report(tmp_path / "out", [batch], {5})
+    text = md.read_text()
+    assert "## Claim 5" in text and "## Claim 6" not in text and "| 6 |" not in text
+    assert 'id="claim-5"' in page.read_text() and 'id="claim-6"' not in page.read_text()
