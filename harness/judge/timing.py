@@ -1,7 +1,7 @@
 """Timing expectations: the handshake built-ins and any interval between two observed events."""
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
 
 from harness.analyse.connection import Observation, SocketView
 from harness.analyse.events import Moment, caused_by, find_moment
@@ -69,7 +69,7 @@ def socket_handshake(view: SocketView, obs: Observation) -> tuple[float, float] 
 def judge_handshake(name: str, exp: HandshakeExpectation, obs: Observation, rtt_s: float) -> Verdict:
     """`handshake:` under a socket: its own handshake time against the expected one."""
     expected, tol, _ = expected_time(exp, rtt_s)
-    return replace(_handshake(name, exp, obs, rtt_s), expected_range=(expected - tol, expected + tol))
+    return dataclasses.replace(_handshake(name, exp, obs, rtt_s), expected_range=(expected - tol, expected + tol))
 
 
 def _handshake(name: str, exp: HandshakeExpectation, obs: Observation, rtt_s: float) -> Verdict:
@@ -87,7 +87,7 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
     """A timing between two moments (or a built-in handshake) against its expected value; the
     verdict carries the accepted range in seconds."""
     expected, tol, _ = expected_time(exp, rtt_s)
-    return replace(_timing(exp, obs, rtt_s), expected_range=(expected - tol, expected + tol))
+    return dataclasses.replace(_timing(exp, obs, rtt_s), expected_range=(expected - tol, expected + tol))
 
 
 def _timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
