@@ -2,7 +2,7 @@
 judged in claims.md/claims.html with links to each run's report.html."""
 import os
 import re
-from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -29,6 +29,6 @@ def test_claim_10_is_confirmed_on_two_kernels_with_links_to_the_ladders(cli, tmp
     links = re.findall(r"\[report\]\(([^)]+)\)", text)
     assert len(links) == 4                                           # two experiments on two kernels
     for link in links:
-        assert (md.parent / link).resolve().is_file(), link
+        assert (md.parent / unquote(link)).resolve().is_file(), link      # links are URLs: + is %2B
     html = (md.parent / "claims.html").read_text()
     assert "http://" not in html and "https://" not in html
