@@ -439,5 +439,6 @@ tr.none td.verdict,span.none{color:#777;font-style:italic}
 svg.figure-plot text{font-size:11px;fill:#333}
 .ladders{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 .ladder-column{overflow:auto;max-height:85vh;border:1px solid #ccc;padding:4px}
+.ladder-column svg{width:100%;height:auto}
 .note,.hint{color:#555}
 """
