@@ -319,8 +319,14 @@ def _claims(args: argparse.Namespace, only: set[int] | None) -> int:
     plan = plan_batch(loaded, results, args.target, args.kernel)
     code = _carry_out(args, plan, results)
     from harness.plan.folders import run_id
-    md, html = write_claims_report(results / "claims" / run_id(), [Path(item.results) for item in plan.items if item.results],
-                                   only)
+    folder = results / "claims" / run_id()
+    try:
+        md, html = write_claims_report(folder, [Path(item.results) for item in plan.items if item.results], only)
+    except Exception as exc:       # noqa: BLE001 - the runs keep their verdicts and exit code
+        folder.mkdir(parents=True, exist_ok=True)
+        say(f"claims.html could not be written in {folder}: {type(exc).__name__}: {str(exc)[:200]}; "
+            f"{_save_traceback(exc, folder)}. The runs' verdicts stand.")
+        return code
     say(f"\nclaims: {html}\n        {md}")
     if args.open:
         _open_page(html)

@@ -348,9 +348,13 @@ def _draw_report(run_dir: Path) -> None:
         write_report(run_dir)
     except Exception as exc:      # noqa: BLE001 - a bug in drawing must not cost the run its verdict
         import traceback
-        (run_dir / "report-traceback.txt").write_text("".join(traceback.format_exception(exc)))
+        try:
+            (run_dir / "report-traceback.txt").write_text("".join(traceback.format_exception(exc)))
+            kept = "traceback in report-traceback.txt"
+        except OSError as error:      # the disk that stopped the drawing may stop this too
+            kept = f"its traceback could not be kept either: {error.strerror or error}"
         say(f"report.html could not be drawn, a bug in the test bed: {type(exc).__name__}: {str(exc)[:200]} "
-            f"(traceback in report-traceback.txt; please report it). The verdict below stands.")
+            f"({kept}; please report it). The verdict below stands.")
 
 
 def _tell_network(network: list[NetworkCheck], final_dir: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from harness.report.compare import _row_key, _unit, load_rows, natural_key, summarise
+from harness.report.evidence import atomic_write
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 LINK_TARGETS = ("report.html", "result.json", "run.log")     # what a row links to, first that exists
@@ -40,9 +41,7 @@ def write_index(folder: Path, run_dirs: list[Path], title: str, *, sort: bool = 
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
     out = folder / "index.html"
-    temp = folder / f".index.html.{os.getpid()}.tmp"
-    temp.write_text(page, encoding="utf-8")
-    os.replace(temp, out)
+    atomic_write(out, page)
     return out
 
 

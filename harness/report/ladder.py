@@ -30,6 +30,9 @@ LABEL_GAP = 13.0          # px between two arrow labels' baselines
 NEAR_LABELS = 60          # labels are placed in send order: a new one is checked against the last ones
 BRACKET_STEP = 16         # px between brackets side by side on one lane
 TAIL_S = 0.1              # drawn after the last moment anything happened
+# An idle stretch longer than this (and 8 median gaps) is squeezed: 1 s where links have delays;
+# with none, an exchange takes µs and a 1 s floor would draw it flat between 0.5 s waits
+IDLE_FLOOR_S, IDLE_FLOOR_NO_DELAY_S = 1.0, 0.05
 TIMER_SLACK_S = 0.5       # a timer due this long after its state ended is not drawn (it never fired)
 CONNECTION_COLOURS = ["#1f5fa8", "#0d7f7f", "#8c564b", "#444444", "#1b7a3d", "#a0522d", "#5b4c9a", "#6b6b00"]
 STYLE_COLOURS = {"dropped": "#d62728", "held": "#ff8c00", "duplicate": "#9932cc", "injected": "#2ca02c"}
@@ -263,7 +266,8 @@ def _idle(a: float, b: float, flights: list[tuple[float, float]]) -> bool:
     return not any(start < b and end > a for start, end in flights)
 
 
-def build_axis(moments: list[float], top: float, flights: list[tuple[float, float]] = ()) -> tuple[Axis, list[Break]]:
+def build_axis(moments: list[float], top: float, flights: list[tuple[float, float]] = (),
+               floor_s: float = IDLE_FLOOR_S) -> tuple[Axis, list[Break]]:
     """Real scale, with long idle stretches squeezed (see the module's docstring); a stretch a
     segment is on its way through (a held one) is not idle."""
     if len(moments) < 2:
@@ -272,7 +276,7 @@ def build_axis(moments: list[float], top: float, flights: list[tuple[float, floa
     gaps = [b - a for a, b in zip(moments, moments[1:])]
     positive = [g for g in gaps if g > 0]
     median = statistics.median(positive) if positive else 1.0
-    limit = max(1.0, 8 * median)
+    limit = max(8 * median, floor_s)
     squeezed = [g > limit and _idle(a, b, list(flights)) for a, b, g in zip(moments, moments[1:], gaps)]
     real = sum(g for g, sq in zip(gaps, squeezed) if not sq) or 1.0
     scale = max(MIN_H / real, min(GAP_PX / median, MAX_H / real))
@@ -284,6 +288,13 @@ def build_axis(moments: list[float], top: float, flights: list[tuple[float, floa
         pieces.append((a, b, y, y + height))
         y += height
     return Axis(pieces), breaks
+
+
+def _idle_floor(run: RunData) -> float:
+    """IDLE_FLOOR_S, or IDLE_FLOOR_NO_DELAY_S where no link has a delay."""
+    delays = [d.get("delay_s") or 0 for link in (run.lab or {}).get("links", []) for d in (link.get("a_to_b", {}),
+                                                                                        link.get("b_to_a", {}))]
+    return IDLE_FLOOR_S if not delays or any(delays) else IDLE_FLOOR_NO_DELAY_S
 
 
 def _nice_step(scale_px_per_s: float) -> float:
@@ -651,7 +662,7 @@ def layout(run: RunData) -> Ladder:
     colours = connections(run, run.journeys)
     pre_legend = [("connection", c, n) for c, n in colours.values()] + [("style", s, s) for s in STYLE_COLOURS]
     top = 8 + ROW_H * _legend_rows(pre_legend, width) + HEADER_H + 12
-    axis, breaks = build_axis(drawn_moments(run, run.journeys), top, _in_flight(run.journeys))
+    axis, breaks = build_axis(drawn_moments(run, run.journeys), top, _in_flight(run.journeys), _idle_floor(run))
     zero = run.journeys[0].sent if run.journeys else run.t0
     by_name = {lane.name: lane for lane in lane_list}
     arrow_list = arrows(run, by_name, axis, colours)

@@ -63,3 +63,19 @@ def test_a_sweep_gets_its_index_next_to_its_cells_and_no_batch_index(tmp_path):
                      {matrix: cells})
     assert cli._write_indexes(plan, tmp_path) == matrix / "index.html"
     assert (matrix / "comparison.csv").exists() and not (tmp_path / "batches").exists()
+
+
+def test_a_page_that_cannot_be_drawn_costs_the_run_nothing(tmp_path, monkeypatch, capsys):
+    """The runner's _draw_report: a bug in drawing is said, its traceback kept; and when even the
+    traceback cannot be written (the disk that stopped the drawing), still nothing is raised."""
+    from harness import runner
+    from harness.report import page
+
+    def broken(run_dir):
+        raise RuntimeError("drawing broke")
+    monkeypatch.setattr(page, "write_report", broken)
+    runner._draw_report(tmp_path)
+    assert "drawing broke" in (tmp_path / "report-traceback.txt").read_text()
+    assert "The verdict below stands" in capsys.readouterr().out
+    runner._draw_report(tmp_path / "gone")             # no folder: the traceback cannot be kept
+    assert "could not be kept either" in capsys.readouterr().out

@@ -379,3 +379,16 @@ def test_a_timer_due_after_the_run_ended_sits_at_its_bands_end_and_says_when():
     assert len(timers) == 2 and not _with_class(root, "g", "break")
     for mark in timers:
         assert "due +60." in "".join(mark.itertext())
+
+
+def test_without_link_delays_the_handshake_is_not_drawn_flat():
+    """A local run on links with no delay: gaps of tens of µs, with 0.5 s waits between steps.
+    Those waits are squeezed, so the exchange gets height enough to read."""
+    from harness.report.ladder import IDLE_FLOOR_NO_DELAY_S, build_axis
+    t = [0.0, 0.00005, 0.0001, 0.00015, 0.5, 0.50005, 0.5001, 1.0, 1.00005]
+    flat, _ = build_axis(t, 0.0)                       # the 1 s floor of delayed links: drawn flat
+    assert flat.y(0.00015) - flat.y(0.0) < 5
+    axis, breaks = build_axis(t, 0.0, floor_s=IDLE_FLOOR_NO_DELAY_S)
+    assert len(breaks) == 2
+    assert axis.y(0.00015) - axis.y(0.0) > 30          # the handshake's three segments, apart
+    assert axis.bottom < 2000
