@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 # ss's names for TCP states in the order a connection meets them, each with the kernel's number
@@ -157,6 +158,32 @@ class Link:
     b: str
     a_to_b: Impairment
     b_to_a: Impairment
+    mtu: int | None = None      # its LAN's MTU (every interface of the segment), None = the kernel's 1500
+    cost: int = 1               # routing cost: routes follow the cheapest sum of the links crossed
+    line: int | None = None     # where the topology file writes it
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A host's or router's end of a link, as the lab addresses it (switch ports have no address)."""
+    node: str
+    link: int                   # index in Topology.links
+    peer: str                   # the node at the link's other end
+    address: str
+    prefix_len: int
+    subnet: str                 # "10.1.0.0/24"
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """A static route the lab installs: on `node`, `prefix` ("default" or a subnet) via a neighbour."""
+    node: str
+    prefix: str
+    via: str                    # the next hop's address on a subnet `node` is on
+    via_node: str
+    link: int                   # the link of `node`'s interface it leaves by
+    given: bool = False         # written in the topology's routes: (else computed)
 
 
 @dataclass(frozen=True)
@@ -167,10 +194,47 @@ class Topology:
     links: tuple[Link, ...]
     source: Path
     switch_kind: str = "bridge"     # bridge (Linux bridge) | ovs (Open vSwitch, standalone): no controller
+    routers: tuple[str, ...] = ()
+    interfaces: tuple[Interface, ...] = ()    # every host and router interface (harness.load.routing)
+    routes: tuple[Route, ...] = ()            # every static route, computed and overridden
+
+    def address(self, node: str) -> str:
+        """A host's address (its only interface; a router's first)."""
+        return next(i.address for i in self.interfaces if i.node == node)
 
     def path(self, a: str, b: str) -> list[str]:
-        """The nodes from a to b (breadth-first over the links), or [] if b is unreachable. The loader
-        refuses loops, so this is the only path."""
+        """The nodes a segment from host a to host b crosses (hosts, switches, routers), following the
+        routes, or [] if it cannot get there. Without routers the one path through the switches."""
+        if not self.interfaces:         # a hand-made Topology without an address plan (unit tests)
+            return self._l2_path(a, b, set())
+        target, here, path = self.address(b), a, [a]
+        for _ in range(len(self.routers) + 1):
+            mine = [i for i in self.interfaces if i.node == here]
+            local = [i for i in mine if _in_subnet(target, i.subnet)]
+            if local:
+                return path + self._l2_path(here, b, set(self.routers) | set(self.hosts))[1:]
+            route = self.route_for(here, target)
+            if route is None:
+                return []
+            hop = self._l2_path(here, route.via_node, set(self.routers) | set(self.hosts))
+            if not hop:
+                return []
+            path += hop[1:]
+            here = route.via_node
+        return []      # a routing loop: the loader refuses it (harness.load.topology)
+
+    def route_for(self, node: str, destination: str) -> Route | None:
+        """The route `node` uses for `destination`: longest prefix first, as the kernel does."""
+        best, best_len = None, -1
+        for route in (r for r in self.routes if r.node == node):
+            length = 0 if route.prefix == "default" else int(route.prefix.split("/")[1])
+            if (route.prefix == "default" or _in_subnet(destination, route.prefix)) and length > best_len:
+                best, best_len = route, length
+        return best
+
+    def _l2_path(self, a: str, b: str, stops: set[str]) -> list[str]:
+        """Breadth-first over the links from a to b, never through a node in `stops` (routers,
+        hosts) other than a and b; [] if b is unreachable. A LAN has no loops: one path."""
         adj: dict[str, list[str]] = {}
         for link in self.links:
             adj.setdefault(link.a, []).append(link.b)
@@ -179,6 +243,8 @@ class Topology:
         queue = deque([a])
         while queue:
             node = queue.popleft()
+            if node != a and node in stops:
+                continue
             for nxt in adj.get(node, []):
                 if nxt not in previous:
                     previous[nxt] = node
@@ -189,6 +255,10 @@ class Topology:
         while path[-1] != a:
             path.append(previous[path[-1]])
         return path[::-1]
+
+
+def _in_subnet(address: str, subnet: str) -> bool:
+    return ip_address(address) in ip_network(subnet)
 
 
 # Socket options a connect or listen step may set (`options: {TCP_USER_TIMEOUT: 2s}`), by the

@@ -322,12 +322,29 @@ def topology_schema() -> dict:
                   "queue": {"type": "integer", "minimum": 1, "maximum": un.MAX_QUEUE}}
     assert tuple(impairment) == tp.IMPAIRMENT_KEYS
     link = {"a": {"$ref": "#/$defs/node"}, "b": {"$ref": "#/$defs/node"},
-            "a_to_b": {"$ref": "#/$defs/impairment"}, "b_to_a": {"$ref": "#/$defs/impairment"}, **impairment}
+            "a_to_b": {"$ref": "#/$defs/impairment"}, "b_to_a": {"$ref": "#/$defs/impairment"}, **impairment,
+            "mtu": {"type": "integer", "minimum": tp.MIN_MTU, "maximum": tp.MAX_MTU,
+                    "description": "the MTU of the link's LAN (every interface on it), bytes of IP packet"},
+            "cost": {"type": "integer", "minimum": 1, "maximum": tp.MAX_COST,
+                     "description": "routing cost: routes follow the cheapest sum of the links crossed (default 1 each)"},
+            "addresses": {"type": "object", "description": "an end's IPv4 address with prefix: {r1: 10.9.0.1/30}",
+                          "propertyNames": {"$ref": "#/$defs/node"},
+                          "additionalProperties": {"type": "string", "pattern": r"^[0-9.]+/[0-9]{1,2}$"}}}
     assert set(link) == set(tp.LINK_KEYS) | set(tp.IMPAIRMENT_KEYS)
+    route = {"to": {"type": "string", "description": "a host (its subnet), a subnet (10.2.0.0/24) or default"},
+             "via": {"type": "string", "description": "a router on a subnet the node is on, or its address"}}
+    assert tuple(route) == tp.ROUTE_KEYS
     properties = {
         "name": {"type": "string"},
         "hosts": {"type": "array", "items": {"$ref": "#/$defs/node"}, "minItems": 1, "uniqueItems": True},
         "switches": {"type": "array", "items": {"$ref": "#/$defs/node"}, "uniqueItems": True},
+        "routers": {"type": "array", "items": {"$ref": "#/$defs/node"}, "uniqueItems": True,
+                    "description": "Linux nodes that forward (ip_forward on); each LAN around them is a subnet"},
+        "routes": {"type": "object", "propertyNames": {"$ref": "#/$defs/node"},
+                   "description": "static routes per host or router, replacing the computed ones to the same prefix",
+                   "additionalProperties": {"type": "array", "items": {
+                       "type": "object", "additionalProperties": False, "required": list(tp.ROUTE_KEYS),
+                       "properties": route}}},
         "links": {"type": "array", "items": {"type": "object", "additionalProperties": False, "required": ["a", "b"],
                                              "properties": link}},
         "switch": {"enum": list(tp.SWITCH_KINDS),
@@ -339,7 +356,7 @@ def topology_schema() -> dict:
         "$schema": DRAFT,
         "$id": "https://tcp-testbed.invalid/schema/topology.schema.json",
         "title": "tcp-testbed topology",
-        "description": "Hosts, switches and links with per-direction impairments (netem/htb). Generated from the loader's "
+        "description": "Hosts, switches, routers and links with per-direction impairments (netem/htb), MTU and routing cost. Generated from the loader's "
                        "tables by harness/schema/generate.py; the loader (harness/load/topology.py) checks the same rules "
                        "and more (names the machine's interfaces use, self-links, loops, islands, hosts with two links) "
                        "and names file:line on errors.",
