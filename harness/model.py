@@ -22,8 +22,8 @@ def flag_set(flags: str) -> str:
     return "".join(sorted(flags.replace("P", "")))
 
 
-# The hosts' subnet: /8 around plan.paths.ADDRESS_BASE (Mininet's ipBase 10.0.0.0/8). Here because
-# both the plan (which gives the addresses) and the lab (which sets them) need it.
+# The hosts' subnet in a topology without routers: /8 around load.routing.FLAT_NETWORK (Mininet's
+# ipBase 10.0.0.0/8). Here because both the plan (which gives the addresses) and the lab (which sets them) need it.
 ADDRESS_PREFIX_LEN = 8
 
 BLOCKED = "still waiting when the run ended"     # the result text of a call the run's end cut short
@@ -184,6 +184,7 @@ class Route:
     via_node: str
     link: int                   # the link of `node`'s interface it leaves by
     given: bool = False         # written in the topology's routes: (else computed)
+    line: int | None = None     # where routes: writes it
 
 
 @dataclass(frozen=True)

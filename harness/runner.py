@@ -276,9 +276,14 @@ def lab_section(experiment: Experiment, plan: RunPlan, ports: dict[tuple[str, st
     return {"hosts": {h: {"ip": plan.addresses.get(h), "interface": host_intf.get(h)}
                       for h in topo.hosts},
             "switches": list(topo.switches),
+            "routers": list(topo.routers),
             "links": [{"a": link.a, "b": link.b, "a_interface": ports.get((link.a, link.b)),
-                       "b_interface": ports.get((link.b, link.a)),
+                       "b_interface": ports.get((link.b, link.a)), "mtu": link.mtu, "cost": link.cost,
                        "a_to_b": impairment(link.a_to_b), "b_to_a": impairment(link.b_to_a)} for link in topo.links],
+            "interfaces": [{"node": i.node, "link": i.link, "peer": i.peer, "address": i.address,
+                            "prefix_len": i.prefix_len, "subnet": i.subnet, "mtu": i.mtu} for i in topo.interfaces],
+            "routes": [{"node": r.node, "prefix": r.prefix, "via": r.via, "via_node": r.via_node, "given": r.given}
+                       for r in topo.routes],
             "network_steps": [{"line": p.step.index, "action": p.step.action, "sender": p.step.sender,
                                "receiver": p.step.receiver, "switch": p.switch,
                                "ingress": ports.get((p.switch, p.ingress_node)),

@@ -270,9 +270,13 @@ def with_overrides(routes: list[Route], specs: list[RouteSpec], interfaces: tupl
     out = list(routes)
     for n, spec in enumerate(specs):
         prefix = _prefix(spec, interfaces, hosts, routers, n)
+        if any(i.node == spec.node and i.subnet == prefix for i in interfaces):
+            raise RoutingError(f"{spec.node} is on {prefix} itself and delivers there directly: a route would take "
+                               "the place of the kernel's own route to its LAN.", node=spec.node, route=n,
+                               fix="remove this entry.")
         hop = _next_hop(spec, interfaces, routers, n)
         out = [r for r in out if not (r.node == spec.node and r.prefix == prefix)]
-        out.append(Route(spec.node, prefix, hop.address, hop.node, _shared_link(spec, hop, interfaces, n), True))
+        out.append(Route(spec.node, prefix, hop.address, hop.node, _shared_link(spec, hop, interfaces, n), True, spec.line))
     return out
 
 
@@ -307,6 +311,9 @@ def _next_hop(spec: RouteSpec, interfaces: tuple[Interface, ...], routers: tuple
     if not candidates:
         raise RoutingError(f"{spec.node} shares no LAN with {spec.via}, so it cannot send to it directly.", node=spec.node,
                            route=n, fix=f"name a router on one of {spec.node}'s subnets ({', '.join(sorted(mine))}).")
+    if candidates[0].node == spec.node:
+        raise RoutingError(f"via: {spec.via} is {spec.node} itself.", node=spec.node, route=n,
+                           fix="name the neighbouring router the segments go to next.")
     if spec.via not in routers and candidates[0].node not in routers:
         raise RoutingError(f"via: {spec.via} is {candidates[0].node}'s address, and hosts do not forward.", node=spec.node,
                            route=n, fix="route via a router.")

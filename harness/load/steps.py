@@ -118,15 +118,15 @@ def _action(action: str, value: object, host: str, hosts: tuple[str, ...], index
 
 
 def _network_path(item: LineDict, topology: Topology, path: Path) -> None:
-    """The rule sits at the first switch on the path (plan.rule_placement): there must be one."""
+    """The rule sits at the first switch or router on the path (plan.rule_placement): there must be one."""
     if item["from"] == item["to"]:
         _fail(f"a network step from {item['from']} to itself acts on nothing (segments to itself never leave the host).",
               path, item.line_of("to"), fix="name the other end of the connection in to:.")
     hops = topology.path(item["from"], item["to"])
-    if len(hops) < 3 or hops[1] not in topology.switches:
-        _fail(f"a network step from {item['from']} to {item['to']} needs a switch between them, and the path is "
-              f"{' - '.join(hops) or 'missing'}.", path, item.line,
-              fix=f"connect {item['from']} and {item['to']} through a switch in {topology.source.name}.")
+    if len(hops) < 3 or hops[1] not in (*topology.switches, *topology.routers):
+        _fail(f"a network step from {item['from']} to {item['to']} needs a switch or router between them, and the "
+              f"path is {' - '.join(hops) or 'missing'}.", path, item.line,
+              fix=f"connect {item['from']} and {item['to']} through a switch or router in {topology.source.name}.")
 
 
 def _network(item: LineDict, topology: Topology, path: Path) -> NetworkStep:

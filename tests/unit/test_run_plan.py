@@ -95,9 +95,9 @@ def test_the_planned_addresses_lie_in_the_subnet_the_lab_gives_its_hosts(tmp_pat
 
     from harness.lab.network import mininet_lab
     from harness.model import ADDRESS_PREFIX_LEN
-    from harness.plan.paths import ADDRESS_BASE
+    from harness.load.routing import FLAT_NETWORK
 
     plan = plan_run(load_experiment(REPO / "experiments" / "handshake.yaml"), tmp_path)
-    subnet = ip_network(f"{ADDRESS_BASE}/{ADDRESS_PREFIX_LEN}")
+    subnet = ip_network(f"{FLAT_NETWORK.network_address}/{ADDRESS_PREFIX_LEN}")
     assert all(ip_address(a) in subnet for a in plan.addresses.values())
     assert inspect.signature(mininet_lab).parameters["prefix_len"].default == ADDRESS_PREFIX_LEN

@@ -106,7 +106,7 @@ expect:
 
 
 @pytest.mark.parametrize("topology, step, words", [
-    ("name: t\nhosts: [client, server]\nlinks:\n  - {a: client, b: server}\n", None, "needs a switch between them"),
+    ("name: t\nhosts: [client, server]\nlinks:\n  - {a: client, b: server}\n", None, "needs a switch or router between them"),
     (TWO, ("to: server", "to: client"), "to itself"),
 ])
 def test_network_step_without_a_switch_on_its_path_is_refused_at_load(tmp_path, topology, step, words):
