@@ -10,6 +10,13 @@ The socket that sends is the one that sniffs the port: the kernel does not loop 
 own sends back to it (dev_queue_xmit_nit skips the sending socket), so an injected segment never
 moves the figures; a copy seen anyway is skipped by its fields.
 
+At a router (a Linux namespace with ip_forward=1) the socket is opened in the router's namespace
+on its port facing the receiver, and the frame leaves as the router would forward it: the router
+port's MAC as source, the next hop's (the receiver's, or the next router's) as destination, and
+the step's ttl: less one per router the segment has crossed, this one included (ttl: is the TTL
+as the sender sends it; router_link gives the MACs from the router's own routes and neighbours).
+One process serves every node: each socket is opened in its port's namespace and keeps it.
+
 A forked process, not a thread of the runner: see PROCESS_NOTE for what was measured on the VM."""
 from __future__ import annotations
 
@@ -28,8 +35,11 @@ import dpkt
 
 from harness.analyse.figures import ConnRef, EventWatch, FigureTracker, Unseen, injected_fields
 from harness.analyse.segments import Segment
+from harness.errors import RunFailed
 from harness.lab.namespaces import Forked, enter_netns
+from harness.lab.packet_rules import route_next_hop
 from harness.model import NetworkStep
+from harness.runlog import node_pexec
 from harness.record.sampler import NOTE_ADDRESS, tcp_packet_socket
 
 ETH_P_ALL = 0x0003
@@ -50,14 +60,16 @@ _TCP_FLAGS = {"F": dpkt.tcp.TH_FIN, "S": dpkt.tcp.TH_SYN, "R": dpkt.tcp.TH_RST, 
 class Injection:
     """One inject step as the injector carries it out: where it sends, as whom, and when."""
     step: NetworkStep
-    port: str                   # the switch port facing the receiver: sniffed, and sent out of
+    port: str                   # the switch (router) port facing the receiver: sniffed, and sent out of
     from_ip: str
     to_ip: str
-    src_mac: str                # the sender host's interface
-    dst_mac: str                # the receiver host's interface
+    src_mac: str                # the sender host's interface (at a router: the router's port)
+    dst_mac: str                # the receiver host's interface (at a router: the next hop's)
     watch_port: str | None = None   # after: the port facing the event's host
     watch_ip: str | None = None     # after: that host's address
     watch_ref: ConnRef | None = None   # after: the socket the event names (None: a host)
+    netns_pid: int | None = None    # a router's namespace (a process in it) its ports live in; None: the root one
+    ttl_drop: int = 0               # routers crossed up to the port, this one included: TTL less this
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,41 @@ def tcp_options(options: list) -> bytes:
         elif name == "ts":
             out += struct.pack(">BBBBII", 1, 1, 8, 10, *value)
     return out + b"\x01" * (-len(out) % 4)
+
+
+def routed_ttl(ttl: int, ttl_drop: int) -> int:
+    """The TTL a segment sent with `ttl` has after `ttl_drop` routers (never below 0)."""
+    return max(0, ttl - ttl_drop)
+
+
+def neighbour_mac(neigh_json: str, address: str) -> str | None:
+    """The MAC `ip -j neigh show to ADDRESS dev PORT` gives, or None when it has none (pure)."""
+    for entry in json.loads(neigh_json or "[]"):
+        if entry.get("dst") == address and entry.get("lladdr") and "FAILED" not in entry.get("state", []):
+            return entry["lladdr"]
+    return None
+
+
+def router_link(router, port: str, dst_ip: str) -> tuple[str, str]:
+    """(source MAC, destination MAC) of a frame a router sends out of `port` towards `dst_ip`: its
+    port's MAC and its next hop's, from its own routes and neighbour table (pinged once from the
+    router if the neighbour is not known yet). RunFailed when the route leaves by another port."""
+    def run(args: list[str]) -> str:
+        out, err, code = node_pexec(router, args)
+        if code:
+            raise RunFailed(f"inject at {getattr(router, 'name', router)}: `{' '.join(args)}` failed: {err.strip()}")
+        return out
+    hop, dev = route_next_hop(run(["ip", "-j", "route", "get", dst_ip]), dst_ip)
+    if dev != port:
+        raise RunFailed(f"inject at {getattr(router, 'name', router)}: it sends {dst_ip} out of {dev}, not {port}")
+    src_mac = json.loads(run(["ip", "-j", "link", "show", "dev", port]))[0]["address"]
+    dst_mac = neighbour_mac(run(["ip", "-j", "neigh", "show", "to", hop, "dev", port]), hop)
+    if dst_mac is None:
+        node_pexec(router, ["ping", "-c", "1", "-W", "1", "-I", port, hop])
+        dst_mac = neighbour_mac(run(["ip", "-j", "neigh", "show", "to", hop, "dev", port]), hop)
+    if dst_mac is None:
+        raise RunFailed(f"inject at {getattr(router, 'name', router)}: no MAC known for its next hop {hop} on {port}")
+    return src_mac, dst_mac
 
 
 def build_frame(fields: dict, src_mac: str, dst_mac: str, payload: bytes = b"") -> bytes:
@@ -192,11 +239,16 @@ class _Loop:
                 pass      # no sampler listening: nothing to tell
 
     def open(self) -> None:
-        """A socket on every port an injection sends from or watches, before t0."""
+        """A socket on every port an injection sends from or watches, before t0, each opened in its
+        port's namespace (a router's, else the root one, where the runner is)."""
+        home = here = os.getppid()
         for job in self.plan.injections:
             self.tracked.add(job.port)
             for port in (job.port, job.watch_port):
                 if port and port not in self.socks:
+                    if (job.netns_pid or home) != here:
+                        here = job.netns_pid or home
+                        enter_netns(here)
                     sock = tcp_packet_socket()
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
                     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -208,7 +260,9 @@ class _Loop:
         if self.plan.note_pid is not None:     # the sampler's note address is in the hosts' namespaces
             enter_netns(self.plan.note_pid)
             self.notes = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            enter_netns(os.getppid())          # back where the runner is: the switch ports' namespace
+            here = None
+        if here != home:
+            enter_netns(home)                  # back where the runner is: the switch ports' namespace
 
     def start(self, t0: float) -> None:
         for p in self.pending:
@@ -258,6 +312,7 @@ class _Loop:
         p.prepared, p.built_at = self.fed, time.time()
         try:
             p.fields, p.error = injected_fields(spec, job.from_ip, job.to_ip, self.plan.refs, self.tracker), None
+            p.fields["ttl"] = routed_ttl(p.fields["ttl"], job.ttl_drop)
         except Unseen as why:
             p.fields, p.error = None, str(why)
             return

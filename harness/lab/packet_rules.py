@@ -29,6 +29,17 @@ the link's (a 2026 revert was proposed, so kernels differ; nft works on all of t
 the port the segments arrive by and does `dup to "<egress port>"` (nft_dup_netdev): the copy is
 queued straight on the egress port, before the original has crossed the bridge, and both go
 through the link's own netem there, so the copy carries the link's delay like the original.
+
+At a router (a Linux namespace with ip_forward=1) the same chains sit in an `ip`-family table of
+the router's own namespace, hook forward (after routing: `oifname` is the egress port, the TTL is
+already decremented), and the tc bands on the router's egress port in that namespace. A duplicate
+cannot use the netdev ingress chain there: `dup to` a device sends the frame as it arrived (the
+router's own MAC as destination, the TTL not decremented): measured, the copy reached r2 with the
+client's MAC pair and TTL 64 and went no further (the server saw one SYN). So its
+rule sits in the forward chain and does `dup to <next hop> device "<egress port>"` (nf_dup_ipv4):
+the copy is routed to the next hop (`ip route get` in the router gives it), leaves with the
+router port's MAC, the next hop's MAC and the forwarded TTL, through the port's qdisc like the
+original (measured on the host's 6.18 with three namespaces: tests/integration/test_router_steps.py).
 """
 from __future__ import annotations
 
@@ -41,7 +52,7 @@ import time
 from typing import NamedTuple
 
 from harness.errors import RunFailed
-from harness.lab.lifecycle import Lifecycle
+from harness.lab.lifecycle import Lifecycle, stop_all
 from harness.model import Impairment, LengthSpec, NetworkStep, OptionSpec, PacketMatch
 from harness.runlog import node_cmd, node_pexec, run_command
 
@@ -58,18 +69,21 @@ class PlacedStep(NamedTuple):
     src_ip: str
     dst_ip: str
     ingress: str
+    node: str = ""              # the switch or router it acts at (NetworkRules groups by it)
 
 
 def table_name() -> str:
     return f"tcptestbed_{os.getpid()}"
 
 
-def nft_rule(step: NetworkStep, port: str, src_ip: str, dst_ip: str, mark: int) -> str:
-    """The nft rule text for one network step (pure, so it is unit-tested). A duplicate's rule
-    lives in its ingress port's own chain, so it names only the port the copy leaves by; every
-    other step's rule only marks (a drop step's mark is dropped by the drops chain: drop_rule)."""
+def nft_rule(step: NetworkStep, port: str, src_ip: str, dst_ip: str, mark: int, next_hop: str | None = None) -> str:
+    """The nft rule text for one network step (pure, so it is unit-tested). A duplicate's rule at
+    a switch lives in its ingress port's own chain, so it names only the port the copy leaves by;
+    at a router (`next_hop` given) it sits in the forward chain and routes the copy to the next
+    hop. Every other step's rule only marks (a drop step's mark is dropped by the drops chain:
+    drop_rule)."""
     duplicate = step.action == "duplicate"
-    parts = [] if duplicate else [f'oifname "{port}"']
+    parts = [] if duplicate and next_hop is None else [f'oifname "{port}"']
     parts += [f"ip saddr {src_ip}", f"ip daddr {dst_ip}", "ip protocol tcp"]
     parts += match_exprs(step.match)
     if step.nth:
@@ -77,7 +91,10 @@ def nft_rule(step: NetworkStep, port: str, src_ip: str, dst_ip: str, mark: int) 
     elif step.count:
         parts.append(f"numgen inc mod {_BIG} < {step.count}")
     parts.append("counter")
-    parts.append(f'dup to "{port}"' if duplicate else f"meta mark set {mark}")
+    if duplicate:
+        parts.append(f'dup to "{port}"' if next_hop is None else f'dup to {next_hop} device "{port}"')
+    else:
+        parts.append(f"meta mark set {mark}")
     parts.append(f'comment "step-{step.index}"')
     return " ".join(parts)
 
@@ -177,10 +194,13 @@ def nft_can_express(match: PacketMatch) -> str | None:
     return None
 
 
-def rule_home(placed: list[PlacedStep]) -> list[tuple[str, str]]:
-    """(family, chain) of each step's rule: duplicates in a netdev ingress chain of the port the
-    segments arrive by (one chain per port, named by position: port names need no quoting),
-    everything else in the bridge table's forward chain."""
+def rule_home(placed: list[PlacedStep], family: str = "bridge") -> list[tuple[str, str]]:
+    """(family, chain) of each step's rule: at a switch, duplicates in a netdev ingress chain of
+    the port the segments arrive by (one chain per port, named by position: port names need no
+    quoting), everything else in the bridge table's forward chain; at a router (family ip), all in
+    the ip table's forward chain."""
+    if family == "ip":
+        return [("ip", "rules")] * len(placed)
     ingress = sorted({p.ingress for p in placed if p.step.action == "duplicate"})
     return [("netdev", f"in{ingress.index(p.ingress)}") if p.step.action == "duplicate" else ("bridge", "rules")
             for p in placed]
@@ -206,71 +226,117 @@ def _run(node, args: list[str]) -> None:
         raise RunFailed(f"could not set up a network step: `{' '.join(args)}` failed: {err.strip() or out.strip()}")
 
 
+FAMILIES = ("bridge", "ip")
+
+
+def route_next_hop(route_json: str, dst_ip: str) -> tuple[str, str]:
+    """(next hop address, device) from `ip -j route get DST` in a router: the gateway when the
+    route has one, else the destination itself (on the router's own subnet). Pure: unit-tested."""
+    routes = json.loads(route_json or "[]")
+    if not routes or "dev" not in routes[0]:
+        raise RunFailed(f"the router has no route to {dst_ip}")
+    return routes[0].get("gateway", dst_ip), routes[0]["dev"]
+
+
 class PacketRules(Lifecycle):
     """The lifecycle of harness.lab.lifecycle: the constructor sets up the tables, chains and tc
     bands; wait_ready() installs the untimed rules; start(t0) arms each timed rule at its step's
     time; counters() reads what the rules picked; stop() (alias close()) cancels and joins the
     timers and removes the tables, and is safe at any point and twice. If the run is killed the
-    ledger removes the tables (they carry the ledger's name)."""
+    ledger removes the bridge tables (they carry the ledger's name); a router's go with its namespace.
 
-    def __init__(self, placed: list[PlacedStep], root_node, ledger) -> None:
+    family "bridge": `node` is any switch (its ports live in the root namespace); family "ip":
+    `node` is a router, and every command runs in its namespace."""
+
+    def __init__(self, placed: list[PlacedStep], root_node, ledger, family: str = "bridge") -> None:
+        if family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
         placed = [p for p in placed if p.step.action != "inject"]     # harness.lab.injector sends those
         for p in placed:            # the loader refuses these; here so that no rule is ever half-written
             reason = nft_can_express(p.step.match)
             if reason:
                 raise RunFailed(f"network step at line {p.step.index}: {reason}")
-        self.node, self.table = root_node, table_name()
+        self.node, self.table, self.family = root_node, table_name(), family
+        # commands run outside node.pexec (timer threads, stop) enter a router's namespace themselves
+        self.prefix = [] if family == "bridge" else ["nsenter", "-t", str(root_node.pid), "-n"]
         self.marked = [(p, 0x10 + i) for i, p in enumerate(placed)]    # each step's packet mark
-        self.homes = rule_home(placed)
+        self.homes = rule_home(placed, family)
+        self.next_hops: dict[int, str] = {}      # duplicate step line -> next hop (at a router)
         self.timers: list[threading.Timer] = []
         self.failed: list[str] = []
         # step line -> (before, after) its timed rule went in: segments that reached the switch
         # before it are not the step's to pick, and one arriving meanwhile cannot be told either way
         self.switched_on: dict[int, tuple[float, float]] = {}
         self.qdiscs: dict[str, str] = {}
-        self.families = ["bridge"] + (["netdev"] if any(f == "netdev" for f, _ in self.homes) else [])
+        self.families = [family] + (["netdev"] if any(f == "netdev" for f, _ in self.homes) else [])
         self.closed = False
         self.installed = False
         self.counted: dict[int, int] | None = None
-        ledger.add(nft_tables=[self.table])
+        if family == "bridge":
+            ledger.add(nft_tables=[self.table])
         try:
-            _run(self.node, ["nft", "add", "table", "bridge", self.table])
-            _run(self.node, ["nft", "add", "chain", "bridge", self.table, "rules",
-                             "{ type filter hook forward priority 0; policy accept; }"])
-            drops = [(p, mark) for p, mark in self.marked if p.step.action == "drop"]
-            if drops:       # after "rules" on the same hook; all in now: a timed step only adds a mark
-                _run(self.node, ["nft", "add", "chain", "bridge", self.table, "drops",
-                                 "{ type filter hook forward priority 10; policy accept; }"])
-                for p, mark in drops:
-                    _run(self.node, ["nft", f"add rule bridge {self.table} drops {drop_rule(p.step, mark)}"])
-            if "netdev" in self.families:
-                _run(self.node, ["nft", "add", "table", "netdev", self.table])
-                for chain, device in netdev_chains(placed).items():
-                    _run(self.node, ["nft", "add", "chain", "netdev", self.table, chain,
-                                     f'{{ type filter hook ingress device "{device}" priority 0; policy accept; }}'])
-            by_port: dict[str, list[tuple[PlacedStep, int]]] = {}
-            for placed_step, mark in self.marked:
-                if placed_step.step.action in ("drop", "duplicate"):
-                    continue
-                if placed_step.impairment.bw_mbit:
-                    raise RunFailed(f"network step at line {placed_step.step.index}: {placed_step.port} is rate-limited (bw), "
-                                    "and holding segments there is not supported yet; drop works.")
-                by_port.setdefault(placed_step.port, []).append((placed_step, mark))
-            for port, rules in by_port.items():
-                imp = rules[0][0].impairment
-                _run(self.node, ["tc", "qdisc", "replace", "dev", port, "root", "handle", "1:", "prio", "bands",
-                                 str(max(2, len(rules) + 1)), "priomap", *["0"] * 16])
-                _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", "1:1", "handle", "10:", *_netem_args(imp.delay_s, imp)])
-                for band, (placed_step, mark) in enumerate(rules, start=2):
-                    step = placed_step.step
-                    netem = _netem_args(imp.delay_s + (step.extra_s or 0.0), None)
-                    _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
-                    _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
-                                     "handle", str(mark), "fw", "flowid", f"1:{band}"])
-                self.qdiscs[port] = node_cmd(self.node, f"tc qdisc show dev {port}").replace("\r", "").strip()
+            self._tables(placed)
+            self._bands()
         except BaseException:
             self.stop()             # what was set up goes, and the error is the caller's
             raise
+
+    def _tables(self, placed: list[PlacedStep]) -> None:
+        """The table, its marking chain, the drops chain with every drop rule, the netdev chains
+        of duplicates at a switch, and the next hop of duplicates at a router."""
+        family = self.family
+        _run(self.node, ["nft", "add", "table", family, self.table])
+        _run(self.node, ["nft", "add", "chain", family, self.table, "rules",
+                         "{ type filter hook forward priority 0; policy accept; }"])
+        drops = [(p, mark) for p, mark in self.marked if p.step.action == "drop"]
+        if drops:       # after "rules" on the same hook; all in now: a timed step only adds a mark
+            _run(self.node, ["nft", "add", "chain", family, self.table, "drops",
+                             "{ type filter hook forward priority 10; policy accept; }"])
+            for p, mark in drops:
+                _run(self.node, ["nft", f"add rule {family} {self.table} drops {drop_rule(p.step, mark)}"])
+        if "netdev" in self.families:
+            _run(self.node, ["nft", "add", "table", "netdev", self.table])
+            for chain, device in netdev_chains(placed).items():
+                _run(self.node, ["nft", "add", "chain", "netdev", self.table, chain,
+                                 f'{{ type filter hook ingress device "{device}" priority 0; policy accept; }}'])
+        if family == "ip":
+            for p in placed:
+                if p.step.action == "duplicate":
+                    self.next_hops[p.step.index] = self._next_hop(p)
+
+    def _next_hop(self, p: PlacedStep) -> str:
+        """Where the router sends p's segments, from its own routes; they must leave by p.port."""
+        out, err, code = node_pexec(self.node, ["ip", "-j", "route", "get", p.dst_ip])
+        if code:
+            raise RunFailed(f"network step at line {p.step.index}: `ip route get {p.dst_ip}` failed: {err.strip()}")
+        hop, dev = route_next_hop(out, p.dst_ip)
+        if dev != p.port:
+            raise RunFailed(f"network step at line {p.step.index}: the router sends {p.dst_ip} out of {dev}, "
+                            f"not {p.port} as the plan says")
+        return hop
+
+    def _bands(self) -> None:
+        """On each egress port with hold or delay steps: a prio qdisc, the link's own netem in
+        band 1 and one netem band per step, picked by the step's mark."""
+        by_port: dict[str, list[tuple[PlacedStep, int]]] = {}
+        for placed_step, mark in self.marked:
+            if placed_step.step.action in ("drop", "duplicate"):
+                continue
+            if placed_step.impairment.bw_mbit:
+                raise RunFailed(f"network step at line {placed_step.step.index}: {placed_step.port} is rate-limited (bw), "
+                                "and holding segments there is not supported yet; drop works.")
+            by_port.setdefault(placed_step.port, []).append((placed_step, mark))
+        for port, rules in by_port.items():
+            imp = rules[0][0].impairment
+            _run(self.node, ["tc", "qdisc", "replace", "dev", port, "root", "handle", "1:", "prio", "bands",
+                             str(max(2, len(rules) + 1)), "priomap", *["0"] * 16])
+            _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", "1:1", "handle", "10:", *_netem_args(imp.delay_s, imp)])
+            for band, (placed_step, mark) in enumerate(rules, start=2):
+                netem = _netem_args(imp.delay_s + (placed_step.step.extra_s or 0.0), None)
+                _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
+                _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
+                                 "handle", str(mark), "fw", "flowid", f"1:{band}"])
+            self.qdiscs[port] = node_cmd(self.node, f"tc qdisc show dev {port}").replace("\r", "").strip()
 
     def install_untimed(self) -> None:
         """Add the rules of steps without a time, before the timeline's t0 is set: running nft
@@ -284,7 +350,8 @@ class PacketRules(Lifecycle):
 
     def _add_rule(self, p: PlacedStep, mark: int, home: tuple[str, str]) -> list[str]:
         family, chain = home
-        return ["nft", f"add rule {family} {self.table} {chain} {nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark)}"]
+        rule = nft_rule(p.step, p.port, p.src_ip, p.dst_ip, mark, self.next_hops.get(p.step.index))
+        return ["nft", f"add rule {family} {self.table} {chain} {rule}"]
 
     def arm(self, t0: float) -> None:
         """Add each timed rule at its step's time, on a timer thread (none once closed)."""
@@ -293,7 +360,7 @@ class PacketRules(Lifecycle):
         for (p, mark), home in zip(self.marked, self.homes):
             if p.step.at_s:
                 timer = threading.Timer(max(0.0, t0 + p.step.at_s - time.time()), self._add_later,
-                                        (self._add_rule(p, mark, home), p.step.index))
+                                        (self.prefix + self._add_rule(p, mark, home), p.step.index))
                 timer.daemon = True    # never keeps the process alive, even if stop() is skipped
                 timer.start()
                 self.timers.append(timer)
@@ -320,7 +387,7 @@ class PacketRules(Lifecycle):
         self.closed = True          # arm() starts no timer from now on
         self.cancel_timers()
         for family in self.families:
-            run_command(["nft", "delete", "table", family, self.table])
+            run_command([*self.prefix, "nft", "delete", "table", family, self.table])
 
     close = Lifecycle.stop
 
@@ -368,3 +435,62 @@ def step_counters(nft_json: str) -> dict[int, int]:
             packets = next((e["counter"]["packets"] for e in rule["expr"] if "counter" in e), 0)
             counts[int(rule["comment"][5:])] = packets
     return counts
+
+
+def rule_groups(placed: list[PlacedStep], routers) -> dict[str, list[PlacedStep]]:
+    """Node -> the steps whose rules it holds: every switch step in one group under the first
+    switch's name (the Linux bridges' ports all live in the root namespace, one bridge table
+    serves them all), each router's steps under its own name (its own namespace)."""
+    groups: dict[str, list[PlacedStep]] = {}
+    switch = next((p.node for p in placed if p.node not in routers), None)
+    for p in placed:
+        groups.setdefault(p.node if p.node in routers else switch, []).append(p)
+    return groups
+
+
+class NetworkRules(Lifecycle):
+    """The network steps' rules of a whole lab: one PacketRules per node that holds rules (family
+    bridge for the switches, family ip for each router), with PacketRules' own face: the runner
+    uses it as one (wait_ready, start, counters, qdiscs, switched_on, summary, stop)."""
+
+    def __init__(self, placed: list[PlacedStep], node_of, routers, ledger) -> None:
+        self.parts: list[PacketRules] = []
+        try:
+            for name, steps in rule_groups([p for p in placed if p.step.action != "inject"], set(routers)).items():
+                family = "ip" if name in routers else "bridge"
+                self.parts.append(PacketRules(steps, node_of(name), ledger, family=family))
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def qdiscs(self) -> dict[str, str]:
+        return {port: text for part in self.parts for port, text in part.qdiscs.items()}
+
+    @property
+    def switched_on(self) -> dict[int, tuple[float, float]]:
+        return {line: span for part in self.parts for line, span in part.switched_on.items()}
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        for part in self.parts:
+            part.wait_ready(timeout)
+
+    def start(self, t0: float) -> None:
+        for part in self.parts:
+            part.start(t0)
+
+    def counters(self) -> dict[int, int]:
+        """Step line -> packets its rule picked, over every node."""
+        counts: dict[int, int] = {}
+        for part in self.parts:
+            counts.update(part.counters())
+        return counts
+
+    def _stop(self) -> None:
+        stop_all(reversed(self.parts))
+
+    close = Lifecycle.stop
+
+    def summary(self) -> dict:
+        """Each node's PacketRules summary, under the node's family and table."""
+        return {"nodes": [part.summary() | {"family": part.family} for part in self.parts]}
