@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from harness.errors import RunFailed
 from harness.lab.leftovers import Ledger
 from harness.load.units import parse_seconds
-from harness.model import ADDRESS_PREFIX_LEN, Experiment, Impairment
+from harness.lab.routing_setup import configure, is_router, router_class, verify
+from harness.model import ADDRESS_PREFIX_LEN, Experiment, Impairment, Topology
 from harness.runlog import node_cmd, route_mininet, run_command, say
 
 def tc_params(imp: Impairment) -> dict:
@@ -44,6 +45,7 @@ class Lab:
     ports: dict[tuple[str, str], str]                # (node, the node at the other end) -> interface
     qdiscs: dict[str, str]                           # interface -> its `tc qdisc show` text, as built
     host_interfaces: dict[str, str]                  # host -> its default interface
+    link_ports: dict[tuple[str, int], str] = field(default_factory=dict)   # (node, link index) -> interface
 
     def node(self, name: str):
         return self.net.get(name)
@@ -72,37 +74,21 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
     switch_cls = OVSBridge if ovs else LinuxBridge
     net = Mininet(switch=switch_cls, controller=None, link=TCLink, build=False, autoSetMacs=True)
     try:
-        for host in topo.hosts:    # each host's shell and network namespace, recorded as it starts
-            ip = {"ip": f"{addresses[host]}/{prefix_len}"} if addresses else {}
-            shell = net.addHost(host, **ip).pid
-            ledger.add(pids=[shell], netns=[shell])
-        for switch in topo.switches:
-            ledger.add(pids=[net.addSwitch(switch, cls=switch_cls, stp=False, **({"failMode": "standalone"} if ovs else {})).pid])
-            # recorded before it exists: a killed run's bridge is removed, and the loader knows it is ours
-            ledger.add(**({"ovs_bridges": [switch]} if ovs else {"interfaces": [switch]}))
-        egress: dict[str, tuple[str, Impairment]] = {}
-        ports: dict[tuple[str, str], str] = {}        # (node, the node at the other end) -> interface
-        for link in topo.links:
-            # recorded before they exist, as Mininet will name them: a run killed inside addLink leaves
-            # nothing unlisted, and a run loading meanwhile knows they are tcp-testbed's, not the machine's
-            planned = [f"{node}-eth{net.get(node).newPort()}" for node in (link.a, link.b)]
-            ledger.add(interfaces=planned)
-            made = net.addLink(link.a, link.b, params1=tc_params(link.a_to_b), params2=tc_params(link.b_to_a))
-            egress[made.intf1.name] = (link.a, link.a_to_b)
-            egress[made.intf2.name] = (link.b, link.b_to_a)
-            ports[(link.a, link.b)], ports[(link.b, link.a)] = made.intf1.name, made.intf2.name
-            if [made.intf1.name, made.intf2.name] != planned:    # Mininet named them otherwise: list those too
-                ledger.add(interfaces=[made.intf1.name, made.intf2.name])
-        say(f"building {len(topo.hosts)} hosts, {len(topo.switches)} {'Open vSwitch' if ovs else 'Linux bridge'} "
-            f"switches, {len(topo.links)} links")
+        _add_nodes(net, topo, ledger, {h: _host_ip(topo, h, addresses, prefix_len) for h in topo.hosts}, switch_cls)
+        egress, ports, link_ports = _add_links(net, topo, ledger)
+        say(f"building {len(topo.hosts)} hosts, {len(topo.routers)} routers, {len(topo.switches)} "
+            f"{'Open vSwitch' if ovs else 'Linux bridge'} switches, {len(topo.links)} links")
         net.build()
         net.start()
         _disable_bridge_netfilter()
         qdiscs = verify_impairments(net, egress)
+        if topo.interfaces:      # the loader's plan (a hand-made Topology in a test may have none)
+            configure(net, topo, link_ports)
+            verify(net, topo, link_ports)
         wrong = {h: net.get(h).IP() for h in addresses or {} if net.get(h).IP() != addresses[h]}
         if wrong:        # the agents' plans name the planned addresses: a lab that differs would mislead them
             raise RunFailed(f"hosts did not get their planned addresses: {wrong} (planned {addresses}).")
-        yield Lab(net, egress, ports, qdiscs, {h: net.get(h).defaultIntf().name for h in topo.hosts})
+        yield Lab(net, egress, ports, qdiscs, {h: net.get(h).defaultIntf().name for h in topo.hosts}, link_ports)
     finally:
         try:
             net.stop()
@@ -110,6 +96,63 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
             ledger.close()
             if started_ovs:
                 run_command([OVS_CTL, "stop"])
+
+
+def _add_nodes(net, topo: Topology, ledger: Ledger, host_ips: dict[str, dict], switch_cls) -> None:
+    """Hosts, routers and switches, each recorded in the ledger as it starts (its name before it exists)."""
+    ovs = topo.switch_kind == "ovs"
+    for host in topo.hosts:    # each host's shell and network namespace, recorded as it starts
+        shell = net.addHost(host, **host_ips[host]).pid
+        ledger.add(pids=[shell], netns=[shell])
+    for router in topo.routers:    # a router is a host whose kernel forwards: recorded the same way
+        shell = net.addHost(router, cls=router_class(), ip=None).pid
+        ledger.add(pids=[shell], netns=[shell])
+    for switch in topo.switches:
+        ledger.add(pids=[net.addSwitch(switch, cls=switch_cls, stp=False, **({"failMode": "standalone"} if ovs else {})).pid])
+        # recorded before it exists: a killed run's bridge is removed, and the loader knows it is ours
+        ledger.add(**({"ovs_bridges": [switch]} if ovs else {"interfaces": [switch]}))
+
+
+def _add_links(net, topo: Topology, ledger: Ledger) -> tuple[dict, dict, dict]:
+    """Every link (impairments per direction, routed ends addressed); returns interface -> (node,
+    egress impairment), (node, peer) -> interface, and (node, link index) -> interface."""
+    egress: dict[str, tuple[str, Impairment]] = {}
+    ports: dict[tuple[str, str], str] = {}        # (node, the node at the other end) -> interface
+    link_ports: dict[tuple[str, int], str] = {}   # (node, link index) -> interface: the plan's ends
+    ips = _interface_ips(topo)
+    for i, link in enumerate(topo.links):
+        # recorded before they exist, as Mininet will name them: a run killed inside addLink leaves
+        # nothing unlisted, and a run loading meanwhile knows they are tcp-testbed's, not the machine's
+        planned = [f"{node}-eth{net.get(node).newPort()}" for node in (link.a, link.b)]
+        ledger.add(interfaces=planned)
+        made = net.addLink(link.a, link.b, params1={**tc_params(link.a_to_b), **ips.get((link.a, i), {})},
+                           params2={**tc_params(link.b_to_a), **ips.get((link.b, i), {})})
+        egress[made.intf1.name] = (link.a, link.a_to_b)
+        egress[made.intf2.name] = (link.b, link.b_to_a)
+        ports[(link.a, link.b)], ports[(link.b, link.a)] = made.intf1.name, made.intf2.name
+        link_ports[(link.a, i)], link_ports[(link.b, i)] = made.intf1.name, made.intf2.name
+        if [made.intf1.name, made.intf2.name] != planned:    # Mininet named them otherwise: list those too
+            ledger.add(interfaces=[made.intf1.name, made.intf2.name])
+    return egress, ports, link_ports
+
+
+def _host_ip(topo: Topology, host: str, addresses: dict[str, str] | None, prefix_len: int) -> dict:
+    """addHost's ip: the planned address (Mininet puts it on the host's first interface at build).
+    In a routed lab the prefix is the host's subnet's, and the plan must agree with `addresses`."""
+    if not topo.routers:
+        return {"ip": f"{addresses[host]}/{prefix_len}"} if addresses else {}
+    first = next(i for i in topo.interfaces if i.node == host)
+    if addresses and addresses.get(host) != first.address:
+        raise RunFailed(f"{host}: the run planned address {addresses.get(host)}, the topology {first.address}.")
+    return {"ip": f"{first.address}/{first.prefix_len}"}
+
+
+def _interface_ips(topo: Topology) -> dict[tuple[str, int], dict]:
+    """TCLink's `ip` for every host and router end of a routed lab, by (node, link index); none
+    in a flat one (Mininet addresses its hosts as it always has)."""
+    if not topo.routers:
+        return {}
+    return {(i.node, i.link): {"ip": f"{i.address}/{i.prefix_len}"} for i in topo.interfaces}
 
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
@@ -157,7 +200,7 @@ def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> dict[s
 
 def warm_up(net) -> None:
     """Resolve ARP between all hosts first, or the first SYN would wait for ARP across the delays."""
-    hosts = net.hosts
+    hosts = [h for h in net.hosts if not is_router(h)]    # routers answer along the way (ARP both ways)
     for a in hosts:
         for b in hosts:
             if a is not b:

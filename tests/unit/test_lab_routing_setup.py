@@ -1,0 +1,164 @@
+"""The routed lab's set-up and read-back (harness.lab.routing_setup), on outputs recorded from a
+lab built on this machine's kernel (6.18): tests/fixtures/lab_routing_host_6.18 holds the
+topology, the interface names Mininet gave, and each node's `ip -j addr`, `ip -j route`, the
+switch ports' `ip -j link` and two nodes' `sysctl` read-back as the built lab had them."""
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.lab.network import _host_ip, _interface_ips
+from harness.lab.routing_setup import (
+    NodePlan, address_problems, batch_command, batch_lines, link_mtu_problems, node_plans, node_sysctls,
+    parse_sysctls, route_problems, switch_port_mtus, sysctl_problems)
+from harness.load.topology import load_topology
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "lab_routing_host_6.18"
+NODES = ("client1", "client2", "server", "r1", "r2")
+
+
+@pytest.fixture(scope="module")
+def topology():
+    return load_topology(FIX / "topology.yaml")
+
+
+@pytest.fixture(scope="module")
+def ports() -> dict[tuple[str, int], str]:
+    return {(k.split()[0], int(k.split()[1])): v for k, v in json.loads((FIX / "ports.json").read_text()).items()}
+
+
+@pytest.fixture(scope="module")
+def plans(topology, ports) -> dict[str, NodePlan]:
+    return {p.name: p for p in node_plans(topology, ports)}
+
+
+def recorded(node: str, what: str) -> list[dict]:
+    return json.loads((FIX / f"{node}.ip-{what}.json").read_text())
+
+
+def test_the_plan_gives_each_interface_its_address_mtu_and_routes(plans):
+    r1 = plans["r1"]
+    assert r1.router and r1.addresses == {"r1-eth0": ("10.1.0.1", 24), "r1-eth1": ("10.2.0.1", 24)}
+    assert r1.mtus == {"r1-eth0": 1450, "r1-eth1": 1400}       # a LAN's MTU reaches every end of it
+    assert r1.routes == [("10.3.0.0/24", "10.2.0.2", "r1-eth1")]
+    assert plans["client2"].mtus == {"client2-eth0": 1450} and plans["server"].mtus == {"server-eth0": 1500}
+    assert plans["client1"].routes == [("10.2.0.0/24", "10.1.0.1", "client1-eth0"),
+                                       ("10.3.0.0/24", "10.1.0.1", "client1-eth0")]
+
+
+def test_routers_forward_and_nobody_redirects_or_filters_by_source(plans):
+    r1, client = plans["r1"].sysctls, plans["client1"].sysctls
+    assert r1["net.ipv4.ip_forward"] == "1" and "net.ipv4.ip_forward" not in client
+    for scope in ("all", "default", "r1-eth0", "r1-eth1"):
+        assert r1[f"net.ipv4.conf.{scope}.rp_filter"] == r1[f"net.ipv4.conf.{scope}.send_redirects"] == "0"
+    for scope in ("all", "default", "client1-eth0"):
+        assert client[f"net.ipv4.conf.{scope}.accept_redirects"] == client[f"net.ipv4.conf.{scope}.rp_filter"] == "0"
+    assert node_sysctls(False, []) == {f"net.ipv4.conf.{s}.{n}": "0" for s in ("all", "default")
+                                       for n in ("rp_filter", "accept_redirects")}
+
+
+def test_a_flat_lab_sets_no_sysctls_and_has_no_routes(ports):
+    flat = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "two_hosts.yaml")
+    plans = node_plans(flat, {(i.node, i.link): f"{i.node}-eth0" for i in flat.interfaces})
+    assert [(p.name, p.sysctls, p.routes, p.addresses) for p in plans] == [
+        ("client", {}, [], {"client-eth0": ("10.0.0.1", 8)}), ("server", {}, [], {"server-eth0": ("10.0.0.2", 8)})]
+
+
+def test_every_switch_port_of_a_lan_gets_its_mtu(topology, ports):
+    assert switch_port_mtus(topology, ports) == {"s1-eth1": 1450, "s1-eth2": 1450, "s1-eth3": 1450}
+
+
+def test_the_batch_sets_mtus_before_routes_and_leaves_1500_alone(plans):
+    lines = batch_lines(plans["r1"].mtus, plans["r1"].routes)
+    assert lines == ["link set dev r1-eth0 mtu 1450", "link set dev r1-eth1 mtu 1400",
+                     "route replace 10.3.0.0/24 via 10.2.0.2 dev r1-eth1"]
+    assert batch_lines(plans["server"].mtus, []) == []
+
+
+def test_the_batch_command_hands_ip_each_line_whole():
+    lines = ["route replace default via 10.1.0.1 dev c-eth0", "a line with 'quotes' and $dollars"]
+    command = batch_command(lines)
+    assert command[:2] == ["sh", "-c"] and command[-2:] == lines
+    shown = subprocess.run([*command[:2], command[2].replace("ip -batch -", "cat"), *command[3:]],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown.splitlines() == lines
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_the_recorded_lab_reads_back_as_planned(plans, node):
+    assert address_problems(plans[node], recorded(node, "addr")) == []
+    assert route_problems(plans[node], recorded(node, "route")) == []
+
+
+def test_a_wrong_address_mtu_or_missing_interface_is_named(plans):
+    plan = replace(plans["r1"], addresses={**plans["r1"].addresses, "r1-eth1": ("10.2.0.9", 24), "r1-eth7": ("10.9.0.1", 24)},
+                   mtus={**plans["r1"].mtus, "r1-eth0": 1500, "r1-eth7": 1500})
+    assert address_problems(plan, recorded("r1", "addr")) == [
+        "r1 r1-eth0: MTU 1450, planned 1500", "r1 r1-eth1: IPv4 address 10.2.0.1/24, planned 10.2.0.9/24",
+        "r1 r1-eth7: no such interface"]
+
+
+def test_an_unplanned_interface_with_an_address_is_named(plans):
+    plan = replace(plans["r1"], addresses={"r1-eth0": ("10.1.0.1", 24)})
+    assert address_problems(plan, recorded("r1", "addr")) == ["r1 r1-eth1: unplanned interface with IPv4 address 10.2.0.1"]
+
+
+def test_a_down_interface_is_named(plans):
+    entries = recorded("server", "addr")
+    for e in entries:
+        e["flags"] = [f for f in e["flags"] if f != "LOWER_UP"]
+    assert address_problems(plans["server"], entries) == ["server server-eth0: not up (flags BROADCAST,MULTICAST,UP)"]
+
+
+def test_a_missing_wrong_or_unplanned_route_is_named(plans):
+    client = plans["client1"]
+    missing = replace(client, routes=[*client.routes, ("default", "10.1.0.1", "client1-eth0")])
+    assert route_problems(missing, recorded("client1", "route")) == [
+        "client1: route default via 10.1.0.1 dev client1-eth0 planned, the kernel has none"]
+    wrong = replace(client, routes=[("10.2.0.0/24", "10.1.0.2", "client1-eth0"), client.routes[1]])
+    assert route_problems(wrong, recorded("client1", "route")) == [
+        "client1: route 10.2.0.0/24 via 10.1.0.2 dev client1-eth0 planned, the kernel has via 10.1.0.1 dev client1-eth0"]
+    fewer = replace(client, routes=client.routes[:1])
+    assert route_problems(fewer, recorded("client1", "route")) == [
+        "client1: unplanned route 10.3.0.0/24 via 10.1.0.1 dev client1-eth0"]
+
+
+def test_a_subnet_not_reached_directly_is_named(plans):
+    plan = replace(plans["r2"], subnets={**plans["r2"].subnets, "r2-eth0": "10.7.0.0/24"})
+    assert route_problems(plan, recorded("r2", "route")) == ["r2 r2-eth0: no direct route to its subnet 10.7.0.0/24"]
+
+
+def test_a_host_route_printed_bare_matches_its_32_prefix():
+    plan = NodePlan("h", False, routes=[("10.5.0.7/32", "10.1.0.1", "h-eth0")])
+    assert route_problems(plan, [{"dst": "10.5.0.7", "gateway": "10.1.0.1", "dev": "h-eth0"}]) == []
+
+
+@pytest.mark.parametrize("node", ["client1", "r1"])
+def test_the_recorded_sysctls_read_back_as_planned(plans, node):
+    values = parse_sysctls((FIX / f"{node}.sysctl.txt").read_text())
+    assert set(values) == set(plans[node].sysctls)
+    assert sysctl_problems(plans[node], values) == []
+    values["net.ipv4.conf.all.rp_filter"] = "2"
+    del values["net.ipv4.conf.default.rp_filter"]
+    assert len(sysctl_problems(plans[node], values)) == 2
+    assert f"{node}: sysctl net.ipv4.conf.all.rp_filter = 2, planned 0" in sysctl_problems(plans[node], values)
+
+
+def test_switch_port_mtus_read_back(topology, ports):
+    links = json.loads((FIX / "switches.ip-link.json").read_text())
+    wanted = switch_port_mtus(topology, ports)
+    assert link_mtu_problems(wanted, links) == []
+    assert link_mtu_problems({**wanted, "s1-eth2": 1500, "s1-eth9": 1500}, links) == [
+        "switch port s1-eth2: MTU 1450, planned 1500", "switch port s1-eth9: missing"]
+
+
+def test_hosts_keep_the_flat_address_form_and_routed_ones_take_their_subnet(topology):
+    flat = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "two_hosts.yaml")
+    assert _host_ip(flat, "server", {"client": "10.0.0.1", "server": "10.0.0.2"}, 8) == {"ip": "10.0.0.2/8"}
+    assert _host_ip(flat, "server", None, 8) == {} and _interface_ips(flat) == {}
+    assert _host_ip(topology, "client2", {"client2": "10.1.0.12"}, 8) == {"ip": "10.1.0.12/24"}
+    assert _interface_ips(topology)[("r2", 3)] == {"ip": "10.2.0.2/24"}
