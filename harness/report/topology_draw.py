@@ -3,6 +3,7 @@ runner and the command, so the drawing of a topology file and the report of a ru
 same picture (the run's adds the lab's interface names and where network steps acted)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from harness.load.topology import load_topology
 from harness.model import Impairment, Topology
 from harness.report.evidence import atomic_write
 from harness.report.topology_svg import topology_svg
+from harness.shipped import topologies_dir
 
 
 def _impairment(imp: Impairment) -> dict:
@@ -55,12 +57,30 @@ def topology_dict(topology: Topology, addresses: dict[str, str] | None = None,
             "network_steps": _steps(steps, ports)}
 
 
+def topology_file(path: Path) -> Path:
+    """A path that exists, else a name in topologies/ ('dumbbell' or 'dumbbell.yaml'). Only .yaml
+    files are read: an error must never quote some other file's content."""
+    path = Path(path)
+    shipped = topologies_dir()
+    name = str(path)
+    candidates = [path] + ([shipped / name, shipped / f"{name}.yaml"]
+                           if "\0" not in name and not path.is_absolute() and ".." not in path.parts else [])
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        known = ", ".join(sorted(p.stem for p in shipped.glob("*.yaml")))
+        raise UserError(f"no topology file '{name[:80]}' here or in topologies/.", file=name[:200],
+                        fix=f"give a path, or one of: {known}.")
+    if found.suffix not in (".yaml", ".yml"):
+        raise UserError("a topology file's name ends in .yaml.", file=name[:200], fix="give the topology's .yaml file.")
+    return found
+
+
 def draw_topology(path: Path, out: Path | None = None) -> Path:
     """`run-experiment --draw TOPOLOGY [--out FILE]`: the topology's SVG, by default
     ./<topology name>.svg; returns where it went. A bad file is a UserError, as for a run; this
     machine's interface names are not refused (nothing is built)."""
-    topology = load_topology(Path(path), existing=frozenset())
-    target = Path(out) if out is not None else Path.cwd() / f"{topology.name}.svg"
+    topology = load_topology(topology_file(path), existing=frozenset())
+    target = Path(out) if out is not None else Path.cwd() / (re.sub(r"[^\w.-]+", "_", topology.name).strip(".") + ".svg")
     svg = topology_svg(topology_dict(topology))
     try:
         atomic_write(target, '<?xml version="1.0" encoding="UTF-8"?>\n' + svg + "\n")

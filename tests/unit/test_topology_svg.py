@@ -257,3 +257,17 @@ def test_draw_refuses_a_bad_file_and_an_unwritable_place_as_user_errors(tmp_path
     with pytest.raises(UserError):
         draw_topology(tmp_path / "missing.yaml")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_draw_finds_a_shipped_topology_by_name_and_names_the_file_after_the_topology(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert draw_topology(Path("dumbbell")) == tmp_path / "dumbbell.svg"
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("name: 'my lab/v2'\nhosts: [client, server]\nlinks:\n  - {a: client, b: server}\n")
+    assert draw_topology(odd) == tmp_path / "my_lab_v2.svg"
+    (tmp_path / "notes.txt").write_text("secret")
+    with pytest.raises(UserError, match="ends in .yaml") as caught:
+        draw_topology(tmp_path / "notes.txt")
+    assert "secret" not in str(caught.value)
+    with pytest.raises(UserError, match="one of: .*dumbbell"):
+        draw_topology(Path("no_such_topology"))
