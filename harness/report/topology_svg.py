@@ -205,15 +205,18 @@ class Label:
     y: float
     cls: str
     anchor: str = "middle"
+    fit: float = 0.0            # the room it has, if it must fit (a node's name in its box)
 
     @property
     def box(self) -> Box:
-        w, size = _text_w(self.text, self.cls), SIZES[self.cls]
+        w, size = min(_text_w(self.text, self.cls), self.fit or 1e9), SIZES[self.cls]
         x0 = self.x - w / 2 if self.anchor == "middle" else self.x - w if self.anchor == "end" else self.x
         return (x0, self.y - size * 0.8, x0 + w, self.y + size * 0.25)
 
     def svg(self) -> str:
         anchor = "" if self.anchor == "middle" else f' style="text-anchor: {self.anchor}"'
+        if self.fit and _text_w(self.text, self.cls) > self.fit:       # a long name squeezed into its box
+            anchor += f' textLength="{self.fit:.0f}" lengthAdjust="spacingAndGlyphs"'
         return f'<text x="{self.x:.1f}" y="{self.y:.1f}" class="{self.cls}"{anchor}>{escape(self.text)}</text>'
 
 
@@ -455,12 +458,13 @@ def _node(name: str, xy: tuple[float, float], kind: str, second: str | None) -> 
         shape = (f'<ellipse cx="{x:.1f}" cy="{y:.1f}" rx="{BOX_W / 2}" ry="{BOX_H / 2}"/>'
                  f'<circle class="mark" cx="{x - 42:.1f}" cy="{y:.1f}" r="11"/>'
                  f'<path class="mark" d="M {x - 49:.1f} {y - 3:.1f} h 13 l -4 -4 M {x - 35:.1f} {y + 3:.1f} h -13 l 4 4"/>')
-        texts = [Label(name, x + 10, y - 1, "name"), Label("router", x + 10, y + 15, "kind")]
+        texts = [Label(name, x + 12, y - 1, "name", fit=BOX_W - 58), Label("router", x + 12, y + 15, "kind")]
     else:
         rx = 18 if kind == "switch" else 4
         shape = (f'<rect x="{x - BOX_W / 2:.1f}" y="{y - BOX_H / 2:.1f}" width="{BOX_W}" height="{BOX_H}" rx="{rx}"/>')
         cls = "subnet" if kind == "switch" else "ip"
-        texts = [Label(name, x, y - (4 if second else -6), "name")] + ([Label(second, x, y + 15, cls)] if second else [])
+        texts = [Label(name, x, y - (4 if second else -6), "name", fit=BOX_W - 12)] + (
+            [Label(second, x, y + 15, cls, fit=BOX_W - 8)] if second else [])
     return f'<g class="node {kind}" data-node="{escape(name)}">{shape}', texts
 
 
@@ -556,11 +560,20 @@ def _drawn(lab: dict, server: str | None) -> tuple[list[str], list[Label], list[
     return wires + shapes + [f.svg() for f in free], labels, boxes
 
 
+def segment_mtus(lab: dict) -> list[dict]:
+    """The links, each with the MTU of its segment when the file set it on another link of that
+    segment (an MTU is the LAN's: every interface on it gets it)."""
+    mtus = {i["subnet"]: i["mtu"] for i in lab.get("interfaces") or [] if i.get("mtu") and i.get("subnet")}
+    subnets = link_subnets(lab)
+    return [dict(link, mtu=link.get("mtu") or mtus.get(subnets.get(k))) for k, link in enumerate(lab.get("links") or [])]
+
+
 def topology_svg(lab: dict, server: str | None = None) -> str:
     """The lab's hosts, routers, switches and links as an inline <svg class="topology">, with the
     subnets, addresses, link settings and where network steps act."""
     if not node_names(lab):
         return ""
+    lab = dict(lab, links=segment_mtus(lab))
     parts, _, boxes = _drawn(lab, server)
     x0, y0 = min(b[0] for b in boxes) - MARGIN, min(b[1] for b in boxes) - MARGIN
     routes = _given_routes(lab, x0 + MARGIN, max(b[3] for b in boxes))

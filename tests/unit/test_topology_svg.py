@@ -271,3 +271,15 @@ def test_draw_finds_a_shipped_topology_by_name_and_names_the_file_after_the_topo
     assert "secret" not in str(caught.value)
     with pytest.raises(UserError, match="one of: .*dumbbell"):
         draw_topology(Path("no_such_topology"))
+
+
+def test_an_mtu_is_written_on_every_link_of_its_segment_and_a_long_name_fits_its_box(tmp_path):
+    path = tmp_path / "lan.yaml"
+    path.write_text("name: lan\nhosts: [client, server]\nswitches: [s1]\nrouters: [borderr01]\nlinks:\n"
+                    "  - {a: client, b: s1, mtu: 1400}\n  - {a: s1, b: borderr01}\n  - {a: borderr01, b: server}\n")
+    root = svg_root(topology_dict(load_topology(path, existing=frozenset())))
+    notes = {(g.get("data-a"), g.get("data-b")): [w for w in texts(g) if "MTU" in w] for g in links(root)}
+    assert notes == {("client", "s1"): ["MTU 1400"], ("s1", "borderr01"): ["MTU 1400"], ("borderr01", "server"): []}
+    name = next(t for t in nodes(root)["borderr01"].iter(f"{NS}text") if t.text == "borderr01")
+    assert float(name.get("textLength")) <= BOX_W - 50 and name.get("lengthAdjust") == "spacingAndGlyphs"
+    assert all(t.get("textLength") is None for g in nodes(root).values() for t in g.iter(f"{NS}text") if t.text != "borderr01")
