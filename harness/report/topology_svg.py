@@ -91,12 +91,15 @@ def _ends(lab: dict, graph: dict[str, list[str]], server: str | None) -> tuple[l
     hosts = list(lab.get("hosts") or {})
     right = [server] if server in hosts else [h for h in hosts if "server" in h] or hosts[-1:]
     left = [h for h in hosts if "client" in h and h not in right]
-    if not left:
-        dist = _bfs(graph, right)
-        others = [h for h in hosts if h not in right and h in dist]
-        far = max((dist[h] for h in others), default=0)
-        left = [h for h in others if dist[h] == far]
-    return left, right
+    return left or _farthest(graph, hosts, right), right
+
+
+def _farthest(graph: dict[str, list[str]], hosts: list[str], right: list[str]) -> list[str]:
+    """The hosts farthest (in links) from the right end."""
+    dist = _bfs(graph, right)
+    others = [h for h in hosts if h not in right and h in dist]
+    far = max((dist[h] for h in others), default=0)
+    return [h for h in others if dist[h] == far]
 
 
 def columns(lab: dict, server: str | None = None) -> dict[str, int]:
@@ -162,11 +165,17 @@ def _gap(lab: dict, links: list[dict]) -> float:
     rows = [r for link in links for r in _link_rows(link, None)]
     widest = max((_text_w(t, c) for t, c in rows), default=0)
     nearest = max((_text_w(t, c) for t, c in rows if c == "delay"), default=0)
-    routers = set(lab.get("routers") or [])
-    ends = {(k, n) for k, link in enumerate(lab.get("links") or []) if link in links for n in (link["a"], link["b"])}
-    addr = max((_text_w(i.get("address") or "", "addr") for i in lab.get("interfaces") or []
-                if i["node"] in routers and (i["link"], i["node"]) in ends), default=0)
+    addr = _router_address_width(lab, links)
     return max(COL_GAP, BOX_W + max(widest + 24, nearest + 2 * (addr + 14) + 16))
+
+
+def _router_address_width(lab: dict, links: list[dict]) -> float:
+    """The widest address of a router interface on these links."""
+    routers = set(lab.get("routers") or [])
+    indexes = {k for k, link in enumerate(lab.get("links") or []) if link in links}
+    widths = [_text_w(i.get("address") or "", "addr") for i in lab.get("interfaces") or []
+              if i["node"] in routers and i["link"] in indexes]
+    return max(widths, default=0)
 
 
 def row_gap(lab: dict) -> float:
@@ -326,26 +335,31 @@ def _link_rows(link: dict, w: Wire | None) -> list[tuple[str, str]]:
     return rows
 
 
+def _column(texts: list[tuple[str, str]], mid: tuple[float, float], side: str) -> list[Label]:
+    """Rows in one column beside a vertical link, centred on its point."""
+    top = mid[1] - (len(texts) - 1) * ROW / 2 + 5
+    x, anchor = (mid[0] + 10, "start") if side == "right" else (mid[0] - 10, "end")
+    return [Label(t, x, top + i * ROW, c, anchor) for i, (t, c) in enumerate(texts)]
+
+
+def _rows_at(texts: list[tuple[str, str]], mx: float, my: float, above: bool) -> list[Label]:
+    """Rows centred on x: above the line going up (the first nearest), or below it going down."""
+    return [Label(t, mx, my - 8 - i * ROW if above else my + 20 + i * ROW, c) for i, (t, c) in enumerate(texts)]
+
+
 def _stack(rows: list[tuple[str, str]], subnet: str | None, mid: tuple[float, float], mode: str) -> list[Label]:
     """A link's rows at a point of it. split: the rightward direction above the line, the other
     below (the subnet on top); above/below: every row on that side; right/left: one column beside
     a vertical link."""
-    mx, my = mid
-    texts = rows + ([(subnet, "subnet")] if subnet else [])
+    named = [(subnet, "subnet")] if subnet else []
     if mode in ("right", "left"):
-        top = my - (len(texts) - 1) * ROW / 2 + 5
-        x, anchor = (mx + 10, "start") if mode == "right" else (mx - 10, "end")
-        return [Label(t, x, top + i * ROW, c, anchor) for i, (t, c) in enumerate(texts)]
+        return _column(rows + named, mid, mode)
     if mode == "above":
-        texts = texts[-1:] + texts[:-1] if subnet else texts
-        return [Label(t, mx, my - 8 - (len(texts) - 1 - i) * ROW, c) for i, (t, c) in enumerate(texts)]
+        return _rows_at((named + rows)[::-1], *mid, above=True)
     if mode == "below":
-        return [Label(t, mx, my + 20 + i * ROW, c) for i, (t, c) in enumerate(texts)]
+        return _rows_at(rows + named, *mid, above=False)
     right = [r for r in rows if r[0].startswith("→")]
-    above = right + ([(subnet, "subnet")] if subnet else [])
-    below = [r for r in rows if r not in right]
-    return ([Label(t, mx, my - 8 - i * ROW, c) for i, (t, c) in enumerate(above)]
-            + [Label(t, mx, my + 20 + i * ROW, c) for i, (t, c) in enumerate(below)])
+    return _rows_at(right + named, *mid, above=True) + _rows_at([r for r in rows if r not in right], *mid, above=False)
 
 
 def _overlap(a: Box, b: Box) -> float:
@@ -416,14 +430,19 @@ def link_label_spots(link: dict, w: Wire, subnet: str | None) -> list[list[Label
 
 # ---------------------------------------------------------------- subnets
 
+def _more_subnets(known: dict[int, str], links: list[dict], switches: set[str]) -> dict[int, str]:
+    """Links with no subnet yet that touch a switch whose segment has one (switch-to-switch links)."""
+    of_switch = {n: s for k, s in known.items() for n in (links[k]["a"], links[k]["b"]) if n in switches}
+    more = {k: of_switch.get(link["a"]) or of_switch.get(link["b"]) for k, link in enumerate(links) if k not in known}
+    return {k: s for k, s in more.items() if s}
+
+
 def link_subnets(lab: dict) -> dict[int, str]:
     """link index -> its subnet, from the interfaces on it (a switch-to-switch link: its switches')."""
     out = {i["link"]: i["subnet"] for i in lab.get("interfaces") or [] if i.get("subnet")}
     switches, links = set(lab.get("switches") or []), lab.get("links") or []
     for _ in range(len(links)):
-        of_switch = {n: s for k, s in out.items() for n in (links[k]["a"], links[k]["b"]) if n in switches}
-        more = {k: of_switch.get(link["a"]) or of_switch.get(link["b"]) for k, link in enumerate(links) if k not in out}
-        more = {k: s for k, s in more.items() if s}
+        more = _more_subnets(out, links, switches)
         if not more:
             break
         out.update(more)
@@ -432,18 +451,17 @@ def link_subnets(lab: dict) -> dict[int, str]:
 
 def subnet_places(lab: dict) -> tuple[dict[str, str], dict[int, str]]:
     """Where each subnet is named once: ({switch: subnet}, {link index: subnet}) — in the first
-    switch of its segment, else on its (first) link."""
-    switches, links = list(lab.get("switches") or []), lab.get("links") or []
+    switch of its segment (a switch is in one segment), else on its first link."""
+    links, subnets = lab.get("links") or [], sorted(link_subnets(lab).items())
+    members = {s: [n for n in lab.get("switches") or [] if any(s == t and n in (links[k]["a"], links[k]["b"])
+                                                                for k, t in subnets)] for _, s in subnets}
     in_switch: dict[str, str] = {}
     on_link: dict[int, str] = {}
-    for k, subnet in sorted(link_subnets(lab).items()):
+    for k, subnet in subnets:
         if subnet in in_switch.values() or subnet in on_link.values():
             continue
-        ends = [n for n in switches if n in (links[k]["a"], links[k]["b"])]
-        mine = [n for n in switches if n not in in_switch and any(
-            s == subnet and n in (links[j]["a"], links[j]["b"]) for j, s in link_subnets(lab).items())]
-        if ends or mine:
-            in_switch[(mine or ends)[0]] = subnet
+        if members[subnet]:
+            in_switch[members[subnet][0]] = subnet
         else:
             on_link[k] = subnet
     return in_switch, on_link
@@ -529,6 +547,25 @@ def _nodes(lab: dict, pos: dict[str, tuple[float, float]]) -> tuple[list[str], l
     return shapes, labels
 
 
+def _start(pos: dict[str, tuple[float, float]], labels: list[Label], wires: list[Wire]) -> Taken:
+    """The nodes, their labels and the wires (off the nodes), for the labels still to place."""
+    taken = Taken()
+    for box in [node_box(xy, 2) for xy in pos.values()] + [f.box for f in labels]:
+        taken.add(box)
+    for w in wires:
+        taken.add_points([p for p in w.samples(96) if not any(_inside(p, node_box(xy)) for xy in (w.a, w.b))])
+    return taken
+
+
+def _place_addresses(lab: dict, links: list[tuple[int, dict, Wire]], taken: Taken) -> list[Label]:
+    """Each router interface's address at its end of its link, where it covers least."""
+    ends = {(i["link"], i["node"]): i["address"] for i in lab.get("interfaces") or [] if i.get("address")}
+    routers = set(lab.get("routers") or [])
+    return [label for k, link, w in links for from_a, node in ((True, link["a"]), (False, link["b"]))
+            if node in routers and (k, node) in ends
+            for label in taken.best([[spot] for spot in address_spots(w, from_a, ends[(k, node)])])]
+
+
 def _drawn(lab: dict, server: str | None) -> tuple[list[str], list[Label], list[Box]]:
     """(svg parts, every label, every box drawn): addresses, then each link's labels, each placed
     where it covers the least of what is already there."""
@@ -537,16 +574,8 @@ def _drawn(lab: dict, server: str | None) -> tuple[list[str], list[Label], list[
     links = [(k, link, wire(link, pos)) for k, link in enumerate(lab.get("links") or [])
              if link["a"] in pos and link["b"] in pos]
     free = _step_notes(lab, pos)
-    taken = Taken()
-    for box in [node_box(xy, 2) for xy in pos.values()] + [f.box for f in labels + free]:
-        taken.add(box)
-    for _, _, w in links:
-        taken.add_points([p for p in w.samples(96) if not any(_inside(p, node_box(xy)) for xy in (w.a, w.b))])
-    ends = {(i["link"], i["node"]): i["address"] for i in lab.get("interfaces") or [] if i.get("address")}
-    for k, link, w in links:
-        for from_a, node in ((True, link["a"]), (False, link["b"])):
-            if _kind(lab, node) == "router" and (k, node) in ends:
-                free += taken.best([[spot] for spot in address_spots(w, from_a, ends[(k, node)])])
+    taken = _start(pos, labels + free, [w for _, _, w in links])
+    free += _place_addresses(lab, links, taken)
     _, on_link = subnet_places(lab)
     wires = []
     for k, link, w in links:
