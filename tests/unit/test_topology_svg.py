@@ -283,3 +283,20 @@ def test_an_mtu_is_written_on_every_link_of_its_segment_and_a_long_name_fits_its
     name = next(t for t in nodes(root)["borderr01"].iter(f"{NS}text") if t.text == "borderr01")
     assert float(name.get("textLength")) <= BOX_W - 50 and name.get("lengthAdjust") == "spacingAndGlyphs"
     assert all(t.get("textLength") is None for g in nodes(root).values() for t in g.iter(f"{NS}text") if t.text != "borderr01")
+
+
+def test_a_lab_recorded_before_routers_still_draws(tmp_path):
+    lab = lab_of("three_hosts", tmp_path)
+    older = {k: v for k, v in lab.items() if k not in ("routers", "interfaces", "routes")}
+    older["links"] = [{k: v for k, v in link.items() if k not in ("mtu", "cost")} for link in lab["links"]]
+    root = svg_root(older)
+    assert sorted(nodes(root)) == ["client1", "client2", "s1", "server"] and len(links(root)) == 3
+    words = texts(root)
+    assert "10.0.0.0/8" not in words and {"10.0.0.1", "10.0.0.2", "10.0.0.3"} <= set(words)
+
+
+def test_the_drawing_modules_stay_simple():
+    from radon.complexity import cc_visit
+    for module in ("topology_svg.py", "topology_draw.py"):
+        source = (Path(__file__).resolve().parents[2] / "harness" / "report" / module).read_text()
+        assert [(b.name, b.complexity) for b in cc_visit(source) if b.complexity > 15] == [], module
