@@ -23,7 +23,7 @@ claims (all 13, or those numbered) and writes claims.html and claims.md."""
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run-experiment", epilog=EPILOG,
                                      description="Run a TCP experiment on a real Linux kernel and judge it.")
-    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
+    parser.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
                         help="experiment YAML: a path, a name in experiments/ (handshake.yaml), or a folder of them. "
                              "Several run in one go: in VMs side by side (see --jobs), locally one after another")
     parser.add_argument("--target", default="auto", metavar="TARGET",
@@ -55,7 +55,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-cells", type=int, default=MAX_CELLS, metavar="N",
                         help=f"refuse a matrix of more than N cells (default {MAX_CELLS}); the cells are counted before "
                              "any is loaded")
+    parser.add_argument("--draw", metavar="TOPOLOGY",
+                        help="only draw a topology (a .yaml path or a name in topologies/) as an SVG: hosts, switches, "
+                             "routers, each link's settings per direction, subnets and addresses; nothing is run")
+    parser.add_argument("-o", "--out", metavar="FILE.svg", help="with --draw: where the SVG goes (default: ./<topology name>.svg)")
     args = parser.parse_args(argv)
+    if args.draw is None and not args.experiments:
+        parser.error("give an experiment file (or --draw TOPOLOGY)")
+    if args.draw is not None and args.experiments:
+        parser.error(f"--draw draws one topology and runs nothing: drop {' '.join(args.experiments)}, or drop --draw")
+    if args.out is not None and args.draw is None:
+        parser.error("--out says where --draw writes its SVG: give --draw TOPOLOGY too")
     if args.target not in ("auto", "local", "vm", "vagrant") and not args.target.startswith("ssh://"):
         parser.error(f"--target {args.target}: give auto, local, vm, vagrant or ssh://user@host[:port]")
     return args
@@ -267,6 +277,11 @@ def _main(args: argparse.Namespace) -> int:
     from harness.load import load_cells
     if args.inner_plan:
         return _run_inner(Path(args.inner_plan), Path(args.results_dir))
+    if args.draw is not None:
+        from harness.report.topology_draw import draw_topology
+        written = draw_topology(Path(args.draw), None if args.out is None else Path(args.out))
+        say(f"{args.draw}: drawn in {written}")
+        return 0
     _check_arguments(args)
     if args.experiments[0] == "claims" and not Path("claims").exists():
         return _claims(args, _claim_numbers(args.experiments[1:]))

@@ -42,6 +42,7 @@ from harness.report import describe_network_step, verdict_table, write_result
 from harness.report.evidence import (EvidenceIncomplete, full_disk_note, mark_incomplete, pcap_problem, publish,
                                       atomic_write, samples_problem, step_log_problem, sync_files)
 from harness.report.timeline import DEAD_PING, terminal_copy, timeline
+from harness.report.topology_draw import topology_dict
 from harness.judge.schedule import judge_schedule, late_steps
 
 SAMPLE_INTERVAL_S = 0.01
@@ -264,30 +265,9 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
 
 def lab_section(experiment: Experiment, plan: RunPlan, ports: dict[tuple[str, str], str],
                 host_intf: dict[str, str]) -> dict:
-    """result.json's `lab`: the network as built (hosts' addresses and interfaces, each link's
-    interfaces and settings per direction, where each network step acted), so a report drawn
-    from the folder alone never re-reads a topology file that may have changed since."""
-    topo = experiment.topology
-
-    def impairment(imp: Impairment) -> dict:
-        return {"delay_s": imp.delay_s, "jitter_s": imp.jitter_s, "loss_pct": imp.loss_pct,
-                "bw_mbit": imp.bw_mbit, "queue": imp.queue}
-
-    return {"hosts": {h: {"ip": plan.addresses.get(h), "interface": host_intf.get(h)}
-                      for h in topo.hosts},
-            "switches": list(topo.switches),
-            "routers": list(topo.routers),
-            "links": [{"a": link.a, "b": link.b, "a_interface": ports.get((link.a, link.b)),
-                       "b_interface": ports.get((link.b, link.a)), "mtu": link.mtu, "cost": link.cost,
-                       "a_to_b": impairment(link.a_to_b), "b_to_a": impairment(link.b_to_a)} for link in topo.links],
-            "interfaces": [{"node": i.node, "link": i.link, "peer": i.peer, "address": i.address,
-                            "prefix_len": i.prefix_len, "subnet": i.subnet, "mtu": i.mtu} for i in topo.interfaces],
-            "routes": [{"node": r.node, "prefix": r.prefix, "via": r.via, "via_node": r.via_node, "given": r.given}
-                       for r in topo.routes],
-            "network_steps": [{"line": p.step.index, "action": p.step.action, "sender": p.step.sender,
-                               "receiver": p.step.receiver, "switch": p.switch,
-                               "ingress": ports.get((p.switch, p.ingress_node)),
-                               "egress": ports.get((p.switch, p.egress_node))} for p in plan.network_steps]}
+    """result.json's `lab`: the network as built (see topology_dict), so a report drawn from the
+    folder alone never re-reads a topology file that may have changed since."""
+    return topology_dict(experiment.topology, plan.addresses, host_intf, ports, plan.network_steps)
 
 
 def _judge(plan: RunPlan, rec: Recording, base: dict, steps_log, obs, rtt: float) -> tuple[dict, list, list, list[NetworkCheck]]:
