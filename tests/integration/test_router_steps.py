@@ -155,7 +155,7 @@ def serve(lab: RoutedLab, hold_s: float = 3.0) -> subprocess.Popen:
     code = ("import socket,sys\n"
             f"s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('{SERVER}',5001));s.listen()\n"
             "print('listening',flush=True)\n"
-            f"s.settimeout({hold_s + 5});c,_=s.accept();c.settimeout({hold_s})\n"
+            f"s.settimeout(60);c,_=s.accept();c.settimeout({hold_s})\n"
             "try:\n  print('eof' if c.recv(100)==b'' else 'data',flush=True)\n"
             "except ConnectionResetError: print('reset',flush=True)\n"
             "except socket.timeout: print('timeout',flush=True)\n")
@@ -164,15 +164,28 @@ def serve(lab: RoutedLab, hold_s: float = 3.0) -> subprocess.Popen:
     return server
 
 
-def connect(lab: RoutedLab, hold_s: float = 0.0) -> tuple[float, int]:
-    """(seconds connect() took, the client's port); the socket stays open hold_s."""
+def client(lab: RoutedLab, hold_s: float = 0.0) -> subprocess.Popen:
+    """A client that connects, prints how long connect() took and its port, and keeps the socket
+    open hold_s."""
     code = ("import socket,time\n"
             f"t=time.time();c=socket.create_connection(('{SERVER}',5001),timeout=10);print(time.time()-t,c.getsockname()[1],flush=True)\n"
             f"time.sleep({hold_s})\n")
-    done = lab["client"].pexec(["python3", "-c", code])
-    assert done[2] == 0, done[1]
-    took, port = done[0].split()
-    return float(took), int(port)
+    return lab["client"].popen("python3", "-c", code)
+
+
+def connected(proc: subprocess.Popen) -> tuple[float, int]:
+    """(seconds connect() took, the client's port), once it says so."""
+    line = proc.stdout.readline().split()
+    assert line, proc.communicate(timeout=30)[1]
+    return float(line[0]), int(line[1])
+
+
+def connect(lab: RoutedLab) -> tuple[float, int]:
+    proc = client(lab)
+    try:
+        return connected(proc)
+    finally:
+        proc.wait(30)
 
 
 def syns(frames, sport=None) -> list:
@@ -231,16 +244,17 @@ def test_an_rst_injected_at_a_router_leaves_as_r1_forwards_and_resets_the_server
     capture = Capture(lab["r1"], "r1-eth1", tmp_path / "r1.pcap")
     src_mac, dst_mac = router_link(lab["r1"], "r1-eth1", SERVER)
     assert (src_mac, dst_mac) == (lab["r1"].mac("r1-eth1"), lab["r2"].mac("r2-eth0"))
-    rst = NetworkStep("inject", "client", "server", PacketMatch(), 14, at_s=0.8,
+    rst = NetworkStep("inject", "client", "server", PacketMatch(), 14, at_s=0.3,
                       inject=InjectSpec(socket="a", flags="R", seq=ConnTerm("a", "snd_nxt", 0, "a.snd_nxt")))
     job = Injection(rst, "r1-eth1", CLIENT, SERVER, src_mac, dst_mac, netns_pid=lab["r1"].pid, ttl_drop=1)
     refs = {"a": ConnRef("a", CLIENT, SERVER, 5001, 1, "client")}
     log = tmp_path / "inject.jsonl"
     with Injector(InjectorPlan((job,), refs, str(log))) as injector:
         injector.wait_ready(10)
-        t0 = time.time()
-        injector.go(t0)
-        _, port = connect(lab, hold_s=1.5)
+        proc = client(lab, hold_s=3.0)
+        _, port = connected(proc)          # t0 once connected: starting Python in the VM takes a while
+        injector.go(time.time())
+        proc.wait(30)
     (record,) = [json.loads(line) for line in log.read_text().splitlines()]
     said = server.communicate(timeout=10)[0].split()
     frames = [f for f in capture.frames() if f.data.data.flags & dpkt.tcp.TH_RST and f.data.src == socket.inet_aton(CLIENT)]
