@@ -285,7 +285,8 @@ def test_every_shipped_file_keeps_its_single_connection_meaning():
             auto = {"connect": f"{step.host}#1", "listen": f"{step.host}:{step.port}"}
             assert step.socket == auto.get(step.action, step.socket) and step.socket in (
                 "client#1", "server:5001", "server:5001#1"), (path.name, step)
-        assert not exp.expect.socket_packets
+        if '"server:5001#1":' not in text:       # a file may judge the accepted socket's own capture (pmtu)
+            assert not exp.expect.socket_packets
 
 
 # --- the plan --------------------------------------------------------------------------------
