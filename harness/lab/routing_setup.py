@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 
@@ -98,14 +99,40 @@ def batch_lines(mtus: dict[str, int], routes: list[tuple[str, str, str]]) -> lis
             + [f"route replace {prefix} via {via} dev {intf}" for prefix, via, intf in routes])
 
 
-def batch_command(lines: list[str]) -> list[str]:
-    """One process per node for all its `ip` changes (a 20-node lab has hundreds), every line in
-    the command run.log shows; ip stops at the first failing line and names it (-:N)."""
-    return ["sh", "-c", 'printf "%s\\n" "$@" | ip -batch -', "ip-batch", *lines]
+def setup_command(sysctls: dict[str, str], lines: list[str]) -> list[str] | None:
+    """One process per node for all it needs set (exec is what costs in an emulated VM, ~0.1 s
+    each): its sysctls, then one `ip -batch` of MTUs and routes (ip stops at the first failing
+    line and names it, -:N). Every value and line is in the command run.log shows. None: nothing to set."""
+    parts = [shlex.join(sysctl_command(sysctls))] if sysctls else []
+    parts += ['printf "%s\\n" "$@" | ip -batch -'] if lines else []
+    return ["sh", "-c", " && ".join(parts), "setup", *lines] if parts else None
 
 
 def sysctl_command(values: dict[str, str]) -> list[str]:
     return ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())]
+
+
+READBACK = ("addr", "route", "sysctl")
+
+
+def readback_command(sysctl_names: list[str]) -> list[str]:
+    """One process per node reading back its interfaces, routes and (if any) sysctls, each after a
+    marker line (#addr, #route, #sysctl) that parse_readback splits on."""
+    parts = ["echo '#addr'", "ip -j addr show", "echo '#route'", "ip -j route show"]
+    parts += ["echo '#sysctl'", shlex.join(["sysctl", "-e", *sysctl_names])] if sysctl_names else []
+    return ["sh", "-c", " && ".join(parts)]
+
+
+def parse_readback(out: str) -> dict[str, str]:
+    """readback_command's output by section; a section missing is empty."""
+    sections: dict[str, list[str]] = {name: [] for name in READBACK}
+    current = None
+    for line in out.splitlines():
+        if line.startswith("#") and line[1:] in sections:
+            current = line[1:]
+        elif current is not None:
+            sections[current].append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
 
 
 def parse_sysctls(out: str) -> dict[str, str]:
@@ -194,26 +221,22 @@ def _run(node, args: list[str], what: str) -> str:
 def configure(net, topology: Topology, ports: Ports) -> None:
     """Set forwarding sysctls, MTUs and routes on every host and router, and the switch ports' MTUs."""
     for plan in node_plans(topology, ports):
-        node = net.get(plan.name)
-        if plan.sysctls:
-            _run(node, sysctl_command(plan.sysctls), "setting the forwarding sysctls")
-        lines = batch_lines(plan.mtus, plan.routes)
-        if lines:
-            _run(node, batch_command(lines), "setting MTUs and routes")
-    switch_lines = batch_lines(switch_port_mtus(topology, ports), [])
-    if switch_lines:     # switch ports live where the switches run (the machine's namespace)
-        _run(net.get(topology.switches[0]), batch_command(switch_lines), "setting switch port MTUs")
+        command = setup_command(plan.sysctls, batch_lines(plan.mtus, plan.routes))
+        if command:
+            _run(net.get(plan.name), command, "setting sysctls, MTUs and routes")
+    command = setup_command({}, batch_lines(switch_port_mtus(topology, ports), []))
+    if command:     # switch ports live where the switches run (the machine's namespace)
+        _run(net.get(topology.switches[0]), command, "setting switch port MTUs")
 
 
 def verify(net, topology: Topology, ports: Ports) -> None:
     """Read every address, MTU, route and forwarding sysctl back; RunFailed naming each difference."""
     problems: list[str] = []
     for plan in node_plans(topology, ports):
-        node = net.get(plan.name)
-        problems += address_problems(plan, json.loads(_run(node, ["ip", "-j", "addr", "show"], "ip addr") or "[]"))
-        problems += route_problems(plan, json.loads(_run(node, ["ip", "-j", "route", "show"], "ip route") or "[]"))
-        if plan.sysctls:
-            problems += sysctl_problems(plan, parse_sysctls(_run(node, ["sysctl", "-e", *plan.sysctls], "sysctl")))
+        got = parse_readback(_run(net.get(plan.name), readback_command(list(plan.sysctls)), "reading the lab back"))
+        problems += address_problems(plan, json.loads(got["addr"] or "[]"))
+        problems += route_problems(plan, json.loads(got["route"] or "[]"))
+        problems += sysctl_problems(plan, parse_sysctls(got["sysctl"]))
     wanted = switch_port_mtus(topology, ports)
     if wanted:
         out = _run(net.get(topology.switches[0]), ["ip", "-j", "link", "show"], "ip link")

@@ -13,8 +13,8 @@ import pytest
 
 from harness.lab.network import _host_ip, _interface_ips
 from harness.lab.routing_setup import (
-    NodePlan, address_problems, batch_command, batch_lines, link_mtu_problems, node_plans, node_sysctls,
-    parse_sysctls, route_problems, switch_port_mtus, sysctl_problems)
+    NodePlan, address_problems, batch_lines, link_mtu_problems, node_plans, node_sysctls, parse_readback,
+    parse_sysctls, readback_command, route_problems, setup_command, switch_port_mtus, sysctl_problems)
 from harness.load.topology import load_topology
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "lab_routing_host_6.18"
@@ -79,13 +79,36 @@ def test_the_batch_sets_mtus_before_routes_and_leaves_1500_alone(plans):
     assert batch_lines(plans["server"].mtus, []) == []
 
 
-def test_the_batch_command_hands_ip_each_line_whole():
+def test_the_setup_command_hands_ip_each_line_whole():
     lines = ["route replace default via 10.1.0.1 dev c-eth0", "a line with 'quotes' and $dollars"]
-    command = batch_command(lines)
+    command = setup_command({}, lines)
     assert command[:2] == ["sh", "-c"] and command[-2:] == lines
     shown = subprocess.run([*command[:2], command[2].replace("ip -batch -", "cat"), *command[3:]],
                            capture_output=True, text=True, check=True).stdout
     assert shown.splitlines() == lines
+
+
+def test_the_setup_command_sets_sysctls_first_and_only_what_is_there():
+    command = setup_command({"net.ipv4.ip_forward": "1", "net.ipv4.conf.r1-eth0.rp_filter": "0"}, ["route replace x"])
+    assert command[2].startswith("sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.r1-eth0.rp_filter=0 && printf")
+    assert setup_command({"net.ipv4.ip_forward": "1"}, [])[2:] == ["sysctl -q -w net.ipv4.ip_forward=1", "setup"]
+    assert setup_command({}, []) is None
+
+
+@pytest.mark.parametrize("node", ["client1", "r1"])
+def test_one_readback_process_gives_addresses_routes_and_sysctls(plans, node):
+    """readback_command's output as r1 and client1 gave it (recorded), split and judged as planned."""
+    assert readback_command(list(plans[node].sysctls))[2].startswith("echo '#addr' && ip -j addr show && ")
+    got = parse_readback((FIX / f"{node}.readback.txt").read_text())
+    assert address_problems(plans[node], json.loads(got["addr"])) == []
+    assert route_problems(plans[node], json.loads(got["route"])) == []
+    assert sysctl_problems(plans[node], parse_sysctls(got["sysctl"])) == [] and plans[node].sysctls
+    assert [e["ifname"] for e in json.loads(got["addr"])] == ["lo", *plans[node].addresses]
+
+
+def test_a_readback_without_a_section_gives_it_empty():
+    assert parse_readback("#addr\n[]\n#route\n[]\n") == {"addr": "[]", "route": "[]", "sysctl": ""}
+    assert readback_command([]) == ["sh", "-c", "echo '#addr' && ip -j addr show && echo '#route' && ip -j route show"]
 
 
 @pytest.mark.parametrize("node", NODES)
