@@ -19,8 +19,8 @@ from harness.analyse.figures import conn_refs, ref_of_host
 from harness.analyse.injected import check_injection, read_icmp, read_log
 from harness.analyse.network import NetworkCheck, check_step
 from harness.analyse.segments import Segment, read_segments
-from harness.lab.injector import LOG_NAME, Injection, Injector, InjectorPlan
-from harness.lab.packet_rules import PacketRules, PlacedStep
+from harness.lab.injector import LOG_NAME, Injection, Injector, InjectorPlan, router_link
+from harness.lab.packet_rules import NetworkRules, PlacedStep
 from harness.errors import RunFailed
 from harness.judge import judge_all
 from harness.lab.leftovers import Interrupted, Ledger, LocalLock, clean_stale
@@ -64,7 +64,7 @@ class Recording:
     capture_stats: list[dict] = field(default_factory=list)
     sampler: StateSampler | None = None
     agents: HelperGroup = field(default_factory=HelperGroup)
-    rules: PacketRules | None = None
+    rules: NetworkRules | None = None
     injector: Injector | None = None
     counted: dict = field(default_factory=dict)
     host_intf: dict[str, str] = field(default_factory=dict)
@@ -151,7 +151,7 @@ def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: R
     rec.placed = [_placed(p, lab) for p in plan.network_steps]
     ruled = [p for p in rec.placed if p.step.action != "inject"]      # inject steps: the injector's
     if ruled:
-        rec.rules = helpers.enter_context(PacketRules(ruled, lab.node(plan.experiment.topology.switches[0]), ledger))
+        rec.rules = helpers.enter_context(NetworkRules(ruled, lab.node, plan.experiment.topology.routers, ledger))
     injections = [_injection(plan, p, lab) for p in plan.network_steps if p.step.action == "inject"]
     if injections:     # its sockets open (ready) before the agents start: no cost without inject steps
         rec.injector = helpers.enter_context(Injector(
@@ -161,24 +161,42 @@ def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: R
 
 
 def _injection(plan: RunPlan, placement: StepPlacement, lab: Lab) -> Injection:
-    """An inject step on the lab's ports: sent out of the port facing the receiver, with the hosts'
-    MACs; an after: event watched on the port facing its host."""
+    """An inject step on the lab's ports: sent out of the port facing the receiver, with the MACs
+    a forwarded frame has there; an after: event watched on the port facing its host."""
     step, switch = placement.step, placement.switch
-    mac = {h: lab.node(h).intf(lab.port(h, switch)).MAC() for h in (step.sender, step.receiver)}
     port = lab.port(switch, placement.egress_node)
+    src_mac, dst_mac, netns_pid, ttl_drop = _frame_origin(plan, placement, lab, port)
     event = step.inject.after
     watched = ref_of_host(plan.experiment, event.host) if event else None
     watch_port = None if event is None else port if watched == step.receiver else lab.port(switch, placement.ingress_node)
     refs = conn_refs(plan.experiment, plan.addresses)
-    return Injection(step, port, placement.src_ip, placement.dst_ip, mac[step.sender], mac[step.receiver], watch_port,
-                     plan.addresses.get(watched), refs.get(event.host) if event else None)
+    return Injection(step, port, placement.src_ip, placement.dst_ip, src_mac, dst_mac, watch_port,
+                     plan.addresses.get(watched), refs.get(event.host) if event else None,
+                     netns_pid=netns_pid, ttl_drop=ttl_drop)
+
+
+def _frame_origin(plan: RunPlan, placement: StepPlacement, lab: Lab, port: str) -> tuple[str, str, int | None, int]:
+    """(source MAC, destination MAC, namespace pid, TTL drop) of an injected frame. At a router:
+    its port's MAC and its next hop's (from its routes), in its namespace, one router crossed. At a
+    switch: the sender's MAC and that of the sender's next hop on the path (the receiver, or the
+    router that leaves the segment), in the root namespace, no router crossed."""
+    topology, step = plan.experiment.topology, placement.step
+    if placement.switch in topology.routers:
+        router = lab.node(placement.switch)
+        src_mac, dst_mac = router_link(router, port, placement.dst_ip)
+        return src_mac, dst_mac, router.pid, 1
+    path = topology.path(step.sender, step.receiver)
+    hop = next(i for i in range(1, len(path)) if path[i] not in topology.switches)
+    src_mac = lab.node(step.sender).intf(lab.port(step.sender, path[1])).MAC()
+    dst_mac = lab.node(path[hop]).intf(lab.port(path[hop], path[hop - 1])).MAC()
+    return src_mac, dst_mac, None, 0
 
 
 def _placed(placement: StepPlacement, lab: Lab) -> PlacedStep:
     """A planned network step on the lab's real ports."""
     port = lab.port(placement.switch, placement.egress_node)
     return PlacedStep(placement.step, port, lab.interfaces[port][1], placement.src_ip, placement.dst_ip,
-                      lab.port(placement.switch, placement.ingress_node))
+                      lab.port(placement.switch, placement.ingress_node), node=placement.switch)
 
 
 def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
