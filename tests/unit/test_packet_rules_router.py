@@ -5,6 +5,8 @@ side is tests/integration/test_router_steps.py."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,12 +108,20 @@ class Ledger:
 def test_at_a_router_the_tables_are_family_ip_in_its_namespace_and_not_in_the_ledger(monkeypatch):
     from harness.lab import packet_rules
     outside: list[list[str]] = []
-    monkeypatch.setattr(packet_rules, "run_command", lambda args, **kw: outside.append(list(args)))
+
+    def run(args, **kw):
+        outside.append(list(args))
+        return subprocess.CompletedProcess(args, 0, "", "")
+    monkeypatch.setattr(packet_rules, "run_command", run)
     router, ledger = Router(), Ledger()
-    steps = [at(SYN), at(replace(SYN, action="duplicate", index=14)), at(replace(SYN, action="hold", index=15, extra_s=1.0))]
+    steps = [at(SYN), at(replace(SYN, action="duplicate", index=14)), at(replace(SYN, action="hold", index=15, extra_s=1.0)),
+             at(replace(SYN, index=16, at_s=0.01))]
     rules = PacketRules(steps, router, ledger, family="ip")
     t = rules.table
     rules.install_untimed()
+    rules.start(time.time())
+    for timer in list(rules.timers):
+        timer.join(10)
     rules.close()
     assert ledger.tables == []                 # the table goes with the router's namespace
     assert router.commands[:2] == [f"nft add table ip {t}",
@@ -121,7 +131,11 @@ def test_at_a_router_the_tables_are_family_ip_in_its_namespace_and_not_in_the_le
     assert len(added) == 3 and 'dup to 10.2.0.2 device "r1-eth1"' in added[1]
     assert not any("netdev" in c for c in router.commands)
     assert "tc qdisc replace dev r1-eth1 root handle 1: prio bands 2 priomap" in " ".join(router.commands)
-    assert outside == [["nsenter", "-t", "4242", "-n", "nft", "delete", "table", "ip", t]]
+    # the timed rule (on a timer thread) and the clean-up run outside node.pexec: in its namespace too
+    timed = nft_rule(steps[3].step, "r1-eth1", "10.1.0.11", "10.3.0.11", 0x13)
+    assert outside == [["nsenter", "-t", "4242", "-n", "nft", f"add rule ip {t} rules {timed}"],
+                       ["nsenter", "-t", "4242", "-n", "nft", "delete", "table", "ip", t]]
+    assert 16 in rules.switched_on and rules.failed == []
 
 
 def test_a_router_that_sends_the_segments_elsewhere_stops_the_set_up():
