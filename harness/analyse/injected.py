@@ -1,4 +1,4 @@
-"""Did each `network: inject` step send what it said, when it said, and did it leave the switch?
+"""Did each `network: inject` step send what it said, when it said, and did it leave the switch or router?
 
 The injector logs every injection (harness.lab.injector: <run>/network/inject.jsonl, the fields
 it sent and the moment it handed the frame to the port). The capture of that port (tcpdump sees

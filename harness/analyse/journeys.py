@@ -2,20 +2,23 @@
 (or per segment a network step injected, or per extra copy a step made).
 
 Why: the ladder diagram draws a segment from the moment its sender's TCP handed it over (the
-kernel capture) to the moment it reached the receiver's interface, through the switch where a
-network step acted; and every segment any capture holds must be drawn exactly once. So the same
-segment is followed hop by hop along the lab's path from sender to receiver: a copy at the next
+kernel capture) to the moment it reached the receiver's interface, through the switch or router
+where a network step acted; and every segment any capture holds must be drawn exactly once. So the
+same segment is followed hop by hop along the path the lab's routes send it from sender to
+receiver (harness.model.Topology.path: asymmetric paths, routers in a loop): a copy at the next
 capture point is the one with the same fields (src, sport, dst, dport, seq, ack, flags, length and
-TCP timestamp) whose time after the previous sighting is nearest to the hop's configured delay
-(a held segment arrives late, so plain occurrence order would pair it with its retransmission).
+TCP timestamp; not the TTL nor the MACs, which every router changes) whose time after the
+previous sighting is nearest to the hop's configured delay (a held segment arrives late, so plain
+occurrence order would pair it with its retransmission).
 Pure: segments and the result's lab and network sections in, journeys out."""
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field, replace
 
 from harness.analyse.incarnations import split
+from harness.analyse.lab_topology import lab_topology
 from harness.analyse.segments import Segment
+from harness.model import Topology
 
 EARLY_S = 0.001          # a later sighting may carry a time this much before the previous one
 NEAR_S = 1e-6            # a network check's time names a sighting within this
@@ -27,8 +30,8 @@ class Hop:
     """One capture point on a path, with the link delay expected since the previous one."""
     stem: str                 # capture file stem: client.kernel, client-eth0, s1-eth1 ...
     delay_s: float            # expected time since the previous capture point on the path
-    switch: str | None = None     # the switch whose port this is
-    ingress: bool = False     # a switch port the segment enters by (else it leaves by it)
+    switch: str | None = None     # the switch or router whose port this is
+    ingress: bool = False     # a switch's (router's) port the segment enters by (else it leaves by it)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Journey:
     connection: FourTuple               # as sent: src, sport, dst, dport
     sent: float                         # kernel send time (or first sighting minus the link delays before it)
     left: float | None                  # at the sender's interface
-    switch: str | None                  # the switch it passed (a network step's, when one acted on its path)
+    switch: str | None                  # the switch or router it passed (a network step's, when one acted on its path)
     switch_in: float | None
     switch_out: float | None
     arrived: float | None               # at the receiver's interface
@@ -70,45 +73,50 @@ class _Chain:
 
 
 def _key(seg: Segment) -> tuple:
+    """A segment's identity at every capture point: without the TTL (one less past each router)."""
     return (seg.src, seg.sport, seg.dst, seg.dport, seg.seq, seg.ack, seg.flags, seg.length, seg.tsval)
 
 
-def _graph(lab: dict) -> dict[str, list[tuple[str, str, str, float]]]:
-    """node -> [(neighbour, own interface, neighbour's interface, delay towards it)]."""
-    out: dict[str, list] = {}
+def _link_ends(lab: dict) -> dict[tuple[str, str], tuple[str, str, float]]:
+    """(from, to) -> (from's interface, to's interface, delay from -> to), the first link between them."""
+    out: dict[tuple[str, str], tuple[str, str, float]] = {}
     for link in lab.get("links", []):
         a, b = link["a"], link["b"]
-        out.setdefault(a, []).append((b, link["a_interface"], link["b_interface"], link["a_to_b"]["delay_s"]))
-        out.setdefault(b, []).append((a, link["b_interface"], link["a_interface"], link["b_to_a"]["delay_s"]))
+        out.setdefault((a, b), (link["a_interface"], link["b_interface"], link["a_to_b"]["delay_s"]))
+        out.setdefault((b, a), (link["b_interface"], link["a_interface"], link["b_to_a"]["delay_s"]))
     return out
 
 
-def _route(lab: dict, sender: str, receiver: str) -> list[tuple[str, str, str, str, float]]:
-    """The links from sender to receiver (breadth first): (from, to, from's interface, to's, delay)."""
-    graph = _graph(lab)
-    came: dict[str, tuple] = {sender: ()}
-    todo = deque([sender])
-    while todo:
-        node = todo.popleft()
-        for nxt, mine, theirs, delay in graph.get(node, []):
-            if nxt not in came:
-                came[nxt] = (node, nxt, mine, theirs, delay)
-                todo.append(nxt)
-    route = []
-    node = receiver
-    while node in came and came[node]:
-        route.append(came[node])
-        node = came[node][0]
-    return route[::-1]
+def _nodes(topology: Topology, sender: str, receiver: str) -> list[str]:
+    """The nodes the routes send a segment through (Topology.path); [] where the lab cannot say."""
+    try:
+        return topology.path(sender, receiver)
+    except (StopIteration, KeyError, ValueError):      # a host without a recorded address
+        return []
 
 
-def path(lab: dict, sender: str, receiver: str, stems: set[str]) -> list[Hop]:
+def _route(lab: dict, topology: Topology, sender: str, receiver: str) -> list[tuple[str, str, str, str, float]]:
+    """The links from sender to receiver as the routes take them: (from, to, from's interface, to's, delay)."""
+    ends = _link_ends(lab)
+    nodes = _nodes(topology, sender, receiver)
+    pairs = list(zip(nodes, nodes[1:]))
+    if any(pair not in ends for pair in pairs):
+        return []
+    return [(frm, to, *ends[(frm, to)]) for frm, to in pairs]
+
+
+def network_nodes(lab: dict) -> set[str]:
+    """The nodes between hosts whose ports are captured and where network steps act: switches and routers."""
+    return set(lab.get("switches") or []) | set(lab.get("routers") or [])
+
+
+def path(lab: dict, sender: str, receiver: str, stems: set[str], topology: Topology | None = None) -> list[Hop]:
     """The capture points a segment from sender to receiver passes, in order (those the run has)."""
-    switches = set(lab.get("switches", []))
+    nodes = network_nodes(lab)
     hops = [Hop(f"{sender}.kernel", 0.0)]
-    for frm, to, mine, theirs, delay in _route(lab, sender, receiver):
-        hops.append(Hop(mine, delay, frm if frm in switches else None, False))
-        hops.append(Hop(theirs, 0.0, to if to in switches else None, to in switches))
+    for frm, to, mine, theirs, delay in _route(lab, topology or lab_topology(lab), sender, receiver):
+        hops.append(Hop(mine, delay, frm if frm in nodes else None, False))
+        hops.append(Hop(theirs, 0.0, to if to in nodes else None, to in nodes))
     kept, pending = [], 0.0
     for hop in hops:
         pending += hop.delay_s
@@ -164,12 +172,13 @@ class _Direction:
 
 def _directions(lab: dict, captures: dict[str, list[Segment]]) -> list[_Direction]:
     hosts = lab.get("hosts", {})
+    topology = lab_topology(lab)
     out = []
     for sender, s in hosts.items():
         for receiver, r in hosts.items():
             if sender == receiver:
                 continue
-            hops = path(lab, sender, receiver, set(captures))
+            hops = path(lab, sender, receiver, set(captures), topology)
             seen = [[g for g in captures[h.stem] if (g.src, g.dst) == (s["ip"], r["ip"])] for h in hops]
             out.append(_Direction(sender, receiver, hops, seen))
     return out
@@ -180,7 +189,7 @@ def _time_at(chain: _Chain, hops: list[Hop], pick) -> float | None:
 
 
 def _step_switch(d: _Direction, steps: list[dict]) -> str | None:
-    """The switch a network step acts on for this direction (else the path's first switch)."""
+    """The switch or router a network step acts on for this direction (else the path's first one)."""
     acted = {s.get("switch") for s in steps if (s.get("sender"), s.get("receiver")) == (d.sender, d.receiver)}
     switches = [h.switch for h in d.hops if h.switch]
     return next((sw for sw in switches if sw in acted), switches[0] if switches else None)
@@ -213,7 +222,7 @@ def _switch_times(d: _Direction, chain: _Chain, switch: str | None) -> tuple[flo
 
 
 def _fate(d: _Direction, chain: _Chain, arrived: float | None) -> str:
-    """Injected: first seen at a switch port, no copy of a send; else delivered or dropped."""
+    """Injected: first seen at a switch's or router's port, no copy of a send; else delivered or dropped."""
     first_i = chain.sightings[0][0]
     if chain.duplicate_of is None and first_i > 0 and d.hops[first_i].switch is not None:
         return "injected"

@@ -59,7 +59,7 @@ class Axis:
 @dataclass
 class Lane:
     name: str
-    kind: str                     # host | switch
+    kind: str                     # host | switch | router
     x: float
     columns: list[str] = field(default_factory=list)      # socket names, state columns beside it
     column_x: list[float] = field(default_factory=list)   # each column's left edge
@@ -171,8 +171,15 @@ def column_host(result: dict, column: str) -> str:
     return sockets.get(column, {}).get("host") or column
 
 
+def node_kind(lab: dict, name: str) -> str:
+    """host | router | switch: what a node of the lab is (a network step's node is a switch or a router)."""
+    if name in (lab.get("hosts") or {}):
+        return "host"
+    return "router" if name in (lab.get("routers") or []) else "switch"
+
+
 def lane_order(run: RunData) -> list[tuple[str, str]]:
-    """(name, kind): connecting hosts left, switches where a network step acted, servers right."""
+    """(name, kind): connecting hosts left, the switches and routers where a network step acted, servers right."""
     hosts = list(run.lab.get("hosts", {}))
     servers = _server_like(run.result)
     acted = []
@@ -181,7 +188,7 @@ def lane_order(run: RunData) -> list[tuple[str, str]]:
             acted.append(step["switch"])
     left = [h for h in hosts if h not in servers] or hosts[:1]
     right = [h for h in hosts if h not in left]
-    return [(h, "host") for h in left] + [(s, "switch") for s in acted] + [(h, "host") for h in right]
+    return [(h, "host") for h in left] + [(s, node_kind(run.lab, s)) for s in acted] + [(h, "host") for h in right]
 
 
 def place_lanes(run: RunData) -> list[Lane]:
@@ -365,7 +372,7 @@ def _colour(j: Journey, connection_colour: str) -> str:
 
 
 def _from_switch(j: Journey) -> bool:
-    """Drawn from the switch lane: an injected segment, or a step's extra copy."""
+    """Drawn from the switch's (or router's) lane: an injected segment, or a step's extra copy."""
     return j.fate == "injected" or j.duplicate
 
 
@@ -377,7 +384,7 @@ def _start(j: Journey, sx: float | None, rx: float | None, wx: float | None, axi
 
 
 def _via_switch(j: Journey, wx: float | None, axis: Axis) -> tuple[list, tuple | None]:
-    """The corner at the switch lane when it got there, and its park there when a step held it."""
+    """The corner at the switch's (or router's) lane when it got there, and its park there when a step held it."""
     if wx is None or j.switch_in is None or _from_switch(j):
         return [], None
     points = [(wx, axis.y(j.switch_in))]
@@ -389,7 +396,7 @@ def _via_switch(j: Journey, wx: float | None, axis: Axis) -> tuple[list, tuple |
 
 
 def _path_points(j: Journey, lanes: dict[str, Lane], axis: Axis) -> tuple[list, tuple | None, tuple | None]:
-    """The arrow's corner points, its park on the switch lane (held) and its cross (dropped)."""
+    """The arrow's corner points, its park on the switch's or router's lane (held) and its cross (dropped)."""
     sx, rx, wx = (lanes[n].x if n in lanes else None for n in (j.sender, j.receiver, j.switch))
     via, park = _via_switch(j, wx, axis)
     points = [_start(j, sx, rx, wx, axis)] + via
@@ -400,7 +407,7 @@ def _path_points(j: Journey, lanes: dict[str, Lane], axis: Axis) -> tuple[list, 
 
 
 def _dropped_end(j: Journey, points: list, rx: float | None, axis: Axis) -> list:
-    """A dropped segment ends where it was last seen: at the switch lane, else a quarter of the way."""
+    """A dropped segment ends where it was last seen: at the switch's (router's) lane, else a quarter of the way."""
     if len(points) > 1 or rx is None:
         return points if len(points) > 1 else points + [(points[0][0] + 12, points[0][1])]
     x0, y0 = points[0]
@@ -461,7 +468,7 @@ def _label_spot(points: list[tuple[float, float]], label: str, placed: list[Line
     return None
 
 
-def seen_title(j: Journey, label: str, name: dict[tuple[str, int], str]) -> str:
+def seen_title(j: Journey, label: str, name: dict[tuple[str, int], str], where: str = "switch") -> str:
     """The hover text: who sent what, its fate, and every capture's absolute time."""
     s = j.segment
     parts = [f"{j.id}: {j.sender} → {j.receiver}  {label}",
@@ -470,7 +477,7 @@ def seen_title(j: Journey, label: str, name: dict[tuple[str, int], str]) -> str:
              f"{j.fate}" + (", retransmission" if j.retransmission else "") + (", duplicate copy" if j.duplicate else "")
              + (f", held {j.held_s:.3f} s" if j.held_s else "")]
     how = ("kernel" if any(stem.endswith(".kernel") for stem, _ in j.seen) or j.duplicate
-           else "handed to the switch port" if j.fate == "injected" else "first capture less the link delay")
+           else f"handed to the {where} port" if j.fate == "injected" else "first capture less the link delay")
     parts += [f"sent ({how}) {j.sent:.6f}"] + [f"{stem} {t:.6f}" for stem, t in j.seen]
     return "\n".join(parts)
 
@@ -532,7 +539,8 @@ def arrows(run: RunData, lanes: dict[str, Lane], axis: Axis,
         label = relative_label(j, numbers.get(key, {}))
         spot = _label_spot(points, label, placed) if len(points) > 1 else None
         out.append(Arrow(j, points, _classes(j), _colour(j, colour), label, spot, park, cross,
-                         head=j.arrived is not None, title=seen_title(j, label, names)))
+                         head=j.arrived is not None,
+                         title=seen_title(j, label, names, node_kind(run.lab, j.switch) if j.switch else "switch")))
     return out
 
 
@@ -636,11 +644,18 @@ def marks(run: RunData, band_list: list[Band], bracket_list: list[Bracket]) -> l
 
 # ---- all of it ---------------------------------------------------------------------------------
 
-def legend(colours: dict, arrow_list: list[Arrow]) -> list[tuple[str, str, str]]:
+def _at(kinds: set[str]) -> str:
+    """Where held and injected segments were: at the switch, the router, or a switch or router."""
+    return "the router" if kinds == {"router"} else "a switch or router" if "router" in kinds else "the switch"
+
+
+def legend(colours: dict, arrow_list: list[Arrow], lab: dict | None = None) -> list[tuple[str, str, str]]:
     out = [("connection", colour, name) for colour, name in colours.values()]
     present = {c for a in arrow_list for c in a.classes}
-    texts = {"retransmission": "retransmission", "dropped": "dropped (×)", "held": "held at the switch",
-             "duplicate": "duplicate copy", "injected": "injected at the switch"}
+    kinds = {style: {node_kind(lab or {}, a.journey.switch) for a in arrow_list
+                     if style in a.classes and a.journey.switch} for style in ("held", "injected")}
+    texts = {"retransmission": "retransmission", "dropped": "dropped (×)", "held": f"held at {_at(kinds['held'])}",
+             "duplicate": "duplicate copy", "injected": f"injected at {_at(kinds['injected'])}"}
     return out + [("style", style, text) for style, text in texts.items() if style in present]
 
 
@@ -669,5 +684,5 @@ def layout(run: RunData) -> Ladder:
     band_list, edges, timers = bands(run, lane_list, axis, zero)
     bracket_list = brackets(run, lane_list, axis) if lane_list else []
     return Ladder(width, axis.bottom + 30, top, lane_list, arrow_list, band_list, edges, timers, breaks,
-                  bracket_list, ticks(axis, breaks, zero), legend(colours, arrow_list),
+                  bracket_list, ticks(axis, breaks, zero), legend(colours, arrow_list, run.lab),
                   marks(run, band_list, bracket_list), axis, zero)

@@ -158,11 +158,11 @@ def _bracket(b: Bracket) -> str:
 
 
 def _lane(lane: Lane, top: float, bottom: float) -> str:
-    switch = lane.kind == "switch"
-    out = [_el("line", class_="lane", data_node=lane.name, x1=lane.x, y1=top - 6, x2=lane.x, y2=bottom,
-               stroke="#8a8a8a" if switch else "#333333", stroke_width=1.5 if switch else 2.5,
-               stroke_dasharray="5 4" if switch else None),
-           _el("text", lane.name + (" (switch)" if switch else ""), x=lane.x, y=top - 22, text_anchor="middle",
+    network = lane.kind != "host"          # a switch's or router's lane: dashed, its kind in its name
+    out = [_el("line", class_="lane", data_node=lane.name, data_kind=lane.kind, x1=lane.x, y1=top - 6, x2=lane.x,
+               y2=bottom, stroke="#8a8a8a" if network else "#333333", stroke_width=1.5 if network else 2.5,
+               stroke_dasharray=("5 4" if lane.kind == "switch" else "9 3 2 3") if network else None),
+           _el("text", lane.name + (f" ({lane.kind})" if network else ""), x=lane.x, y=top - 22, text_anchor="middle",
                font_size=13, font_weight="bold", fill="#222222")]
     for column, x in zip(lane.columns, lane.column_x):
         out.append(_el("text", column, x=x + (BAND_W - 4) / 2, y=top - 6, text_anchor="middle", font_size=10,
