@@ -55,6 +55,7 @@ class Journey:
     seen: tuple[tuple[str, float], ...] = ()
     incarnation: int = 1                # of its four-tuple (harness.analyse.incarnations.split)
     egress_delay_s: float = 0.0         # the delay of the link it left `switch` by
+    died_at: tuple[str, float] | None = None    # dropped: the switch or router it was last seen at, and when
 
     @property
     def key(self) -> tuple:
@@ -87,8 +88,9 @@ def _link_ends(lab: dict) -> dict[tuple[str, str], tuple[str, str, float]]:
     return out
 
 
-def _nodes(topology: Topology, sender: str, receiver: str) -> list[str]:
+def route_nodes(lab: dict, sender: str, receiver: str, topology: Topology | None = None) -> list[str]:
     """The nodes the routes send a segment through (Topology.path); [] where the lab cannot say."""
+    topology = topology or lab_topology(lab)
     try:
         return topology.path(sender, receiver)
     except (StopIteration, KeyError, ValueError):      # a host without a recorded address
@@ -98,7 +100,7 @@ def _nodes(topology: Topology, sender: str, receiver: str) -> list[str]:
 def _route(lab: dict, topology: Topology, sender: str, receiver: str) -> list[tuple[str, str, str, str, float]]:
     """The links from sender to receiver as the routes take them: (from, to, from's interface, to's, delay)."""
     ends = _link_ends(lab)
-    nodes = _nodes(topology, sender, receiver)
+    nodes = route_nodes(lab, sender, receiver, topology)
     pairs = list(zip(nodes, nodes[1:]))
     if any(pair not in ends for pair in pairs):
         return []
@@ -242,7 +244,15 @@ def _journey(d: _Direction, chain: _Chain, lab: dict, held_checks: list[dict], s
                    switch if passed else None, switch_in, switch_out, arrived, _fate(d, chain, arrived),
                    0.0 if chain.duplicate_of else _held(held_checks, switch_in),
                    duplicate=chain.duplicate_of is not None,
-                   seen=tuple((hops[i].stem, s.t) for i, s in chain.sightings), egress_delay_s=egress)
+                   seen=tuple((hops[i].stem, s.t) for i, s in chain.sightings), egress_delay_s=egress,
+                   died_at=_died_at(hops, chain) if arrived is None else None)
+
+
+def _died_at(hops: list[Hop], chain: _Chain) -> tuple[str, float] | None:
+    """The switch or router whose port saw a segment that never arrived last (a drop step's, or a
+    router's own: TTL expired, no route, too big for the next link), and when."""
+    i, seg = chain.last
+    return (hops[i].switch, seg.t) if hops[i].switch else None
 
 
 def _held_checks(network: list[dict], d: _Direction) -> list[dict]:

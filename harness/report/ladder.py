@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from harness.analyse.journeys import Journey, isns
+from harness.analyse.journeys import Journey, isns, route_nodes
 from harness.report.run_data import RunData, state_columns
 
 MARGIN_LEFT = 86          # room for the time labels
@@ -178,17 +178,25 @@ def node_kind(lab: dict, name: str) -> str:
     return "router" if name in (lab.get("routers") or []) else "switch"
 
 
+def _network_lanes(run: RunData, left: list[str], right: list[str]) -> list[str]:
+    """The switches and routers with a lane: where a network step acted, and routers where a segment
+    died (TTL expired, no route, too big for the next link); in their order on the way from the first
+    left host to the first right one."""
+    nodes = [step["switch"] for step in run.lab.get("network_steps", []) if step.get("switch")]
+    nodes += [j.died_at[0] for j in run.journeys if j.died_at and node_kind(run.lab, j.died_at[0]) == "router"]
+    nodes = list(dict.fromkeys(nodes))
+    way = route_nodes(run.lab, left[0], right[0]) if left and right else []
+    return sorted(nodes, key=lambda n: way.index(n) if n in way else len(way))
+
+
 def lane_order(run: RunData) -> list[tuple[str, str]]:
-    """(name, kind): connecting hosts left, the switches and routers where a network step acted, servers right."""
+    """(name, kind): connecting hosts left, switches and routers (_network_lanes), servers right."""
     hosts = list(run.lab.get("hosts", {}))
     servers = _server_like(run.result)
-    acted = []
-    for step in run.lab.get("network_steps", []):
-        if step.get("switch") and step["switch"] not in acted:
-            acted.append(step["switch"])
     left = [h for h in hosts if h not in servers] or hosts[:1]
     right = [h for h in hosts if h not in left]
-    return [(h, "host") for h in left] + [(s, node_kind(run.lab, s)) for s in acted] + [(h, "host") for h in right]
+    return ([(h, "host") for h in left] + [(s, node_kind(run.lab, s)) for s in _network_lanes(run, left, right)]
+            + [(h, "host") for h in right])
 
 
 def place_lanes(run: RunData) -> list[Lane]:
@@ -402,12 +410,16 @@ def _path_points(j: Journey, lanes: dict[str, Lane], axis: Axis) -> tuple[list, 
     points = [_start(j, sx, rx, wx, axis)] + via
     if j.arrived is not None and rx is not None:
         return points + [(rx, axis.y(j.arrived))], park, None
-    points = _dropped_end(j, points, rx, axis)
+    points = _dropped_end(j, points, rx, axis, lanes)
     return points, park, points[-1]
 
 
-def _dropped_end(j: Journey, points: list, rx: float | None, axis: Axis) -> list:
-    """A dropped segment ends where it was last seen: at the switch's (router's) lane, else a quarter of the way."""
+def _dropped_end(j: Journey, points: list, rx: float | None, axis: Axis, lanes: dict[str, Lane]) -> list:
+    """A dropped segment ends where it was last seen: at the lane of the switch or router whose port
+    saw it last, else at its step's lane, else a quarter of the way."""
+    if j.died_at and j.died_at[0] in lanes:
+        end = (lanes[j.died_at[0]].x, axis.y(j.died_at[1]))
+        return points if points[-1] == end else points + [end]
     if len(points) > 1 or rx is None:
         return points if len(points) > 1 else points + [(points[0][0] + 12, points[0][1])]
     x0, y0 = points[0]

@@ -24,7 +24,8 @@ from harness.report.run_data import load_run, state_columns
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
 RUNS = ["stale_syn", "teardown", "simultaneous_close", "two_clients", "duplicate_syn", "steps_at_routers",
-        "asymmetric_handshake"]
+        "asymmetric_handshake", "ttl_exceeded"]
+DELIVERING = [name for name in RUNS if name != "ttl_exceeded"]      # its one segment dies at r1
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -77,7 +78,7 @@ def _lane_x(root: ET.Element) -> dict[str, float]:
     return {e.get("data-node"): float(e.get("x1")) for e in _with_class(root, "line", "lane")}
 
 
-@pytest.mark.parametrize("name", RUNS)
+@pytest.mark.parametrize("name", DELIVERING)
 def test_arrows_start_at_the_kernel_send_and_end_at_the_arrival_on_their_lanes(name):
     run = _run(name)
     ladder = layout(run)
@@ -549,3 +550,20 @@ def test_a_flat_lab_recorded_without_routes_draws_as_before(name):
     found = {j.segment.flags for j in run.journeys}
     assert all(j.fate == "delivered" for j in run.journeys) and "S" in found
     assert all(len(j.seen) == 5 for j in run.journeys)        # kernel, host, two switch ports, host
+
+
+def test_a_segment_a_router_dropped_by_itself_ends_on_that_routers_lane():
+    """ttl_exceeded: the client's SYN leaves with TTL 1 and r1 drops it (no network step there):
+    r1 gets a lane of its own and the SYN's cross sits on it when r1's port saw it."""
+    run = _run("ttl_exceeded")
+    assert run.lab["network_steps"] == [] and run.lab["routers"]
+    syn = [j for j in run.journeys if j.segment.flags == "S"]
+    assert len(syn) == 1 and syn[0].fate == "dropped" and syn[0].segment.ttl == 1
+    stem, t = syn[0].seen[-1]
+    assert stem in _ports(run, "r1") and syn[0].died_at == ("r1", t)
+    ladder = layout(run)
+    assert [(lane.name, lane.kind) for lane in ladder.lanes] == [("client", "host"), ("r1", "router"), ("server", "host")]
+    arrow = next(a for a in ladder.arrows if a.journey is syn[0])
+    r1 = next(lane for lane in ladder.lanes if lane.name == "r1")
+    assert arrow.cross == pytest.approx((r1.x, ladder.axis.y(t))) and not arrow.head
+    assert arrow.points[0] == pytest.approx((ladder.lanes[0].x, ladder.axis.y(syn[0].sent)))
