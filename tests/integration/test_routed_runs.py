@@ -1,6 +1,7 @@
 """Issue 17's experiments on a real kernel (the VM where this kernel lacks netem), in one batch:
 handshakes across routers and over an asymmetric path, PMTU discovery at a 1400-byte link, and
-the ICMP errors routers send (time exceeded, host unreachable after ARP gives up)."""
+the ICMP errors routers send (time exceeded, host unreachable after ARP gives up), and two flows
+sharing a dumbbell's bottleneck."""
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="building a lab needs root")]
 
 ROUTED = ["handshake_routed", "asymmetric_handshake", "pmtu", "ttl_exceeded_in_syn_sent",
-          "icmp_unreachable_during_connect"]
+          "icmp_unreachable_during_connect", "dumbbell_two_flows"]
 
 
 def verdicts(result: dict) -> dict:
