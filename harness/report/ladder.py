@@ -12,6 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+from harness.analyse.icmp_path import IcmpMessage
 from harness.analyse.journeys import Journey, isns, route_nodes
 from harness.report.run_data import RunData, state_columns
 
@@ -35,7 +36,8 @@ TAIL_S = 0.1              # drawn after the last moment anything happened
 IDLE_FLOOR_S, IDLE_FLOOR_NO_DELAY_S = 1.0, 0.05
 TIMER_SLACK_S = 0.5       # a timer due this long after its state ended is not drawn (it never fired)
 CONNECTION_COLOURS = ["#1f5fa8", "#0d7f7f", "#8c564b", "#444444", "#1b7a3d", "#a0522d", "#5b4c9a", "#6b6b00"]
-STYLE_COLOURS = {"dropped": "#d62728", "held": "#ff8c00", "duplicate": "#9932cc", "injected": "#2ca02c"}
+STYLE_COLOURS = {"dropped": "#d62728", "held": "#ff8c00", "duplicate": "#9932cc", "injected": "#2ca02c",
+                 "icmp": "#b8860b"}
 
 
 @dataclass
@@ -77,6 +79,17 @@ class Arrow:
     cross: tuple[float, float] | None = None        # dropped: where it ended
     head: bool = True                               # an arrowhead at the last point
     title: str = ""
+
+
+@dataclass
+class IcmpArrow:
+    """An ICMP error a router sent: from its lane to the host it was for."""
+    message: IcmpMessage
+    points: list[tuple[float, float]]
+    label: str
+    title: str
+    head: bool = True
+    label_at: tuple[float, float, float] | None = None     # x, y, angle (None: too crowded to label)
 
 
 @dataclass
@@ -155,6 +168,7 @@ class Ladder:
     marks: list[list[str]]
     axis: Axis
     zero: float                                # the moment labelled +0
+    icmp: list[IcmpArrow] = field(default_factory=list)
 
 
 # ---- lanes -------------------------------------------------------------------------------------
@@ -184,6 +198,7 @@ def _network_lanes(run: RunData, left: list[str], right: list[str]) -> list[str]
     left host to the first right one."""
     nodes = [step["switch"] for step in run.lab.get("network_steps", []) if step.get("switch")]
     nodes += [j.died_at[0] for j in run.journeys if j.died_at and node_kind(run.lab, j.died_at[0]) == "router"]
+    nodes += [m.origin for m in run.icmp if node_kind(run.lab, m.origin) == "router"]
     nodes = list(dict.fromkeys(nodes))
     way = route_nodes(run.lab, left[0], right[0]) if left and right else []
     return sorted(nodes, key=lambda n: way.index(n) if n in way else len(way))
@@ -268,6 +283,7 @@ def drawn_moments(run: RunData, journeys: list[Journey]) -> list[float]:
         times += [span["first_seen"] for span in spans]
         times += [span["timer_due"] for span in spans if _timer_kind(span) and not _due_after_run(span)]
     times += [t for _, a, b in _intervals(run.result) for t in (a, b)]
+    times += [t for flight in icmp_flights(run) for t in flight]
     moments = sorted({max(t, run.t0) for t in times if t is not None})
     return moments + [moments[-1] + TAIL_S] if moments else moments
 
@@ -275,6 +291,11 @@ def drawn_moments(run: RunData, journeys: list[Journey]) -> list[float]:
 def _in_flight(journeys: list[Journey]) -> list[tuple[float, float]]:
     """When each journey is on its way (sent to its last sighting): a stretch with one is not idle."""
     return sorted((j.sent, max(t for _, t in j.seen)) for j in journeys if j.seen)
+
+
+def icmp_flights(run: RunData) -> list[tuple[float, float]]:
+    """When each ICMP error was on its way: from leaving its router to its last sighting."""
+    return [(m.sent, m.seen[-1][1]) for m in run.icmp]
 
 
 def _idle(a: float, b: float, flights: list[tuple[float, float]]) -> bool:
@@ -494,6 +515,29 @@ def seen_title(j: Journey, label: str, name: dict[tuple[str, int], str], where: 
     return "\n".join(parts)
 
 
+def icmp_label(m: IcmpMessage) -> str:
+    return f"ICMP {m.kind}" + (f" mtu={m.mtu}" if m.mtu else "")
+
+
+def icmp_arrows(run: RunData, lanes: dict[str, Lane], axis: Axis, placed: list[Line]) -> list[IcmpArrow]:
+    """One arrow per ICMP error from its router's lane at the moment it left to the host's at its
+    arrival (one that never arrived: to where it was last seen, half way, without a head)."""
+    out = []
+    for m in run.icmp:
+        if m.origin not in lanes:
+            continue
+        x0 = lanes[m.origin].x
+        end = ((lanes[m.receiver].x, axis.y(m.arrived)) if m.arrived is not None and m.receiver in lanes
+               else ((x0 + lanes[m.receiver].x) / 2 if m.receiver in lanes else x0 + 12, axis.y(m.seen[-1][1])))
+        about = f"about {m.about[0]}:{m.about[1]} → {m.about[2]}:{m.about[3]} seq={m.about[4]}" if m.about else ""
+        title = "\n".join([f"{m.id}: {m.origin} → {m.receiver}  {icmp_label(m)}", about, f"sent {m.sent:.6f}"]
+                          + [f"{stem} {t:.6f}" for stem, t in m.seen])
+        points = [(x0, axis.y(m.sent)), end]
+        out.append(IcmpArrow(m, points, icmp_label(m), title, m.arrived is not None,
+                             _label_spot(points, icmp_label(m), placed)))
+    return out
+
+
 # ---- connections -------------------------------------------------------------------------------
 
 def _socket_names(result: dict) -> dict[tuple[frozenset, int], list[tuple[str, str]]]:
@@ -538,12 +582,13 @@ def _address_names(run: RunData) -> dict[tuple[str, int], str]:
 
 
 def arrows(run: RunData, lanes: dict[str, Lane], axis: Axis,
-           colours: dict[tuple[frozenset, int], tuple[str, str]]) -> list[Arrow]:
-    """One arrow per journey; labels left out where they would sit on another one's."""
+           colours: dict[tuple[frozenset, int], tuple[str, str]], placed: list[Line] | None = None) -> list[Arrow]:
+    """One arrow per journey; labels left out where they would sit on another one's (`placed`:
+    the labels' baselines so far, for the ICMP arrows' labels after these)."""
     found = run.journeys
     numbers = isns(found)
     names = _address_names(run)
-    out, placed = [], []
+    out, placed = [], placed if placed is not None else []
     for j in found:
         points, park, cross = _path_points(j, lanes, axis)
         key = connection_of(j)
@@ -661,13 +706,15 @@ def _at(kinds: set[str]) -> str:
     return "the router" if kinds == {"router"} else "a switch or router" if "router" in kinds else "the switch"
 
 
-def legend(colours: dict, arrow_list: list[Arrow], lab: dict | None = None) -> list[tuple[str, str, str]]:
+def legend(colours: dict, arrow_list: list[Arrow], lab: dict | None = None,
+           icmp: list[IcmpArrow] = ()) -> list[tuple[str, str, str]]:
     out = [("connection", colour, name) for colour, name in colours.values()]
-    present = {c for a in arrow_list for c in a.classes}
+    present = {c for a in arrow_list for c in a.classes} | ({"icmp"} if icmp else set())
     kinds = {style: {node_kind(lab or {}, a.journey.switch) for a in arrow_list
                      if style in a.classes and a.journey.switch} for style in ("held", "injected")}
     texts = {"retransmission": "retransmission", "dropped": "dropped (×)", "held": f"held at {_at(kinds['held'])}",
-             "duplicate": "duplicate copy", "injected": f"injected at {_at(kinds['injected'])}"}
+             "duplicate": "duplicate copy", "injected": f"injected at {_at(kinds['injected'])}",
+             "icmp": "ICMP error from a router"}
     return out + [("style", style, text) for style, text in texts.items() if style in present]
 
 
@@ -689,12 +736,15 @@ def layout(run: RunData) -> Ladder:
     colours = connections(run, run.journeys)
     pre_legend = [("connection", c, n) for c, n in colours.values()] + [("style", s, s) for s in STYLE_COLOURS]
     top = 8 + ROW_H * _legend_rows(pre_legend, width) + HEADER_H + 12
-    axis, breaks = build_axis(drawn_moments(run, run.journeys), top, _in_flight(run.journeys), _idle_floor(run))
+    axis, breaks = build_axis(drawn_moments(run, run.journeys), top, _in_flight(run.journeys) + icmp_flights(run),
+                              _idle_floor(run))
     zero = run.journeys[0].sent if run.journeys else run.t0
     by_name = {lane.name: lane for lane in lane_list}
-    arrow_list = arrows(run, by_name, axis, colours)
+    placed: list[Line] = []
+    arrow_list = arrows(run, by_name, axis, colours, placed)
+    icmp_list = icmp_arrows(run, by_name, axis, placed)
     band_list, edges, timers = bands(run, lane_list, axis, zero)
     bracket_list = brackets(run, lane_list, axis) if lane_list else []
     return Ladder(width, axis.bottom + 30, top, lane_list, arrow_list, band_list, edges, timers, breaks,
-                  bracket_list, ticks(axis, breaks, zero), legend(colours, arrow_list, run.lab),
-                  marks(run, band_list, bracket_list), axis, zero)
+                  bracket_list, ticks(axis, breaks, zero), legend(colours, arrow_list, run.lab, icmp_list),
+                  marks(run, band_list, bracket_list), axis, zero, icmp_list)

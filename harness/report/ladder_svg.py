@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 from harness.report.ladder import (BAND_W, MARGIN_LEFT, MARGIN_RIGHT, ROW_H, STYLE_COLOURS, Arrow, Band, Bracket,
-                                   Break, Edge, Ladder, Lane, TimerMark, layout)
+                                   Break, Edge, IcmpArrow, Ladder, Lane, TimerMark, layout)
 from harness.report.run_data import RunData
 
 FONT = "DejaVu Sans, Arial, Helvetica, sans-serif"
@@ -99,6 +99,26 @@ def _arrow(a: Arrow) -> str:
     return f"<g {attrs}>" + "".join(parts) + "</g>"
 
 
+def _icmp(a: IcmpArrow) -> str:
+    """An ICMP error: dotted, from the router's lane (a dot where it left) to the host's."""
+    m, colour = a.message, STYLE_COLOURS["icmp"]
+    (x0, y0), (x1, y1) = a.points
+    parts = [_title(a.title), _el("line", x1=x0, y1=y0, x2=x1, y2=y1, stroke=colour, stroke_width=1.6,
+                                  stroke_dasharray="2 3"),
+             _el("circle", cx=x0, cy=y0, r=3.5, fill="#ffffff", stroke=colour, stroke_width=1.5)]
+    if a.head:
+        parts.append(_head(a.points[0], a.points[1], colour))
+    if a.label_at:
+        x, y, angle = a.label_at
+        parts.append(_el("text", a.label, x=x, y=y - 4, text_anchor="middle", fill="#8a6500", font_size=11,
+                         transform=f"rotate({_num(angle)} {_num(x)} {_num(y)})", stroke="#ffffff", stroke_width=3,
+                         paint_order="stroke"))
+    seen = " ".join(f"{stem}:{t:.6f}" for stem, t in m.seen)
+    attrs = _attrs(class_="icmp", id=m.id, data_origin=m.origin, data_receiver=m.receiver, data_kind=m.kind,
+                   data_seen=seen)
+    return f"<g {attrs}>" + "".join(parts) + "</g>"
+
+
 def _band(b: Band) -> str:
     height = max(b.y1 - b.y0, 0.0)
     out = [f"<rect {_attrs(class_='band', id=b.id, data_node=b.node, data_socket=b.socket, data_state=b.state, data_start=f'{b.start:.6f}', data_end=f'{b.end:.6f}', x=b.x, y=b.y0, width=float(BAND_W - 4), height=height, fill=STATE_FILLS.get(b.state, '#eeeeee'), stroke='#9a9a9a', stroke_width=0.6)}>"
@@ -178,7 +198,7 @@ def _legend(ladder: Ladder) -> str:
             x, y = float(MARGIN_LEFT), y + ROW_H
         colour = value if kind == "connection" else ("#444444" if value == "retransmission" else STYLE_COLOURS[value])
         out.append(_el("line", x1=x, y1=y, x2=x + 26, y2=y, stroke=colour, stroke_width=6 if value == "held" else 2,
-                       stroke_dasharray="7 4" if value == "retransmission" else None))
+                       stroke_dasharray={"retransmission": "7 4", "icmp": "2 3"}.get(value)))
         out.append(_el("text", text, x=x + 32, y=y + 4, font_size=12, fill="#222222"))
         x += w
     return "<g class=\"legend\">" + "".join(out) + "</g>"
@@ -204,6 +224,7 @@ def render(ladder: Ladder) -> str:
     body += [_timer(m) for m in ladder.timers]
     body += [_bracket(b) for b in ladder.brackets]
     body += [_arrow(a) for a in ladder.arrows]
+    body += [_icmp(a) for a in ladder.icmp]
     return (f"<svg {_attrs(xmlns='http://www.w3.org/2000/svg', class_='ladder', id='ladder', width=_num(w), height=_num(h), viewBox=f'0 0 {_num(w)} {_num(h)}', font_family=FONT, font_size=12)}>"
             + "".join(body) + "</svg>")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from harness.analyse.icmp_path import IcmpMessage, icmp_messages, read_icmp_errors
 from harness.analyse.journeys import Journey, journeys
 import dpkt
 
@@ -32,6 +33,12 @@ class RunData:
     def journeys(self) -> list[Journey]:
         """Each segment's way through the captures (harness.analyse.journeys)."""
         return journeys(self.captures, self.lab, self.result.get("network") or [])
+
+    @cached_property
+    def icmp(self) -> list[IcmpMessage]:
+        """The ICMP errors routers sent (harness.analyse.icmp_path), from the run's pcaps."""
+        sightings = [s for p in sorted((self.run_dir / "pcap").glob("*.pcap")) for s in read_icmp_errors(p)]
+        return icmp_messages(sightings, self.lab)
 
     @cached_property
     def t0(self) -> float:

@@ -567,3 +567,37 @@ def test_a_segment_a_router_dropped_by_itself_ends_on_that_routers_lane():
     r1 = next(lane for lane in ladder.lanes if lane.name == "r1")
     assert arrow.cross == pytest.approx((r1.x, ladder.axis.y(t))) and not arrow.head
     assert arrow.points[0] == pytest.approx((ladder.lanes[0].x, ladder.axis.y(syn[0].sent)))
+
+
+def test_the_routers_icmp_answer_is_drawn_from_its_lane_to_the_sender():
+    """ttl_exceeded: r1 answers the SYN it dropped with time exceeded; the arrow leaves r1's lane
+    when the SYN reached it and ends on the client's lane when client-eth0 saw it; it quotes the SYN."""
+    from harness.analyse.icmp_path import read_icmp_errors
+    run = _run("ttl_exceeded")
+    syn = next(j for j in run.journeys if j.segment.flags == "S")
+    sightings = [s for p in sorted((run.run_dir / "pcap").glob("*.pcap")) for s in read_icmp_errors(p)]
+    assert len(sightings) == 2 and len(run.icmp) == 1
+    m = run.icmp[0]
+    assert (m.origin, m.receiver, m.kind) == ("r1", "client", "time-exceeded")
+    s = syn.segment
+    assert m.about == (s.src, s.sport, s.dst, s.dport, s.seq)
+    assert m.sent == pytest.approx(syn.died_at[1], abs=0.001)
+    assert m.arrived == dict(m.seen)["client-eth0"] and m.arrived - m.sent == pytest.approx(0.010, abs=0.002)
+    ladder = layout(run)
+    lanes = {lane.name: lane.x for lane in ladder.lanes}
+    assert len(ladder.icmp) == 1
+    start, end = ladder.icmp[0].points
+    assert start == pytest.approx((lanes["r1"], ladder.axis.y(m.sent)))
+    assert end == pytest.approx((lanes["client"], ladder.axis.y(m.arrived)))
+    root = _svg(run)
+    drawn = _with_class(root, "g", "icmp")
+    assert len(drawn) == 1 and drawn[0].get("data-kind") == "time-exceeded" and "seg" not in drawn[0].get("class")
+    assert sorted(drawn[0].get("data-seen").split()) == sorted(f"{x.stem}:{x.t:.6f}" for x in sightings)
+    assert any("ICMP time-exceeded" == "".join(t.itertext()) for t in drawn[0].iter(SVG + "text"))
+    assert ("style", "icmp", "ICMP error from a router") in ladder.legend
+
+
+def test_runs_without_routers_have_no_icmp_arrows():
+    for name in ("stale_syn", "steps_at_routers"):
+        run = _run(name)
+        assert run.icmp == [] and not _with_class(_svg(run), "g", "icmp")
