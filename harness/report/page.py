@@ -230,7 +230,7 @@ def _ladder_section(run: RunData, svg: str, marks: list[list[str]], problem: str
 def _picked(seg: dict, t0: float) -> str:
     text = f"{seg.get('flags', '?')} seq={seg.get('seq')}"
     if seg.get("arrived") is not None:
-        text += f" reached the switch at {seg['arrived'] - t0:+.3f} s (ladder time)"
+        text += f" reached the switch or router at {seg['arrived'] - t0:+.3f} s (ladder time)"
     if seg.get("held_s") is not None:
         text += f", held {seg['held_s']:.3f} s"
     left = seg.get("left")
@@ -332,14 +332,16 @@ def _tseq_section(run: RunData) -> str:
 # ---------------------------------------------------------------- footer
 
 FOOTER = """<footer id="legend"><h2>How to read this page</h2><dl>
-<dt>Lanes</dt><dd>One vertical lane per host (and per switch where a network step acted); time runs down.
+<dt>Lanes</dt><dd>One vertical lane per host (and per switch or router where a network step acted, or where a
+router dropped a segment or sent an ICMP error); time runs down.
 Each socket's states are drawn as bands beside its host's lane, with the time of each change.</dd>
 <dt>Arrows</dt><dd>Each arrow is one segment, from the moment the sender's TCP handed it to its interface to
 its arrival at the peer's interface, labelled with its flags, relative seq/ack and length.
 A retransmission is dashed; a dropped segment is red and ends in a cross where it was dropped; a held segment
-waits at the switch on a thick orange bar marked with the time it was held; a duplicate copy is purple; an
-injected segment is green and starts at the switch that sent it. Each connection has its own colour, named in
-the legend at the top of the ladder.</dd>
+waits at the switch or router on a thick orange bar marked with the time it was held; a duplicate copy is
+purple; an injected segment is green and starts at the switch or router that sent it. A dotted dark-yellow
+arrow from a router's lane is an ICMP error that router sent (time exceeded, unreachable, fragmentation
+needed). Each connection has its own colour, named in the legend at the top of the ladder.</dd>
 <dt>Timers and breaks</dt><dd>Marks on a lane show when a kernel timer was due (retransmission, TIME-WAIT).
 A zigzag across the lanes is a long idle stretch left out (its length is written on it).</dd>
 <dt>How the times were measured</dt><dd>Send times are the kernel's: each host's TCP output is captured before
