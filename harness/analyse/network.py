@@ -94,7 +94,7 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
         before, after = switched_on
         unsure = [s for s in seen if before <= s.t < after]
         if unsure:
-            problems.append(f"{len(unsure)} matching segment(s) reached the switch while its rule was being switched on "
+            problems.append(f"{len(unsure)} matching segment(s) reached its switch or router while its rule was being switched on "
                             f"({after - before:.3f} s window): nothing else should be in flight then")
         seen = [s for s in seen if s.t >= after]
     if step.nth:
@@ -106,7 +106,7 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
     out = [s for s in leaving if matches(step, s, src_ip, dst_ip)]
     details: list[PickedSegment] = []
     if not seen:
-        problems.append("no segment it matches reached the switch, so it acted on nothing")
+        problems.append("no segment it matches reached its switch or router, so it acted on nothing")
     if counted != len(picked):
         problems.append(f"its rule picked {counted} segment(s) but the capture shows {len(picked)} to pick "
                         f"out of {len(seen)} matching")
@@ -121,11 +121,11 @@ def check_step(step: NetworkStep, counted: int, arriving: list[Segment], leaving
         twins_note = f" (with {unpicked_twins} identical unpicked copy)" if unpicked_twins else ""
         if step.action == "drop":
             if len(copies) > unpicked_twins:
-                problems.append(f"{seg.flags} seq={seg.seq} was to be dropped but left the switch{twins_note}")
+                problems.append(f"{seg.flags} seq={seg.seq} was to be dropped but left its switch or router{twins_note}")
             continue
         want = (2 if step.action == "duplicate" else 1) * sum(1 for s in picked if _key(s) == _key(seg)) + unpicked_twins
         if len(copies) != want:
-            problems.append(f"{seg.flags} seq={seg.seq} left the switch {len(copies)} time(s), expected {want}{twins_note}")
+            problems.append(f"{seg.flags} seq={seg.seq} left its switch or router {len(copies)} time(s), expected {want}{twins_note}")
             continue
         expected = link_delay_s + (step.extra_s or 0.0)
         # Its own copies are the ones nearest to when it should have left (twins leave at their

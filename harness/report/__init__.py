@@ -49,4 +49,4 @@ def describe_injection(check: InjectionCheck) -> str:
     rec = check.injected[0]
     left = check.segments[0].left if check.segments else []
     return (head + describe_fields(rec) + f"; sent {(rec['sent'] - rec['due']) * 1e3:+.1f} ms from its moment"
-            + (f", left the switch {(left[0] - rec['sent']) * 1e3:.1f} ms later" if left else ", not seen leaving the switch"))
+            + (f", left the switch or router {(left[0] - rec['sent']) * 1e3:.1f} ms later" if left else ", not seen leaving the switch or router"))

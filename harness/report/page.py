@@ -227,10 +227,10 @@ def _ladder_section(run: RunData, svg: str, marks: list[list[str]], problem: str
 
 # ---------------------------------------------------------------- network and late steps
 
-def _picked(seg: dict, t0: float) -> str:
+def _picked(seg: dict, t0: float, node: str) -> str:
     text = f"{seg.get('flags', '?')} seq={seg.get('seq')}"
     if seg.get("arrived") is not None:
-        text += f" reached the switch or router at {seg['arrived'] - t0:+.3f} s (ladder time)"
+        text += f" reached {node} at {seg['arrived'] - t0:+.3f} s (ladder time)"
     if seg.get("held_s") is not None:
         text += f", held {seg['held_s']:.3f} s"
     left = seg.get("left")
@@ -259,7 +259,7 @@ def network_note(step: dict, t0: float, where: dict | None) -> str:
     at = f" at {where['switch']} ({where['ingress']} → {where['egress']})" if where else ""
     text = (f"line {step.get('line')}: {step.get('action')} {step.get('from')} → {step.get('to')}{at}: "
             f"picked {step.get('picked')} of {step.get('matching')} matching segment(s)")
-    picked = "; ".join(_picked(s, t0) for s in step.get("segments") or [])
+    picked = "; ".join(_picked(s, t0, where["switch"] if where else "the switch") for s in step.get("segments") or [])
     text += (f" ({picked})" if picked else "") + _injected(step)
     problems = step.get("problems") or []
     return text + ("; problems: " + "; ".join(problems) if problems else "")

@@ -52,9 +52,9 @@ def test_the_hold_did_exactly_what_it_said():
 @pytest.mark.parametrize("step, counted, words", [
     (HOLD, 0, "its rule picked 0 segment(s) but the capture shows 1"),
     (replace(HOLD, extra_s=2.0), 1, "expected 2.025 s"),
-    (replace(HOLD, action="drop", extra_s=None), 1, "was to be dropped but left the switch"),
-    (replace(HOLD, action="duplicate", extra_s=None), 1, "left the switch 1 time(s), expected 2"),
-    (replace(HOLD, match=PacketMatch("F", None, 5001)), 0, "no segment it matches reached the switch"),
+    (replace(HOLD, action="drop", extra_s=None), 1, "was to be dropped but left its switch or router"),
+    (replace(HOLD, action="duplicate", extra_s=None), 1, "left its switch or router 1 time(s), expected 2"),
+    (replace(HOLD, match=PacketMatch("F", None, 5001)), 0, "no segment it matches reached its switch or router"),
 ])
 def test_a_step_that_did_otherwise_is_caught(step, counted, words):
     arriving, leaving = segments()
@@ -208,8 +208,8 @@ def test_a_duplicate_that_did_otherwise_is_caught():
     once = [s for i, s in enumerate(leaving) if i != syn_copies[1]]
     thrice = leaving + [leaving[syn_copies[0]]]
     late_copy = [replace(s, t=s.t + 0.010) if i == syn_copies[1] else s for i, s in enumerate(leaving)]
-    cases = [(once, 1, "left the switch 1 time(s), expected 2"),
-             (thrice, 1, "left the switch 3 time(s), expected 2"),
+    cases = [(once, 1, "left its switch or router 1 time(s), expected 2"),
+             (thrice, 1, "left its switch or router 3 time(s), expected 2"),
              (late_copy, 1, "a copy of S seq="),          # the copy skipped or doubled the link's delay
              (leaving, 0, "its rule picked 0 segment(s)")]
     for out, counted, words in cases:
@@ -272,7 +272,7 @@ def test_a_rule_that_counted_only_what_earlier_drops_let_through_is_caught():
                for step, counted in zip(drop_steps(), (1, 0, 1))]
     assert [r.problems for r in reports][0::2] == [[], []] and all(r.matching == 3 for r in reports)
     assert any("its rule picked 0 segment(s) but the capture shows 1 to pick out of 3 matching" in p for p in reports[1].problems)
-    assert any("was to be dropped but left the switch" in p for p in reports[1].problems)
+    assert any("was to be dropped but left its switch or router" in p for p in reports[1].problems)
 
 
 # --- len:, options: and P: what the analysis counts must be what the switch's rule counted. Recorded

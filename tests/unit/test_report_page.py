@@ -240,10 +240,10 @@ def test_network_steps_are_described(tmp_path):
     (step,) = result["network"]
     text = network_note(step, step["segments"][0]["arrived"], result["lab"]["network_steps"][0])
     assert text.startswith("line 17: hold client → server at s1 (s1-eth1 → s1-eth2): picked 1 of 2")
-    assert "held 3.000 s" in text and "reached the switch at +0.000 s" in text
+    assert "held 3.000 s" in text and "reached s1 at +0.000 s" in text
     assert "held 3.000 s" in html
     # on the ladder's clock: +0 is the SYN leaving the client's TCP, 25 ms of link before the switch
-    assert "reached the switch at +0.025 s (ladder time), held 3.000 s" in html
+    assert "reached s1 at +0.025 s (ladder time), held 3.000 s" in html
 
 
 def test_late_steps_are_listed(tmp_path):
