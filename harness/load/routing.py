@@ -69,6 +69,7 @@ def segments_of(hosts: tuple[str, ...], routers: tuple[str, ...], links: tuple[L
             parent[root(link.a)] = root(link.b)
     by_key: dict[object, Segment] = {}
     ordered: list[Segment] = []
+    seen: dict[tuple[str, object], int] = {}
     for i, link in enumerate(links):
         key: object = ("link", i) if link.a in routers and link.b in routers else \
             root(link.b if link.a in routers else link.a)
@@ -79,6 +80,12 @@ def segments_of(hosts: tuple[str, ...], routers: tuple[str, ...], links: tuple[L
         seg.links.append(i)
         for end in (link.a, link.b):
             if end in hosts or end in routers:
+                if (end, key) in seen:
+                    other = links[seen[(end, key)]]
+                    raise RoutingError(f"{end} has two links into one LAN (this one and {other.a} - {other.b}): it "
+                                       "would have two addresses in one subnet and two routes to it.", link=i,
+                                       fix="remove one of the links (a LAN needs one link per node).")
+                seen[(end, key)] = i
                 seg.ends.append((end, i))
     return ordered
 
@@ -100,12 +107,14 @@ def assign_networks(segments: list[Segment], given: dict[tuple[str, int], IPv4In
         for seg in segments:
             seg.network = _given(seg, given) or FLAT_NETWORK
         return
-    taken = [n for n in (_given(seg, given) for seg in segments) if n is not None]
-    for i, net in enumerate(taken):
-        for other in taken[i + 1:]:
+    taken = [(n, seg) for n, seg in ((_given(seg, given), seg) for seg in segments) if n is not None]
+    for i, (net, _) in enumerate(taken):
+        for other, seg in taken[i + 1:]:
             if net.overlaps(other):
                 raise RoutingError(f"the given subnets {net} and {other} overlap but are different LANs.",
+                                   link=next(link for end, link in seg.ends if (end, link) in given),
                                    fix="give each LAN (each switch's hosts, each router-router link) its own subnet.")
+    nets = [n for n, _ in taken]
     k = 0
     for seg in segments:
         seg.network = _given(seg, given)
@@ -113,38 +122,53 @@ def assign_networks(segments: list[Segment], given: dict[tuple[str, int], IPv4In
             while True:
                 k += 1
                 if k > MAX_SUBNETS:
-                    raise RoutingError(f"more than {MAX_SUBNETS} subnets to number automatically.",
+                    raise RoutingError(f"more than {MAX_SUBNETS} subnets of 10.0.0.0/8 to number automatically (the "
+                                       "given subnets take some of them).", link=seg.links[0],
                                        fix="give some links addresses: (addresses: {r1: 172.16.0.1/30}).")
                 candidate = IPv4Network(f"10.{k}.0.0/{ROUTED_PREFIX_LEN}")
-                if not any(candidate.overlaps(n) for n in taken):
+                if not any(candidate.overlaps(n) for n in nets):
                     break
             seg.network = candidate
 
 
+def _candidates(network: IPv4Network, start: int) -> list[IPv4Address]:
+    """Free-to-use addresses of a subnet from .start on, then the lower ones (a /30 has no .11; a
+    /31's two addresses are both usable, RFC 3021)."""
+    usable = list(network) if network.prefixlen >= 31 else list(network.hosts())
+    if not usable:
+        return []
+    first = network.network_address + start
+    return [a for a in usable if a >= first] + [a for a in usable if a < first]
+
+
 def _numbered(seg: Segment, hosts: tuple[str, ...], routers: tuple[str, ...], routed: bool,
               given: dict[tuple[str, int], IPv4Interface]) -> dict[tuple[str, int], IPv4Address]:
-    """Addresses of a segment's ends: given ones kept, routers .1.., hosts .11.. (flat: hosts .1.. in order)."""
+    """Addresses of a segment's ends: given ones kept, routers .1.., hosts .11.. (or the lowest free
+    where the subnet is smaller); flat: hosts .1.. in order."""
     assert seg.network is not None
-    used = {given[end].ip for end in seg.ends if end in given}
-    out = {end: given[end].ip for end in seg.ends if end in given}
+    out: dict[tuple[str, int], IPv4Address] = {}
+    for end in seg.ends:
+        if end in given:
+            twin = next((e for e, a in out.items() if a == given[end].ip), None)
+            if twin:
+                raise RoutingError(f"{end[0]} and {twin[0]} are both given {given[end].ip}.", link=end[1],
+                                   fix="give each interface of a LAN its own address.")
+            out[end] = given[end].ip
     hosts_first = sorted((e for e in seg.ends if e not in given and e[0] in hosts), key=lambda e: hosts.index(e[0]))
     routers_first = sorted((e for e in seg.ends if e not in given and e[0] in routers), key=lambda e: routers.index(e[0]))
     if not routed:       # the flat plan: host N of hosts: is 10.0.0.N, whichever switch it hangs on
         for end in hosts_first:
             out[end] = seg.network.network_address + hosts.index(end[0]) + 1
         return out
+    used = set(out.values())
     for group, start in ((routers_first, FIRST_ROUTER), (hosts_first, FIRST_HOST)):
-        n = start
         for end in group:
-            while seg.network.network_address + n in used:
-                n += 1
-            address = seg.network.network_address + n
-            if address not in seg.network or address == seg.network.broadcast_address:
+            address = next((a for a in _candidates(seg.network, start) if a not in used), None)
+            if address is None:
                 raise RoutingError(f"the subnet {seg.network} has no address left for {end[0]}.", link=end[1],
-                                   fix="give the LAN a larger prefix in addresses: (e.g. /16).")
+                                   fix="give the LAN a larger prefix in addresses: (e.g. /24).")
             used.add(address)
             out[end] = address
-            n += 1
     return out
 
 
@@ -251,7 +275,8 @@ def computed_routes(segs: list[Segment], interfaces: tuple[Interface, ...], link
             subnet = str(seg.network)
             if subnet in on_subnet[node]:
                 continue
-            reach = [hops[r] for r in dict.fromkeys(seg.nodes()) if r in routers and r in hops]
+            # the cost to a router on the LAN, plus its own link into it: the links a packet crosses
+            reach = [(hops[r][0] + links[i].cost, *hops[r][1:]) for r, i in seg.ends if r in routers and r in hops]
             if not reach:
                 continue
             cost, hop, link = min(reach, key=lambda c: (c[0], routers.index(c[1]) if c[1] in routers else 0))
@@ -270,10 +295,12 @@ def with_overrides(routes: list[Route], specs: list[RouteSpec], interfaces: tupl
     out = list(routes)
     for n, spec in enumerate(specs):
         prefix = _prefix(spec, interfaces, hosts, routers, n)
-        if any(i.node == spec.node and i.subnet == prefix for i in interfaces):
-            raise RoutingError(f"{spec.node} is on {prefix} itself and delivers there directly: a route would take "
-                               "the place of the kernel's own route to its LAN.", node=spec.node, route=n,
-                               fix="remove this entry.")
+        own = next((i.subnet for i in interfaces if i.node == spec.node and prefix != "default"
+                    and IPv4Network(i.subnet).overlaps(IPv4Network(prefix))), None)
+        if own:
+            raise RoutingError(f"{prefix} overlaps {own}, a LAN {spec.node} is on: the kernel would send part of its "
+                               "own LAN elsewhere (the longest prefix wins), or the route would replace its own.",
+                               node=spec.node, route=n, fix="remove this entry, or route a subnet outside its LANs.")
         hop = _next_hop(spec, interfaces, routers, n)
         out = [r for r in out if not (r.node == spec.node and r.prefix == prefix)]
         out.append(Route(spec.node, prefix, hop.address, hop.node, _shared_link(spec, hop, interfaces, n), True, spec.line))

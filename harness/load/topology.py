@@ -26,6 +26,8 @@ ROUTE_KEYS = ("to", "via")
 NODE_KINDS = (("hosts", "host"), ("switches", "switch"), ("routers", "router"))
 MIN_MTU, MAX_MTU = 576, 9000        # IPv4's least every host must take (RFC 791); a jumbo frame
 MAX_COST = 65535
+MIN_PREFIX, MAX_PREFIX = 8, 31       # a given LAN: no wider than 10.0.0.0/8, at least two addresses
+MAX_ROUTERS_ON_PATH = 63             # a TTL of 64 crosses 63 routers
 NAME_RE = r"^[a-z][a-z0-9]{0,8}$"   # Mininet makes '<node>-eth<N>': interface names <= 15 chars
 MAX_LINK_DELAY_S = 60.0             # netem: a longer one-way delay is a typo, and holds every segment that long
 
@@ -104,10 +106,18 @@ def _shape(hosts: list, switches: list, routers: list, links: list[Link], path: 
     degree = {n: 0 for n in [*hosts, *switches, *routers]}
     lan = _UnionFind(degree)
     whole = _UnionFind(degree)
+    pairs: set[frozenset] = set()
     for link in links:
         if link.a == link.b:
             raise UserError(f"the link joins {link.a} to itself.", file=str(path), line=link.line,
                             fix="link it to another node (a host to a switch: {a: client, b: s1}).")
+        pair = frozenset((link.a, link.b))
+        if pair in pairs and (link.a in routers or link.b in routers):      # within a LAN: a loop, below
+            raise UserError(f"a second link between {link.a} and {link.b}: paths, ports and network steps are named "
+                            "by the nodes they join, so two links between one pair cannot be told apart.",
+                            file=str(path), line=link.line,
+                            fix="keep one link; for a second path between them put a router or switch in it.")
+        pairs.add(pair)
         degree[link.a] += 1
         degree[link.b] += 1
         for end in (link.a, link.b):
@@ -200,7 +210,20 @@ def _bounded(item: LineDict, key: str, low: int, high: int, path: Path, example:
         raise UserError(f"bad {key} value: {exc}.", file=str(path), line=item.line_of(key), fix=f"write {example}.")
 
 
-def _given_addresses(item: LineDict, index: int, path: Path, given: dict) -> None:
+def _usable(iface: IPv4Interface, text: str) -> None:
+    """A unicast address a LAN can carry, with its prefix (/8 to /31)."""
+    if "/" not in text:
+        raise ValueError("it needs a prefix")
+    if not MIN_PREFIX <= iface.network.prefixlen <= MAX_PREFIX:
+        raise ValueError(f"the prefix must be /{MIN_PREFIX} to /{MAX_PREFIX}")
+    ip = iface.ip
+    if ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_link_local or ip.is_reserved:
+        raise ValueError("it is not a unicast address a router forwards (loopback, multicast, link-local or reserved)")
+    if iface.network.prefixlen < 31 and ip in (iface.network.network_address, iface.network.broadcast_address):
+        raise ValueError("it is the subnet's own or broadcast address")
+
+
+def _given_addresses(item: LineDict, index: int, path: Path, given: dict, hosts: list, routers: list) -> None:
     """`addresses: {r1: 192.168.5.1/30}` on a link: an end's address with its prefix."""
     raw = expect_type(item.get("addresses", LineDict()), LineDict, path, item.line_of("addresses"), "addresses",
                       "addresses: {r1: 192.168.5.1/30, r2: 192.168.5.2/30}")
@@ -208,11 +231,12 @@ def _given_addresses(item: LineDict, index: int, path: Path, given: dict) -> Non
         if end not in (item["a"], item["b"]):
             raise UserError(f"addresses: {end!r} is not an end of this link.", file=str(path), line=raw.line_of(end),
                             fix=f"key the addresses by {item['a']} or {item['b']}.")
+        if end not in hosts and end not in routers:
+            raise UserError(f"addresses: {end} is a switch, and a switch port has no address.", file=str(path),
+                            line=raw.line_of(end), fix="give the address to the host or router at the LAN's edge.")
         try:
             iface = IPv4Interface(str(value))
-            if "/" not in str(value) or iface.ip in (iface.network.network_address, iface.network.broadcast_address) \
-                    and iface.network.prefixlen < 31:
-                raise ValueError("it needs a prefix and must not be the subnet's own or broadcast address")
+            _usable(iface, str(value))
         except ValueError as exc:
             raise UserError(f"addresses: {end}: {value!r} is not a host address with its prefix ({exc}).", file=str(path),
                             line=raw.line_of(end), fix="write an IPv4 address and prefix, e.g. 10.1.0.1/24.") from None
@@ -269,8 +293,13 @@ class Unreachable(str):
 
 def unreachable(topology: Topology, a: str, b: str) -> Unreachable | None:
     """None when segments from a get to b along the routes; else the hop where they stop."""
-    if topology.path(a, b):
-        return None
+    hops = topology.path(a, b)
+    if hops:
+        crossed = [n for n in hops if n in topology.routers]
+        if len(crossed) <= MAX_ROUTERS_ON_PATH:
+            return None
+        return Unreachable(f"the path crosses {len(crossed)} routers, and a TTL of 64 runs out after "
+                           f"{MAX_ROUTERS_ON_PATH}")
     target, here, seen = topology.address(b), a, []
     while here not in seen:
         seen.append(here)
@@ -282,12 +311,9 @@ def unreachable(topology: Topology, a: str, b: str) -> Unreachable | None:
             return why
         here = route.via_node
     why = Unreachable(f"the routes go round in a loop ({' -> '.join(seen + [here])})")
-    why.line = next((r.line for r in _given_specs(topology) if r.node in seen), None)
+    used = [topology.route_for(node, target) for node in seen]
+    why.line = next((r.line for r in used if r is not None and r.given), None)
     return why
-
-
-def _given_specs(topology: Topology) -> list:
-    return [r for r in topology.routes if r.given]
 
 
 def load_topology(path: Path, existing: set[str] | frozenset[str] | None = None) -> Topology:
@@ -314,7 +340,7 @@ def load_topology(path: Path, existing: set[str] | frozenset[str] | None = None)
     given: dict = {}
     for i, item in enumerate(raw_links):
         links.append(_link(item, item_line(raw_links, i, data.line_of("links")), nodes, path, degree, given))
-        _given_addresses(item, i, path, given)
+        _given_addresses(item, i, path, given, hosts, routers)
     if given and not routers:
         raise UserError("addresses: on a link of a topology without routers: every host is on one LAN, 10.0.0.N/8.",
                         file=str(path), line=links[next(iter(given))[1]].line, fix="add routers, or remove addresses:.")

@@ -115,6 +115,8 @@ def test_given_addresses_are_kept_and_the_rest_of_the_lan_numbered_around_them(t
      2, "falls apart into 2 unconnected parts"),
     ("name: t\nhosts: [client, server]\nswitches: [s1, s2]\nlinks:\n  - {a: client, b: s1}\n  - {a: s1, b: s2}\n"
      "  - {a: s2, b: s1}\n  - {a: server, b: s2}\n", 7, "closes a loop inside a LAN"),
+    ("name: t\nhosts: [client, server]\nswitches: [s1, s2, s3]\nlinks:\n  - {a: client, b: s1}\n  - {a: s1, b: s2}\n"
+     "  - {a: s2, b: s3}\n  - {a: s3, b: s1}\n  - {a: server, b: s2}\n", 8, "closes a loop inside a LAN"),
     ("name: t\nhosts: [client, server]\nrouters: [eth0]\nlinks:\n  - {a: client, b: eth0}\n  - {a: eth0, b: server}\n",
      3, "names starting with 'eth'"),
     ("name: t\nhosts: [client, server]\nrouters: [client]\nlinks:\n  - {a: client, b: server}\n", 3, "invalid or repeated"),
@@ -127,7 +129,22 @@ def test_given_addresses_are_kept_and_the_rest_of_the_lan_numbered_around_them(t
     ("name: t\nhosts: [client, server]\nrouters: [r1, r2, r3]\nlinks:\n  - {a: client, b: r1}\n  - {a: r1, b: r2}\n"
      "  - {a: r2, b: r3}\n  - {a: r3, b: server}\nroutes:\n  r2: [{to: server, via: r1}]\n", 10, "go round in a loop"),
     (CHAIN + "  - {a: r1, b: r2}\n  - {a: r2, b: server}\nroutes:\n  r2: [{to: server, via: r1}]\n",
-     9, "delivers there directly"),
+     9, "a LAN r2 is on"),
+    (CHAIN + "  - {a: r1, b: r2}\n  - {a: r2, b: server}\nroutes:\n  r2: [{to: 10.3.0.0/25, via: r1}]\n",
+     9, "10.3.0.0/25 overlaps 10.3.0.0/24"),
+    (CHAIN + "  - {a: r1, b: r2, delay: 5ms}\n  - {a: r1, b: r2, delay: 50ms, cost: 5}\n  - {a: r2, b: server}\n",
+     7, "a second link between r1 and r2"),
+    ("name: t\nhosts: [client, server]\nswitches: [s1, s2]\nrouters: [r1]\nlinks:\n  - {a: client, b: s1}\n"
+     "  - {a: s1, b: s2}\n  - {a: s1, b: r1}\n  - {a: r1, b: s2}\n  - {a: r1, b: server}\n", 9, "two links into one LAN"),
+    (CHAIN + "  - {a: r1, b: r2, addresses: {r1: 10.9.0.1/24, r2: 10.9.0.1/24}}\n  - {a: r2, b: server}\n",
+     6, "both given 10.9.0.1"),
+    ("name: t\nhosts: [client, server]\nswitches: [s1]\nrouters: [r1]\nlinks:\n"
+     "  - {a: client, b: s1, addresses: {s1: 10.5.0.11/24}}\n  - {a: s1, b: r1}\n  - {a: r1, b: server}\n",
+     6, "a switch port has no address"),
+    (CHAIN + "  - {a: r1, b: r2, addresses: {r1: 127.0.0.9/24}}\n  - {a: r2, b: server}\n", 6, "loopback"),
+    (CHAIN + "  - {a: r1, b: r2, addresses: {r1: 10.0.0.1/0}}\n  - {a: r2, b: server}\n", 6, "/8 to /31"),
+    (CHAIN + "  - {a: r1, b: r2, addresses: {r1: 10.1.0.1/16}}\n  - {a: r2, b: server, addresses: {r2: 10.1.9.1/24}}\n",
+     7, "overlap but are different LANs"),
     (CHAIN + "  - {a: r1, b: r2, mtu: 100}\n  - {a: r2, b: server}\n", 6, "bad mtu value"),
     ("name: t\nhosts: [client, server]\nswitches: [s1]\nrouters: [r1]\nlinks:\n  - {a: client, b: s1, mtu: 1400}\n"
      "  - {a: s1, b: r1, mtu: 1500}\n  - {a: r1, b: server}\n", 7, "different MTUs"),
@@ -145,7 +162,28 @@ def test_unworkable_topologies_are_refused_with_their_line(tmp_path, text, line,
 
 
 def test_a_loop_through_routers_is_routing_not_a_storm(tmp_path):
-    text = CHAIN + "  - {a: r1, b: r2}\n  - {a: r2, b: r1}\n  - {a: r2, b: server}\n"
+    text = ("name: t\nhosts: [client, server]\nrouters: [r1, r2, r3]\nlinks:\n  - {a: client, b: r1}\n"
+            "  - {a: r1, b: r2}\n  - {a: r2, b: r3}\n  - {a: r3, b: r1}\n  - {a: r2, b: server}\n")
     topo = load_topology(_write(tmp_path, text), existing=set())
     assert topo.path("client", "server") == ["client", "r1", "r2", "server"]
-    assert len({i.subnet for i in topo.interfaces}) == 4
+    assert len({i.subnet for i in topo.interfaces}) == 5
+
+
+def test_the_last_link_into_a_lan_counts_in_the_cost(tmp_path):
+    """r1's link into the server's LAN costs 100, r2's 1: the cheap way in is through r2."""
+    text = ("name: t\nhosts: [client, server]\nswitches: [s1, s2]\nrouters: [r1, r2]\nlinks:\n"
+            "  - {a: client, b: s1}\n  - {a: s1, b: r1}\n  - {a: s1, b: r2}\n  - {a: r1, b: s2, cost: 100}\n"
+            "  - {a: r2, b: s2}\n  - {a: server, b: s2}\n")
+    topo = load_topology(_write(tmp_path, text), existing=set())
+    assert topo.path("client", "server") == ["client", "s1", "r2", "s2", "server"]
+
+
+@pytest.mark.parametrize("prefix, addresses", [("30", ["192.168.9.1", "192.168.9.2"]),
+                                               ("31", ["192.168.9.0", "192.168.9.1"])])
+def test_small_given_subnets_number_their_hosts_in_what_is_left(tmp_path, prefix, addresses):
+    given = "192.168.9.1" if prefix == "30" else "192.168.9.0"
+    text = (f"name: t\nhosts: [client, server]\nrouters: [r1]\nlinks:\n"
+            f"  - {{a: client, b: r1, addresses: {{r1: {given}/{prefix}}}}}\n  - {{a: r1, b: server}}\n")
+    topo = load_topology(_write(tmp_path, text), existing=set())
+    got = {i.node: i.address for i in topo.interfaces if i.link == 0}
+    assert sorted(got.values()) == addresses and got["r1"] == given
