@@ -108,27 +108,36 @@ def assign_networks(segments: list[Segment], given: dict[tuple[str, int], IPv4In
             seg.network = _given(seg, given) or FLAT_NETWORK
         return
     taken = [(n, seg) for n, seg in ((_given(seg, given), seg) for seg in segments) if n is not None]
+    _apart(taken, given)
+    nets = [n for n, _ in taken]
+    k = 0
+    for seg in segments:
+        seg.network = _given(seg, given)
+        if seg.network is None:
+            k, seg.network = _next_free(k, nets, seg)
+
+
+def _apart(taken: list[tuple[IPv4Network, Segment]], given: dict[tuple[str, int], IPv4Interface]) -> None:
+    """Given subnets of different LANs must not overlap."""
     for i, (net, _) in enumerate(taken):
         for other, seg in taken[i + 1:]:
             if net.overlaps(other):
                 raise RoutingError(f"the given subnets {net} and {other} overlap but are different LANs.",
                                    link=next(link for end, link in seg.ends if (end, link) in given),
                                    fix="give each LAN (each switch's hosts, each router-router link) its own subnet.")
-    nets = [n for n, _ in taken]
-    k = 0
-    for seg in segments:
-        seg.network = _given(seg, given)
-        if seg.network is None:
-            while True:
-                k += 1
-                if k > MAX_SUBNETS:
-                    raise RoutingError(f"more than {MAX_SUBNETS} subnets of 10.0.0.0/8 to number automatically (the "
-                                       "given subnets take some of them).", link=seg.links[0],
-                                       fix="give some links addresses: (addresses: {r1: 172.16.0.1/30}).")
-                candidate = IPv4Network(f"10.{k}.0.0/{ROUTED_PREFIX_LEN}")
-                if not any(candidate.overlaps(n) for n in nets):
-                    break
-            seg.network = candidate
+
+
+def _next_free(k: int, nets: list[IPv4Network], seg: Segment) -> tuple[int, IPv4Network]:
+    """The first 10.K.0.0/24 after K that no given subnet overlaps."""
+    while True:
+        k += 1
+        if k > MAX_SUBNETS:
+            raise RoutingError(f"more than {MAX_SUBNETS} subnets of 10.0.0.0/8 to number automatically (the given "
+                               "subnets take some of them).", link=seg.links[0],
+                               fix="give some links addresses: (addresses: {r1: 172.16.0.1/30}).")
+        candidate = IPv4Network(f"10.{k}.0.0/{ROUTED_PREFIX_LEN}")
+        if not any(candidate.overlaps(n) for n in nets):
+            return k, candidate
 
 
 def _candidates(network: IPv4Network, start: int) -> list[IPv4Address]:
@@ -141,25 +150,28 @@ def _candidates(network: IPv4Network, start: int) -> list[IPv4Address]:
     return [a for a in usable if a >= first] + [a for a in usable if a < first]
 
 
+def _given_on(seg: Segment, given: dict[tuple[str, int], IPv4Interface]) -> dict[tuple[str, int], IPv4Address]:
+    """The addresses given to a segment's ends, each used once."""
+    out: dict[tuple[str, int], IPv4Address] = {}
+    for end in (e for e in seg.ends if e in given):
+        twin = next((e for e, a in out.items() if a == given[end].ip), None)
+        if twin:
+            raise RoutingError(f"{end[0]} and {twin[0]} are both given {given[end].ip}.", link=end[1],
+                               fix="give each interface of a LAN its own address.")
+        out[end] = given[end].ip
+    return out
+
+
 def _numbered(seg: Segment, hosts: tuple[str, ...], routers: tuple[str, ...], routed: bool,
               given: dict[tuple[str, int], IPv4Interface]) -> dict[tuple[str, int], IPv4Address]:
     """Addresses of a segment's ends: given ones kept, routers .1.., hosts .11.. (or the lowest free
     where the subnet is smaller); flat: hosts .1.. in order."""
     assert seg.network is not None
-    out: dict[tuple[str, int], IPv4Address] = {}
-    for end in seg.ends:
-        if end in given:
-            twin = next((e for e, a in out.items() if a == given[end].ip), None)
-            if twin:
-                raise RoutingError(f"{end[0]} and {twin[0]} are both given {given[end].ip}.", link=end[1],
-                                   fix="give each interface of a LAN its own address.")
-            out[end] = given[end].ip
+    out = _given_on(seg, given)
     hosts_first = sorted((e for e in seg.ends if e not in given and e[0] in hosts), key=lambda e: hosts.index(e[0]))
     routers_first = sorted((e for e in seg.ends if e not in given and e[0] in routers), key=lambda e: routers.index(e[0]))
     if not routed:       # the flat plan: host N of hosts: is 10.0.0.N, whichever switch it hangs on
-        for end in hosts_first:
-            out[end] = seg.network.network_address + hosts.index(end[0]) + 1
-        return out
+        return out | {end: seg.network.network_address + hosts.index(end[0]) + 1 for end in hosts_first}
     used = set(out.values())
     for group, start in ((routers_first, FIRST_ROUTER), (hosts_first, FIRST_HOST)):
         for end in group:
@@ -326,15 +338,8 @@ def _prefix(spec: RouteSpec, interfaces: tuple[Interface, ...], hosts: tuple[str
 def _next_hop(spec: RouteSpec, interfaces: tuple[Interface, ...], routers: tuple[str, ...], n: int) -> Interface:
     """The neighbour's interface on a subnet `spec.node` is on (via: a router's name or one of its addresses)."""
     mine = {i.subnet for i in interfaces if i.node == spec.node}
-    if spec.via in routers:
-        candidates = [i for i in interfaces if i.node == spec.via and i.subnet in mine]
-    else:
-        try:
-            ip_address(spec.via)
-        except ValueError:
-            raise RoutingError(f"via: {spec.via!r} is neither a router of this topology nor an address.", node=spec.node,
-                               route=n, fix=f"use one of: {', '.join(routers) or '(no routers)'}.") from None
-        candidates = [i for i in interfaces if i.address == spec.via and i.subnet in mine]
+    candidates = [i for i in interfaces if i.subnet in mine and (i.node == spec.via if spec.via in routers
+                                                                  else i.address == _address(spec, routers, n))]
     if not candidates:
         raise RoutingError(f"{spec.node} shares no LAN with {spec.via}, so it cannot send to it directly.", node=spec.node,
                            route=n, fix=f"name a router on one of {spec.node}'s subnets ({', '.join(sorted(mine))}).")
@@ -345,6 +350,14 @@ def _next_hop(spec: RouteSpec, interfaces: tuple[Interface, ...], routers: tuple
         raise RoutingError(f"via: {spec.via} is {candidates[0].node}'s address, and hosts do not forward.", node=spec.node,
                            route=n, fix="route via a router.")
     return candidates[0]
+
+
+def _address(spec: RouteSpec, routers: tuple[str, ...], n: int) -> str:
+    try:
+        return str(ip_address(spec.via))
+    except ValueError:
+        raise RoutingError(f"via: {spec.via!r} is neither a router of this topology nor an address.", node=spec.node,
+                           route=n, fix=f"use one of: {', '.join(routers) or '(no routers)'}.") from None
 
 
 def _shared_link(spec: RouteSpec, hop: Interface, interfaces: tuple[Interface, ...], n: int) -> int:

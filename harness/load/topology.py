@@ -108,24 +108,7 @@ def _shape(hosts: list, switches: list, routers: list, links: list[Link], path: 
     whole = _UnionFind(degree)
     pairs: set[frozenset] = set()
     for link in links:
-        if link.a == link.b:
-            raise UserError(f"the link joins {link.a} to itself.", file=str(path), line=link.line,
-                            fix="link it to another node (a host to a switch: {a: client, b: s1}).")
-        pair = frozenset((link.a, link.b))
-        if pair in pairs and (link.a in routers or link.b in routers):      # within a LAN: a loop, below
-            raise UserError(f"a second link between {link.a} and {link.b}: paths, ports and network steps are named "
-                            "by the nodes they join, so two links between one pair cannot be told apart.",
-                            file=str(path), line=link.line,
-                            fix="keep one link; for a second path between them put a router or switch in it.")
-        pairs.add(pair)
-        degree[link.a] += 1
-        degree[link.b] += 1
-        for end in (link.a, link.b):
-            if end in hosts and degree[end] > 1:
-                raise UserError(f"host {end} has a second link: hosts do not forward between their interfaces.",
-                                file=str(path), line=link.line,
-                                fix=f"give {end} one link, to a switch or a router; a node that joins two networks "
-                                    "is a router (list it under routers:).")
+        _one_link(link, pairs, degree, hosts, routers, path)
         if link.a not in routers and link.b not in routers:
             if lan.find(link.a) == lan.find(link.b):
                 raise UserError(f"the link {link.a} - {link.b} closes a loop inside a LAN: the switches run without "
@@ -145,6 +128,28 @@ def _shape(hosts: list, switches: list, routers: list, links: list[Link], path: 
                         line=hosts_line, fix=f"add a link between a switch or router of one part and one of the other "
                                               f"(e.g. {{a: {_joint(groups[0], hosts)}, b: {_joint(groups[1], hosts)}}}), "
                                               "or remove the unused nodes.")
+
+
+def _one_link(link: Link, pairs: set[frozenset], degree: dict[str, int], hosts: list, routers: list,
+              path: Path) -> None:
+    """A link on its own: not to itself, not a second one between a pair with a router, not a host's second."""
+    if link.a == link.b:
+        raise UserError(f"the link joins {link.a} to itself.", file=str(path), line=link.line,
+                        fix="link it to another node (a host to a switch: {a: client, b: s1}).")
+    pair = frozenset((link.a, link.b))
+    if pair in pairs and (link.a in routers or link.b in routers):      # within a LAN: a loop (_shape)
+        raise UserError(f"a second link between {link.a} and {link.b}: paths, ports and network steps are named "
+                        "by the nodes they join, so two links between one pair cannot be told apart.",
+                        file=str(path), line=link.line,
+                        fix="keep one link; for a second path between them put a router or switch in it.")
+    pairs.add(pair)
+    for end in (link.a, link.b):
+        degree[end] += 1
+        if end in hosts and degree[end] > 1:
+            raise UserError(f"host {end} has a second link: hosts do not forward between their interfaces.",
+                            file=str(path), line=link.line,
+                            fix=f"give {end} one link, to a switch or a router; a node that joins two networks "
+                                "is a router (list it under routers:).")
 
 
 def _joint(group: list[str], hosts: list) -> str:
