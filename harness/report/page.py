@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.judge.schedule import LateStep
 from harness.report.evidence import atomic_write
-from harness.report.page_assets import CSS, ERROR_JS, MAIN_JS
+from harness.report.page_assets import CSS, ERROR_JS, MAIN_JS, SIDE_BY_SIDE_CSS, SIDE_MIN_WINDOW_PX, SIDE_ROOM_PX
 from harness.report.run_data import RunData, load_run
 from harness.report.topology_svg import ms, topology_svg
 from harness.report.tseq_svg import Series, data_directions, direction_series, tseq_svg
@@ -219,8 +219,10 @@ def _ladder_section(run: RunData, svg: str, marks: list[list[str]], problem: str
     notes += problem
     export = ('<div class="export">Export the ladder alone: <button type="button" id="export-svg">ladder.svg</button>'
               '<button type="button" id="export-png">ladder.png</button></div>' if svg else "")
-    return (f'<section id="picture"><h2>What happened</h2>{notes}<div class="main-grid">'
-            f'<div>{export}<div class="ladder-box" style="--min-w: {_min_width(svg)}px">{svg}</div></div>'
+    min_w = _min_width(svg)
+    side = SIDE_BY_SIDE_CSS.format(width=max(SIDE_MIN_WINDOW_PX, min_w + SIDE_ROOM_PX))
+    return (f'<section id="picture"><h2>What happened</h2>{notes}<style>{side}</style><div class="main-grid">'
+            f'<div>{export}<div class="ladder-box" style="--min-w: {min_w}px">{svg}</div></div>'
             f'<aside class="verdict-side"><h3>Verdicts</h3><p class="hint">Hover over a verdict, or click it (Enter) to pin it, to '
             f'highlight what it judged.</p>{verdict_table(exps, marks)}</aside></div></section>')
 

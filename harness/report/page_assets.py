@@ -36,11 +36,6 @@ th { background: var(--soft); font-weight: 600; }
 .problem { color: var(--fail); font-weight: 600; }
 svg.topology { max-width: 100%; height: auto; background: #fff; }
 .main-grid { display: grid; grid-template-columns: minmax(0, 1fr); gap: 1.2rem; }
-@media (min-width: 1300px) {
-  .main-grid { grid-template-columns: minmax(0, 1fr) minmax(24rem, 34rem); }
-  aside.verdict-side { position: sticky; top: 0.5rem; align-self: start; max-height: calc(100vh - 1rem);
-                       overflow: auto; }
-}
 .ladder-box { overflow-x: auto; border: 1px solid var(--line); background: #fff; }
 /* the ladder fills its column but never shrinks below 85 % of its size: its labels stay readable */
 .ladder-box > svg { display: block; width: 100%; height: auto; min-width: var(--min-w, 800px); }
@@ -85,6 +80,17 @@ footer dd { margin: 0 0 0 1.2rem; }
   .ladder-box { overflow: visible; border: none; }
 }
 """
+
+# The verdicts go beside the ladder only where the window holds both: the ladder at its least
+# width (85 % of its own) and the verdicts' column (34rem) with the gaps; else below it. Filled in
+# per page (harness.report.page), since a ladder's width grows with its lanes.
+SIDE_BY_SIDE_CSS = """@media (min-width: {width}px) {{
+  .main-grid {{ grid-template-columns: minmax(0, 1fr) minmax(24rem, 34rem); }}
+  aside.verdict-side {{ position: sticky; top: 0.5rem; align-self: start; max-height: calc(100vh - 1rem);
+                       overflow: auto; }}
+}}"""
+SIDE_ROOM_PX = 34 * 16 + 80          # the verdicts' column and the gaps and margins around it
+SIDE_MIN_WINDOW_PX = 1300
 
 # Runs first (in <head>): every script error and unhandled rejection is appended to
 # body[data-errors], which the headless-browser test reads back.

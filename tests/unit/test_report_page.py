@@ -22,7 +22,7 @@ from harness.report.topology_svg import columns, topology_svg
 from harness.report.tseq_svg import data_directions, direction_series, nice_ticks, tseq_svg
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-LADDER_RUNS = ("stale_syn", "teardown", "two_clients", "duplicate_syn", "simultaneous_close")
+LADDER_RUNS = ("stale_syn", "teardown", "two_clients", "duplicate_syn", "simultaneous_close", "steps_at_routers")
 RUNS = {**{name: FIXTURES / "report" / name for name in LADDER_RUNS},
         "half_close": FIXTURES / "report_page" / "half_close"}
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -312,3 +312,17 @@ def test_pinning_a_verdict_highlights_its_marks_and_the_ladder_exports(tmp_path)
     assert seen["png"]["name"] == "ladder.png" and seen["png"]["type"] == "image/png" and seen["png"]["size"] > 10000
     assert seen["after"] == 0, "a second click unpins"
     assert seen["enter"] == len(marked), "Enter on the row pins it again"
+
+
+def test_the_verdicts_go_beside_the_ladder_only_where_the_window_holds_both(tmp_path):
+    """A wider ladder (more lanes) needs a wider window before the verdicts move beside it."""
+    import re
+    widths = {}
+    for name in ("stale_syn", "steps_at_routers"):
+        _, html, _ = report(name, tmp_path / name)
+        least = int(re.search(r'class="ladder-box" style="--min-w: (\d+)px"', html).group(1))
+        side = int(re.search(r"@media \(min-width: (\d+)px\)", html).group(1))
+        assert side >= least + 34 * 16, (name, least, side)
+        widths[name] = (least, side)
+    assert widths["steps_at_routers"][0] > widths["stale_syn"][0]
+    assert widths["steps_at_routers"][1] > widths["stale_syn"][1] >= 1300
