@@ -91,11 +91,21 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
         yield Lab(net, egress, ports, qdiscs, {h: net.get(h).defaultIntf().name for h in topo.hosts}, link_ports)
     finally:
         try:
-            net.stop()
+            _stop(net)
         finally:
             ledger.close()
             if started_ovs:
                 run_command([OVS_CTL, "stop"])
+
+
+def _stop(net) -> None:
+    """net.stop(), also after a Ctrl-C that came while a node's shell ran a command: Mininet then
+    leaves the node `waiting`, and every later cmd() on it (stop() deletes the links through it)
+    fails an assertion — the interrupt would end as a crash instead of a clean stop."""
+    for node in [*net.hosts, *net.switches]:
+        if getattr(node, "waiting", False):
+            node.waiting = False
+    net.stop()
 
 
 def _add_nodes(net, topo: Topology, ledger: Ledger, host_ips: dict[str, dict], switch_cls) -> None:

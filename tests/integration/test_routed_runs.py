@@ -4,6 +4,9 @@ the ICMP errors routers send (time exceeded, host unreachable after ARP gives up
 sharing a dumbbell's bottleneck."""
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,45 @@ def test_routed_experiments_in_one_batch(cli, tmp_path):
     assert down["ping_answered"] is False
     assert 3.0 < verdicts(down)["unreachable_after_arp_gives_up"]["value"] < 3.2
     assert code == 0
+
+
+PLAIN_ROUTED = """name: plain_routed
+hosts: [client, server]
+switches: [s1]
+routers: [r1, r2]
+links:
+  - {a: client, b: s1}
+  - {a: s1, b: r1}
+  - {a: r1, b: r2, mtu: 1400}
+  - {a: r2, b: server}
+"""
+PLAIN_EXPERIMENT = """name: plain_routed_handshake
+topology: plain_routed.yaml
+duration: 2s
+steps:
+  - {at: 0s,   on: server, listen: 5001}
+  - {at: 0.5s, on: client, connect: server:5001}
+expect:
+  client: {states: [SYN-SENT, ESTAB]}
+"""
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.3, 0.6, 1.0, 1.5])
+def test_ctrl_c_while_a_routed_lab_is_built_or_set_up_leaves_nothing(cli, tmp_path, after_s):
+    """On this machine's kernel (no delays: no netem needed). A Ctrl-C that lands while a router's
+    shell runs a command once left the node `waiting`, and Mininet's stop() then crashed on it
+    (exit 70, "a bug in the test bed"): now every moment ends as an interrupt, and the fixture
+    checks that no process, interface or ledger is left."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "plain_routed.yaml").write_text(PLAIN_ROUTED)
+    (folder / "e.yaml").write_text(PLAIN_EXPERIMENT)
+    started = cli(["--target", "local", str(folder / "e.yaml")], tmp_path / "results")
+    started.wait_for("building 2 hosts, 2 routers")
+    time.sleep(after_s)
+    started.proc.send_signal(signal.SIGINT)
+    code, out, err = started.finish()
+    assert code in (0, 130), out + err            # 0: the run was over before the signal
+    assert "Traceback" not in err and "a bug in the test bed" not in err, err
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "r1-eth" not in links and "s1-eth" not in links and " s1:" not in links
