@@ -59,11 +59,16 @@ def _seen(sample: dict, row: Row) -> tuple[str, float | None, bool]:
     return st, due, bool(timer and timer[0] and timer[1] > 0)
 
 
-def spans_of(samples: list[dict], pick) -> list[StateSpan]:
+def spans_of(samples: list[dict], pick, one_socket: bool = False) -> list[StateSpan]:
     """Spans of one socket, `pick(sample)` giving its row in a sample (None: not there).
 
     Once seen, a socket missing from a later sample has closed (a CLOSED span); samples before
-    it first appears are ignored (it did not exist yet)."""
+    it first appears are ignored (it did not exist yet). `one_socket`: `pick` follows one socket
+    (its cookie), which cannot come back once closed — a CLOSED seen and then the socket again is
+    the full socket dying as its TIME-WAIT socket takes over (tcp_time_wait: the TIME-WAIT socket
+    keeps the cookie; the dying one is dumped in CLOSE with port 0 for a moment), or a dump that
+    missed it: not a state of the connection. That sample is then left out, so the change around
+    it is bracketed by the samples on either side."""
     spans: list[StateSpan] = []
     previous: float | None = None
     last = 0.0            # the open span's last sample (its last_seen is written when it closes)
@@ -72,6 +77,10 @@ def spans_of(samples: list[dict], pick) -> list[StateSpan]:
         state, due, pending = _seen(sample, row) if row is not None else (None, None, False)
         if state is None and spans:
             state = "CLOSED"
+        if one_socket and state not in (None, "CLOSED") and len(spans) > 1 and spans[-1].state == "CLOSED":
+            spans.pop()
+            spans[-1] = replace(spans[-1], sample_after=None)
+            last = previous = spans[-1].last_seen
         if state is not None:
             if spans and spans[-1].state == state:
                 last = sample["t"]
@@ -141,7 +150,7 @@ def cookie_spans(samples: list[dict], cookie: int, before: dict[float, int] | No
         if own is not None or sample["t"] not in before:
             return own
         return index.at(before[sample["t"]], sample["t"])
-    return spans_of(index.around(samples, list(index.rows.get(cookie, {})) + list(before)), pick)
+    return spans_of(index.around(samples, list(index.rows.get(cookie, {})) + list(before)), pick, one_socket=True)
 
 
 def request_cookies(samples: list[dict], cookie: int, local: tuple[str, int], peer: tuple[str, int],

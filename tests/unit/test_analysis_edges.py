@@ -163,3 +163,19 @@ def test_the_recorded_runs_kept_their_timelines():
         t0 = min(e.scheduled for entries in steps.values() for e in entries if e.scheduled is not None)
         exp = load_experiment(REPO / "experiments" / f"{fixture.removesuffix('_vm')}.yaml")
         assert judge_schedule(late_steps(exp.steps, exp.network, steps, t0)) is None, fixture
+
+
+def test_the_full_socket_dying_into_its_time_wait_socket_is_not_a_closed_state():
+    """Recorded in CI on 6.12 (time_wait_reack): one sample caught the client's full socket in
+    CLOSE with port 0 — tcp_time_wait() replacing it by its TIME-WAIT socket, which keeps the
+    cookie — between FIN-WAIT-1 and FIN-WAIT-2. By address that is a CLOSED row; by cookie the
+    socket is back 10 ms later, so that sample is left out and the change is bracketed by the
+    samples on either side."""
+    from harness.analyse.states import cookie_spans, read_samples
+    samples = read_samples(FIXTURES / "states_tw_handover" / "client.jsonl")
+    assert any(row[0] == "CLOSED" and row[2] == 0 for s in samples for row in s["s"])
+    spans = cookie_spans(samples, 8)
+    assert [s.state for s in spans] == ["SYN-SENT", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
+    fw1, fw2 = spans[2], spans[3]
+    assert fw2.sample_before == fw1.last_seen and fw1.sample_after == fw2.first_seen
+    assert fw2.first_seen - fw1.last_seen == pytest.approx(0.0201, abs=0.002)      # the gap holds the left-out sample
