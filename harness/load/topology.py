@@ -248,11 +248,11 @@ def _given_addresses(item: LineDict, index: int, path: Path, given: dict, hosts:
         given[(end, index)] = iface
 
 
-def _route_specs(data: LineDict, hosts: list, routers: list, path: Path) -> tuple[list[RouteSpec], list[int]]:
+def _route_specs(data: LineDict, hosts: list, routers: list, path: Path) -> list[RouteSpec]:
     """`routes: {client: [{to: server, via: r1}]}` as written, with each entry's line."""
     raw = expect_type(data.get("routes", LineDict()), LineDict, path, data.line_of("routes"), "routes",
                       "routes: {client: [{to: server, via: r1}]}")
-    specs, lines = [], []
+    specs = []
     for node, entries in raw.items():
         if node not in hosts and node not in routers:
             raise UserError(f"routes: {node!r} is not a host or router of this topology.", file=str(path),
@@ -263,11 +263,10 @@ def _route_specs(data: LineDict, hosts: list, routers: list, path: Path) -> tupl
             entry = expect_type(entry, LineDict, path, line, "a route", "{to: server, via: r1}")
             check_keys(entry, set(ROUTE_KEYS), set(ROUTE_KEYS), path, "a route")
             specs.append(RouteSpec(node, str(entry["to"]), str(entry["via"]), entry.line))
-            lines.append(entry.line)
     if specs and not routers:
         raise UserError("routes: without routers: in a topology without routers every host is on one LAN.",
                         file=str(path), line=data.line_of("routes"), fix="add routers, or remove routes:.")
-    return specs, lines
+    return specs
 
 
 def _addressed(topology: Topology, given: dict, specs: list[RouteSpec], path: Path) -> Topology:
@@ -349,7 +348,7 @@ def load_topology(path: Path, existing: set[str] | frozenset[str] | None = None)
     if given and not routers:
         raise UserError("addresses: on a link of a topology without routers: every host is on one LAN, 10.0.0.N/8.",
                         file=str(path), line=links[next(iter(given))[1]].line, fix="add routers, or remove addresses:.")
-    specs, _ = _route_specs(data, hosts, routers, path)
+    specs = _route_specs(data, hosts, routers, path)
     _clashes(data, path, machine_interfaces() if existing is None else existing, degree)
     _shape(hosts, switches, routers, links, path, data.line_of("hosts"))
     topology = Topology(str(data["name"]), tuple(hosts), tuple(switches), tuple(links), path, kind, tuple(routers))
