@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="vm target only. virtual (default): guest time counts executed instructions and skips "
                              "idle time, so timers fire exactly on time (measured: 100 ms RTT handshake = 100.0 ms); "
                              "host: guest time follows the host clock and emulation makes timers late by 1-30 ms")
+    parser.add_argument("--observer", choices=["trace", "samples"], default="trace",
+                        help="how socket states are recorded. trace (default): the kernel's tracepoints give every "
+                             "change of a full socket exactly, a sparse sampler adds request and TIME-WAIT sockets and "
+                             "cross-checks them; samples: the sampler alone, dense (every 10 ms around activity), as "
+                             "before tracing; for comparing the observers' cost (scripts/benchmark)")
     parser.add_argument("--jobs", type=int, metavar="N",
                         help="VMs run side by side when several experiments are given (default: the CPU count; "
                              "a VM on the virtual clock uses one)")
@@ -242,7 +247,7 @@ def _run_remote(args: argparse.Namespace, loaded: dict, results: Path) -> int:
     from harness.targets.ssh import parse_ssh_target, run_over_ssh, vagrant_remote
     experiments = [(path, cells[0].experiment.topology.source) for path, cells in loaded.items()]
     remote = vagrant_remote() if args.target == "vagrant" else parse_ssh_target(args.target)
-    passthrough = ["--vm-clock", args.vm_clock, f"--max-cells={args.max_cells}"] + (["--jobs", str(args.jobs)] if args.jobs else [])
+    passthrough = ["--vm-clock", args.vm_clock, f"--max-cells={args.max_cells}", f"--observer={args.observer}"] + (["--jobs", str(args.jobs)] if args.jobs else [])
     passthrough += [f"--kernel={k}" for k in args.kernel or []]
     passthrough += ["-v"] if args.verbose else []
     return run_over_ssh(remote, experiments, passthrough, results)
@@ -296,7 +301,7 @@ def _main(args: argparse.Namespace) -> int:
     if _remote(args):
         return _run_remote(args, loaded, results)
     from harness.plan.batch_plan import plan_batch
-    return _run_batch(args, plan_batch(loaded, results, args.target, args.kernel), results)
+    return _run_batch(args, plan_batch(loaded, results, args.target, args.kernel, args.observer), results)
 
 
 def _claim_numbers(words: list[str]) -> set[int] | None:
@@ -331,7 +336,7 @@ def _claims(args: argparse.Namespace, only: set[int] | None) -> int:
     check_writable(results)
     asked = ", ".join(map(str, sorted(only))) if only else "1-13"
     say(f"the seed's claims {asked}: tested by {len(paths)} experiment(s): " + ", ".join(p.stem for p in paths))
-    plan = plan_batch(loaded, results, args.target, args.kernel)
+    plan = plan_batch(loaded, results, args.target, args.kernel, args.observer)
     code = _carry_out(args, plan, results)
     from harness.plan.folders import run_id
     folder = results / "claims" / run_id()
@@ -419,7 +424,8 @@ def _carry_out(args: argparse.Namespace, plan, results: Path) -> int:
         say(f"target: {item.target} ({item.why})")
         if item.target == "vm":
             return run_in_vm(item.kernel, plan_entries([item], args.max_cells), results, args.vm_clock,
-                             on_line=lambda line: _say_unmarked(line, item), verbose=args.verbose)
+                             on_line=lambda line: _say_unmarked(line, item), verbose=args.verbose,
+                             observer=args.observer)
         if item.plan_error:
             raise item.plan_error
         from harness.runner import run
@@ -434,7 +440,7 @@ def _carry_out(args: argparse.Namespace, plan, results: Path) -> int:
 
     def vm_group(group, on_line, started):
         return run_in_vm(group[0].kernel, plan_entries(group, args.max_cells), results, args.vm_clock,
-                         on_line=on_line, started=started, verbose=args.verbose)
+                         on_line=on_line, started=started, verbose=args.verbose, observer=args.observer)
 
     return run_batch(plan.items, local_item, vm_group, args.jobs or os.cpu_count() or 1, say)
 

@@ -27,6 +27,7 @@ from harness.lab.leftovers import Interrupted, Ledger, LocalLock, clean_stale
 from harness.lab.lifecycle import HelperGroup
 from harness.drive.agent_process import AgentProcess
 from harness.record.sampler import StateSampler
+from harness.record.tracer import KernelTracer
 from harness.lab.network import Lab, mininet_lab, ping_rtt_s, warm_up
 from harness.lab.sysctls import apply_sysctls
 from harness.lab.preflight import check_local
@@ -46,6 +47,9 @@ from harness.report.topology_draw import topology_dict
 from harness.judge.schedule import judge_schedule, late_steps
 
 SAMPLE_INTERVAL_S = 0.01
+# With the kernel's tracepoints the samples only add request and TIME-WAIT sockets and cross-check
+# the traced states: every 50 ms around activity, at the lowest priority (see sample_hosts).
+SPARSE_INTERVAL_S = 0.05
 # How far ahead t0 is set when the agents are told it. 0.3 s was not enough on a loaded host: in
 # one VM cell of a CI run both agents began their first steps 764 ms after t0 (the connect before
 # the listen: "steps started on time" failed, rightly). On the virtual clock idle time is skipped,
@@ -63,6 +67,7 @@ class Recording:
     captures: list[Capture] = field(default_factory=list)
     capture_stats: list[dict] = field(default_factory=list)
     sampler: StateSampler | None = None
+    tracer: KernelTracer | None = None
     agents: HelperGroup = field(default_factory=HelperGroup)
     rules: NetworkRules | None = None
     injector: Injector | None = None
@@ -212,8 +217,15 @@ def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack
         rec.captures.append(helpers.enter_context(kernel_capture(lab.node(h), h, intfs, plan.work_dir, ledger)))
     for capture in rec.captures:
         capture.wait_ready(plan.startup_timeout_s)
+    traced = False
+    if plan.observer == "trace":
+        rec.tracer = helpers.enter_context(KernelTracer(plan.work_dir / "trace", ledger))
+        traced = rec.tracer.available
+        if not traced:
+            say(f"kernel tracepoints: none ({rec.tracer.problem}); states are sampled only")
     samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in plan.experiment.topology.hosts}
-    rec.sampler = helpers.enter_context(StateSampler(samples, SAMPLE_INTERVAL_S, plan.sampler_linger_s, ledger=ledger))
+    rec.sampler = helpers.enter_context(StateSampler(samples, SPARSE_INTERVAL_S if traced else SAMPLE_INTERVAL_S,
+                                                     plan.sampler_linger_s, ledger=ledger, yielding=traced))
     rec.sampler.wait_ready(plan.startup_timeout_s)
 
 
@@ -260,11 +272,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats,
             "sysctls_skipped": rec.skipped_sysctls, "facts_read": fact_names(experiment),
             "lab": lab_section(experiment, plan, rec.ports, rec.host_intf), "claims": list(experiment.claims)}
-    steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0, rec.unsaved)
-    problems = problems or _kernel_send_problems(plan, rec)
-    if problems:
-        raise _incomplete(final_dir, base, problems)
-    obs = observe(run_dir, steps_log, rec.host_intf, plan.addresses, rec.read)
+    steps_log, obs = _observed(plan, rec, experiment, base)
     rtt = plan.configured_rtt_s(*(pair or (obs.client_host, obs.server_host)))
     result, verdicts, late, network = _judge(plan, rec, base, steps_log, obs, rtt)
     story = timeline(obs, dead_ping) + [f"late: {s.describe()}" for s in late]
@@ -279,6 +287,21 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
         + verdict_table(verdicts))
     _tell_where(final_dir)
     return (0 if result["passed"] else 1), final_dir
+
+
+def _observed(plan: RunPlan, rec: Recording, experiment: Experiment, base: dict):
+    """The step logs and the observation, once the evidence is whole (every file read through, the
+    kernel captures and trace sound, samples and trace agreeing); else the run ends incomplete."""
+    run_dir, final_dir = plan.work_dir, plan.final_dir
+    steps_log, problems = _evidence(run_dir, experiment, rec.captures, rec.sampler, rec.t0, rec.unsaved)
+    problems = problems or _kernel_send_problems(plan, rec) + (rec.tracer.problems() if rec.tracer else [])
+    if problems:
+        raise _incomplete(final_dir, base, problems)
+    obs = observe(run_dir, steps_log, rec.host_intf, plan.addresses, rec.read)
+    if obs.disagreements:      # two observers of one kernel contradict each other: no verdict stands
+        raise _incomplete(final_dir, base, ["the sampled socket states contradict the kernel's trace: "
+                                            + d for d in obs.disagreements])
+    return steps_log, obs
 
 
 def lab_section(experiment: Experiment, plan: RunPlan, ports: dict[tuple[str, str], str],

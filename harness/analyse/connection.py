@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.analyse.kernel_trace import KernelTrace, read_kernel_trace
+from harness.analyse.traced_states import listeners_traced, merged_spans
 from harness.analyse.incarnations import SocketView, attach, declared_sockets, unique
 from harness.analyse.segments import Segment, of_connection, read_segments
 from harness.analyse.states import SamplingStats, StateSpan, read_samples, sampling_stats, socket_spans
@@ -37,6 +39,9 @@ class Observation:
     # no entry: the run had no kernel-time capture of that host (recorded before it existed)
     kernel_segments: dict[str, list[Segment]] = field(default_factory=dict)
     host_ips: dict[str, str] = field(default_factory=dict)
+    trace: KernelTrace | None = None      # the kernel's tracepoints (None: the run has no trace/kernel.trace)
+    # where the sampled states contradict the traced ones: the run's evidence does not hold together
+    disagreements: list[str] = field(default_factory=list)
 
     def address(self, host: str) -> tuple[str, int] | None:
         return self.client if host == self.client_host else self.server if host == self.server_host else None
@@ -105,7 +110,9 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
         client, server = entry.local, entry.peer
         server_host = _server_host(steps_log, server, host_ips)
     listeners = {h: e.local for h, entries in steps_log.items() for e in entries if e.action == "listen" and e.local}
+    trace = read_kernel_trace(run_dir)
     segments, states, sampling = {}, {}, {}
+    problems: list[str] = []
     captured, all_samples = {}, {}
     kernel = _kernel_captures(run_dir, host_interface, read)
     for host, intf in host_interface.items():
@@ -114,13 +121,30 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
         segments[host] = of_connection(captured[host], client, server) if first else []
         samples = all_samples[host] = read_samples(run_dir / "samples" / f"{host}.jsonl")
         sampling[host] = sampling_stats(samples)
+        parts = []         # (local, peer) whose spans make the host's: its listener, then the connection
+        if host == server_host or host in listeners and host != connect_host:
+            parts.append((server if host == server_host else listeners[host], None))
         if host == connect_host:
-            states[host] = socket_spans(samples, client, server)
+            parts.append((client, server))
         elif host == server_host:
-            states[host] = socket_spans(samples, server, None) + socket_spans(samples, server, client)
-        elif host in listeners:
-            states[host] = socket_spans(samples, listeners[host], None)
+            parts.append((server, client))
+        if parts:
+            states[host] = []
+            for local, peer in parts:
+                spans, said = _traced(socket_spans(samples, local, peer), trace, host, local, peer, len(listeners))
+                states[host] += spans
+                problems += said
     sockets = declared_sockets(steps_log)
-    attach(sockets, captured, kernel, all_samples)
+    problems += attach(sockets, captured, kernel, all_samples, trace)
     return Observation(connect_host, server_host, client, server, segments, states, sampling, steps_log,
-                       sockets, kernel, dict(host_ips))
+                       sockets, kernel, dict(host_ips), trace, list(dict.fromkeys(problems)))
+
+
+def _traced(spans: list[StateSpan], trace: KernelTrace | None, host: str, local, peer,
+            listening_hosts: int) -> tuple[list[StateSpan], list[str]]:
+    """A host-level socket's sampled spans with the trace's exact ones (the trace's sockets of its
+    four-tuple, or its listener), and the disagreements found on the way."""
+    if trace is None:
+        return spans, []
+    traced = (listeners_traced(trace, local, listening_hosts) if peer is None else trace.sockets_of(local, peer))
+    return merged_spans(spans, traced, host)

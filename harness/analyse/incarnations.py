@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.analyse.segments import Segment
+from harness.analyse.kernel_trace import KernelTrace
+from harness.analyse.traced_states import connection_traced, listeners_traced, merged_spans
 from harness.analyse.states import CookieRows, StateSpan, cookie_spans, request_cookies, socket_spans
 from harness.model import StepRecord, accepted_name, listener_name
 
@@ -290,8 +292,9 @@ def _kernel_sends(view: SocketView, interface: list[Segment], kernel: list[Segme
 
 
 def attach(views: dict[str, SocketView], interface: dict[str, list[Segment]], kernel: dict[str, list[Segment]],
-           samples: dict[str, list[dict]]) -> None:
-    """Give each view its incarnation's segments (interface and kernel time) and its states.
+           samples: dict[str, list[dict]], trace: KernelTrace | None = None) -> list[str]:
+    """Give each view its incarnation's segments (interface and kernel time) and its states (traced
+    where the run has the kernel's trace); return where samples and trace disagree.
     `interface`/`kernel`/`samples` are per host (a host absent from `kernel`: no kernel capture)."""
     splits = {h: split(segs) for h, segs in interface.items()}
     every = unique(views)
@@ -308,3 +311,20 @@ def attach(views: dict[str, SocketView], interface: dict[str, list[Segment]], ke
     for v in every:
         v.states = socket_states(v, samples.get(v.host, []), windows.get(id(v), (float("-inf"), float("inf"))),
                                  indexes.get(v.host))
+    return [problem for v in every for problem in _traced_states(v, every, trace)] if trace else []
+
+
+def _traced_states(view: SocketView, every: list[SocketView], trace: KernelTrace) -> list[str]:
+    """The view's states with the trace's exact spans; the disagreements found on the way."""
+    if view.local is None:
+        return []
+    if view.kind == "listen":
+        hosts = {v.host for v in every if v.kind == "listen" and v.local and v.local[1] == view.local[1]}
+        traced = listeners_traced(trace, view.local, len(hosts))
+    elif view.peer is not None:
+        times = [s.first_seen for s in view.states] + [s.last_seen for s in view.states] + [s.t for s in view.segments]
+        traced = connection_traced(trace, view.local, view.peer, view.cookie, (min(times), max(times)) if times else None)
+    else:
+        return []
+    view.states, problems = merged_spans(view.states, traced, view.shown)
+    return problems

@@ -20,6 +20,11 @@ class StateSpan:
     sample_after: float | None = None
     timer_due: float | None = None     # when the kernel said the socket's timer would fire (last sample)
     timer_rearmed: int = 0             # times the kernel moved that moment later (TIME-WAIT restarted...)
+    # where each edge comes from: "samples" (somewhere between sample_before and first_seen, or
+    # last_seen and sample_after) or "trace" (the kernel's tracepoint: the edge is exact, and
+    # sample_before == first_seen, last_seen == sample_after)
+    start_source: str = "samples"
+    end_source: str = "samples"
 
 
 def read_samples(path: Path) -> list[dict]:

@@ -141,6 +141,10 @@ def remove(data: dict) -> None:
     for name in data.get("interfaces", []):
         if Path(f"/sys/class/net/{name}").exists():
             run_command(["ip", "link", "del", name])
+    for path in data.get("trace_instances", []):      # the kernel tracer's tracefs instance
+        if str(path).startswith(("/sys/kernel/tracing/instances/", "/sys/kernel/debug/tracing/instances/")):
+            from harness.record.tracer import remove_instance
+            remove_instance(path)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -163,7 +167,7 @@ class Ledger:
         REGISTRY.mkdir(parents=True, exist_ok=True)
         self.path = REGISTRY / f"{os.getpid()}{suffix}.json"
         self.data: dict = {"owner": [os.getpid(), start_time(os.getpid())], "pids": [], "groups": [], "netns": [],
-                           "interfaces": [], "ovs_bridges": [], "nft_tables": []}
+                           "interfaces": [], "ovs_bridges": [], "nft_tables": [], "trace_instances": []}
         self._lock = threading.Lock()
         self._save()
         self.guardian: subprocess.Popen | None = None
@@ -188,20 +192,24 @@ class Ledger:
     def _save(self) -> None:
         _write_atomically(self.path, json.dumps(self.data))
 
-    def add(self, *, interfaces=(), pids=(), groups=(), netns=(), ovs_bridges=(), nft_tables=()) -> None:
+    def add(self, *, interfaces=(), pids=(), groups=(), netns=(), ovs_bridges=(), nft_tables=(),
+            trace_instances=()) -> None:
         """Record things before (names) or as soon as (processes) they exist. Processes are kept
         with their start times; one that already died is not recorded."""
         def ids(numbers):
             return [[p, s] for p in numbers if (s := start_time(p)) is not None]
         with self._lock:
             for key, values in (("pids", ids(pids)), ("groups", ids(groups)), ("netns", ids(netns)),
-                                ("interfaces", interfaces), ("ovs_bridges", ovs_bridges), ("nft_tables", nft_tables)):
+                                ("interfaces", interfaces), ("ovs_bridges", ovs_bridges), ("nft_tables", nft_tables),
+                                ("trace_instances", trace_instances)):
+                self.data.setdefault(key, [])
                 self.data[key] += [v for v in values if v not in self.data[key]]
             self._save()
 
     def built(self) -> bool:
         """Whether anything of a lab was recorded (more than the guardian)."""
-        return any(self.data[k] for k in ("netns", "groups", "interfaces", "ovs_bridges", "nft_tables")) or \
+        return any(self.data.get(k) for k in ("netns", "groups", "interfaces", "ovs_bridges", "nft_tables",
+                                              "trace_instances")) or \
             any(e[0] != getattr(self.guardian, "pid", None) for e in self.data["pids"])
 
     def close(self) -> None:

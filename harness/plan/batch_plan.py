@@ -11,7 +11,7 @@ from harness.errors import UserError
 from harness.load.names import cell_folder
 from harness.plan.folders import run_id
 from harness.plan.kernels import pick_kernel, release_of
-from harness.plan.run_plan import RunPlan, plan_run
+from harness.plan.run_plan import GuestSettings, RunPlan, plan_run
 
 Probe = Callable[[object], list[str]]     # an experiment -> what this kernel lacks for it
 
@@ -60,7 +60,8 @@ def choose_target(target: str, kernels_given: bool, experiment, missing_features
     return "local", "this kernel has what the experiment needs"
 
 
-def plan_batch(loaded: dict[Path, list], results: Path, target: str, kernel_args: list[str] | None) -> BatchPlan:
+def plan_batch(loaded: dict[Path, list], results: Path, target: str, kernel_args: list[str] | None,
+               observer: str = "trace") -> BatchPlan:
     """Every item of every file (a matrix: one per cell, and per kernel when several are given),
     with its target, kernel and folder: RESULTS/<experiment>/<run-id>/[kernel-<release>/]<cell>/
     for a matrix or several kernels, else chosen when the run starts."""
@@ -72,7 +73,7 @@ def plan_batch(loaded: dict[Path, list], results: Path, target: str, kernel_args
     plan = BatchPlan([])
     for path, cells in loaded.items():
         _plan_file(plan, path, cells, results, target, kernel_args, kernels)
-    _plan_runs(plan, results)
+    _plan_runs(plan, results, observer)
     if plan.needs_vm:
         if os.geteuid() != 0:
             raise UserError("the VM target needs root here.", fix="run it with sudo.")
@@ -83,13 +84,13 @@ def plan_batch(loaded: dict[Path, list], results: Path, target: str, kernel_args
     return plan
 
 
-def _plan_runs(plan: BatchPlan, results: Path) -> None:
+def _plan_runs(plan: BatchPlan, results: Path, observer: str = "trace") -> None:
     """Every local item's RunPlan, now, before anything is built (plan_run makes no folder; the
     runner does, with RunPlan.make_folders). A VM plans its items itself, in the guest."""
     for item in plan.items:
         if item.target == "local":
             try:
-                item.run_plan = plan_run(item.experiment, results, item.run_dir)
+                item.run_plan = plan_run(item.experiment, results, item.run_dir, GuestSettings(observer=observer))
             except Exception as exc:       # one item's failure must not cost the others their verdicts
                 item.plan_error = exc
 

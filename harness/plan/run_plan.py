@@ -20,6 +20,7 @@ class GuestSettings:
     instead of reading environment variables: where it works and what it calls its target."""
     stage: Path | None = None     # a folder in guest memory to work in; the run folder is published at the end
     target: str = "local"         # the label in result.json: local | vm/virtual-clock | vm/host-clock
+    observer: str = "trace"       # trace: kernel tracepoints + a sparse sampler; samples: the sampler alone, dense
 
     @property
     def virtual_clock(self) -> bool:
@@ -56,6 +57,7 @@ class RunPlan:
     rtts: dict[tuple[str, str], float] = field(repr=False)   # configured RTT of every host pair
     sampler_linger_s: float = 0.3      # how long the sampler stays dense after any activity
     network_steps: tuple[StepPlacement, ...] = ()
+    observer: str = "trace"            # GuestSettings.observer
 
     @property
     def staged(self) -> bool:
@@ -89,7 +91,7 @@ def plan_run(experiment: Experiment, results_root: Path, run_dir: Path | None = 
         addresses=addresses, agents=agent_plans(experiment, addresses),
         connect_pair=(connect.host, connect.peer) if connect else None, rtts=rtts,
         sampler_linger_s=sampler_linger_s(experiment, rtts),
-        network_steps=tuple(place_network_steps(experiment, addresses)))
+        network_steps=tuple(place_network_steps(experiment, addresses)), observer=guest.observer)
 
 
 def agent_plans(experiment: Experiment, ips: dict[str, str]) -> dict[str, tuple[AgentStep, ...]]:

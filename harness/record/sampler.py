@@ -92,8 +92,12 @@ class Pacer:
     wall time, so a 60 s TIME-WAIT costs seconds instead of minutes of emulated polling; the
     analysis still computes every uncertainty from the samples' own times."""
 
-    def __init__(self, interval_s: float, linger_s: float = 0.3, margin_s: float = 0.03, max_sleep_s: float = 0.5):
+    def __init__(self, interval_s: float, linger_s: float = 0.3, margin_s: float = 0.03, max_sleep_s: float = 0.5,
+                 fine_s: float | None = None):
         self.interval_s, self.linger_s, self.margin_s, self.max_sleep_s = interval_s, linger_s, margin_s, max_sleep_s
+        # within margin_s of a kernel timer's due moment, samples come every fine_s: a timer that
+        # ends a state (TIME-WAIT) sends nothing that would wake the sampler, so only this bounds it
+        self.fine_s = min(fine_s or interval_s, interval_s)
         self.last = 0.0
         self.dense_until = 0.0
         self.timer_wake = float("inf")
@@ -117,7 +121,7 @@ class Pacer:
         return self.next_sample() - now > self.interval_s
 
     def next_sample(self) -> float:
-        dense = self.last + self.interval_s
+        dense = self.last + (self.fine_s if self.timer_wake <= self.last else self.interval_s)
         if self.last < self.dense_until or any(t - self.margin_s <= dense for t in self.announced):
             return dense
         wake = min([self.last + self.max_sleep_s, self.timer_wake] + [t - self.margin_s for t in self.announced])
@@ -130,6 +134,7 @@ TCP_ONLY = [(0x28, 0, 0, 0x0c), (0x15, 0, 2, 0x800), (0x30, 0, 0, 0x17), (0x15, 
             (0x15, 0, 6, 0x86dd), (0x30, 0, 0, 0x14), (0x15, 3, 0, 0x06), (0x15, 0, 3, 0x2c),
             (0x30, 0, 0, 0x36), (0x15, 0, 1, 0x06), (0x06, 0, 0, 0x40000), (0x06, 0, 0, 0)]
 SO_ATTACH_FILTER = 26
+FINE_INTERVAL_S = 0.01     # the densest sampling, near a kernel timer's due moment
 
 
 def tcp_packet_socket() -> socket.socket:
@@ -174,12 +179,18 @@ class Watched:
         self.out = open(out_path, "w")
 
 
-def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, linger_s: float = 0.3) -> None:
+def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, linger_s: float = 0.3,
+                 yielding: bool = False) -> None:
     """Sample every host's sockets, one file each, until SIGTERM. One process for all hosts, so a
     segment sent or a call made on one host makes every host sample densely: the receiver's
     state change is then bracketed by samples even though its own namespace was quiet before.
-    `linger_s` must cover the longest a segment can spend in the network (path delay, holds)."""
+    `linger_s` must cover the longest a segment can spend in the network (path delay, holds).
+    `yielding`: run as SCHED_IDLE, so any runnable task (ksoftirqd forwarding a segment, an agent)
+    takes the CPU from the sampler at once — on the VM's one vCPU its work would otherwise delay
+    them; used where the tracepoints give the states and the samples only complete them."""
     running = True
+    if yielding:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     def stop(*_):
         nonlocal running
@@ -188,7 +199,7 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     watched = [Watched(name, pid, out) for name, (pid, out) in hosts.items()]
-    pacer = Pacer(interval_s, linger_s)
+    pacer = Pacer(interval_s, linger_s, fine_s=FINE_INTERVAL_S)
     for w in watched:
         dump(w.diag, 0)
     print("ready", flush=True)
@@ -227,8 +238,8 @@ class StateSampler(Forked):
     exit status and last error line. `hosts` maps a name to (namespace PID or None, output path)."""
 
     def __init__(self, hosts: dict[str, tuple[int | None, str]], interval_s: float, linger_s: float = 0.3,
-                 ledger=None) -> None:
-        super().__init__(None, sample_hosts, hosts, interval_s, linger_s, name="state sampler", ledger=ledger)
+                 ledger=None, yielding: bool = False) -> None:
+        super().__init__(None, sample_hosts, hosts, interval_s, linger_s, yielding, name="state sampler", ledger=ledger)
 
 
 def main(out_path: str, interval_s: float) -> None:

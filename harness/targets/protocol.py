@@ -44,20 +44,21 @@ class PlanItem:
                 "max_cells": self.max_cells, "limit_s": self.limit_s}
 
 
-def guest_settings(clock: str) -> GuestSettings:
+def guest_settings(clock: str, observer: str = "trace") -> GuestSettings:
     """What every run in a VM on `clock` (virtual | host) is told."""
-    return GuestSettings(stage=GUEST_STAGE, target=f"vm/{clock}-clock")
+    return GuestSettings(stage=GUEST_STAGE, target=f"vm/{clock}-clock", observer=observer)
 
 
 def write_plan(file: Path, entries: list[dict], guest: GuestSettings) -> None:
-    file.write_text(json.dumps({"guest": {"stage": str(guest.stage) if guest.stage else None, "target": guest.target},
+    file.write_text(json.dumps({"guest": {"stage": str(guest.stage) if guest.stage else None, "target": guest.target,
+                                          "observer": guest.observer},
                                 "items": entries}))
 
 
 def read_plan(file: Path) -> tuple[list[PlanItem], GuestSettings]:
     data = json.loads(file.read_text())
     guest = GuestSettings(stage=Path(data["guest"]["stage"]) if data["guest"]["stage"] else None,
-                          target=data["guest"]["target"])
+                          target=data["guest"]["target"], observer=data["guest"].get("observer", "trace"))
     items = [PlanItem(Path(e["path"]), e["cell"], Path(e["run_dir"]) if e["run_dir"] else None,
                       e["max_cells"], e["limit_s"]) for e in data["items"]]
     return items, guest

@@ -62,7 +62,7 @@ def plan_entries(items, max_cells: int) -> list[dict]:
 
 
 def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "virtual", on_line=print,
-              started=None, verbose: bool = False) -> int:
+              started=None, verbose: bool = False, observer: str = "trace") -> int:
     """Boot the kernel once and run every item of `plan` inside, one after another; return the
     worst exit code (3 if the VM itself failed).
 
@@ -91,7 +91,7 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     reap()            # VMs (and labs) of runs that were killed before their guardians could act
     results_root.mkdir(parents=True, exist_ok=True)
     plan_file = Path(tempfile.mkstemp(prefix=".vm-plan-", suffix=".json", dir=results_root)[1])
-    protocol.write_plan(plan_file, plan, protocol.guest_settings(clock))
+    protocol.write_plan(plan_file, plan, protocol.guest_settings(clock, observer))
     inner = [sys.executable, "-m", "harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
              "--inner-plan", str(plan_file.resolve()), *(["-v"] if verbose else []), "unused"]
     # SETUPTOOLS_USE_DISTUTILS=stdlib: Mininet imports distutils, which setuptools' shim routes
