@@ -48,7 +48,8 @@ from harness.judge.schedule import judge_schedule, late_steps
 
 SAMPLE_INTERVAL_S = 0.01
 # With the kernel's tracepoints the samples only add request and TIME-WAIT sockets and cross-check
-# the traced states: every 50 ms around activity, at the lowest priority (see sample_hosts).
+# the traced states: as segments arrive, near timers, else every 50 ms around activity, at the
+# lowest priority (see sample_hosts).
 SPARSE_INTERVAL_S = 0.05
 # How far ahead t0 is set when the agents are told it. 0.3 s was not enough on a loaded host: in
 # one VM cell of a CI run both agents began their first steps 764 ms after t0 (the connect before
@@ -225,7 +226,7 @@ def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack
             say(f"kernel tracepoints: none ({rec.tracer.problem}); states are sampled only")
     samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in plan.experiment.topology.hosts}
     rec.sampler = helpers.enter_context(StateSampler(samples, SPARSE_INTERVAL_S if traced else SAMPLE_INTERVAL_S,
-                                                     plan.sampler_linger_s, ledger=ledger, yielding=traced))
+                                                     plan.sampler_linger_s, ledger=ledger, traced=traced))
     rec.sampler.wait_ready(plan.startup_timeout_s)
 
 

@@ -43,10 +43,22 @@ def blind_spots(expected: tuple[StateExpectation, ...], spans: list[StateSpan]) 
 
 
 def change_resolution(spans: list[StateSpan]) -> float | None:
-    """The widest sampling gap a state change fell in: what bounds the observed times. (The
-    sampler sleeps while nothing can change, so the gaps elsewhere say nothing about fidelity.)"""
-    gaps = [s.first_seen - s.sample_before for s in spans if s.sample_before is not None]
+    """The widest sampling gap a sampled state change fell in: what bounds the observed times. (The
+    sampler sleeps while nothing can change, so the gaps elsewhere say nothing about fidelity;
+    a change the kernel's trace gave is exact.)"""
+    gaps = [s.first_seen - s.sample_before for s in spans if s.sample_before is not None and s.start_source != "trace"]
     return max(gaps) if gaps else None
+
+
+def how_seen(spans: list[StateSpan]) -> str:
+    """Where the changes come from, for the verdict: traced (exact) and sampled (within a gap)."""
+    traced = sum(1 for s in spans if s.start_source == "trace" and s.sample_before is not None)
+    gap = change_resolution(spans)
+    sampled = f"each sampled change seen within {gap * 1e3:.1f} ms" if gap is not None else ""
+    if traced:
+        exact = f"{traced} change{'s' if traced > 1 else ''} traced by the kernel"
+        return f" ({exact}; {sampled})" if sampled else f" ({exact})"
+    return f" (each change seen within {gap * 1e3:.1f} ms)" if gap is not None else ""
 
 
 def judge_states(host: str, expected: tuple[StateExpectation, ...], obs: Observation) -> Verdict:
@@ -56,9 +68,7 @@ def judge_states(host: str, expected: tuple[StateExpectation, ...], obs: Observa
     seen = [span.state for span in spans]
     observed = " → ".join(seen) or "no state seen"
     passed = matches(expected, seen)
-    gap = change_resolution(spans)
-    if gap is not None:
-        observed += f" (each change seen within {gap * 1e3:.1f} ms)"
+    observed += how_seen(spans)
     if not passed:
         observed += "".join(f"; {note}" for note in blind_spots(expected, spans))
     return Verdict(f"{host} states", " → ".join(map(str, expected)), observed, passed, marks=Marks((host,)))

@@ -180,16 +180,19 @@ class Watched:
 
 
 def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, linger_s: float = 0.3,
-                 yielding: bool = False) -> None:
+                 traced: bool = False) -> None:
     """Sample every host's sockets, one file each, until SIGTERM. One process for all hosts, so a
     segment sent or a call made on one host makes every host sample densely: the receiver's
     state change is then bracketed by samples even though its own namespace was quiet before.
     `linger_s` must cover the longest a segment can spend in the network (path delay, holds).
-    `yielding`: run as SCHED_IDLE, so any runnable task (ksoftirqd forwarding a segment, an agent)
-    takes the CPU from the sampler at once — on the VM's one vCPU its work would otherwise delay
-    them; used where the tracepoints give the states and the samples only complete them."""
+    `traced`: the kernel's tracepoints give every full socket's states, and the samples only add
+    what they cannot see — request sockets and TIME-WAIT sockets, made and ended by a segment
+    arriving or by a timer — and cross-check the rest. Then it samples as a segment arrives (at
+    most every FINE_INTERVAL_S) and near a timer's due moment, every `interval_s` otherwise, and
+    runs as SCHED_IDLE: any runnable task (ksoftirqd forwarding a segment, an agent) takes the CPU
+    from it at once, where on the VM's one vCPU its work would otherwise delay them."""
     running = True
-    if yielding:
+    if traced:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     def stop(*_):
@@ -218,8 +221,10 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
             ready = select.select(list(wake_on), [], [], pause)[0]
             t = time.time()
             was_sleeping = pacer.sleeping(t)
+            packet = False
             for sock in ready:
                 if sock is wake_on[sock].packets:
+                    packet = True
                     _drain(sock)
                     pacer.woke(t)
                 else:
@@ -227,6 +232,8 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
                         pacer.woke(t) if when <= t else pacer.announce(when)
             if was_sleeping and t < pacer.dense_until:
                 break      # woken from a sparse sleep: sample at once, to have the "before"
+            if traced and packet and t - pacer.last >= FINE_INTERVAL_S:
+                break      # a segment arrived or left: what it changed is seen within FINE_INTERVAL_S
     for w in watched:
         w.out.close()
 
@@ -238,8 +245,8 @@ class StateSampler(Forked):
     exit status and last error line. `hosts` maps a name to (namespace PID or None, output path)."""
 
     def __init__(self, hosts: dict[str, tuple[int | None, str]], interval_s: float, linger_s: float = 0.3,
-                 ledger=None, yielding: bool = False) -> None:
-        super().__init__(None, sample_hosts, hosts, interval_s, linger_s, yielding, name="state sampler", ledger=ledger)
+                 ledger=None, traced: bool = False) -> None:
+        super().__init__(None, sample_hosts, hosts, interval_s, linger_s, traced, name="state sampler", ledger=ledger)
 
 
 def main(out_path: str, interval_s: float) -> None:

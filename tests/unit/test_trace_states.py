@@ -1,0 +1,151 @@
+"""States from the kernel's tracepoints, completed and cross-checked by the samples, on recorded
+runs (6.1 and 6.12 VMs, virtual clock; tests/fixtures/trace_states/: steps, gzipped samples, the
+hosts' pcaps and trace/kernel.trace as the kernel wrote it)."""
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.analyse.connection import observe
+from harness.analyse.kernel_trace import kernel_trace, parse_trace, read_kernel_trace
+from harness.analyse.traced_states import merged_spans
+from harness.judge.states import judge_states
+from harness.model import StateExpectation, StepRecord
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trace_states"
+HOSTS = {"client": "client-eth0", "server": "server-eth0"}
+IPS = {"client": "10.0.0.1", "server": "10.0.0.2"}
+
+
+def observed(run: Path):
+    steps = {h: [StepRecord.from_json(json.loads(line)) for line in (run / "steps" / f"{h}.jsonl").read_text().splitlines()]
+             for h in HOSTS}
+    return observe(run, steps, HOSTS, IPS)
+
+
+def states(spans) -> list[str]:
+    return [s.state for s in spans]
+
+
+def test_the_trace_is_parsed_on_both_kernels_connects_and_children_attributed():
+    for name, kernel in (("teardown_6_1", "6.1.0"), ("simultaneous_close_6_12", "6.12.")):
+        trace = read_kernel_trace(FIXTURES / name)
+        assert trace.kernel.startswith(kernel)
+        client = trace.sockets_of(("10.0.0.1", _client_port(trace)), ("10.0.0.2", 5001))
+        assert len(client) == 1
+        # the connect's CLOSE -> SYN-SENT carries port 0: it is still this socket's first change
+        assert client[0].transitions[0].old == "CLOSED" and client[0].transitions[0].new == "SYN-SENT"
+        server = trace.sockets_of(("10.0.0.2", 5001), ("10.0.0.1", _client_port(trace)))
+        # the accepted socket's LISTEN -> SYN-RECV (zero peer on 6.1) is its first change
+        assert [t.new for t in server[0].transitions][:2] == ["SYN-RECV", "ESTAB"]
+        assert trace.listeners_on(("10.0.0.2", 5001))
+
+
+def _client_port(trace) -> int:
+    return next(s.local[1] for s in trace.sockets if s.local[0] == "10.0.0.1" and s.peer)
+
+
+def test_a_trace_line_keeps_its_fields_and_clock_offset():
+    line = ("  ksoftirqd/0-14  [000] ..s1. 1796401490.223460: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP "
+            "sport=5001 dport=32900 saddr=10.0.0.2 daddr=10.0.0.1 saddrv6=::ffff:10.0.0.2 daddrv6=::ffff:10.0.0.1 "
+            "oldstate=TCP_FIN_WAIT1 newstate=TCP_CLOSING")
+    (event,) = parse_trace("# tracer: nop\n" + line, offset_s=0.5)
+    assert event.name == "inet_sock_set_state" and event.task == "ksoftirqd/0" and event.cpu == 0
+    assert event.t == pytest.approx(1796401489.723460) and event.fields["newstate"] == "TCP_CLOSING"
+    (sock,) = kernel_trace([event]).sockets
+    assert (sock.local, sock.peer, sock.transitions[0].new) == (("10.0.0.2", 5001), ("10.0.0.1", 32900), "CLOSING")
+
+
+def test_teardown_full_socket_changes_are_exact_and_time_wait_sampled():
+    obs = observed(FIXTURES / "teardown_6_1")
+    assert obs.disagreements == []
+    client = obs.states["client"]
+    assert states(client) == ["SYN-SENT", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"]
+    for span in client[:4]:                      # traced: exact, no sampling window
+        assert span.start_source == "trace" and span.sample_before == span.first_seen
+    time_wait = client[4]
+    # the orphan's FIN-WAIT-2 then TIME-WAIT are the TIME-WAIT socket's: sampled, bracketed
+    assert time_wait.start_source == "samples" and time_wait.sample_before < time_wait.first_seen
+    assert time_wait.timer_due is not None
+    server = obs.states["server"]
+    assert states(server) == ["LISTEN", "SYN-RECV", "ESTAB", "CLOSE-WAIT", "LAST-ACK", "CLOSED"]
+    syn_recv = server[1]
+    # the request socket's SYN-RECV begins sampled; it ends exactly when the child is made
+    assert syn_recv.start_source == "samples" and syn_recv.end_source == "trace"
+    assert server[2].first_seen == syn_recv.sample_after
+
+
+def test_closing_to_time_wait_is_exact_in_a_simultaneous_close():
+    obs = observed(FIXTURES / "simultaneous_close_6_12")
+    assert obs.disagreements == []
+    for host in ("client", "server"):
+        spans = obs.states[host]
+        assert states(spans)[-4:] == ["FIN-WAIT-1", "CLOSING", "TIME-WAIT", "CLOSED"]
+        closing, time_wait = spans[-3], spans[-2]
+        assert time_wait.start_source == "trace" and time_wait.first_seen == closing.sample_after
+        assert closing.last_seen - closing.first_seen == pytest.approx(0.05, abs=0.002)   # one 50 ms crossing
+
+
+def test_request_sockets_outside_the_trace_stay_sampled():
+    obs = observed(FIXTURES / "stale_syn_6_1")
+    assert obs.disagreements == []
+    server = obs.states["server"]
+    assert states(server) == ["LISTEN", "SYN-RECV", "ESTAB", "CLOSED", "SYN-RECV", "CLOSED"]
+    assert server[4].start_source == "samples"         # the stale SYN's request: no full socket, no trace
+    assert server[2].start_source == "trace"
+
+
+def test_simultaneous_open_syn_recv_of_a_full_socket_is_traced():
+    obs = observed(FIXTURES / "simultaneous_open_6_12")
+    assert obs.disagreements == []
+    a = obs.view("a")
+    assert states(a.states)[:3] == ["SYN-SENT", "SYN-RECV", "ESTAB"]
+    assert all(s.start_source == "trace" for s in a.states[:3])
+
+
+def test_states_verdict_says_which_changes_were_traced():
+    obs = observed(FIXTURES / "teardown_6_1")
+    expected = tuple(StateExpectation(s) for s in ["SYN-SENT", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"])
+    verdict = judge_states("client", expected, obs)
+    assert verdict.passed
+    assert "4 changes traced by the kernel" in verdict.observed and "each sampled change seen within" in verdict.observed
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    run = tmp_path / name
+    shutil.copytree(FIXTURES / name, run)
+    return run
+
+
+def test_a_sample_contradicting_the_trace_is_a_disagreement_naming_both_sequences(tmp_path):
+    run = _copy("teardown_6_1", tmp_path)
+    path = run / "samples" / "client.jsonl.gz"
+    samples = [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+    changed = 0
+    for sample in samples:           # the client said CLOSE-WAIT while the trace has it ESTABLISHED
+        for row in sample["s"]:
+            if row[0] == "ESTAB" and row[1] == "10.0.0.1" and changed < 3:
+                row[0] = "CLOSE-WAIT"
+                changed += 1
+    path.write_bytes(gzip.compress("\n".join(json.dumps(s) for s in samples).encode()))
+    obs = observed(run)
+    assert changed and obs.disagreements
+    said = obs.disagreements[0]
+    assert "CLOSE-WAIT" in said and "kernel trace has ESTAB" in said
+    assert "traced: SYN-SENT → ESTAB → FIN-WAIT-1" in said and "sampled: SYN-SENT → CLOSE-WAIT → ESTAB" in said
+
+
+def test_without_a_trace_the_states_are_the_samples(tmp_path):
+    run = _copy("teardown_6_1", tmp_path)
+    shutil.rmtree(run / "trace")
+    obs = observed(run)
+    assert obs.trace is None
+    assert all(s.start_source == "samples" for spans in obs.states.values() for s in spans)
+
+
+def test_merging_with_no_traced_socket_changes_nothing():
+    obs = observed(FIXTURES / "teardown_6_1")
+    spans = obs.states["client"]
+    assert merged_spans(spans, [], "client") == (spans, [])
