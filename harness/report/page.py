@@ -348,8 +348,10 @@ needed). Each connection has its own colour, named in the legend at the top of t
 A zigzag across the lanes is a long idle stretch left out (its length is written on it).</dd>
 <dt>How the times were measured</dt><dd>Send times are the kernel's: each host's TCP output is captured before
 the link's delay (netem delays on the way out); arrival times are taken at the receiver's interface.
-Socket states were sampled every ~10 ms in each host; a transition is drawn where it was first seen, at most one
-sampling interval after it happened.</dd>
+A full socket's state changes come from the kernel's tracepoints and are drawn at the kernel's moment; a
+request socket's SYN-RECV and a TIME-WAIT socket's states are sampled (every 10-50 ms, as segments arrive and
+near timers): such a change is drawn where it was first seen, at most one sampling interval after it
+happened. A run without the trace (--observer samples, or a kernel without tracefs) samples every state.</dd>
 <dt>Verdicts</dt><dd>Each expectation of the experiment file, in the file's order, with its line. Hover over
 one, or click it to pin it, to highlight the segments, states and intervals it judged.</dd>
 </dl></footer>"""

@@ -74,17 +74,20 @@ def _segment_events(segs: list[Segment], name: dict, isn: dict, label: str = "")
 
 
 def _state_events(who: str, spans: list[StateSpan]) -> list[tuple[float, str]]:
-    """Each state's first sample (a listener's LISTEN left out), and a TIME-WAIT timer's due moment."""
+    """Each state's start — traced, or its first sample (a listener's LISTEN left out) — and a
+    TIME-WAIT timer's due moment."""
     events = []
     for span in spans:
         if span.state != "LISTEN":
-            events.append((span.first_seen, f"{'':>4}{who} is {span.state} (first sample)"))
+            how = "traced" if span.start_source == "trace" else "first sample"
+            events.append((span.first_seen, f"{'':>4}{who} is {span.state} ({how})"))
         ended_early = span.sample_after is not None and span.sample_after < (span.timer_due or 0) - 0.5
         if span.state == "TIME-WAIT" and span.timer_due and not ended_early:
             rearmed = (f"; the kernel re-armed it {span.timer_rearmed} time(s), this is the last"
                        if span.timer_rearmed else "")
             events.append((span.timer_due, f"{'':>4}{who}'s TIME-WAIT timer due, by the kernel's own count "
-                                           f"({span.timer_due - span.first_seen:.3f} s after the first TIME-WAIT sample{rearmed})"))
+                                           f"({span.timer_due - span.first_seen:.3f} s after TIME-WAIT was "
+                                           f"{'entered' if span.start_source == 'trace' else 'first sampled'}{rearmed})"))
     return events
 
 
