@@ -512,12 +512,14 @@ class PacketChoice:
 
 @dataclass(frozen=True)
 class Event:
-    """Something observed at a moment: `client enters TIME-WAIT`, `server sends F#2`, `a calls close`.
+    """Something observed at a moment: `client enters TIME-WAIT`, `server sends F#2`, `a calls close`,
+    `client retransmits S#1`, `client resets`, `server is reset`.
     `host` is the subject as written: a host, or a named socket (a, server:5001#1), whose own
     states, segments and calls the event is looked up in."""
     host: str
     verb: str              # enters | leaves | sends (kernel time) | transmits (wire) | receives | calls | returns
-    what: str              # a state, TCP flags, or a step action
+                           # | retransmits | resets (sent a RST) | is reset (took one): the kernel trace's
+    what: str              # a state, TCP flags (R for the resets), or a step action
     nth: int = 1
     text: str = ""
 

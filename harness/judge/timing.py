@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from harness.analyse.connection import Observation, SocketView
-from harness.analyse.events import Moment, caused_by, find_moment
+from harness.analyse.events import TRACE_VERBS, Moment, caused_by, find_moment
 from harness.judge.verdict import Marks, Verdict
 from harness.model import HandshakeExpectation, TimingExpectation
 
@@ -90,6 +90,14 @@ def judge_timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verd
     return dataclasses.replace(_timing(exp, obs, rtt_s), expected_range=(expected - tol, expected + tol))
 
 
+def _not_traced(exp: TimingExpectation, start: Moment, end: Moment) -> str:
+    """Where a retransmission or reset was read from the captures instead of the kernel trace
+    (an old run, --observer samples, a reset 6.1 does not trace), the verdict says so."""
+    notes = [f"{event.text}: {moment.source}" for event, moment in ((exp.start, start), (exp.end, end))
+             if event.verb in TRACE_VERBS and not moment.source.startswith("kernel trace")]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def _timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
     expected, tol, text = expected_time(exp, rtt_s)
     if exp.builtin is not None:
@@ -113,6 +121,7 @@ def _timing(exp: TimingExpectation, obs: Observation, rtt_s: float) -> Verdict:
     observed = _seconds(measured)
     if start.uncertainty_s or end.uncertainty_s:
         observed += f" (true value in [{_seconds(low)}, {_seconds(high)}]: sampling gaps)"
+    observed += _not_traced(exp, start, end)
     if high - low > 2 * tol:
         return Verdict(name, text, observed + "; the sampling gaps are wider than the allowed range: too coarse to judge",
                        False, measured, marks=marks)

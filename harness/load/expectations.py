@@ -27,15 +27,20 @@ HANDSHAKE_EXAMPLE = "handshake: {equals: 1rtt, within: 5%}"
 TIMING_KEYS = ("from", "to", "equals", "within", "between")
 _TERM = r"[a-z]\w*([+-][0-9]{1,10})?|[0-9]{1,10}"
 _EVENT = re.compile(rf"(?P<host>{SUBJECT_RE}) (?:(?P<sv>enters|leaves) (?P<state>[A-Z][A-Z0-9-]*)(?:#(?P<sn>[0-9]+))?"
-                    r"|(?P<pv>sends|transmits|receives) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
+                    r"|(?P<pv>sends|transmits|receives|retransmits) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
+                    r"|(?P<rv>resets|is reset)(?:#(?P<rn>[0-9]+))?"
                     r"|(?P<cv>calls|returns from) (?P<action>[a-z]+)(?:#(?P<cn>[0-9]+))?)")
 EVENT_HELP = ("'SUBJECT enters STATE[#N]', 'SUBJECT leaves STATE[#N]' (from the samples; #2: its second time in "
               "that state), 'SUBJECT sends FLAGS[#N]' (when its TCP handed the segment to its interface), "
               "'SUBJECT transmits FLAGS[#N]' (when it left the host's link), "
               "'SUBJECT receives FLAGS[#N]' (from the host's capture: the Nth segment carrying those flags), "
+              "'SUBJECT retransmits FLAGS[#N]' (its TCP's Nth retransmission of a segment carrying those flags), "
+              "'SUBJECT resets[#N]' (its TCP sent a RST), 'SUBJECT is reset[#N]' (its TCP took a RST: the "
+              "kernel trace, else the captures), "
               "'SUBJECT calls ACTION[#N]' or 'SUBJECT returns from ACTION[#N]' (from the step log); "
               "SUBJECT is a host or a socket's name")
-CONNECTION_VERBS = ("enters", "leaves", "sends", "transmits", "receives")   # a host's form follows one connection
+CONNECTION_VERBS = ("enters", "leaves", "sends", "transmits", "receives", "retransmits",
+                    "resets", "is reset")   # a host's form follows one connection
 
 
 def _one_connection(host: str, sockets: SocketTable, what: str, example: str, path: Path, line: int,
@@ -51,11 +56,24 @@ def _one_connection(host: str, sockets: SocketTable, what: str, example: str, pa
 
 def _nth(m: re.Match, text: object, path: Path, line: int) -> int:
     """An event's #N (1 when left out), within MAX_COUNT."""
-    nth_text = m.group("sn") or m.group("pn") or m.group("cn") or "1"
+    nth_text = m.group("sn") or m.group("pn") or m.group("rn") or m.group("cn") or "1"
     if not 1 <= int(nth_text[:8]) <= MAX_COUNT or len(nth_text) > 7:
         raise UserError(f"{text!r}: #{nth_text} is not between #1 and #{MAX_COUNT}.", file=str(path), line=line,
                         fix="count occurrences from #1 (the first time; #1 may be left out).")
     return int(nth_text)
+
+
+def _check_traced(m: re.Match, text: object, sockets: SocketTable, path: Path, line: int) -> None:
+    """retransmits/resets/is reset: a connection's four-tuple's events, so not a listener's (its
+    request sockets' SYN+ACKs belong to the connections it accepts), and no RST retransmitted."""
+    host = m.group("host")
+    owner = sockets.owner(host)
+    if owner is not None and ":" in host and "#" not in host:
+        raise UserError(f"{text!r}: {host} is a listener, which has no connection of its own.", file=str(path),
+                        line=line, fix=f"name a connection it accepted: {str(text).strip().replace(host, host + '#1', 1)!r}.")
+    if m.group("pv") == "retransmits" and "R" in m.group("flags"):
+        raise UserError(f"{text!r}: TCP never retransmits a RST.", file=str(path), line=line,
+                        fix=f"write '{host} resets' for the RST it sends, or retransmits with S, A, F (and P, U).")
 
 
 def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int, sockets: SocketTable | None = None) -> Event:
@@ -73,17 +91,21 @@ def parse_event(text: object, hosts: tuple[str, ...], path: Path, line: int, soc
                         fix=f"write one of {EVENT_HELP}; hosts: {', '.join(hosts)}"
                             + (f"; sockets: {named}" if named else "") + ".")
     host, nth = m.group("host"), _nth(m, text, path, line)
-    if host in hosts and (m.group("sv") or m.group("pv")):
-        verb = m.group("sv") or m.group("pv")
-        _one_connection(host, sockets, f"'{host} {verb} ...'", f'"{{name}} {verb} {m.group("state") or m.group("flags")}"',
-                        path, line, quote=False)
+    if host in hosts and (m.group("sv") or m.group("pv") or m.group("rv")):
+        verb = m.group("sv") or m.group("pv") or m.group("rv")
+        what = " ".join(filter(None, (verb, m.group("state") or m.group("flags"))))
+        _one_connection(host, sockets, f"'{host} {verb} ...'", f'"{{name}} {what}"', path, line, quote=False)
     if m.group("sv"):
         if m.group("state") not in STATES:
             raise UserError(f"unknown TCP state '{m.group('state')}'.", file=str(path), line=line,
                             fix=f"use ss's names: {', '.join(sorted(STATES))}.")
         return Event(host, m.group("sv"), m.group("state"), nth, str(text))
+    if m.group("rv") or m.group("pv") == "retransmits":
+        _check_traced(m, text, sockets, path, line)
     if m.group("pv"):
         return Event(host, m.group("pv"), m.group("flags"), nth, str(text))
+    if m.group("rv"):
+        return Event(host, m.group("rv"), "R", nth, str(text))
     if m.group("action") not in ACTIONS:
         raise UserError(f"'{m.group('action')}' is not a step action.", file=str(path), line=line,
                         fix=f"use one of: {', '.join(ACTIONS)}.")
