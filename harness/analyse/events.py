@@ -142,13 +142,19 @@ def _traced(events: list[SocketEvent], pool: list[Segment], who: Subject) -> lis
     return out
 
 
-def _trace_of(obs: Observation, who: Subject, tracepoint: str) -> KernelTrace | None:
+def _trace_of(obs: Observation, who: Subject, tracepoint: str) -> tuple[KernelTrace | None, str]:
     """The run's trace when it can answer: the tracepoint was on, the subject has a four-tuple and
-    the host a kernel-time capture to name the segments (None: fall back to the captures)."""
+    the host a kernel-time capture to name the segments; else None and why (the captures answer)."""
     trace = obs.trace
-    if trace is None or not trace.has(tracepoint) or who.me is None or who.peer is None or who.kernel is None:
-        return None
-    return trace
+    if trace is None:
+        return None, "no kernel trace"
+    if not trace.has(tracepoint):
+        return None, f"the kernel trace has no {tracepoint}"
+    if who.kernel is None:
+        return None, "no kernel-time capture to pair the kernel trace with"
+    if who.me is None or who.peer is None:
+        return None, "no connection"
+    return trace, ""
 
 
 def _capture_retransmissions(pool: list[Segment]) -> list[Segment]:
@@ -174,13 +180,13 @@ def _traced_retransmissions(event: Event, who: Subject, trace: KernelTrace) -> l
 
 def _retransmissions(event: Event, who: Subject, obs: Observation) -> tuple[list[Moment], str]:
     """Every retransmission by the subject carrying the event's flags, and what was looked in."""
-    trace = _trace_of(obs, who, "tcp_retransmit_skb")
+    trace, why = _trace_of(obs, who, "tcp_retransmit_skb")
     if trace is not None:
         return _traced_retransmissions(event, who, trace), "the kernel trace shows"
     pool, source, capture, _ = _where(Event(event.host, "sends", event.what), who)
     again = _capture_retransmissions([s for s in pool if (s.src, s.sport) == who.me])
-    return ([Moment(s.t, 0.0, f"{source}: a resend of sequence space already sent, no kernel trace")
-             for s in again if _has_flags(s.flags, event.what)], f"{capture} (no kernel trace) shows")
+    return ([Moment(s.t, 0.0, f"{source}: a resend of sequence space already sent, {why}")
+             for s in again if _has_flags(s.flags, event.what)], f"{capture} ({why}) shows")
 
 
 def _resets_sent(event: Event, who: Subject, obs: Observation) -> tuple[list[Moment], str]:
@@ -188,9 +194,9 @@ def _resets_sent(event: Event, who: Subject, obs: Observation) -> tuple[list[Mom
     trace does not show (6.1 traces only resets a full socket sends, not a reset for no socket)."""
     pool, source, capture, _ = _where(Event(event.host, "sends", "R"), who)
     rsts = [s for s in pool if "R" in s.flags and (s.src, s.sport) == who.me]
-    trace = _trace_of(obs, who, "tcp_send_reset")
+    trace, why = _trace_of(obs, who, "tcp_send_reset")
     if trace is None:
-        return [Moment(s.t, 0.0, f"{source} (no kernel trace)") for s in rsts], f"{capture} (no kernel trace) shows"
+        return [Moment(s.t, 0.0, f"{source} ({why})") for s in rsts], f"{capture} ({why}) shows"
     traced = _traced(trace.of("reset-sent", who.me, who.peer), rsts, who)
     paired = {id(seg) for _, seg in traced if seg is not None}
     found = [Moment(e.t, 0.0, "kernel trace (tcp_send_reset)") for e, _ in traced]
@@ -202,12 +208,12 @@ def _resets_received(event: Event, who: Subject, obs: Observation) -> tuple[list
     """Every RST the subject's TCP took (tcp_reset: an out-of-window RST is not one); without a
     trace, every RST that reached its interface."""
     rsts = [s for s in who.segments if "R" in s.flags and (s.dst, s.dport) == who.me]
-    trace = _trace_of(obs, who, "tcp_receive_reset")
+    trace, why = _trace_of(obs, who, "tcp_receive_reset")
     if trace is None:
-        return ([Moment(s.t, 0.0, f"capture at {who.host} (no kernel trace: a RST that arrived, taken or not)")
-                 for s in rsts], f"{event.host}'s capture (no kernel trace) shows")
-    found = [Moment(e.t, 0.0, "kernel trace (tcp_receive_reset)") for e, _ in _traced(trace.of("reset-received", who.me, who.peer), rsts, who)]
-    return found, "the kernel trace shows"
+        return ([Moment(s.t, 0.0, f"capture at {who.host} ({why}: a RST that arrived, taken or not)")
+                 for s in rsts], f"{event.host}'s capture ({why}) shows")
+    traced = _traced(trace.of("reset-received", who.me, who.peer), rsts, who)
+    return [Moment(e.t, 0.0, "kernel trace (tcp_receive_reset)") for e, _ in traced], "the kernel trace shows"
 
 
 def _trace_moment(event: Event, who: Subject, obs: Observation) -> Moment | str:

@@ -191,7 +191,9 @@ def test_without_a_kernel_capture_the_interface_capture_tells_them():
 def test_a_trace_without_the_tracepoint_is_not_read_as_none_seen():
     obs = observed("syn_loss_6.12")
     obs.trace = dataclasses.replace(obs.trace, enabled=tuple(e for e in obs.trace.enabled if "retransmit_skb" not in e))
-    assert "no kernel trace" in moment(obs, "client retransmits S#7", "syn_loss").source
+    found = moment(obs, "client retransmits S#7", "syn_loss")
+    assert found.source == ("kernel-time capture at client: a resend of sequence space already sent, "
+                            "the kernel trace has no tcp_retransmit_skb")
 
 
 # --- resets -------------------------------------------------------------------------------------
