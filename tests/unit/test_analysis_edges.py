@@ -95,7 +95,7 @@ def test_a_re_armed_time_wait_timer_shows_its_last_due_time():
     obs = Observation("client", "server", ("10.0.0.1", 40000), ("10.0.0.2", 5001), {"client": [segment(0)]},
                       {"client": [tw, closed]}, {})
     (line,) = [l for l in timeline(obs) if "timer due" in l]
-    assert "70.000 s after the first TIME-WAIT sample" in line and "re-armed it 1 time" in line
+    assert "70.000 s after TIME-WAIT was first sampled" in line and "re-armed it 1 time" in line
 
 
 def test_an_expired_timer_waiting_for_the_wheel_is_not_a_re_arm():
