@@ -31,7 +31,8 @@ TRACE_VERBS = ("retransmits", "resets", "is reset")
 
 @dataclass(frozen=True)
 class Moment:
-    """The event happened in (t - uncertainty_s, t]: exact for packets and calls, one sampling gap for states."""
+    """The event happened in (t - uncertainty_s, t]: exact for packets, calls and traced state
+    changes, one sampling gap for sampled ones."""
     t: float
     uncertainty_s: float
     source: str
@@ -77,10 +78,15 @@ def _state_moment(event: Event, who: Subject) -> Moment | str:
     if event.verb == "enters":
         if span.sample_before is None:
             return f"{event.host} was already in {event.what} at the first sample"
-        return Moment(span.first_seen, span.first_seen - span.sample_before, "samples")
+        return Moment(span.first_seen, span.first_seen - span.sample_before, _state_source(span.start_source))
     if span.sample_after is None:
         return f"{event.host} was still in {event.what} when the run ended"
-    return Moment(span.sample_after, span.sample_after - span.last_seen, "samples")
+    return Moment(span.sample_after, span.sample_after - span.last_seen, _state_source(span.end_source))
+
+
+def _state_source(edge: str) -> str:
+    """A state change's source as a verdict names it: exact from the trace, or between samples."""
+    return "kernel trace (inet_sock_set_state)" if edge == "trace" else "samples"
 
 
 def _where(event: Event, who: Subject) -> tuple[list[Segment], str, str, str]:

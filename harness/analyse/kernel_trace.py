@@ -10,7 +10,8 @@ What the tracepoints show and what they cannot (6.1 and 6.12 alike unless said):
 - The connecting socket's CLOSE -> SYN-SENT carries source port 0 (tcp_v4_connect picks the port
   after the change): it is the socket whose next event leaves SYN-SENT from the same address to
   the same peer. An accepted socket's LISTEN -> SYN-RECV (made when the final ACK arrives) carries
-  a zero peer on 6.1: it is the socket whose next event leaves SYN-RECV on the same port.
+  zero addresses on 6.1 and 6.12 (6.18 prints them): it is the socket whose next event leaves
+  SYN-RECV on the same port.
 - tcp:tcp_retransmit_skb (full sockets; not which segment: the kernel capture has that),
   tcp:tcp_retransmit_synack (a request socket's SYN+ACK), tcp:tcp_send_reset (6.1: only resets a
   full socket sends, printed like a retransmission; 6.12: every reset, src=/dest=, with a reason),

@@ -149,3 +149,14 @@ def test_merging_with_no_traced_socket_changes_nothing():
     obs = observed(FIXTURES / "teardown_6_1")
     spans = obs.states["client"]
     assert merged_spans(spans, [], "client") == (spans, [])
+
+
+def test_a_traced_state_change_is_an_exact_moment_and_a_sampled_one_is_not():
+    from harness.analyse.events import Moment, find_moment
+    from harness.model import Event
+    obs = observed(FIXTURES / "teardown_6_1")
+    fin_wait_1 = find_moment(Event("client", "enters", "FIN-WAIT-1"), obs)
+    assert isinstance(fin_wait_1, Moment) and fin_wait_1.uncertainty_s == 0.0
+    assert fin_wait_1.source == "kernel trace (inet_sock_set_state)"
+    time_wait = find_moment(Event("client", "enters", "TIME-WAIT"), obs)
+    assert time_wait.source == "samples" and time_wait.uncertainty_s > 0
