@@ -198,7 +198,12 @@ class _SocketBuilder:
             del self.open[key]
 
     def cookie(self, local: Address, peer: Address, cookie: int) -> None:
-        """A destroy or reset event's cookie, for the latest socket of its four-tuple."""
+        """A destroy or reset event's cookie, for the latest socket of its four-tuple (or the
+        connect still known only by its addresses: a RST can end it before its port is traced)."""
+        for ip, to, sock in self.connecting:
+            if ip == local[0] and to == peer and sock.cookie is None:
+                sock.cookie = cookie
+                return
         for sock in reversed(self.sockets):
             if sock.local == local and sock.peer in (peer, None if peer[1] == 0 else peer):
                 if sock.cookie is None:

@@ -160,3 +160,15 @@ def test_a_traced_state_change_is_an_exact_moment_and_a_sampled_one_is_not():
     assert fin_wait_1.source == "kernel trace (inet_sock_set_state)"
     time_wait = find_moment(Event("client", "enters", "TIME-WAIT"), obs)
     assert time_wait.source == "samples" and time_wait.uncertainty_s > 0
+
+
+def test_this_machines_kernel_traces_children_with_addresses_and_refused_connects_get_a_cookie():
+    """6.18 (tests/integration/test_kernel_tracer.py's kind of run, kept): the child's first change
+    already has its four-tuple; a connect refused by RST is known by its cookie from the reset."""
+    trace = kernel_trace(parse_trace((FIXTURES / "host_6_18.trace").read_text()))
+    (child,) = trace.sockets_of(("10.99.0.2", 5001), ("10.99.0.1", 48900))
+    assert [t.new for t in child.transitions] == ["SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSED"]
+    (refused,) = trace.sockets_of(("10.99.0.1", 42692), ("10.99.0.2", 5002))
+    assert refused.cookie == 0x1002 and [t.new for t in refused.transitions] == ["SYN-SENT", "CLOSED"]
+    (reset,) = trace.of("reset-sent", ("10.99.0.2", 5002))
+    assert reset.reason == "NO_SOCKET" and reset.peer == ("10.99.0.1", 42692)
