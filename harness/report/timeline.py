@@ -154,7 +154,12 @@ def _lanes_timeline(obs: Observation, found: list[Lane], dead_ping: bool) -> lis
                  f"what happened, {len(found)} connections (each line names its connection by the sockets at its "
                  "two ends; segments as the connecting host's interface saw them, so a host's sends are stamped "
                  "at its interface, after its own link delay; seq/ack relative to each incarnation's ISNs; "
-                 "states from the samples):")
+                 f"{_states_from(obs)}):")
+
+
+def _states_from(obs: Observation) -> str:
+    return ("states from the kernel's trace, request and TIME-WAIT sockets' from the samples" if obs.trace
+            else "states from the samples")
 
 
 def _call_events(obs: Observation) -> list[tuple[float, str]]:
@@ -179,7 +184,7 @@ def timeline(obs: Observation, dead_ping: bool = False) -> list[str]:
         events += _state_events(host, spans)
     return _told(obs, events, segs, dead_ping,
                  f"what happened (segments as {obs.client_host}'s interface saw them, outgoing ones after its own link "
-                 "delay; seq/ack relative to each side's ISN; states from the samples):")
+                 f"delay; seq/ack relative to each side's ISN; {_states_from(obs)}):")
 
 
 def _told(obs: Observation, events: list[tuple[float, str]], segs: list[Segment], dead_ping: bool,
