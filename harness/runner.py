@@ -47,10 +47,7 @@ from harness.report.topology_draw import topology_dict
 from harness.judge.schedule import judge_schedule, late_steps
 
 SAMPLE_INTERVAL_S = 0.01
-# With the kernel's tracepoints the samples only add request and TIME-WAIT sockets and cross-check
-# the traced states: as segments arrive, near timers, else every 50 ms around activity, at the
-# lowest priority (see sample_hosts).
-SPARSE_INTERVAL_S = 0.05
+TRACED_LINGER_MARGIN_S = 0.05      # traced, the sampler's margin beyond a segment's crossing
 # How far ahead t0 is set when the agents are told it. 0.3 s was not enough on a loaded host: in
 # one VM cell of a CI run both agents began their first steps 764 ms after t0 (the connect before
 # the listen: "steps started on time" failed, rightly). On the virtual clock idle time is skipped,
@@ -225,8 +222,10 @@ def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack
         if not traced:
             say(f"kernel tracepoints: none ({rec.tracer.problem}); states are sampled only")
     samples = {h: (lab.node(h).pid, str(plan.work_dir / "samples" / f"{h}.jsonl")) for h in plan.experiment.topology.hosts}
-    rec.sampler = helpers.enter_context(StateSampler(samples, SPARSE_INTERVAL_S if traced else SAMPLE_INTERVAL_S,
-                                                     plan.sampler_linger_s, ledger=ledger, traced=traced))
+    # traced, the samples add only what a segment changes when it arrives: dense from the moment one
+    # leaves until it can have arrived
+    linger = plan.in_flight_s + TRACED_LINGER_MARGIN_S if traced else plan.sampler_linger_s
+    rec.sampler = helpers.enter_context(StateSampler(samples, SAMPLE_INTERVAL_S, linger, ledger=ledger, traced=traced))
     rec.sampler.wait_ready(plan.startup_timeout_s)
 
 

@@ -56,6 +56,7 @@ class RunPlan:
     connect_pair: tuple[str, str] | None   # the first connect step's (client, server), pinged before the run
     rtts: dict[tuple[str, str], float] = field(repr=False)   # configured RTT of every host pair
     sampler_linger_s: float = 0.3      # how long the sampler stays dense after any activity
+    in_flight_s: float = 0.0           # the longest a segment can take to cross (slowest RTT, holds)
     network_steps: tuple[StepPlacement, ...] = ()
     observer: str = "trace"            # GuestSettings.observer
 
@@ -83,6 +84,7 @@ def plan_run(experiment: Experiment, results_root: Path, run_dir: Path | None = 
     addresses = host_addresses(experiment)
     rtts = {(a, b): path_rtt_s(experiment, a, b) for a in hosts for b in hosts if a != b}
     connect = next((s for s in experiment.steps if s.action == "connect"), None)
+    flight = in_flight_s(experiment, rtts)
     return RunPlan(
         experiment=experiment, final_dir=final_dir,
         work_dir=guest.stage / "run" if guest.stage else final_dir,
@@ -90,7 +92,7 @@ def plan_run(experiment: Experiment, results_root: Path, run_dir: Path | None = 
         startup_timeout_s=None if guest.virtual_clock else STARTUP_TIMEOUT_S,
         addresses=addresses, agents=agent_plans(experiment, addresses),
         connect_pair=(connect.host, connect.peer) if connect else None, rtts=rtts,
-        sampler_linger_s=sampler_linger_s(experiment, rtts),
+        sampler_linger_s=SAMPLER_MARGIN_S + flight, in_flight_s=flight,
         network_steps=tuple(place_network_steps(experiment, addresses)), observer=guest.observer)
 
 
@@ -113,8 +115,12 @@ def place_network_steps(experiment: Experiment, ips: dict[str, str]) -> list[Ste
     return placed
 
 
-def sampler_linger_s(experiment: Experiment, rtts: dict[tuple[str, str], float]) -> float:
-    """How long the sampler stays dense after a segment or a call anywhere: long enough for any
-    segment to cross the network (the slowest path's RTT, plus any hold or delay step) and 0.3 s."""
+SAMPLER_MARGIN_S = 0.3    # the sampler stays dense this long beyond a segment's crossing
+
+
+def in_flight_s(experiment: Experiment, rtts: dict[tuple[str, str], float]) -> float:
+    """The longest a segment can take to cross the network: the slowest path's RTT, plus any hold
+    or delay step. The sampler stays dense that long after a segment or a call anywhere (plus
+    SAMPLER_MARGIN_S; traced, only segments count and the margin is smaller: runner)."""
     held = [step.extra_s or 0.0 for step in experiment.network]
-    return 0.3 + max(rtts.values(), default=0.0) + max(held, default=0.0)
+    return max(rtts.values(), default=0.0) + max(held, default=0.0)

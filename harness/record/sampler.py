@@ -92,12 +92,8 @@ class Pacer:
     wall time, so a 60 s TIME-WAIT costs seconds instead of minutes of emulated polling; the
     analysis still computes every uncertainty from the samples' own times."""
 
-    def __init__(self, interval_s: float, linger_s: float = 0.3, margin_s: float = 0.03, max_sleep_s: float = 0.5,
-                 fine_s: float | None = None):
+    def __init__(self, interval_s: float, linger_s: float = 0.3, margin_s: float = 0.03, max_sleep_s: float = 0.5):
         self.interval_s, self.linger_s, self.margin_s, self.max_sleep_s = interval_s, linger_s, margin_s, max_sleep_s
-        # within margin_s of a kernel timer's due moment, samples come every fine_s: a timer that
-        # ends a state (TIME-WAIT) sends nothing that would wake the sampler, so only this bounds it
-        self.fine_s = min(fine_s or interval_s, interval_s)
         self.last = 0.0
         self.dense_until = 0.0
         self.timer_wake = float("inf")
@@ -121,7 +117,7 @@ class Pacer:
         return self.next_sample() - now > self.interval_s
 
     def next_sample(self) -> float:
-        dense = self.last + (self.fine_s if self.timer_wake <= self.last else self.interval_s)
+        dense = self.last + self.interval_s
         if self.last < self.dense_until or any(t - self.margin_s <= dense for t in self.announced):
             return dense
         wake = min([self.last + self.max_sleep_s, self.timer_wake] + [t - self.margin_s for t in self.announced])
@@ -134,7 +130,9 @@ TCP_ONLY = [(0x28, 0, 0, 0x0c), (0x15, 0, 2, 0x800), (0x30, 0, 0, 0x17), (0x15, 
             (0x15, 0, 6, 0x86dd), (0x30, 0, 0, 0x14), (0x15, 3, 0, 0x06), (0x15, 0, 3, 0x2c),
             (0x30, 0, 0, 0x36), (0x15, 0, 1, 0x06), (0x06, 0, 0, 0x40000), (0x06, 0, 0, 0)]
 SO_ATTACH_FILTER = 26
-FINE_INTERVAL_S = 0.01     # the densest sampling, near a kernel timer's due moment
+# Traced, nothing the samples add can change without a segment (which wakes the sampler) or a
+# kernel timer (which it wakes for): long sleeps lose nothing.
+TRACED_MAX_SLEEP_S = 2.0
 
 
 def tcp_packet_socket() -> socket.socket:
@@ -185,12 +183,15 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
     segment sent or a call made on one host makes every host sample densely: the receiver's
     state change is then bracketed by samples even though its own namespace was quiet before.
     `linger_s` must cover the longest a segment can spend in the network (path delay, holds).
-    `traced`: the kernel's tracepoints give every full socket's states, and the samples only add
-    what they cannot see — request sockets and TIME-WAIT sockets, made and ended by a segment
-    arriving or by a timer — and cross-check the rest. Then it samples as a segment arrives (at
-    most every FINE_INTERVAL_S) and near a timer's due moment, every `interval_s` otherwise, and
-    runs as SCHED_IDLE: any runnable task (ksoftirqd forwarding a segment, an agent) takes the CPU
-    from it at once, where on the VM's one vCPU its work would otherwise delay them."""
+
+    `traced`: the kernel's tracepoints give every full socket's changes, and the samples only add
+    what they cannot see — request sockets and TIME-WAIT sockets, which only a segment or a kernel
+    timer makes or ends — and cross-check the rest. So the agents' calls do not make it sample
+    (their effects are traced), it samples as soon as a segment arrives or leaves (at most every
+    `interval_s`), sleeps up to TRACED_MAX_SLEEP_S when nothing moves, takes a last sample when
+    stopped (so the samples reach the timeline's end), and runs as SCHED_IDLE: any runnable task
+    (ksoftirqd forwarding a segment, an agent) takes the CPU from it at once, where on the VM's one
+    vCPU its work would otherwise delay them."""
     running = True
     if traced:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
@@ -202,40 +203,55 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     watched = [Watched(name, pid, out) for name, (pid, out) in hosts.items()]
-    pacer = Pacer(interval_s, linger_s, fine_s=FINE_INTERVAL_S)
+    pacer = Pacer(interval_s, linger_s, max_sleep_s=TRACED_MAX_SLEEP_S if traced else 0.5)
     for w in watched:
         dump(w.diag, 0)
     print("ready", flush=True)
     wake_on = {w.packets: w for w in watched} | {w.notes: w for w in watched}
     seq = 1
     while running:
-        now = time.time()
-        every_row = []
-        for w in watched:
-            rows = dump(w.diag, seq)
-            w.out.write(json.dumps({"t": time.time(), "s": rows}, separators=(",", ":")) + "\n")
-            every_row += rows
+        _sample(watched, seq, pacer)
         seq += 1
-        pacer.sampled(now, every_row)
         while running and (pause := pacer.next_sample() - time.time()) > 0:
             ready = select.select(list(wake_on), [], [], pause)[0]
-            t = time.time()
-            was_sleeping = pacer.sleeping(t)
-            packet = False
-            for sock in ready:
-                if sock is wake_on[sock].packets:
-                    packet = True
-                    _drain(sock)
-                    pacer.woke(t)
-                else:
-                    for when in _notes(sock):
-                        pacer.woke(t) if when <= t else pacer.announce(when)
-            if was_sleeping and t < pacer.dense_until:
-                break      # woken from a sparse sleep: sample at once, to have the "before"
-            if traced and packet and t - pacer.last >= FINE_INTERVAL_S:
-                break      # a segment arrived or left: what it changed is seen within FINE_INTERVAL_S
+            if _woken(ready, wake_on, pacer, traced):
+                break
+    if traced:
+        _sample(watched, seq, pacer)
     for w in watched:
         w.out.close()
+
+
+def _sample(watched: list[Watched], seq: int, pacer: Pacer) -> None:
+    """One sample of every host, a line each."""
+    now = time.time()
+    every_row = []
+    for w in watched:
+        rows = dump(w.diag, seq)
+        w.out.write(json.dumps({"t": time.time(), "s": rows}, separators=(",", ":")) + "\n")
+        every_row += rows
+    pacer.sampled(now, every_row)
+
+
+def _woken(ready: list, wake_on: dict, pacer: Pacer, traced: bool) -> bool:
+    """Take in what woke the sampler (segments, the agents' notes); whether to sample at once."""
+    t = time.time()
+    was_sleeping = pacer.sleeping(t)
+    packet = False
+    for sock in ready:
+        if sock is wake_on[sock].packets:
+            packet = True
+            _drain(sock)
+            pacer.woke(t)
+        elif traced:
+            _notes(sock)       # calls change full sockets only: the trace has them
+        else:
+            for when in _notes(sock):
+                pacer.woke(t) if when <= t else pacer.announce(when)
+    if was_sleeping and t < pacer.dense_until:
+        return True            # woken from a sparse sleep: sample at once, to have the "before"
+    # traced: a segment arrived or left; what it changed is seen within interval_s
+    return traced and packet and t - pacer.last >= pacer.interval_s
 
 
 class StateSampler(Forked):

@@ -528,3 +528,18 @@ def test_a_helper_dies_with_its_sigkilled_runner(kind, tmp_path):
     finally:
         runner.kill()
         runner.wait()
+
+
+def test_traced_sampler_sleeps_long_yet_its_samples_reach_the_stop(tmp_path, scratch_netns):
+    """Traced (the kernel's trace has the full sockets), nothing moving: it sleeps up to 2 s, so
+    without its last sample at the stop the samples would end ~2 s early."""
+    from harness.record.sampler import StateSampler
+    out = tmp_path / "h1.jsonl"
+    with StateSampler({"h1": (scratch_netns, str(out))}, 0.01, 0.05, traced=True) as sampler:
+        sampler.wait_ready(60)
+        time.sleep(1.2)
+        stopped = time.time()
+    assert sampler.returncode == 0
+    times = [json.loads(line)["t"] for line in out.read_text().splitlines()]
+    assert len(times) <= 3                           # idle: one at the start, maybe one more, one at the stop
+    assert times[-1] >= stopped - 0.05
