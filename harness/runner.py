@@ -271,7 +271,8 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats,
             "sysctls_skipped": rec.skipped_sysctls, "facts_read": fact_names(experiment),
-            "lab": lab_section(experiment, plan, rec.ports, rec.host_intf), "claims": list(experiment.claims)}
+            "lab": lab_section(experiment, plan, rec.ports, rec.host_intf), "claims": list(experiment.claims),
+            "observer": {"asked": plan.observer, "tracepoints": rec.tracer.summary() if rec.tracer else None}}
     steps_log, obs = _observed(plan, rec, experiment, base)
     rtt = plan.configured_rtt_s(*(pair or (obs.client_host, obs.server_host)))
     result, verdicts, late, network = _judge(plan, rec, base, steps_log, obs, rtt)

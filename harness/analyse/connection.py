@@ -122,22 +122,29 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
         samples = all_samples[host] = read_samples(run_dir / "samples" / f"{host}.jsonl")
         sampling[host] = sampling_stats(samples)
         parts = []         # (local, peer) whose spans make the host's: its listener, then the connection
-        if host == server_host or host in listeners and host != connect_host:
-            parts.append((server if host == server_host else listeners[host], None))
         if host == connect_host:
-            parts.append((client, server))
+            parts = [(client, server)]
         elif host == server_host:
-            parts.append((server, client))
+            parts = [(server, None), (server, client)]
+        elif host in listeners:
+            parts = [(listeners[host], None)]
         if parts:
             states[host] = []
             for local, peer in parts:
-                spans, said = _traced(socket_spans(samples, local, peer), trace, host, local, peer, len(listeners))
+                spans, said = _traced(socket_spans(samples, local, peer), trace, host, local, peer,
+                                      _listening_hosts(steps_log, local[1]))
                 states[host] += spans
                 problems += said
     sockets = declared_sockets(steps_log)
     problems += attach(sockets, captured, kernel, all_samples, trace)
     return Observation(connect_host, server_host, client, server, segments, states, sampling, steps_log,
                        sockets, kernel, dict(host_ips), trace, list(dict.fromkeys(problems)))
+
+
+def _listening_hosts(steps_log: dict[str, list[StepRecord]], port: int) -> int:
+    """How many hosts listen on `port` (the trace cannot tell their 0.0.0.0 listeners apart)."""
+    return len({h for h, entries in steps_log.items() for e in entries
+                if e.action == "listen" and e.local and e.local[1] == port})
 
 
 def _traced(spans: list[StateSpan], trace: KernelTrace | None, host: str, local, peer,

@@ -16,6 +16,7 @@ from harness.analyse.journeys import Journey, mark_retransmissions
 from harness.analyse.kernel_trace import KernelTrace, SocketEvent
 from harness.analyse.segments import Segment, of_connection
 from harness.analyse.states import StateSpan
+from harness.analyse.traced_states import REQUEST_UNSEEN
 from harness.model import Event, StepRecord
 
 # A tracepoint names a four-tuple, not a segment: the segment is the one the host's kernel-time
@@ -76,6 +77,9 @@ def _state_moment(event: Event, who: Subject) -> Moment | str:
         return f"{event.host} was seen in {event.what} {len(spans)} time(s)" if spans else f"{event.host} was never seen in {event.what}"
     span = spans[event.nth - 1]
     if event.verb == "enters":
+        if span.start_source == REQUEST_UNSEEN:
+            return (f"{event.host}'s request socket (its SYN-RECV from the SYN on) was not sampled, so when it "
+                    f"entered {event.what} is unknown (the trace has only the accepted socket, made at the final ACK)")
         if span.sample_before is None:
             return f"{event.host} was already in {event.what} at the first sample"
         return Moment(span.first_seen, span.first_seen - span.sample_before, _state_source(span.start_source))

@@ -198,16 +198,22 @@ class _SocketBuilder:
             del self.open[key]
 
     def cookie(self, local: Address, peer: Address, cookie: int) -> None:
-        """A destroy or reset event's cookie, for the latest socket of its four-tuple (or the
-        connect still known only by its addresses: a RST can end it before its port is traced)."""
+        """A destroy or reset event's cookie, for the latest socket with its local address and peer
+        (a listener's peer is 0.0.0.0:0; a socket aborted with linger 0 is destroyed with its peer's
+        port already 0), else for a connect still known only by its addresses (a RST can end it
+        before its port is traced)."""
+        def same(sock: TracedSocket) -> bool:
+            if sock.peer is None:
+                return peer == (NO_ADDRESS, 0)
+            return sock.peer == peer or peer[1] == 0 and peer[0] == sock.peer[0]
+        for sock in reversed(self.sockets):
+            if sock.local == local and same(sock):
+                if sock.cookie is None:
+                    sock.cookie = cookie
+                return
         for ip, to, sock in self.connecting:
             if ip == local[0] and to == peer and sock.cookie is None:
                 sock.cookie = cookie
-                return
-        for sock in reversed(self.sockets):
-            if sock.local == local and sock.peer in (peer, None if peer[1] == 0 else peer):
-                if sock.cookie is None:
-                    sock.cookie = cookie
                 return
 
 

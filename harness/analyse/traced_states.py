@@ -20,25 +20,33 @@ from harness.analyse.states import StateSpan
 SAMPLE_SLACK_S = 0.01
 TIME_WAIT_SOCKET_STATES = ("FIN-WAIT-2", "TIME-WAIT")   # what a full socket's TIME-WAIT successor shows
 TRACE, SAMPLES = "trace", "samples"
+# An accepted socket's own SYN-RECV lasts microseconds (it is made as the final ACK arrives); the
+# connection's SYN-RECV began with the request socket, which only the samples see. Where they did
+# not, when it began is unknown: this edge says so (analyse.events).
+REQUEST_UNSEEN = "request not sampled"
+# what a sample may show of a four-tuple just before a traced socket of it exists
+BEFORE_A_SOCKET = {"SYN-RECV", "CLOSED", *TIME_WAIT_SOCKET_STATES}
 
 
-def _traced(sock: TracedSocket) -> list[StateSpan]:
-    """One span per traced state, edges exact; a final CLOSED span starts at the close."""
+def _traced(sock: TracedSocket, until: float) -> list[StateSpan]:
+    """One span per traced state, edges exact; a final CLOSED span starts at the close; a state
+    still held when tracing stopped was last seen at `until` (the last sample)."""
     spans = []
     for tr, nxt in zip(sock.transitions, sock.transitions[1:] + [None]):
         end = nxt.t if nxt else None
-        spans.append(StateSpan(tr.new, tr.t, end if end is not None else tr.t, tr.t, end,
+        spans.append(StateSpan(tr.new, tr.t, end if end is not None else max(until, tr.t), tr.t, end,
                                start_source=TRACE, end_source=TRACE if end is not None else SAMPLES))
+    first = sock.transitions[0]
+    if first.old == "LISTEN" and first.new == "SYN-RECV":
+        spans[0] = replace(spans[0], start_source=REQUEST_UNSEEN)
     return spans
 
 
 def _inside(span: StateSpan, sock: TracedSocket) -> bool:
-    """The sampled span saw the traced socket's life (a SYN-RECV that began before it is the
-    request socket that stood for it: kept, and joined to the socket's own SYN-RECV)."""
+    """The sampled span began while the traced socket existed. (One that began before it is the
+    request socket that stood for it, or an earlier socket of the same four-tuple: kept as it is.)"""
     end = sock.end if sock.end is not None else float("inf")
-    if span.state == "SYN-RECV" and span.first_seen < sock.start:
-        return False
-    return span.last_seen >= sock.start - SAMPLE_SLACK_S and span.first_seen <= end
+    return sock.start <= span.first_seen <= end
 
 
 def _states_around(sock: TracedSocket, t: float) -> set[str]:
@@ -47,14 +55,16 @@ def _states_around(sock: TracedSocket, t: float) -> set[str]:
     return {s for s in states if s is not None}
 
 
-def _disagreement(span: StateSpan, sock: TracedSocket) -> str | None:
-    """Why a sampled span contradicts the traced socket it overlaps (None: it agrees)."""
-    for t in (span.first_seen, span.last_seen):
+def _disagreement(span: StateSpan, sock: TracedSocket, times: tuple[float, ...]) -> str | None:
+    """Why the sampled span's samples at `times` contradict the traced socket (None: they agree)."""
+    for t in times:
+        if t < sock.start:
+            continue                                               # before it existed
         allowed = _states_around(sock, t)
         if sock.end is not None and t >= sock.end - SAMPLE_SLACK_S:
             allowed |= {"CLOSED", *TIME_WAIT_SOCKET_STATES}       # its successor, or gone
         if t < sock.start + SAMPLE_SLACK_S:
-            allowed |= {"SYN-RECV"}                                # the request socket before it
+            allowed |= BEFORE_A_SOCKET                             # read just before it was made
         if span.state not in allowed:
             had = " or ".join(sorted(allowed)) or "no socket"
             return f"a sample at {t:.6f} shows {span.state} where the kernel trace has {had}"
@@ -117,21 +127,25 @@ def merged_spans(sampled: list[StateSpan], traced: list[TracedSocket], who: str)
     if not traced:
         return sampled, []
     problems, outside = [], []
+    until = max((s.last_seen for s in sampled), default=0.0)
     for span in sampled:
         owners = [sock for sock in traced if _inside(span, sock)]
+        # a span that began before a socket and was still seen after it was made: its last sample
+        straddled = [sock for sock in traced if span.first_seen < sock.start <= span.last_seen]
+        said = [_disagreement(span, sock, (span.first_seen, span.last_seen)) for sock in owners]
+        said += [_disagreement(span, sock, (span.last_seen,)) for sock in straddled]
+        if said and all(said):   # agreeing with one of the four-tuple's sockets is enough
+            problems.append(said[0])
         if not owners:
             outside.append(span)
             continue
-        said = [_disagreement(span, sock) for sock in owners]
-        if all(said):            # agreeing with one of the four-tuple's sockets is enough
-            problems.append(said[0])
         if any(sock.end is not None and span.state in TIME_WAIT_SOCKET_STATES and span.last_seen > sock.end
                for sock in owners):
             end = max(sock.end for sock in owners if sock.end is not None)
             outside.append(replace(span, first_seen=max(span.first_seen, end), sample_before=end))
-    spans = _with_timers(_ordered([s for sock in traced for s in _traced(sock)] + outside), sampled)
+    spans = _with_timers(_ordered([s for sock in traced for s in _traced(sock, until)] + outside), sampled)
     if problems:
-        traced_seq = " → ".join(s.state for sock in traced for s in _traced(sock))
+        traced_seq = " → ".join(s.state for sock in traced for s in _traced(sock, until))
         sampled_seq = " → ".join(s.state for s in sampled)
         problems = [f"{who}: {p}; traced: {traced_seq}; sampled: {sampled_seq}" for p in problems]
     return spans, problems

@@ -30,8 +30,8 @@ _EVENT = re.compile(rf"(?P<host>{SUBJECT_RE}) (?:(?P<sv>enters|leaves) (?P<state
                     r"|(?P<pv>sends|transmits|receives|retransmits) (?P<flags>[SAFRPU]+)(?:#(?P<pn>[0-9]+))?"
                     r"|(?P<rv>resets|is reset)(?:#(?P<rn>[0-9]+))?"
                     r"|(?P<cv>calls|returns from) (?P<action>[a-z]+)(?:#(?P<cn>[0-9]+))?)")
-EVENT_HELP = ("'SUBJECT enters STATE[#N]', 'SUBJECT leaves STATE[#N]' (from the samples; #2: its second time in "
-              "that state), 'SUBJECT sends FLAGS[#N]' (when its TCP handed the segment to its interface), "
+EVENT_HELP = ("'SUBJECT enters STATE[#N]', 'SUBJECT leaves STATE[#N]' (from the kernel's trace, or the samples "
+              "for request and TIME-WAIT sockets; #2: its second time in that state), 'SUBJECT sends FLAGS[#N]' (when its TCP handed the segment to its interface), "
               "'SUBJECT transmits FLAGS[#N]' (when it left the host's link), "
               "'SUBJECT receives FLAGS[#N]' (from the host's capture: the Nth segment carrying those flags), "
               "'SUBJECT retransmits FLAGS[#N]' (its TCP's Nth retransmission of a segment carrying those flags), "

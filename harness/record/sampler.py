@@ -133,6 +133,7 @@ SO_ATTACH_FILTER = 26
 # Traced, nothing the samples add can change without a segment (which wakes the sampler) or a
 # kernel timer (which it wakes for): long sleeps lose nothing.
 TRACED_MAX_SLEEP_S = 2.0
+MAX_DUMP_S = 0.005         # a dump slower than this was preempted: taken again
 
 
 def tcp_packet_socket() -> socket.socket:
@@ -186,8 +187,8 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
 
     `traced`: the kernel's tracepoints give every full socket's changes, and the samples only add
     what they cannot see — request sockets and TIME-WAIT sockets, which only a segment or a kernel
-    timer makes or ends — and cross-check the rest. So the agents' calls do not make it sample
-    (their effects are traced), it samples as soon as a segment arrives or leaves (at most every
+    timer makes or ends (or a connect() that takes over a TIME-WAIT socket's four-tuple) — and
+    cross-check the rest. So it samples as soon as a segment arrives or leaves (at most every
     `interval_s`), sleeps up to TRACED_MAX_SLEEP_S when nothing moves, takes a last sample when
     stopped (so the samples reach the timeline's end), and runs as SCHED_IDLE: any runnable task
     (ksoftirqd forwarding a segment, an agent) takes the CPU from it at once, where on the VM's one
@@ -223,12 +224,20 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
 
 
 def _sample(watched: list[Watched], seq: int, pacer: Pacer) -> None:
-    """One sample of every host, a line each."""
+    """One sample of every host, a line each. A sample's time is taken just after its dump, and
+    the analysis takes the tables as read within SAMPLE_SLACK_S before it (analyse.traced_states):
+    a dump that took longer (the sampler preempted inside it, as SCHED_IDLE lets anything do) is
+    taken again, up to three times."""
     now = time.time()
     every_row = []
     for w in watched:
-        rows = dump(w.diag, seq)
-        w.out.write(json.dumps({"t": time.time(), "s": rows}, separators=(",", ":")) + "\n")
+        for _ in range(3):
+            began = time.time()
+            rows = dump(w.diag, seq)
+            read = time.time()
+            if read - began <= MAX_DUMP_S:
+                break
+        w.out.write(json.dumps({"t": read, "s": rows}, separators=(",", ":")) + "\n")
         every_row += rows
     pacer.sampled(now, every_row)
 
@@ -243,8 +252,6 @@ def _woken(ready: list, wake_on: dict, pacer: Pacer, traced: bool) -> bool:
             packet = True
             _drain(sock)
             pacer.woke(t)
-        elif traced:
-            _notes(sock)       # calls change full sockets only: the trace has them
         else:
             for when in _notes(sock):
                 pacer.woke(t) if when <= t else pacer.announce(when)

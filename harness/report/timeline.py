@@ -79,7 +79,7 @@ def _state_events(who: str, spans: list[StateSpan]) -> list[tuple[float, str]]:
     events = []
     for span in spans:
         if span.state != "LISTEN":
-            how = "traced" if span.start_source == "trace" else "first sample"
+            how = {"trace": "traced", "samples": "first sample"}.get(span.start_source, span.start_source)
             events.append((span.first_seen, f"{'':>4}{who} is {span.state} ({how})"))
         ended_early = span.sample_after is not None and span.sample_after < (span.timer_due or 0) - 0.5
         if span.state == "TIME-WAIT" and span.timer_due and not ended_early:

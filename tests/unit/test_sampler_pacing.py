@@ -3,6 +3,8 @@ what it ignores (pure: socket pairs stand in for the packet and note sockets).""
 import socket
 import time
 
+import pytest
+
 from harness.record.sampler import Pacer, _woken
 
 
@@ -24,25 +26,26 @@ def _pacer(now: float) -> Pacer:
     return pacer
 
 
-def test_traced_a_segment_makes_it_sample_at_once_and_calls_do_not():
+def test_traced_a_segment_makes_it_sample_at_once():
     host = Host()
     wake_on = {host.packets: host, host.notes: host}
     pacer = _pacer(time.time())
-    host.note(time.time() + 0.5)           # an agent's call announced: traced, its effect is in the trace
-    assert not _woken([host.notes], wake_on, pacer, traced=True)
-    assert pacer.announced == [] and pacer.dense_until == 0.0
+    assert not _woken([], wake_on, pacer, traced=True)
     host.segment()
     assert _woken([host.packets], wake_on, pacer, traced=True)
     assert pacer.dense_until > time.time()
 
 
-def test_untraced_an_announced_call_makes_it_dense_around_it():
+@pytest.mark.parametrize("traced", [False, True])
+def test_an_announced_call_makes_it_dense_around_it(traced):
+    """Traced too: a connect() may take over a TIME-WAIT socket's four-tuple (tcp_tw_reuse), an
+    end only the samples see."""
     host = Host()
     wake_on = {host.packets: host, host.notes: host}
     pacer = _pacer(time.time())
     when = time.time() + 0.5
     host.note(when)
-    _woken([host.notes], wake_on, pacer, traced=False)
+    _woken([host.notes], wake_on, pacer, traced=traced)
     assert pacer.announced == [when]
 
 

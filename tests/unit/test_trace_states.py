@@ -172,3 +172,44 @@ def test_this_machines_kernel_traces_children_with_addresses_and_refused_connect
     assert refused.cookie == 0x1002 and [t.new for t in refused.transitions] == ["SYN-SENT", "CLOSED"]
     (reset,) = trace.of("reset-sent", ("10.99.0.2", 5002))
     assert reset.reason == "NO_SOCKET" and reset.peer == ("10.99.0.1", 42692)
+
+
+def _span(state, first, last, before, after):
+    from harness.analyse.states import StateSpan
+    return StateSpan(state, first, last, before, after)
+
+
+def test_an_earlier_socket_of_the_same_four_tuple_is_not_checked_against_the_next():
+    """tw_reuse / time_wait_old_duplicate: a's socket closes, its four-tuple stays in TIME-WAIT,
+    then b connects from the same port. The samples of a's TIME-WAIT, the last one 5 ms before b's
+    connect, belong to no traced socket: kept, and no disagreement (a reviewer's reproduction)."""
+    from harness.analyse.kernel_trace import TracedSocket, Transition as T
+    here, there = ("10.0.0.1", 40000), ("10.0.0.2", 5001)
+    a = TracedSocket(here, there, [T(.5, "CLOSED", "SYN-SENT"), T(.6, "SYN-SENT", "ESTAB"), T(1.2, "ESTAB", "FIN-WAIT-1"),
+                                   T(1.3, "FIN-WAIT-1", "FIN-WAIT-2"), T(1.3, "FIN-WAIT-2", "CLOSED")])
+    b = TracedSocket(here, there, [T(3.0, "CLOSED", "SYN-SENT"), T(3.1, "SYN-SENT", "ESTAB")])
+    sampled = [_span("SYN-SENT", .51, .59, .5, .61), _span("ESTAB", .61, 1.19, .59, 1.21), _span("FIN-WAIT-1", 1.21, 1.29, 1.19, 1.31),
+               _span("FIN-WAIT-2", 1.31, 1.35, 1.29, 1.36), _span("TIME-WAIT", 1.36, 2.995, 1.35, 3.004),
+               _span("SYN-SENT", 3.004, 3.09, 2.995, 3.11), _span("ESTAB", 3.11, 3.5, 3.09, None)]
+    spans, problems = merged_spans(sampled, [a, b], "client")
+    assert problems == []
+    assert states(spans) == ["SYN-SENT", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "SYN-SENT", "ESTAB"]
+    assert spans[4].last_seen == 2.995 and spans[5].first_seen == 3.0 and spans[5].start_source == "trace"
+    # the last state b still held when tracing stopped was seen until the last sample
+    assert spans[-1].last_seen == 3.5 and spans[-1].sample_after is None
+
+
+def test_an_unsampled_request_socket_leaves_syn_recv_s_start_unknown_not_exact(tmp_path):
+    from harness.analyse.events import Moment, find_moment
+    from harness.model import Event
+    run = _copy("teardown_6_1", tmp_path)
+    path = run / "samples" / "server.jsonl.gz"
+    samples = [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+    for sample in samples:
+        sample["s"] = [row for row in sample["s"] if row[0] != "SYN-RECV"]
+    path.write_bytes(gzip.compress("\n".join(json.dumps(s) for s in samples).encode()))
+    obs = observed(run)
+    assert states(obs.states["server"])[:3] == ["LISTEN", "SYN-RECV", "ESTAB"]       # the child's instant, traced
+    said = find_moment(Event("server", "enters", "SYN-RECV"), obs)
+    assert not isinstance(said, Moment) and "was not sampled" in said
+    assert isinstance(find_moment(Event("server", "leaves", "SYN-RECV"), obs), Moment)
