@@ -10,7 +10,7 @@ from harness.analyse.kernel_trace import KernelTrace, read_kernel_trace
 from harness.analyse.traced_states import listeners_traced, merged_spans
 from harness.analyse.incarnations import SocketView, attach, declared_sockets, unique
 from harness.analyse.segments import Segment, of_connection, read_segments
-from harness.analyse.states import SamplingStats, StateSpan, read_samples, sampling_stats, socket_spans
+from harness.analyse.states import SamplingStats, StateSpan, dump_times, read_samples, sampling_stats, socket_spans
 from harness.model import StepRecord
 
 __all__ = ["Observation", "SocketView", "observe", "kernel_pcap_path"]
@@ -132,7 +132,7 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
             states[host] = []
             for local, peer in parts:
                 spans, said = _traced(socket_spans(samples, local, peer), trace, host, local, peer,
-                                      _listening_hosts(steps_log, local[1]))
+                                      _listening_hosts(steps_log, local[1]), dump_times(samples))
                 states[host] += spans
                 problems += said
     sockets = declared_sockets(steps_log)
@@ -148,10 +148,10 @@ def _listening_hosts(steps_log: dict[str, list[StepRecord]], port: int) -> int:
 
 
 def _traced(spans: list[StateSpan], trace: KernelTrace | None, host: str, local, peer,
-            listening_hosts: int) -> tuple[list[StateSpan], list[str]]:
+            listening_hosts: int, dumps: dict[float, float]) -> tuple[list[StateSpan], list[str]]:
     """A host-level socket's sampled spans with the trace's exact ones (the trace's sockets of its
     four-tuple, or its listener), and the disagreements found on the way."""
     if trace is None:
         return spans, []
     traced = (listeners_traced(trace, local, listening_hosts) if peer is None else trace.sockets_of(local, peer))
-    return merged_spans(spans, traced, host)
+    return merged_spans(spans, traced, host, dumps)

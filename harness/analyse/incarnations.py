@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from harness.analyse.segments import Segment
 from harness.analyse.kernel_trace import KernelTrace
 from harness.analyse.traced_states import connection_traced, listeners_traced, merged_spans
-from harness.analyse.states import CookieRows, StateSpan, cookie_spans, request_cookies, socket_spans
+from harness.analyse.states import CookieRows, dump_times, StateSpan, cookie_spans, request_cookies, socket_spans
 from harness.model import StepRecord, accepted_name, listener_name
 
 Address = tuple[str, int]
@@ -311,10 +311,13 @@ def attach(views: dict[str, SocketView], interface: dict[str, list[Segment]], ke
     for v in every:
         v.states = socket_states(v, samples.get(v.host, []), windows.get(id(v), (float("-inf"), float("inf"))),
                                  indexes.get(v.host))
-    return [problem for v in every for problem in _traced_states(v, every, trace)] if trace else []
+    if trace is None:
+        return []
+    dumps = {h: dump_times(host_samples) for h, host_samples in samples.items()}
+    return [problem for v in every for problem in _traced_states(v, every, trace, dumps.get(v.host, {}))]
 
 
-def _traced_states(view: SocketView, every: list[SocketView], trace: KernelTrace) -> list[str]:
+def _traced_states(view: SocketView, every: list[SocketView], trace: KernelTrace, dumps: dict[float, float]) -> list[str]:
     """The view's states with the trace's exact spans; the disagreements found on the way."""
     if view.local is None:
         return []
@@ -326,5 +329,5 @@ def _traced_states(view: SocketView, every: list[SocketView], trace: KernelTrace
         traced = connection_traced(trace, view.local, view.peer, view.cookie, (min(times), max(times)) if times else None)
     else:
         return []
-    view.states, problems = merged_spans(view.states, traced, view.shown)
+    view.states, problems = merged_spans(view.states, traced, view.shown, dumps)
     return problems

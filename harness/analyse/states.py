@@ -49,6 +49,11 @@ def sampling_stats(samples: list[dict]) -> SamplingStats:
     return SamplingStats(len(times), sum(gaps) / len(gaps) if gaps else None, max(gaps) if gaps else None)
 
 
+def dump_times(samples: list[dict]) -> dict[float, float]:
+    """How long each sample's dump took, by its time (samples recorded before "d" existed: none)."""
+    return {s["t"]: s["d"] for s in samples if "d" in s}
+
+
 Row = list      # a sample's row: state, src, sport, dst, dport, timer, expires_ms, retrans[, cookie]
 COOKIE = 8      # the cookie's column; rows recorded before it existed have 8 columns
 

@@ -16,7 +16,8 @@ from harness.analyse.kernel_trace import NO_ADDRESS, KernelTrace, TracedSocket
 from harness.analyse.states import StateSpan
 
 # A sample's time is taken after its sock_diag dump, which reads the tables a little earlier:
-# a change within this much before a sample's time may or may not show in it.
+# a change within this much (plus the dump's own duration, samples' "d") before a sample's time
+# may or may not show in it.
 SAMPLE_SLACK_S = 0.01
 TIME_WAIT_SOCKET_STATES = ("FIN-WAIT-2", "TIME-WAIT")   # what a full socket's TIME-WAIT successor shows
 TRACE, SAMPLES = "trace", "samples"
@@ -49,21 +50,23 @@ def _inside(span: StateSpan, sock: TracedSocket) -> bool:
     return sock.start <= span.first_seen <= end
 
 
-def _states_around(sock: TracedSocket, t: float) -> set[str]:
+def _states_around(sock: TracedSocket, t: float, slack: float) -> set[str]:
     """The states the socket had at some moment in [t - slack, t] (what a sample at t may show)."""
-    states = {sock.state_at(t - SAMPLE_SLACK_S)} | {tr.new for tr in sock.transitions if t - SAMPLE_SLACK_S < tr.t <= t}
+    states = {sock.state_at(t - slack)} | {tr.new for tr in sock.transitions if t - slack < tr.t <= t}
     return {s for s in states if s is not None}
 
 
-def _disagreement(span: StateSpan, sock: TracedSocket, times: tuple[float, ...]) -> str | None:
-    """Why the sampled span's samples at `times` contradict the traced socket (None: they agree)."""
+def _disagreement(span: StateSpan, sock: TracedSocket, times: tuple[float, ...], dumps: dict[float, float]) -> str | None:
+    """Why the sampled span's samples at `times` contradict the traced socket (None: they agree).
+    `dumps`: how long each sample's dump took (the tables were read within it)."""
     for t in times:
         if t < sock.start:
             continue                                               # before it existed
-        allowed = _states_around(sock, t)
-        if sock.end is not None and t >= sock.end - SAMPLE_SLACK_S:
+        slack = SAMPLE_SLACK_S + dumps.get(t, 0.0)
+        allowed = _states_around(sock, t, slack)
+        if sock.end is not None and t >= sock.end - slack:
             allowed |= {"CLOSED", *TIME_WAIT_SOCKET_STATES}       # its successor, or gone
-        if t < sock.start + SAMPLE_SLACK_S:
+        if t < sock.start + slack:
             allowed |= BEFORE_A_SOCKET                             # read just before it was made
         if span.state not in allowed:
             had = " or ".join(sorted(allowed)) or "no socket"
@@ -120,7 +123,8 @@ def _ordered(spans: list[StateSpan]) -> list[StateSpan]:
     return out
 
 
-def merged_spans(sampled: list[StateSpan], traced: list[TracedSocket], who: str) -> tuple[list[StateSpan], list[str]]:
+def merged_spans(sampled: list[StateSpan], traced: list[TracedSocket], who: str,
+                 dumps: dict[float, float] | None = None) -> tuple[list[StateSpan], list[str]]:
     """The spans to judge (traced where a full socket existed, sampled around it) and the
     disagreements between the two, each naming `who` and both sequences. No traced socket: the
     samples as they are."""
@@ -132,8 +136,8 @@ def merged_spans(sampled: list[StateSpan], traced: list[TracedSocket], who: str)
         owners = [sock for sock in traced if _inside(span, sock)]
         # a span that began before a socket and was still seen after it was made: its last sample
         straddled = [sock for sock in traced if span.first_seen < sock.start <= span.last_seen]
-        said = [_disagreement(span, sock, (span.first_seen, span.last_seen)) for sock in owners]
-        said += [_disagreement(span, sock, (span.last_seen,)) for sock in straddled]
+        said = [_disagreement(span, sock, (span.first_seen, span.last_seen), dumps or {}) for sock in owners]
+        said += [_disagreement(span, sock, (span.last_seen,), dumps or {}) for sock in straddled]
         if said and all(said):   # agreeing with one of the four-tuple's sockets is enough
             problems.append(said[0])
         if not owners:

@@ -6,7 +6,7 @@ parsed with `struct` (fixed-size inet_diag_msg headers, no attributes requested)
 generic parser cost 6.5 ms per dump in the emulated VM and loaded the CPU the timers run on;
 this parser measured 0.37 ms per dump natively.
 Output: one JSON line per sample
-{"t": epoch, "s": [[state, src, sport, dst, dport, timer, expires_ms, retrans, cookie], ...]}
+{"t": epoch, "d": dump_s, "s": [[state, src, sport, dst, dport, timer, expires_ms, retrans, cookie], ...]}
 where timer is the kernel's pending timer (0 none, 1 retransmit, 2 keepalive, 3 TIME-WAIT,
 4 zero-window probe), expires_ms its remaining time and cookie the socket's cookie (SO_COOKIE:
 what ties a row to the socket a step made; a TIME-WAIT socket keeps its full socket's, a request
@@ -133,7 +133,6 @@ SO_ATTACH_FILTER = 26
 # Traced, nothing the samples add can change without a segment (which wakes the sampler) or a
 # kernel timer (which it wakes for): long sleeps lose nothing.
 TRACED_MAX_SLEEP_S = 2.0
-MAX_DUMP_S = 0.005         # a dump slower than this was preempted: taken again
 
 
 def tcp_packet_socket() -> socket.socket:
@@ -224,20 +223,16 @@ def sample_hosts(hosts: dict[str, tuple[int | None, str]], interval_s: float, li
 
 
 def _sample(watched: list[Watched], seq: int, pacer: Pacer) -> None:
-    """One sample of every host, a line each. A sample's time is taken just after its dump, and
-    the analysis takes the tables as read within SAMPLE_SLACK_S before it (analyse.traced_states):
-    a dump that took longer (the sampler preempted inside it, as SCHED_IDLE lets anything do) is
-    taken again, up to three times."""
+    """One sample of every host, a line each: "t" just after its dump, "d" how long the dump took
+    (the tables were read somewhere in [t - d, t]: a hundred sockets take milliseconds to dump
+    under emulation, and SCHED_IDLE lets anything preempt the sampler inside one)."""
     now = time.time()
     every_row = []
     for w in watched:
-        for _ in range(3):
-            began = time.time()
-            rows = dump(w.diag, seq)
-            read = time.time()
-            if read - began <= MAX_DUMP_S:
-                break
-        w.out.write(json.dumps({"t": read, "s": rows}, separators=(",", ":")) + "\n")
+        began = time.time()
+        rows = dump(w.diag, seq)
+        read = time.time()
+        w.out.write(json.dumps({"t": read, "d": round(read - began, 6), "s": rows}, separators=(",", ":")) + "\n")
         every_row += rows
     pacer.sampled(now, every_row)
 
