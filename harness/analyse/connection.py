@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.analyse.kernel_trace import KernelTrace, read_kernel_trace
+from harness.analyse.kernel_trace import KernelTrace, first_syns, read_kernel_trace
 from harness.analyse.traced_states import listeners_traced, merged_spans
 from harness.analyse.incarnations import SocketView, attach, declared_sockets, unique
 from harness.analyse.segments import Segment, of_connection, read_segments
@@ -110,11 +110,11 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
         client, server = entry.local, entry.peer
         server_host = _server_host(steps_log, server, host_ips)
     listeners = {h: e.local for h, entries in steps_log.items() for e in entries if e.action == "listen" and e.local}
-    trace = read_kernel_trace(run_dir)
+    kernel = _kernel_captures(run_dir, host_interface, read)
+    trace = read_kernel_trace(run_dir, first_syns(s for segs in kernel.values() for s in segs))
     segments, states, sampling = {}, {}, {}
     problems: list[str] = []
     captured, all_samples = {}, {}
-    kernel = _kernel_captures(run_dir, host_interface, read)
     for host, intf in host_interface.items():
         pcap = run_dir / "pcap" / f"{intf}.pcap"
         captured[host] = read(pcap) if first or pcap.exists() else []

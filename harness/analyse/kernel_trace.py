@@ -32,6 +32,7 @@ STATE_NAMES = {"TCP_ESTABLISHED": "ESTAB", "TCP_SYN_SENT": "SYN-SENT", "TCP_SYN_
                "TCP_CLOSE": "CLOSED", "TCP_CLOSE_WAIT": "CLOSE-WAIT", "TCP_LAST_ACK": "LAST-ACK",
                "TCP_LISTEN": "LISTEN", "TCP_CLOSING": "CLOSING", "TCP_NEW_SYN_RECV": "SYN-RECV"}
 NO_ADDRESS = "0.0.0.0"
+SYN_AFTER_CONNECT_S = 0.05    # a connect's SYN leaves within this of its CLOSE -> SYN-SENT (measured: 7-29 µs)
 
 _LINE = re.compile(r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?:\S{4,6}\s+)?"
                    r"(?P<ts>\d+\.\d+): (?P<event>\w+): (?P<body>.*)$")
@@ -148,7 +149,8 @@ def _endpoint(text: str) -> Address:
 class _SocketBuilder:
     """Follows inet_sock_set_state events into sockets (see the module's notes on ports and peers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, syns: dict[tuple[str, Address], list[tuple[float, int]]] | None = None) -> None:
+        self.syns = {key: list(found) for key, found in (syns or {}).items()}
         self.sockets: list[TracedSocket] = []
         self.open: dict[tuple[Address, Address | None], TracedSocket] = {}
         self.connecting: list[tuple[str, Address, TracedSocket]] = []   # (source ip, peer, socket) with port 0
@@ -161,6 +163,10 @@ class _SocketBuilder:
         if new == "LISTEN" or old == "LISTEN" and new == "CLOSED":
             self._step((local, None), tr, fresh=new == "LISTEN")
         elif old == "CLOSED" and new == "SYN-SENT" and local[1] == 0:
+            port = self._syn_port(local[0], peer, e.t)
+            if port is not None:
+                self._step(((local[0], port), peer), tr, fresh=True)
+                return
             sock = TracedSocket(local, peer, [tr])
             self.sockets.append(sock)
             self.connecting.append((local[0], peer, sock))
@@ -174,6 +180,17 @@ class _SocketBuilder:
             self._step((local, peer), tr, fresh=False)
         else:
             self._step((local, peer), tr, fresh=old in ("CLOSED", "LISTEN"))
+
+    def _syn_port(self, ip: str, peer: Address, t: float) -> int | None:
+        """The port of the SYN this connect sent: the first one from `ip` to `peer` the kernel-time
+        capture has within SYN_AFTER_CONNECT_S after the change (connect() sends it in the same
+        call, microseconds later), each SYN taken once. None: no capture, or no SYN (then the
+        socket is the one whose next change leaves SYN-SENT, in order: _claim)."""
+        found = self.syns.get((ip, peer), [])
+        for i, (sent, port) in enumerate(found):
+            if t - 0.001 <= sent <= t + SYN_AFTER_CONNECT_S:
+                return found.pop(i)[1]
+        return None
 
     def _claim(self, local: Address, peer: Address, old: str) -> TracedSocket | None:
         """The port-0 connect or zero-peer child this event is the next change of."""
@@ -217,9 +234,11 @@ class _SocketBuilder:
                 return
 
 
-def kernel_trace(events: list[TraceEvent], enabled: tuple[str, ...] = (), kernel: str = "") -> KernelTrace:
-    """Sockets and socket events from the parsed trace."""
-    builder, out = _SocketBuilder(), []
+def kernel_trace(events: list[TraceEvent], enabled: tuple[str, ...] = (), kernel: str = "",
+                 syns: dict[tuple[str, Address], list[tuple[float, int]]] | None = None) -> KernelTrace:
+    """Sockets and socket events from the parsed trace. `syns`: the first SYNs the hosts' kernel-time
+    captures hold, by (source address, peer): (time, source port), to name each connect's port."""
+    builder, out = _SocketBuilder(syns), []
     for e in events:
         f = e.fields
         if e.name == "inet_sock_set_state":
@@ -243,11 +262,24 @@ def kernel_trace(events: list[TraceEvent], enabled: tuple[str, ...] = (), kernel
     return KernelTrace(sockets, out, tuple(enabled), kernel)
 
 
-def read_kernel_trace(run_dir: Path) -> KernelTrace | None:
+def read_kernel_trace(run_dir: Path, syns: dict[tuple[str, Address], list[tuple[float, int]]] | None = None) -> KernelTrace | None:
     """The run's trace (None: the run has none — recorded before tracing, or a kernel without it)."""
     meta_path, trace_path = run_dir / "trace" / "kernel.json", run_dir / "trace" / "kernel.trace"
     if not meta_path.exists() or not trace_path.exists():
         return None
     meta = json.loads(meta_path.read_text())
     events = parse_trace(trace_path.read_text(errors="replace"), meta.get("offset_s") or 0.0)
-    return kernel_trace(events, tuple(meta.get("enabled", ())), meta.get("kernel", ""))
+    return kernel_trace(events, tuple(meta.get("enabled", ())), meta.get("kernel", ""), syns)
+
+
+def first_syns(segments) -> dict[tuple[str, Address], list[tuple[float, int]]]:
+    """Each connection's first SYN in kernel-time captures (segments with .t .src .sport .dst
+    .dport .flags), by (source address, peer): [(time, source port)], in time order."""
+    out: dict[tuple[str, Address], list[tuple[float, int]]] = {}
+    seen = set()
+    for seg in sorted(segments, key=lambda s: s.t):
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        if seg.flags == "S" and key not in seen:
+            seen.add(key)
+            out.setdefault((seg.src, (seg.dst, seg.dport)), []).append((seg.t, seg.sport))
+    return out

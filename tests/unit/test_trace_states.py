@@ -213,3 +213,24 @@ def test_an_unsampled_request_socket_leaves_syn_recv_s_start_unknown_not_exact(t
     said = find_moment(Event("server", "enters", "SYN-RECV"), obs)
     assert not isinstance(said, Moment) and "was not sampled" in said
     assert isinstance(find_moment(Event("server", "leaves", "SYN-RECV"), obs), Moment)
+
+
+def test_connects_whose_port_the_trace_does_not_print_are_named_by_their_syn():
+    """A connects and stays in SYN-SENT (its SYN lost); B connects to the same peer later and is
+    established first. By order alone B's first change would be taken for A's; the SYN each sent
+    microseconds after its CLOSE -> SYN-SENT (kernel-time capture) names its port."""
+    from harness.analyse.kernel_trace import TraceEvent
+
+    def change(t, sport, old, new):
+        return TraceEvent(t, "inet_sock_set_state", {"sport": str(sport), "dport": "5001", "saddr": "10.0.0.1",
+                                                      "daddr": "10.0.0.2", "oldstate": old, "newstate": new})
+    events = [change(0.5, 0, "TCP_CLOSE", "TCP_SYN_SENT"), change(2.0, 0, "TCP_CLOSE", "TCP_SYN_SENT"),
+              change(2.1, 40002, "TCP_SYN_SENT", "TCP_ESTABLISHED"), change(3.5, 40001, "TCP_SYN_SENT", "TCP_ESTABLISHED")]
+    syns = {("10.0.0.1", ("10.0.0.2", 5001)): [(0.50002, 40001), (2.00002, 40002)]}
+    trace = kernel_trace(events, syns=syns)
+    (a,) = trace.sockets_of(("10.0.0.1", 40001), ("10.0.0.2", 5001))
+    (b,) = trace.sockets_of(("10.0.0.1", 40002), ("10.0.0.2", 5001))
+    assert (a.start, b.start) == (0.5, 2.0)
+    assert [t.t for t in a.transitions] == [0.5, 3.5] and [t.t for t in b.transitions] == [2.0, 2.1]
+    by_order = kernel_trace(events)            # without the capture: in order, which is wrong here
+    assert by_order.sockets_of(("10.0.0.1", 40002), ("10.0.0.2", 5001))[0].start == 0.5
