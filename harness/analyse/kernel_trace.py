@@ -8,8 +8,9 @@ What the tracepoints show and what they cannot (6.1 and 6.12 alike unless said):
   CLOSE when tcp_time_wait() replaces it, and the TIME-WAIT socket's own changes and end are not
   traced. Those stay with the sampler.
 - The connecting socket's CLOSE -> SYN-SENT carries source port 0 (tcp_v4_connect picks the port
-  after the change): it is the socket whose next event leaves SYN-SENT from the same address to
-  the same peer. An accepted socket's LISTEN -> SYN-RECV (made when the final ACK arrives) carries
+  after the change): its port is that of the SYN the same call sent (the kernel-time capture,
+  first_syns); without one, it is the socket whose next event leaves SYN-SENT from the same
+  address to the same peer. An accepted socket's LISTEN -> SYN-RECV (made when the final ACK arrives) carries
   zero addresses on 6.1 and 6.12 (6.18 prints them): it is the socket whose next event leaves
   SYN-RECV on the same port.
 - tcp:tcp_retransmit_skb (full sockets; not which segment: the kernel capture has that),
