@@ -7,7 +7,10 @@ largest deviation from 1 and how many are within 1% (the issue's goal: all of th
 tracepoints + the sparse sampler). The handshake times are the judged ones (the expectations'
 `value` for handshake_client and handshake_server), so this measures what a verdict sees.
 
-Usage: bench_observer.py REPEATS OBSERVER FOLDER   (figures on stdout; exit 1 on missing runs)
+With several link delays (scripts/benchmark's OBSERVER_DELAYS: a `links: {delay: [...]}` matrix
+dimension) the runs are grouped by their configured RTT, REPEATS runs each, RTTS groups.
+
+Usage: bench_observer.py REPEATS OBSERVER FOLDER [RTTS]   (figures on stdout; exit 1 on missing runs)
 """
 from __future__ import annotations
 
@@ -48,12 +51,19 @@ def read_run(result_file: Path) -> Run:
     return Run(result_file.parent.name, result["kernel"], result.get("target", "local"), rtt, ratios)
 
 
-def read_runs(folder: Path, repeats: int) -> list[Run]:
-    """Every repeat's run, in cell order; exactly `repeats` of them or MissingRuns."""
+def read_runs(folder: Path, repeats: int, rtts: int = 1) -> dict[float, list[Run]]:
+    """Every repeat's run in cell order, by configured RTT (shortest first): `rtts` RTTs of exactly
+    `repeats` runs each, or MissingRuns."""
     files = sorted(folder.rglob("result.json"), key=lambda f: _cell_number(f.parent.name))
-    if len(files) != repeats:
-        raise MissingRuns(f"{folder} holds {len(files)} result.json files, not {repeats}")
-    return [read_run(f) for f in files]
+    if len(files) != repeats * rtts:
+        raise MissingRuns(f"{folder} holds {len(files)} result.json files, not {repeats * rtts}")
+    by_rtt: dict[float, list[Run]] = {}
+    for run in map(read_run, files):
+        by_rtt.setdefault(run.rtt_s, []).append(run)
+    if len(by_rtt) != rtts or any(len(runs) != repeats for runs in by_rtt.values()):
+        counts = ", ".join(f"{len(runs)} at {rtt * 1e3:g} ms" for rtt, runs in sorted(by_rtt.items()))
+        raise MissingRuns(f"{folder}: runs by configured RTT: {counts}; expected {rtts} RTT(s) of {repeats} runs")
+    return dict(sorted(by_rtt.items()))
 
 
 def _cell_number(name: str) -> tuple[str, int]:
@@ -76,17 +86,18 @@ def figure(observer: str, end: str, runs: list[Run]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or not argv[0].isdigit():
-        print("usage: bench_observer.py REPEATS OBSERVER FOLDER", file=sys.stderr)
+    if len(argv) not in (3, 4) or not argv[0].isdigit() or not (len(argv) == 3 or argv[3].isdigit()):
+        print("usage: bench_observer.py REPEATS OBSERVER FOLDER [RTTS]", file=sys.stderr)
         return 2
-    repeats, observer, folder = int(argv[0]), argv[1], Path(argv[2])
+    repeats, observer, folder, rtts = int(argv[0]), argv[1], Path(argv[2]), int(argv[3]) if len(argv) == 4 else 1
     try:
-        runs = read_runs(folder, repeats)
+        by_rtt = read_runs(folder, repeats, rtts)
     except (MissingRuns, OSError, KeyError, ValueError) as exc:
         print(f"benchmark: FAILED: observer {observer}: {exc}", file=sys.stderr)
         return 1
-    for end in ENDS:
-        print(figure(observer, end, runs))
+    for runs in by_rtt.values():
+        for end in ENDS:
+            print(figure(observer, end, runs))
     return 0
 
 

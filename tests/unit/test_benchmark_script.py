@@ -38,6 +38,7 @@ def test_a_bad_run_count_is_refused():
     (["--only"], {}, "--only needs a list of sections"),
     (["--only", ","], {}, "--only names no section"),
     (["--only", "observer"], {"OBSERVER_REPEATS": "0"}, "OBSERVER_REPEATS must be a whole number >= 1, not '0'"),
+    (["--only", "observer"], {"OBSERVER_DELAYS": "12.5ms, 25ms"}, "OBSERVER_DELAYS must be delays separated by commas"),
 ])
 def test_bad_sections_and_repeats_are_refused(tmp_path, args, env, says):
     proc = subprocess.run([str(REPO / "scripts" / "benchmark"), *args], capture_output=True, text=True, timeout=60,
@@ -63,7 +64,9 @@ out = pathlib.Path(args[args.index("--results-dir") + 1])
 source = pathlib.Path(args[-1])
 text = source.read_text() if source.is_file() else ""                 # the observer section's own file
 name = re.search(r"^name: (\\w+)", text, re.M).group(1) if text else args[-1].removesuffix(".yaml")
-repeat = int(re.search(r"^matrix: {repeat: (\\d+)}", text, re.M).group(1)) if text else 0
+repeat = int(re.search(r"^matrix: {.*repeat: (\\d+)}", text, re.M).group(1)) if text else 0
+delays = re.search(r"^matrix: {links: {delay: \\[(.*)\\]}", text, re.M)
+delays = delays.group(1).split(", ") if delays else [""]       # "": handshake.yaml's own 25 ms links
 clock = args[args.index("--vm-clock") + 1] if "--vm-clock" in args else "virtual"
 observer = args[args.index("--observer") + 1] if "--observer" in args else "trace"
 print("a line the run prints")
@@ -75,11 +78,14 @@ result = {"experiment": name, "passed": clock != "host", "kernel": "6.1.0-test",
 code = int(os.environ.get("FAKE_EXIT_" + name + "_" + clock, 0 if clock != "host" else 1))
 if repeat:         # samples: the second run misses its 5% (exit 1, a verdict); trace: all pass
     code = int(os.environ.get("FAKE_EXIT_observer_" + observer, 1 if observer == "samples" and repeat >= 2 else 0))
-cells = [run / f"#{i}" for i in range(1, repeat + 1 - int(os.environ.get("FAKE_CELLS_LOST", 0)))] or [run]
-for i, cell in enumerate(cells, 1):
+cells = [(delay, i, run / f"{'delay=' + delay if delay else ''}#{i}") for delay in delays
+         for i in range(1, repeat + 1 - int(os.environ.get("FAKE_CELLS_LOST", 0)))] or [("", 1, run)]
+for delay, i, cell in cells:
+    rtt = 4 * float(delay.removesuffix("ms")) / 1e3 if delay else 0.1
     client = 0.1062 if observer == "samples" and i == 2 else 0.1001 + i * 1e-5      # 6.2% late: named in the figures
-    result["expectations"] = [{"name": "handshake_client", "passed": client < 0.105, "value": client},
-                              {"name": "handshake_server", "passed": True, "value": 0.1002}]
+    result["configured_rtt_s"] = rtt
+    result["expectations"] = [{"name": "handshake_client", "passed": client < 0.105, "value": client * rtt / 0.1},
+                              {"name": "handshake_server", "passed": True, "value": 0.1002 * rtt / 0.1}]
     cell.mkdir(parents=True)
     (cell / "result.json").write_text(json.dumps(result))
 sys.exit(code)
@@ -179,3 +185,17 @@ def test_observer_runs_are_read_in_repeat_order(tmp_path, monkeypatch):
     (tmp_path / "#1" / "result.json").write_text(json.dumps(result))
     with pytest.raises(bench.MissingRuns, match="no handshake_server value"):
         bench.read_runs(tmp_path, 1)
+
+
+def test_observer_delays_give_figures_per_rtt(tmp_path):
+    env = dict(_stand_ins(tmp_path), OBSERVER_DELAYS="12.5ms,25ms")
+    proc = subprocess.run([str(REPO / "scripts" / "benchmark"), "--only", "observer"], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    samples = [[OBSERVER_FIGURES[0].replace("#2", f"delay={d}#2"), OBSERVER_FIGURES[1]] for d in ("12.5ms", "25ms")]
+    assert [l.split("  [")[0] for l in lines] == samples[0] + samples[1] + OBSERVER_FIGURES[2:] * 2   # a miss names its cell
+    assert ["RTT 50 ms" in l for l in lines] == [True, True, False, False] * 2
+    assert ["RTT 100 ms" in l for l in lines] == [False, False, True, True] * 2
+    text = Path(_calls(tmp_path)[0][-1]).read_text()
+    assert text.endswith("matrix: {links: {delay: [12.5ms, 25ms]}, repeat: 3}\n")
