@@ -91,6 +91,7 @@ class KernelTracer(Lifecycle):
         self.missing: list[str] = []
         self.problem: str | None = None      # why tracing is not available (None: it is)
         self._summary: dict = {}
+        self.unsaved: str | None = None      # why the trace could not be written (its folder's disk is full...)
         self.instance: Path | None = None
         root = tracefs_root()
         if root is None:
@@ -146,11 +147,14 @@ class KernelTracer(Lifecycle):
             for stats in sorted((inst / "per_cpu").glob("cpu*/stats")):
                 fields = dict(line.split(":", 1) for line in stats.read_text().splitlines() if ":" in line)
                 overruns[stats.parent.name] = int(fields.get("overrun", "0").strip() or 0)
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "kernel.trace").write_bytes((inst / "trace").read_bytes())
             self._summary = {"clock": self.clock, "offset_s": self.offset_s, "enabled": self.enabled,
                              "missing": self.missing, "overruns": overruns, "kernel": os.uname().release}
-            (self.out_dir / "kernel.json").write_text(json.dumps(self._summary, indent=1))
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / "kernel.trace").write_bytes((inst / "trace").read_bytes())
+                (self.out_dir / "kernel.json").write_text(json.dumps(self._summary, indent=1))
+            except OSError as exc:      # a full disk: said with the rest of the evidence, not raised here
+                self.unsaved = f"trace/: {exc.strerror or exc}"
         finally:
             remove_instance(inst)
 
@@ -158,7 +162,9 @@ class KernelTracer(Lifecycle):
         return dict(self._summary, available=self.available, problem=self.problem)
 
     def problems(self) -> list[str]:
-        """What makes the trace unfit to support a verdict (lost events)."""
+        """What makes the trace unfit to support a verdict (lost events, not written)."""
+        if self.unsaved:
+            return [f"the kernel trace could not be written ({self.unsaved})"]
         lost = {cpu: n for cpu, n in self._summary.get("overruns", {}).items() if n}
         if lost:
             return [f"the kernel trace lost events (ring buffer overrun: {lost}); states cannot be trusted"]

@@ -85,3 +85,15 @@ def test_a_killed_runs_instance_goes_with_its_ledger(tmp_path):
         assert not Path(tracer.instance).exists()
     finally:
         ledger.close()
+
+
+def test_a_trace_that_cannot_be_written_is_said_not_raised(tmp_path):
+    """A full disk (here: a folder that cannot be made) at the stop: the run's evidence check says
+    so with the rest (exit 3), the instance still goes."""
+    (tmp_path / "file").write_text("")
+    tracer = KernelTracer(tmp_path / "file" / "trace")
+    instance = tracer.instance
+    tracer.stop()
+    assert not instance.exists()
+    (problem,) = tracer.problems()
+    assert problem.startswith("the kernel trace could not be written (trace/: ")
