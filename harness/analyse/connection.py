@@ -129,10 +129,10 @@ def observe(run_dir: Path, steps_log: dict[str, list[StepRecord]], host_interfac
         elif host in listeners:
             parts = [(listeners[host], None)]
         if parts:
-            states[host] = []
+            states[host], dumps = [], dump_times(samples)
             for local, peer in parts:
                 spans, said = _traced(socket_spans(samples, local, peer), trace, host, local, peer,
-                                      _listening_hosts(steps_log, local[1]), dump_times(samples))
+                                      _listening_hosts(steps_log, local[1]), dumps)
                 states[host] += spans
                 problems += said
     sockets = declared_sockets(steps_log)

@@ -4,8 +4,8 @@ While a full socket exists, the trace has every change of its state at the kerne
 spans replace the sampled ones, and their edges carry no sampling window. The samples still give
 what the trace cannot see (analyse.kernel_trace): the request socket's SYN-RECV before an accepted
 socket exists, and the TIME-WAIT (or orphaned FIN-WAIT-2) socket that replaces a full socket at
-its traced "close", until it ends. And every sample taken while a traced socket lived must show
-the state the trace says it had then; one that does not is a disagreement, which fails the run:
+its traced "close", until it ends. And each sampled state of a traced socket (its first and last
+sample) must be one the trace says it had then; one that is not is a disagreement, which fails the run:
 two observers of one kernel that contradict each other support no verdict.
 """
 from __future__ import annotations
@@ -147,9 +147,10 @@ def merged_spans(sampled: list[StateSpan], traced: list[TracedSocket], who: str,
                for sock in owners):
             end = max(sock.end for sock in owners if sock.end is not None)
             outside.append(replace(span, first_seen=max(span.first_seen, end), sample_before=end))
-    spans = _with_timers(_ordered([s for sock in traced for s in _traced(sock, until)] + outside), sampled)
+    exact = [s for sock in traced for s in _traced(sock, until)]
+    spans = _with_timers(_ordered(exact + outside), sampled)
     if problems:
-        traced_seq = " → ".join(s.state for sock in traced for s in _traced(sock, until))
+        traced_seq = " → ".join(s.state for s in exact)
         sampled_seq = " → ".join(s.state for s in sampled)
         problems = [f"{who}: {p}; traced: {traced_seq}; sampled: {sampled_seq}" for p in problems]
     return spans, problems

@@ -8,21 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyse.connection import observe
 from harness.analyse.kernel_trace import kernel_trace, parse_trace, read_kernel_trace
 from harness.analyse.traced_states import merged_spans
 from harness.judge.states import judge_states
-from harness.model import StateExpectation, StepRecord
+from harness.model import StateExpectation
+from test_recorded_connections import observed     # one way to observe a recorded two-host run (tests/unit is on sys.path)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trace_states"
-HOSTS = {"client": "client-eth0", "server": "server-eth0"}
-IPS = {"client": "10.0.0.1", "server": "10.0.0.2"}
-
-
-def observed(run: Path):
-    steps = {h: [StepRecord.from_json(json.loads(line)) for line in (run / "steps" / f"{h}.jsonl").read_text().splitlines()]
-             for h in HOSTS}
-    return observe(run, steps, HOSTS, IPS)
 
 
 def states(spans) -> list[str]:
