@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from harness.errors import RunFailed, UserError
@@ -279,9 +280,13 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from harness.load import load_cells
+    from harness import profile
     if args.inner_plan:
+        profile.to_console()          # the host stamps the guest's phases on its own clock
         return _run_inner(Path(args.inner_plan), Path(args.results_dir))
+    profile.phase("host-start", profile.process_start())
+    profile.phase("plan")
+    from harness.load import load_cells
     if args.draw is not None:
         from harness.report.topology_draw import draw_topology
         written = draw_topology(Path(args.draw), None if args.out is None else Path(args.out))
@@ -431,12 +436,15 @@ def _carry_out(args: argparse.Namespace, plan, results: Path) -> int:
         from harness.runner import run
         code, run_dir = run(item.run_plan)
         item.results = str(run_dir)
+        _write_local_profile(run_dir)
         return code
 
     def local_item(item):
         if item.plan_error:
             return _failed(item.plan_error, item.run_dir or results, f"{item.name}: ", sys.stdout), None
-        return _run_one(item.run_plan, item.run_dir or results, sys.stdout, f"{item.name}: ")
+        code, run_dir = _run_one(item.run_plan, item.run_dir or results, sys.stdout, f"{item.name}: ")
+        _write_local_profile(run_dir)
+        return code, run_dir
 
     def vm_group(group, on_line, started):
         return run_in_vm(group[0].kernel, plan_entries(group, args.max_cells), results, args.vm_clock,
@@ -454,6 +462,14 @@ def compare_runs(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         return _failed(exc, None, prog="compare-runs")
+
+
+def _write_local_profile(run_dir: Path | None) -> None:
+    """profile.json for a run on this machine: its phases since the last run's (harness.profile)."""
+    from harness import profile
+    marks = profile.take()
+    if run_dir is not None and run_dir.is_dir():
+        profile.write_profile(run_dir, marks, time.time(), "local")
 
 
 def _say_unmarked(line: str, item=None) -> None:

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import profile
 from harness.analyse.connection import kernel_pcap_path, observe
 from harness.analyse.kernel_check import check_kernel_sends
 from harness.analyse.figures import conn_refs, ref_of_host
@@ -85,6 +86,7 @@ class Recording:
 
 def run(plan: RunPlan) -> tuple[int, Path]:
     """Carry out `plan` on this kernel; return the exit code and the run's (final) folder."""
+    profile.phase("preflight")
     with ExitStack() as lifecycle:
         # run.log opens with the folder, which a run failing its preflight must not leave behind:
         # what runs before (the preflight's probes, the clean-up, the guardian) is held for it.
@@ -128,6 +130,7 @@ def _staged(plan: RunPlan, ledger: Ledger) -> tuple[int, Path]:
 
 def _run(plan: RunPlan, ledger: Ledger) -> tuple[int, Path]:
     rec = Recording()
+    profile.phase("lab")
     # Every helper is entered in one ExitStack as it starts, so every way out (an error, a helper
     # that does not answer, Ctrl-C) stops them in reverse order: sampler, captures (flushed before
     # the agents close their sockets), agents, packet rules (their timer threads joined), then the lab.
@@ -135,12 +138,14 @@ def _run(plan: RunPlan, ledger: Ledger) -> tuple[int, Path]:
         _prepare(plan, lab, ledger, helpers, rec)
         _start_recorders(plan, lab, ledger, helpers, rec)
         _drive(plan, lab, ledger, rec)
+        profile.phase("stop")
     rec.capture_stats = [c.summary() for c in rec.captures]
     return _conclude(plan, rec)
 
 
 def _prepare(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
     """Sysctls, ARP warmed up, the RTT pinged, network steps' rules placed on their ports."""
+    profile.phase("prepare")
     rec.host_intf, rec.qdiscs = lab.host_interfaces, lab.qdiscs
     rec.sysctls, rec.skipped_sysctls = apply_sysctls(lab.net, plan.experiment)
     for note in rec.skipped_sysctls:
@@ -205,6 +210,7 @@ def _placed(placement: StepPlacement, lab: Lab) -> PlacedStep:
 def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack, rec: Recording) -> None:
     """tcpdump on every link interface and on every host's kernel send mirror, then the state
     sampler; each ready before the next step."""
+    profile.phase("recorders")
     rec.agents = helpers.enter_context(HelperGroup())     # started later, stopped after the recorders
     rec.egress, rec.ports = lab.interfaces, lab.ports
     for intf, (node, _) in lab.interfaces.items():
@@ -231,6 +237,7 @@ def _start_recorders(plan: RunPlan, lab: Lab, ledger: Ledger, helpers: ExitStack
 
 def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
     """Start an agent in every host, start the timeline, wait it out, collect the rules' counters."""
+    profile.phase("agents")
     experiment = plan.experiment
     for h in experiment.topology.hosts:
         rec.agents.add(AgentProcess(h, lab.node(h).pid, plan.agents[h], experiment.duration_s,
@@ -248,6 +255,7 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
     if rec.injector:
         rec.injector.go(rec.t0)
     say(f"running the timeline ({experiment.duration_s:g} s)")
+    profile.phase("timeline", rec.t0)
     _wait_with_progress(rec.t0, experiment.duration_s)
     for agent in rec.agents:   # agents end their own steps at the deadline
         agent.wait_done(plan.startup_timeout_s)
@@ -259,6 +267,7 @@ def _drive(plan: RunPlan, lab: Lab, ledger: Ledger, rec: Recording) -> None:
 
 def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
     """Analyse, judge, write the result, publish the folder, tell the user."""
+    profile.phase("analyse")
     experiment, run_dir, final_dir = rec.experiment or plan.experiment, plan.work_dir, plan.final_dir
     say("analysing the captures")
     lost = [c for c in rec.capture_stats if c["dropped_by_kernel"]]
@@ -267,7 +276,7 @@ def _conclude(plan: RunPlan, rec: Recording) -> tuple[int, Path]:
     pair = plan.connect_pair
     dead_ping = pair is not None and rec.ping_rtt is None
     base = {"experiment": experiment.name, "source": str(experiment.source), "kernel": plan.kernel,
-            "target": plan.target, "switch": experiment.topology.switch_kind,
+            "target": plan.target, "switch": experiment.topology.switch_kind, "duration_s": experiment.duration_s,
             "run_dir": str(final_dir), "ping_rtt_s": rec.ping_rtt, "ping_answered": None if pair is None else not dead_ping,
             "sysctls": rec.sysctls, "qdiscs": rec.qdiscs, "captures": rec.capture_stats,
             "sysctls_skipped": rec.skipped_sysctls, "facts_read": fact_names(experiment),
@@ -348,6 +357,7 @@ def _network_checks(run_dir: Path, rec: Recording) -> list[NetworkCheck]:
 def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]) -> None:
     """The evidence is in place and flushed; the timeline, then the verdict, last; then the
     staged folder is published to its final place."""
+    profile.phase("write")
     try:
         atomic_write(plan.work_dir / "timeline.txt", "\n".join(story) + "\n")
         write_result(plan.work_dir, result)

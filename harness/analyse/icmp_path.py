@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import dpkt
+from harness.dpkt_parts import dpkt
 
 KINDS = {(11, 0): "time-exceeded", (3, 0): "net-unreachable", (3, 1): "host-unreachable",
          (3, 3): "port-unreachable", (3, 4): "frag-needed"}

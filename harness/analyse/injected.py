@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dpkt
+from harness.dpkt_parts import dpkt
 
 from harness.analyse.network import NetworkCheck, PickedSegment
 from harness.analyse.segments import Segment

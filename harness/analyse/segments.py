@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import dpkt
+from harness.dpkt_parts import dpkt
 
 from harness.load.segment_fields import needs_data
 from harness.model import TCP_OPTION_KINDS, LengthSpec, OptionSpec, flag_set

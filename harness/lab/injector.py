@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dpkt
+from harness.dpkt_parts import dpkt
 
 from harness.analyse.figures import ConnRef, EventWatch, FigureTracker, Unseen, injected_fields
 from harness.analyse.segments import Segment

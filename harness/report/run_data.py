@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.analyse.icmp_path import IcmpMessage, icmp_messages, read_icmp_errors
 from harness.analyse.journeys import Journey, journeys
-import dpkt
+from harness.dpkt_parts import dpkt
 
 from harness.analyse.segments import Segment, frame_segment, read_segments
 

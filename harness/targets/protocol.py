@@ -7,7 +7,8 @@
 2. The guest prints its output on the VM console; each item is framed by marker lines
    `@@start N` and `@@done N CODE SECONDS RUN_DIR`. The host adds `@@limit N|boot|after SECONDS`
    when it stopped the VM because an item, the boot, or the time after the last item's `@@done`
-   overran its time limit. Every field is one word but RUN_DIR (the rest of the line), so a marker
+   overran its time limit. The guest also marks where each run is (`@@phase NAME`, harness.profile),
+   which the host stamps on its own clock. Every field is one word but RUN_DIR (the rest of the line), so a marker
    reads back unambiguously. Marker lines are for the host's bookkeeping and never shown to the
    user; a line that starts like one but does not parse is ordinary output (shown, never raised).
 3. Results come back through the same writable results folder: each item's run folder is
@@ -86,7 +87,7 @@ def is_marker(line: str) -> bool:
 
 @dataclass(frozen=True)
 class Marker:
-    kind: str                  # start | done | limit
+    kind: str                  # start | done | limit | phase (what: the phase's name)
     what: str                  # the item's index (BOOT or AFTER_LAST for a limit not on an item)
     code: int | None = None    # done: the item's exit code
     seconds: float | None = None
@@ -126,6 +127,9 @@ def parse_marker(line: str) -> Marker | None:
         if code is None or seconds is None:
             return None
         return Marker("done", fields[0], code, seconds, fields[3] if len(fields) > 3 else "")
+    if kind == "phase":
+        fields = rest.split()
+        return Marker("phase", fields[0]) if len(fields) == 1 and fields[0].replace("-", "").isalpha() else None
     if kind == "limit":
         fields = rest.split()
         seconds = _number(fields[1], float) if len(fields) == 2 else None

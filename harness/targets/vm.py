@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import profile
 from harness.errors import UserError
 from harness.lab.leftovers import Interrupted, Ledger, reap
 from harness.plan.kernels import release_of
@@ -29,11 +30,27 @@ from harness.targets.vm_process import VmProcess
 CLOCKS = {"virtual": ["-p", "1", "--qemu-opts", "-icount shift=0,sleep=off"], "host": ["-p", "2"]}
 
 
+# Modules udev's coldplug would load for QEMU's emulated hardware (KVM, the DVD drive and its
+# SATA/SCSI stack, watchdogs, SMBus, PC speaker, mouse, CPU frequency, accelerated crypto): none is
+# used by a run, and loading them over 9p under emulation was 6.6 s of a 19.7 s boot (measured:
+# boot to the script 12.2-12.8 s without them). `modprobe.blacklist` stops only loading by alias
+# (udev's, the crypto API's, which then uses the generic code); an explicit `modprobe sch_netem`
+# still loads. Names this kernel lacks are ignored.
+UNUSED_MODULES = ("kvm", "kvm_amd", "kvm_intel", "irqbypass", "ccp", "sr_mod", "cdrom", "sg", "ahci", "libahci",
+                  "libata", "scsi_mod", "scsi_common", "iTCO_wdt", "iTCO_vendor_support", "i6300esb", "watchdog",
+                  "intel_pmc_bxt", "i2c_i801", "i2c_smbus", "lpc_ich", "pcspkr", "psmouse", "serio_raw", "evdev",
+                  "button", "qemu_fw_cfg", "powernow_k8", "acpi_cpufreq", "crct10dif_pclmul", "crc32_pclmul",
+                  "crc32c_intel", "ghash_clmulni_intel", "sha1_ssse3", "sha256_ssse3", "sha512_ssse3",
+                  "aesni_intel", "gf128mul", "crypto_simd", "cryptd")
+
+
 def vng_command(vng: str, kernel: Path | str, clock: str, command: str, rwdirs: tuple[Path, ...] = ()) -> list[str]:
     """The one vng command line, for the VM target and scripts/benchmark's lab timing alike: the
-    host's files over 9p, no KVM (nested KVM hangs here), /root in a writable overlay, 2 GB."""
+    host's files over 9p, no KVM (nested KVM hangs here), /root in a writable overlay, 2 GB, no
+    modules for hardware no run uses (UNUSED_MODULES)."""
     return [vng, "--run", str(kernel), "--disable-kvm", "--force-9p", "--overlay-rwdir=/root",
-            *(f"--rwdir={d}" for d in rwdirs), "-m", "2G", *CLOCKS[clock], "--exec", command]
+            *(f"--rwdir={d}" for d in rwdirs), "-m", "2G", *CLOCKS[clock],
+            "--append", f"modprobe.blacklist={','.join(UNUSED_MODULES)}", "--exec", command]
 
 
 # Time limits, in wall time, per VM and per item: under emulation on a loaded host everything
@@ -59,6 +76,21 @@ def plan_entries(items, max_cells: int) -> list[dict]:
     """The plan file's entries for batch items (harness.targets.protocol)."""
     return [protocol.PlanItem(i.path.resolve(), i.cell, i.run_dir.resolve() if i.run_dir else None, max_cells,
                               item_limit_s(i.experiment)).to_json() for i in items]
+
+
+def guest_command(module_args: list[str]) -> str:
+    """The shell command a guest runs: `python -m MODULE ARGS...` in the checkout, after a phase
+    mark (harness.profile: the guest's shell runs, the boot is over).
+
+    -S with the site folders given in PYTHONPATH: the same modules without site's work, which
+    over 9p under emulation was 0.9 s of every guest Python start (its .pth files import the
+    editable install's finder, setuptools' distutils shim, certifi). SETUPTOOLS_USE_DISTUTILS=stdlib
+    for any Python started without -S: Mininet imports distutils, which setuptools' shim routes
+    through pkg_resources, scanning every installed package over 9p: 12 s of wall time (measured)."""
+    sites = [p for p in sys.path if p and Path(p).is_dir() and Path(p).name in ("site-packages", "dist-packages")]
+    return (f"cd {shlex.quote(str(CODE_ROOT))} && echo {profile.MARK}guest-python && PYTHONDONTWRITEBYTECODE=1 "
+            f"SETUPTOOLS_USE_DISTUTILS=stdlib PYTHONPATH={shlex.quote(':'.join(sites))} "
+            f"{shlex.join([sys.executable, '-S', '-m', *module_args])}")
 
 
 def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "virtual", on_line=print,
@@ -92,33 +124,40 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     results_root.mkdir(parents=True, exist_ok=True)
     plan_file = Path(tempfile.mkstemp(prefix=".vm-plan-", suffix=".json", dir=results_root)[1])
     protocol.write_plan(plan_file, plan, protocol.guest_settings(clock, observer))
-    inner = [sys.executable, "-m", "harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
-             "--inner-plan", str(plan_file.resolve()), *(["-v"] if verbose else []), "unused"]
-    # SETUPTOOLS_USE_DISTUTILS=stdlib: Mininet imports distutils, which setuptools' shim routes
-    # through pkg_resources, scanning every installed package over 9p: 12 s of wall time (measured).
-    command = (f"cd {shlex.quote(str(CODE_ROOT))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "
-               f"{shlex.join(inner)}")
+    command = guest_command(["harness.cli", "--target", "local", "--results-dir", str(results_root.resolve()),
+                             "--inner-plan", str(plan_file.resolve()), *(["-v"] if verbose else []), "unused"])
+    # The command goes in a script beside the plan: virtme-ng passes --exec on the kernel's command
+    # line, which is cut at 2048 bytes, and a long results path with the module list did not fit
+    # (the guest then hung without a word, measured).
+    script = plan_file.with_suffix(".sh")
+    script.write_text(command + "\n")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    args = vng_command(vng, kernel, clock, command, (results_root.resolve(),))
+    args = vng_command(vng, kernel, clock, f"sh {shlex.quote(str(script.resolve()))}", (results_root.resolve(),))
     on_line(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 25-40 s)...")
     ledger = Ledger(suffix=f"-vm{next(_VM_NUMBERS)}", guard=True)
+    # the host's marks so far (its start, the planning) go with this VM's first item
+    marks = profile.ProfileCollector(profile.take() + [("vm-boot", time.time())])
     try:
         with VmProcess(args, env=env, ledger=ledger) as vm:      # its exit kills the group, reaps, closes the pipe
             if started:
                 started(vm.proc)
-            stopped = _follow(vm, plan, on_line, ledger)
+            stopped = _follow(vm, plan, on_line, ledger, marks)
             code = vm.proc.wait()
     except KeyboardInterrupt as exc:
         raise Interrupted("interrupted; the VM was stopped and nothing of it keeps running.") from exc
     finally:
         ledger.close()     # SIGKILLs whatever is left of the VM's process group
         plan_file.unlink(missing_ok=True)
+        script.unlink(missing_ok=True)
+    marks.finish(f"vm {release_of(kernel)} ({clock} clock)")
     return 3 if stopped or code == 255 else code
 
 
-def _follow(vm: VmProcess, plan: list[dict], on_line, ledger: Ledger) -> bool:
-    """Pass the VM's output lines on and enforce the boot's and each item's time limit; return
-    True if the VM was stopped for overrunning one (saying so, and marking it "@@limit")."""
+def _follow(vm: VmProcess, plan: list[dict], on_line, ledger: Ledger, marks: profile.ProfileCollector | None = None) -> bool:
+    """Pass the VM's output lines on, stamp its phase marks (`marks`) on the host's clock, and
+    enforce the boot's and each item's time limit; return True if the VM was stopped for
+    overrunning one (saying so, and marking it "@@limit")."""
+    marks = marks if marks is not None else profile.ProfileCollector()
     began = time.time()
     deadline, what, limit = began + BOOT_LIMIT_S, protocol.BOOT, BOOT_LIMIT_S
     qemu_seen = False
@@ -139,6 +178,10 @@ def _follow(vm: VmProcess, plan: list[dict], on_line, ledger: Ledger) -> bool:
         if not qemu_seen:       # QEMU prints the guest's console: it is running; record it by name too
             qemu_seen = _record_qemu(vm.pid, ledger)
         marker = protocol.parse_marker(line)
+        if marker and marker.kind == "phase":
+            marks.mark(marker.what)
+        elif marker and marker.kind == "done":
+            marks.done(marker.run_dir)
         if marker and marker.kind == "start" and marker.index < len(plan):
             what, limit, began = marker.what, float(plan[marker.index].get("limit_s") or ITEM_ALLOWANCE_S), time.time()
             deadline = began + limit

@@ -50,3 +50,13 @@ def test_missing_qemu_is_named_with_its_package(tmp_path):
     assert proc.returncode == 2, out
     assert "Traceback" not in out, out
     assert "qemu-system-x86_64" in out and "qemu-system-x86" in out, out
+
+
+def test_what_the_guest_kernels_command_line_carries_stays_well_inside_its_2048_bytes(tmp_path):
+    """virtme-ng passes --exec (base64) and --append on the kernel's command line, cut at 2048
+    bytes: the module list must leave room, and the run's command goes in a script (run_in_vm)."""
+    from harness.targets.vm import vng_command
+    args = vng_command("vng", "/boot/vmlinuz-x", "virtual", f"sh {tmp_path}/{'r' * 200}/.vm-plan-abcdefgh.sh")
+    appended = args[args.index("--append") + 1]
+    executed = args[args.index("--exec") + 1]
+    assert appended.startswith("modprobe.blacklist=kvm,") and len(appended) + len(executed) * 4 / 3 < 1100
