@@ -34,7 +34,7 @@ def test_a_bad_run_count_is_refused():
 
 
 @pytest.mark.parametrize("args, env, says", [
-    (["--only", "observers"], {}, "no section 'observers' (--only takes a comma-separated list of: topology,handshake,hold,observer)"),
+    (["--only", "observers"], {}, "no section 'observers' (--only takes a comma-separated list of: topology,handshake,hold,observer,speed)"),
     (["--only"], {}, "--only needs a list of sections"),
     (["--only", ","], {}, "--only names no section"),
     (["--only", "observer"], {"OBSERVER_REPEATS": "0"}, "OBSERVER_REPEATS must be a whole number >= 1, not '0'"),
@@ -64,7 +64,8 @@ out = pathlib.Path(args[args.index("--results-dir") + 1])
 source = pathlib.Path(args[-1])
 text = source.read_text() if source.is_file() else ""                 # the observer section's own file
 name = re.search(r"^name: (\\w+)", text, re.M).group(1) if text else args[-1].removesuffix(".yaml")
-repeat = int(re.search(r"^matrix: {.*repeat: (\\d+)}", text, re.M).group(1)) if text else 0
+repeat = re.search(r"^matrix: {.*repeat: (\\d+)}", text, re.M)
+repeat = int(repeat.group(1)) if repeat else 0                         # only the observer's file has one
 delays = re.search(r"^matrix: {links: {delay: \\[(.*)\\]}", text, re.M)
 delays = delays.group(1).split(", ") if delays else [""]       # "": handshake.yaml's own 25 ms links
 clock = args[args.index("--vm-clock") + 1] if "--vm-clock" in args else "virtual"
@@ -87,7 +88,9 @@ for delay, i, cell in cells:
     result["expectations"] = [{"name": "handshake_client", "passed": client < 0.105, "value": client * rtt / 0.1},
                               {"name": "handshake_server", "passed": True, "value": 0.1002 * rtt / 0.1}]
     cell.mkdir(parents=True)
-    (cell / "result.json").write_text(json.dumps(result))
+    (cell / "result.json").write_text(json.dumps(dict(result, duration_s=2.0)))
+    (cell / "profile.json").write_text(json.dumps({"clock": "host", "phases": [
+        {"name": "lab", "start": 0.0, "seconds": 1.5}, {"name": "timeline", "start": 1.5, "seconds": 2.5}], "total_s": 4.0}))
 sys.exit(code)
 """
 
@@ -199,3 +202,20 @@ def test_observer_delays_give_figures_per_rtt(tmp_path):
     assert ["RTT 100 ms" in l for l in lines] == [False, False, True, True] * 2
     text = Path(_calls(tmp_path)[0][-1]).read_text()
     assert text.endswith("matrix: {links: {delay: [12.5ms, 25ms]}, repeat: 3}\n")
+
+
+def test_the_speed_section_times_the_verdict_and_the_suite_and_prints_the_profile(tmp_path):
+    env = dict(_stand_ins(tmp_path), SPEED_KERNELS="/boot/a,/boot/b")
+    proc = subprocess.run([str(REPO / "scripts" / "benchmark"), "--only", "speed"], capture_output=True, text=True,
+                          timeout=600, env=env)
+    calls = _calls(tmp_path)
+    assert calls[0][-1] == "experiments/stale_syn.yaml" and calls[1][-1] == "experiments/"
+    assert calls[1][calls[1].index("--jobs") + 1] == "2"
+    assert [calls[1][i + 1] for i, a in enumerate(calls[1]) if a == "--kernel"] == ["/boot/a", "/boot/b"]
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("command to verdict, stale_syn.yaml, cold VM (boot included): ")
+    assert lines[0].endswith(" s (before issue 19: 68 s)") and lines[1].startswith("phase ")
+    assert "lab             1.50" in proc.stdout and "timeline        2.50" in proc.stdout
+    assert any(l.startswith("shipped suite (experiments/, 1 runs) on /boot/a,/boot/b, --jobs 2: ") for l in lines)
+    assert any(l.startswith("per-run overhead (") and "1 runs: median 2.0 s" in l for l in lines)      # 4.0 - 2.0
