@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, metavar="N",
                         help="VMs run side by side when several experiments are given (default: the CPU count; "
                              "a VM on the virtual clock uses one)")
+    parser.add_argument("--warm", action="store_true",
+                        help="vm target: keep the VM up after the run (until 10 min after its last run), so the next "
+                             "run with the same kernel, clock and --results-dir skips the boot and Python's start "
+                             "(one warm VM per kernel; runs take turns in it); replaced by a fresh one whenever the "
+                             "harness code changed; stopped by --warm-stop")
+    parser.add_argument("--warm-stop", action="store_true", help="stop every warm VM (see --warm), say which, and run nothing")
     parser.add_argument("--inner-plan", help=argparse.SUPPRESS)      # the VM target's inner run
     parser.add_argument("--results-dir", metavar="DIR", default="results", help="where results go (default: results)")
     parser.add_argument("--open", action="store_true",
@@ -66,8 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "routers, each link's settings per direction, subnets and addresses; nothing is run")
     parser.add_argument("-o", "--out", metavar="FILE.svg", help="with --draw: where the SVG goes (default: ./<topology name>.svg)")
     args = parser.parse_args(argv)
-    if args.draw is None and not args.experiments:
-        parser.error("give an experiment file (or --draw TOPOLOGY)")
+    if args.draw is None and not args.experiments and not args.warm_stop:
+        parser.error("give an experiment file (or --draw TOPOLOGY, or --warm-stop)")
     if args.draw is not None and args.experiments:
         parser.error(f"--draw draws one topology and runs nothing: drop {' '.join(args.experiments)}, or drop --draw")
     if args.out is not None and args.draw is None:
@@ -274,6 +280,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--jobs {args.jobs} runs nothing.", fix="give --jobs 1 or more.")
     if args.max_cells < 1:
         raise UserError(f"--max-cells {args.max_cells} allows nothing.", fix="give --max-cells 1 or more.")
+    if args.warm and (args.target == "local" or _remote(args)):
+        raise UserError(f"--warm keeps a local VM up, but --target {args.target} runs no local VM.",
+                        fix="drop --warm, or use --target vm (or auto).")
     if args.kernel and args.target == "local":
         raise UserError("--kernel picks the VM's kernel, but --target local runs on this machine's own kernel.",
                         fix="drop --kernel, or use --target vm (or auto).")
@@ -284,6 +293,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.inner_plan:
         profile.to_console()          # the host stamps the guest's phases on its own clock
         return _run_inner(Path(args.inner_plan), Path(args.results_dir))
+    if args.warm_stop:
+        from harness.targets.warm import stop_warm
+        return stop_warm(say)
     profile.phase("host-start", profile.process_start())
     profile.phase("plan")
     from harness.load import load_cells
@@ -424,6 +436,8 @@ def _carry_out(args: argparse.Namespace, plan, results: Path) -> int:
     kept in item.results."""
     from harness.targets.batch import run_batch
     from harness.targets.vm import plan_entries, run_in_vm
+    if args.warm:
+        from harness.targets.warm import run_warm as run_in_vm      # the same contract, in a VM kept up
     if len(plan.items) == 1:
         item = plan.items[0]
         say(f"target: {item.target} ({item.why})")
@@ -450,7 +464,8 @@ def _carry_out(args: argparse.Namespace, plan, results: Path) -> int:
         return run_in_vm(group[0].kernel, plan_entries(group, args.max_cells), results, args.vm_clock,
                          on_line=on_line, started=started, verbose=args.verbose, observer=args.observer)
 
-    return run_batch(plan.items, local_item, vm_group, args.jobs or os.cpu_count() or 1, say)
+    jobs = 1 if args.warm else args.jobs or os.cpu_count() or 1       # one warm VM per kernel: runs take turns
+    return run_batch(plan.items, local_item, vm_group, jobs, say)
 
 
 def compare_runs(argv: list[str] | None = None) -> int:

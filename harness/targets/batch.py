@@ -131,7 +131,9 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
         except KeyboardInterrupt:
             interrupted = True
             for proc in procs:
-                if proc.poll() is None:
+                if proc.poll() is None and hasattr(proc, "cancel"):
+                    proc.cancel()            # a warm VM: the run inside stops, the VM stays
+                elif proc.poll() is None:
                     os.killpg(proc.pid, 15)
             for proc in procs:
                 proc.wait()

@@ -202,3 +202,14 @@ def test_a_second_local_run_waits_and_says_for_whom(registry, monkeypatch):
     first.release()
     thread.join(10)
     assert got.is_set()
+
+
+def test_a_table_its_owner_removed_is_forgotten_and_close_runs_nothing_for_it(registry, monkeypatch):
+    ran = []
+    monkeypatch.setattr(leftovers, "run_command", lambda args, **kw: ran.append(args))
+    ledger = Ledger()
+    ledger.add(nft_tables=["tcptestbed_1", "tcptestbed_2"])
+    ledger.forget(nft_tables=["tcptestbed_1"])
+    assert '"nft_tables": ["tcptestbed_2"]' in ledger.path.read_text()     # on disk at once, for the guardian
+    ledger.close()
+    assert ran == [["nft", "delete", "table", "bridge", "tcptestbed_2"], ["nft", "delete", "table", "netdev", "tcptestbed_2"]]
