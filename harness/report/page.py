@@ -33,6 +33,24 @@ def write_report(run_dir: Path | str) -> Path:
     return path
 
 
+def draw_report(run_dir: Path) -> str | None:
+    """report.html, drawn from the folder's own evidence once result.json is there; None, or what
+    to tell the user when drawing failed. The verdict stands without the page, so a failure is
+    said (its traceback kept in the folder), never raised."""
+    try:
+        write_report(run_dir)
+        return None
+    except Exception as exc:      # noqa: BLE001 - a bug in drawing must not cost the run its verdict
+        import traceback
+        try:
+            (Path(run_dir) / "report-traceback.txt").write_text("".join(traceback.format_exception(exc)))
+            kept = "traceback in report-traceback.txt"
+        except OSError as error:      # the disk that stopped the drawing may stop this too
+            kept = f"its traceback could not be kept either: {error.strerror or error}"
+        return (f"report.html could not be drawn, a bug in the test bed: {type(exc).__name__}: {str(exc)[:200]} "
+                f"({kept}; please report it). The verdict below stands.")
+
+
 def render(run: RunData) -> str:
     """The page's HTML for one run."""
     result = run.result

@@ -6,6 +6,7 @@ result.json, pcaps and samples land on the host. Nested KVM hangs here, hence --
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shlex
 import shutil
@@ -188,7 +189,25 @@ def _follow(vm: VmProcess, plan: list[dict], on_line, ledger: Ledger, marks: pro
         elif marker and marker.kind == "done":
             what, limit, began = protocol.AFTER_LAST, ITEM_ALLOWANCE_S, time.time()
             deadline = began + limit
+        if marker and marker.kind == "done":     # before the marker: its lines still go with the item
+            report_on_host(marker.run_dir, on_line)
         on_line(line)
+
+
+def report_on_host(run_dir: str, on_line) -> None:
+    """A VM's run folder gets its report.html here, on the host's CPU: drawing it in the guest,
+    under emulation, cost about a second of every run (it is drawn from the folder alone, never
+    part of the evidence). Only a finished run's folder (result.json complete) has one."""
+    folder = Path(run_dir) if run_dir else None
+    try:
+        complete = folder is not None and json.loads((folder / "result.json").read_text()).get("complete") is True
+    except (OSError, ValueError):
+        complete = False
+    if not complete or (folder / "report.html").exists():
+        return
+    from harness.report.page import draw_report
+    problem = draw_report(folder)
+    on_line(problem or f"report:  {folder / 'report.html'}")
 
 
 def _record_qemu(group: int, ledger: Ledger) -> bool:

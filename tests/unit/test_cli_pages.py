@@ -79,3 +79,26 @@ def test_a_page_that_cannot_be_drawn_costs_the_run_nothing(tmp_path, monkeypatch
     assert "The verdict below stands" in capsys.readouterr().out
     runner._draw_report(tmp_path / "gone")             # no folder: the traceback cannot be kept
     assert "could not be kept either" in capsys.readouterr().out
+
+
+def test_a_vm_runs_page_is_drawn_on_the_host_once_its_folder_is_complete(tmp_path):
+    """harness.targets.vm.report_on_host: the guest publishes the folder, the host draws the page
+    (natively) and says where it is; an incomplete run, or one with a page already, is left as it is."""
+    import json
+    from harness.targets.vm import report_on_host
+    said: list[str] = []
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "teardown", run)
+    (run / "report.html").unlink(missing_ok=True)
+    report_on_host(str(run), said.append)
+    assert said == [f"report:  {run / 'report.html'}"] and "<svg" in (run / "report.html").read_text()
+    report_on_host(str(run), said.append)          # drawn already: nothing more
+    assert len(said) == 1
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(FIXTURES / "teardown", incomplete)
+    (incomplete / "report.html").unlink(missing_ok=True)
+    result = json.loads((incomplete / "result.json").read_text())
+    (incomplete / "result.json").write_text(json.dumps(dict(result, complete=False)))
+    report_on_host(str(incomplete), said.append)
+    report_on_host("", said.append)
+    assert len(said) == 1 and not (incomplete / "report.html").exists()
