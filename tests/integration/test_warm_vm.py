@@ -158,3 +158,25 @@ def test_a_client_with_other_code_stops_the_warm_vm(kernel, tmp_path):
         assert _settled(results, state["pid"], key) == []
     finally:
         warm.stop_warm(lambda line: None)
+
+
+def test_a_killed_keeper_leaves_no_vm(kernel, tmp_path):
+    """SIGKILL of the keeper mid-boot: its ledger's guardian kills the VM's process group and
+    removes the ledger; the next look at the warm VMs removes its state and socket."""
+    results = tmp_path / "warm"
+    results.mkdir()
+    key = _key(kernel, results)
+    warm._start_keeper(Path(kernel), "virtual", results.resolve(), key, 60.0)
+    try:
+        warm._connect(warm.Paths(key).socket, warm.START_WAIT_S).close()
+        state = warm.read_state(warm.Paths(key).state)
+        deadline = time.time() + 120
+        while not any("qemu" in p for p in _our_processes(results)) and time.time() < deadline:
+            time.sleep(0.5)
+        assert any("qemu" in p for p in _our_processes(results))
+        os.kill(state["pid"], signal.SIGKILL)
+        assert warm.warm_states() == [] or warm._wait_gone(state, 10)
+        assert warm.warm_states() == []
+        assert _settled(results, state["pid"], key, wait_s=10) == []
+    finally:
+        warm.stop_warm(lambda line: None)
