@@ -11,8 +11,10 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 
 from harness.errors import RunFailed
 from harness.lab.lifecycle import Lifecycle, recorded_or_stopped, stop_all
@@ -29,6 +31,43 @@ def die_with_parent(parent: int) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def interrupts_held():
+    """Hold Ctrl-C (SIGINT) and SIGTERM while this process forks a helper: Python runs its at-fork
+    hooks then (logging's lock release), and an interrupt raised inside one is printed as
+    "Exception ignored ... KeyboardInterrupt" and lost (seen when a faster lab put a Ctrl-C on a
+    tcpdump's start). Their handlers only note them meanwhile (a signal mask would not do: any
+    other thread takes a process's signal for the main thread); after, each noted one goes to the
+    handler it was meant for, where the caller's clean-up handles it. The main thread only (the
+    only one that may set handlers); a helper forked elsewhere is forked as before. A forked child
+    sets its own handlers; an exec'd one starts with the defaults."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    owner = os.getpid()
+
+    def note(signum: int, _frame) -> None:
+        if os.getpid() == owner:
+            noted.append(signum)
+        else:       # the child, before it set its own handlers: the signal is its own, as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    # only a signal with a Python handler can be raised in a hook; one the kernel handles stays so
+    before = {sig: signal.signal(sig, note) for sig in HELD if callable(signal.getsignal(sig))}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(noted):      # to the handler it was meant for
+            before[sig](sig, None)
 
 
 def enter_netns(pid: int) -> None:
@@ -58,20 +97,26 @@ class Forked(Lifecycle):
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
-        child = os.fork()
-        if child == 0:
-            self._child(parent, pid, pipes, function, args)
-        self.pid = child
-        log_started(f"fork {name}: {getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}",
-                    child, where=f"netns of {pid}" if pid is not None else None)
+        with interrupts_held():
+            child = os.fork()
+            if child == 0:
+                self._child(parent, pid, pipes, function, args)
+            self.pid = child
+            self._close_childs_ends(pipes)
+            log_started(f"fork {name}: {getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}",
+                        child, where=f"netns of {pid}" if pid is not None else None)
+            if ledger is not None:      # in the ledger before an interrupt can come
+                recorded_or_stopped(self, ledger, pids=[child])
+
+    def _close_childs_ends(self, pipes) -> None:
+        """Keep our ends of the child's stdin, stdout and stderr (before an interrupt can come:
+        stop() closes them)."""
         os.close(pipes[0][0])
         os.close(pipes[1][1])
         os.close(pipes[2][1])
         self.stdin = os.fdopen(pipes[0][1], "wb")
         self.stdout = os.fdopen(pipes[1][0], "rb")
         self.stderr = os.fdopen(pipes[2][0], "rb")
-        if ledger is not None:
-            recorded_or_stopped(self, ledger, pids=[child])
 
     @staticmethod
     def _child(parent, pid, pipes, function, args) -> None:

@@ -1,17 +1,22 @@
 """Build the Mininet network for a topology, verify its impairments, and always tear it down."""
 from __future__ import annotations
 
+import functools
+import os
 import re
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import RunFailed
 from harness.lab.leftovers import Ledger
 from harness.load.units import parse_seconds
-from harness.lab.routing_setup import configure, is_router, router_class, verify
+from harness.lab.routing_setup import (batch_command, batched_classes, is_router, lab_batch, plan_into_pending, qdisc_texts,
+                                       read_lab, router_class, verify)
 from harness.model import ADDRESS_PREFIX_LEN, Experiment, Impairment, Topology
-from harness.runlog import node_cmd, route_mininet, run_command, say
+from harness.runlog import log_command, node_cmd, node_pexec, route_mininet, run_command, say
 
 def tc_params(imp: Impairment) -> dict:
     """Mininet TCIntf keywords for one direction (units always explicit: tc reads bare numbers as µs)."""
@@ -64,14 +69,14 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
     from mininet.log import setLogLevel
     from mininet.net import Mininet
     from mininet.node import OVSBridge
-    from mininet.nodelib import LinuxBridge
 
     setLogLevel("error")
     route_mininet()        # Mininet's debug lines (every tc, ip, ethtool it runs) into run.log
     topo = experiment.topology
     ovs = topo.switch_kind == "ovs"
+    _check_tools_in_python(ovs)
     started_ovs = ensure_ovs_running() if ovs and topo.switches else False
-    switch_cls = OVSBridge if ovs else LinuxBridge
+    switch_cls = OVSBridge if ovs else bridge_class()
     net = Mininet(switch=switch_cls, controller=None, link=TCLink, build=False, autoSetMacs=True)
     try:
         _add_nodes(net, topo, ledger, {h: _host_ip(topo, h, addresses, prefix_len) for h in topo.hosts}, switch_cls)
@@ -79,12 +84,15 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
         say(f"building {len(topo.hosts)} hosts, {len(topo.routers)} routers, {len(topo.switches)} "
             f"{'Open vSwitch' if ovs else 'Linux bridge'} switches, {len(topo.links)} links")
         net.build()
+        if topo.interfaces:      # the loader's plan (a hand-made Topology in a test may have none)
+            plan_into_pending(net, topo, link_ports)     # configure()'s settings, set with the links
+        lab_batch(net, [*topo.hosts, *topo.routers], list(topo.switches))    # one process per node sets its links
         net.start()
         _disable_bridge_netfilter()
-        qdiscs = verify_impairments(net, egress)
-        if topo.interfaces:      # the loader's plan (a hand-made Topology in a test may have none)
-            configure(net, topo, link_ports)
-            verify(net, topo, link_ports)
+        got = read_lab(net, topo, link_ports)      # one process per namespace reads back all of it
+        qdiscs = verify_impairments(egress, _interface_qdiscs(topo, egress, got))
+        if topo.interfaces:
+            verify(net, topo, link_ports, got)
         wrong = {h: net.get(h).IP() for h in addresses or {} if net.get(h).IP() != addresses[h]}
         if wrong:        # the agents' plans name the planned addresses: a lab that differs would mislead them
             raise RunFailed(f"hosts did not get their planned addresses: {wrong} (planned {addresses}).")
@@ -101,18 +109,78 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
 def _stop(net) -> None:
     """net.stop(), also after a Ctrl-C that came while a node's shell ran a command: Mininet then
     leaves the node `waiting`, and every later cmd() on it (stop() deletes the links through it)
-    fails an assertion — the interrupt would end as a crash instead of a clean stop."""
+    fails an assertion — the interrupt would end as a crash instead of a clean stop. With Linux
+    bridges the links and bridges go first, in one process (_delete_links)."""
     for node in [*net.hosts, *net.switches]:
         if getattr(node, "waiting", False):
             node.waiting = False
+    if all(isinstance(switch, bridge_class()) for switch in net.switches):
+        _delete_links(net)
     net.stop()
+
+
+def _delete_links(net) -> None:
+    """Delete every link and bridge the way net.stop() would (`ip link del` per link end, in the
+    end's node, twice per link; `ifconfig down` and `brctl delbr` per bridge: 0.1-0.3 s of wall
+    time apiece in the VM), in one `ip -force -batch` per namespace: a link is deleted by its end
+    in the machine's namespace if it has one (a switch port), else by its first end in that node's
+    namespace. Then Mininet is told the links are gone, so net.stop() only ends the nodes' shells.
+    -force goes on past a failing line (one already gone); what remains, the ledger removes."""
+    by_node: dict[Any, list[str]] = {}
+    for link in net.links:
+        end = next((i for i in (link.intf1, link.intf2) if not i.node.inNamespace), link.intf1)
+        by_node.setdefault(None if not end.node.inNamespace else end.node, []).append(f"link del dev {end.name}")
+    by_node.setdefault(None, []).extend(f"link del dev {switch.name}" for switch in net.switches)
+    for node, lines in by_node.items():
+        if node is None:
+            if lines:
+                run_command(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n")
+        else:
+            node_pexec(node, batch_command(["ip", "-force", "-batch", "-"], lines))
+    for link in net.links:
+        for intf in (link.intf1, link.intf2):
+            intf.node.delIntf(intf)
+    net.links = []
+    for switch in net.switches:
+        switch.deleted = True
+
+
+@functools.cache
+def bridge_class():
+    """Mininet's LinuxBridge, started by one `ip -batch` (the bridge made, its ports enslaved, up)
+    instead of `ifconfig down`, `brctl delbr`, `brctl addbr`, `brctl addif` per port and `ifconfig
+    up`: the same kernel calls (br_add_bridge, br_add_if), one process. STP stays Mininet's (brctl)."""
+    from mininet.nodelib import LinuxBridge
+
+    class Bridge(LinuxBridge):
+        deleted = False
+
+        def start(self, controllers):
+            if self.stp:
+                return super().start(controllers)
+            lines = [f"link del dev {self.name}"] if Path(f"/sys/class/net/{self.name}").exists() else []
+            lines += [f"link add name {self.name} type bridge"]
+            lines += [f"link set dev {intf} master {self.name}" for intf in self.intfList() if self.name in intf.name]
+            done = run_command(["ip", "-batch", "-"], input="\n".join(lines + [f"link set dev {self.name} up"]) + "\n")
+            if done.returncode:
+                raise RunFailed(f"the bridge {self.name} could not be made: {done.stderr.strip()[-400:]}")
+            return None
+
+        def stop(self, deleteIntfs=True):
+            """Deleted already by _delete_links (else as Mininet does)."""
+            if not self.deleted:
+                return super().stop(deleteIntfs)
+            return super(LinuxBridge, self).stop(deleteIntfs)
+
+    return Bridge
 
 
 def _add_nodes(net, topo: Topology, ledger: Ledger, host_ips: dict[str, dict], switch_cls) -> None:
     """Hosts, routers and switches, each recorded in the ledger as it starts (its name before it exists)."""
     ovs = topo.switch_kind == "ovs"
+    host_class, _ = batched_classes()
     for host in topo.hosts:    # each host's shell and network namespace, recorded as it starts
-        shell = net.addHost(host, **host_ips[host]).pid
+        shell = net.addHost(host, cls=host_class, **host_ips[host]).pid
         ledger.add(pids=[shell], netns=[shell])
     for router in topo.routers:    # a router is a host whose kernel forwards: recorded the same way
         shell = net.addHost(router, cls=router_class(), ip=None).pid
@@ -136,7 +204,8 @@ def _add_links(net, topo: Topology, ledger: Ledger) -> tuple[dict, dict, dict]:
         planned = [f"{node}-eth{net.get(node).newPort()}" for node in (link.a, link.b)]
         ledger.add(interfaces=planned)
         made = net.addLink(link.a, link.b, params1={**tc_params(link.a_to_b), **ips.get((link.a, i), {})},
-                           params2={**tc_params(link.b_to_a), **ips.get((link.b, i), {})})
+                           params2={**tc_params(link.b_to_a), **ips.get((link.b, i), {})},
+                           cls1=batched_classes()[1], cls2=batched_classes()[1])    # set by lab_batch after the build
         egress[made.intf1.name] = (link.a, link.a_to_b)
         egress[made.intf2.name] = (link.b, link.b_to_a)
         ports[(link.a, link.b)], ports[(link.b, link.a)] = made.intf1.name, made.intf2.name
@@ -180,19 +249,66 @@ def ensure_ovs_running() -> bool:
     return True
 
 
+def _check_tools_in_python(ovs: bool) -> None:
+    """Mininet's one-time class checks exec a process each (`grep -c processor /proc/cpuinfo`,
+    `which mnexec`, `which ifconfig`, `which brctl`, three `sysctl` reads of bridge netfilter):
+    0.1-0.3 s of wall time apiece in the VM. The same checks here without a process; Mininet's
+    own flags (numCores.ncores, isSetup) then say they were done. The bridge netfilter settings
+    Mininet only warned about are set to 0 after the build (_disable_bridge_netfilter). Open
+    vSwitch keeps Mininet's own checks (its module and version)."""
+    from mininet import util
+    from mininet.node import Host
+    from mininet.nodelib import LinuxBridge
+
+    tools = ["mnexec", "ifconfig", *([] if ovs else ["brctl"])]
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise RunFailed(f"Mininet needs {', '.join(missing)}, not found on PATH: {SETUP_HINT}")
+    if not hasattr(util.numCores, "ncores"):
+        util.numCores.ncores = os.cpu_count() or 1     # only CPU-limited hosts (not used) read it
+    Host.isSetup = True          # Node.setup's pathCheck, done above; a Router is a Host
+    if not ovs:
+        LinuxBridge.isSetup = True
+
+
+SETUP_HINT = "run scripts/setup (as root) to install Mininet's tools"
+BRIDGE_NF = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables")
+
+
 def _disable_bridge_netfilter() -> None:
-    """With br_netfilter loaded, bridged frames would traverse iptables; keep the bridge plain."""
-    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
-        run_command(["sysctl", "-q", "-w", f"net.bridge.{name}=0"])
+    """With br_netfilter loaded, bridged frames would traverse iptables; keep the bridge plain.
+    Written in /proc/sys from here (the machine's namespace, where the bridges are) rather than
+    by three `sysctl` processes; without br_netfilter the files are absent and nothing is to do."""
+    for name in BRIDGE_NF:
+        path = Path("/proc/sys/net/bridge") / name
+        if not path.exists():
+            continue
+        try:
+            path.write_text("0\n")
+            log_command(f"echo 0 > {path}", 0, None)
+        except OSError as exc:
+            log_command(f"echo 0 > {path}", 1, None, stderr=str(exc))
 
 
-def verify_impairments(net, egress: dict[str, tuple[str, Impairment]]) -> dict[str, str]:
-    """Mininet only prints tc errors; read every qdisc back and refuse to go on if one is wrong.
+def _interface_qdiscs(topo: Topology, egress: dict[str, tuple[str, Impairment]],
+                      got: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Each link interface's `tc qdisc show dev` text, from read_lab's per-namespace read-backs
+    (a switch's ports are in the first switch's: the machine's namespace)."""
+    texts = {}
+    for node in {node for node, _ in egress.values()}:
+        where = topo.switches[0] if node in topo.switches else node
+        texts[node] = qdisc_texts(got[where]["qdisc"])
+    return {intf: texts[node].get(intf, "") for intf, (node, _) in egress.items()}
+
+
+def verify_impairments(egress: dict[str, tuple[str, Impairment]], shown: dict[str, str]) -> dict[str, str]:
+    """Mininet only prints tc errors; check every qdisc read back (`shown`: interface -> its
+    `tc qdisc show dev` text) and refuse to go on if one is wrong.
 
     Returns each interface's `tc qdisc show` text, which the run records as it really was."""
     problems, qdiscs = [], {}
     for intf, (node, imp) in egress.items():
-        text = qdiscs[intf] = node_cmd(net.get(node), f"tc qdisc show dev {intf}").strip()
+        text = qdiscs[intf] = shown.get(intf, "").strip()
         if not imp.needs_netem:
             continue
         delay = netem_delay_s(text)

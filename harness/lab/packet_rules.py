@@ -54,7 +54,8 @@ from typing import NamedTuple
 from harness.errors import RunFailed
 from harness.lab.lifecycle import Lifecycle, stop_all
 from harness.model import Impairment, LengthSpec, NetworkStep, OptionSpec, PacketMatch
-from harness.runlog import node_cmd, node_pexec, run_command
+from harness.lab.routing_setup import batch_command, qdisc_texts
+from harness.runlog import node_pexec, run_command
 
 _FLAG_WORDS = {"S": "syn", "F": "fin", "R": "rst", "A": "ack", "U": "urg"}
 _BIG = 4_000_000_000
@@ -220,10 +221,40 @@ def _netem_args(delay_s: float, imp: Impairment | None = None) -> list[str]:
     return args + ["limit", str(imp.queue if imp and imp.queue else 1000)]
 
 
-def _run(node, args: list[str]) -> None:
+def _run(node, args: list[str]) -> str:
     out, err, code = node_pexec(node, args)
     if code:
         raise RunFailed(f"could not set up a network step: `{' '.join(args)}` failed: {err.strip() or out.strip()}")
+    return out
+
+
+def _nft(node, commands: list[str]) -> None:
+    """Several nft commands in one process (in the VM each process costs 0.1-0.3 s of wall time),
+    ' ; '-separated on one command line so run.log shows each; nft applies them as one
+    transaction, so a failure leaves none of them in."""
+    if commands:
+        _run(node, ["nft", " ; ".join(commands)])
+
+
+def band_lines(port: str, rules: list[tuple[PlacedStep, int]]) -> list[str]:
+    """`tc -batch` lines of one egress port's bands: a prio qdisc, the link's own netem in band 1,
+    one netem band per hold or delay step and the fw filter that sends the step's mark there."""
+    imp = rules[0][0].impairment
+    lines = [f"qdisc replace dev {port} root handle 1: prio bands {max(2, len(rules) + 1)} priomap {' '.join(['0'] * 16)}",
+             f"qdisc add dev {port} parent 1:1 handle 10: {' '.join(_netem_args(imp.delay_s, imp))}"]
+    for band, (placed_step, mark) in enumerate(rules, start=2):
+        netem = _netem_args(imp.delay_s + (placed_step.step.extra_s or 0.0), None)
+        lines += [f"qdisc add dev {port} parent 1:{band} handle {band}0: {' '.join(netem)}",
+                  f"filter add dev {port} parent 1: protocol all prio 1 handle {mark} fw flowid 1:{band}"]
+    return lines
+
+
+def _run_tc(node, lines: list[str], ports: list[str]) -> dict[str, str]:
+    """Run `lines` in one `tc -batch` process (it stops at the first failing line and names it,
+    -:N), then read the ports' qdiscs back in the same process: port -> `tc qdisc show dev` text."""
+    out = _run(node, batch_command(["tc", "-batch", "-"], [*lines, "qdisc show"]))
+    texts = qdisc_texts(out)
+    return {port: texts.get(port, "") for port in ports}
 
 
 FAMILIES = ("bridge", "ip")
@@ -272,6 +303,7 @@ class PacketRules(Lifecycle):
         self.closed = False
         self.installed = False
         self.counted: dict[int, int] | None = None
+        self.ledger = ledger if family == "bridge" else None     # a router's table goes with its namespace
         if family == "bridge":
             ledger.add(nft_tables=[self.table])
         try:
@@ -283,22 +315,20 @@ class PacketRules(Lifecycle):
 
     def _tables(self, placed: list[PlacedStep]) -> None:
         """The table, its marking chain, the drops chain with every drop rule, the netdev chains
-        of duplicates at a switch, and the next hop of duplicates at a router."""
-        family = self.family
-        _run(self.node, ["nft", "add", "table", family, self.table])
-        _run(self.node, ["nft", "add", "chain", family, self.table, "rules",
-                         "{ type filter hook forward priority 0; policy accept; }"])
+        of duplicates at a switch (one nft process, one transaction: all or nothing), and the
+        next hop of duplicates at a router."""
+        family, table = self.family, self.table
+        commands = [f"add table {family} {table}",
+                    f"add chain {family} {table} rules {{ type filter hook forward priority 0; policy accept; }}"]
         drops = [(p, mark) for p, mark in self.marked if p.step.action == "drop"]
         if drops:       # after "rules" on the same hook; all in now: a timed step only adds a mark
-            _run(self.node, ["nft", "add", "chain", family, self.table, "drops",
-                             "{ type filter hook forward priority 10; policy accept; }"])
-            for p, mark in drops:
-                _run(self.node, ["nft", f"add rule {family} {self.table} drops {drop_rule(p.step, mark)}"])
+            commands.append(f"add chain {family} {table} drops {{ type filter hook forward priority 10; policy accept; }}")
+            commands += [f"add rule {family} {table} drops {drop_rule(p.step, mark)}" for p, mark in drops]
         if "netdev" in self.families:
-            _run(self.node, ["nft", "add", "table", "netdev", self.table])
-            for chain, device in netdev_chains(placed).items():
-                _run(self.node, ["nft", "add", "chain", "netdev", self.table, chain,
-                                 f'{{ type filter hook ingress device "{device}" priority 0; policy accept; }}'])
+            commands.append(f"add table netdev {table}")
+            commands += [f'add chain netdev {table} {chain} {{ type filter hook ingress device "{device}" priority 0; '
+                         'policy accept; }' for chain, device in netdev_chains(placed).items()]
+        _nft(self.node, commands)
         if family == "ip":
             for p in placed:
                 if p.step.action == "duplicate":
@@ -326,17 +356,9 @@ class PacketRules(Lifecycle):
                 raise RunFailed(f"network step at line {placed_step.step.index}: {placed_step.port} is rate-limited (bw), "
                                 "and holding segments there is not supported yet; drop works.")
             by_port.setdefault(placed_step.port, []).append((placed_step, mark))
-        for port, rules in by_port.items():
-            imp = rules[0][0].impairment
-            _run(self.node, ["tc", "qdisc", "replace", "dev", port, "root", "handle", "1:", "prio", "bands",
-                             str(max(2, len(rules) + 1)), "priomap", *["0"] * 16])
-            _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", "1:1", "handle", "10:", *_netem_args(imp.delay_s, imp)])
-            for band, (placed_step, mark) in enumerate(rules, start=2):
-                netem = _netem_args(imp.delay_s + (placed_step.step.extra_s or 0.0), None)
-                _run(self.node, ["tc", "qdisc", "add", "dev", port, "parent", f"1:{band}", "handle", f"{band}0:", *netem])
-                _run(self.node, ["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "all", "prio", "1",
-                                 "handle", str(mark), "fw", "flowid", f"1:{band}"])
-            self.qdiscs[port] = node_cmd(self.node, f"tc qdisc show dev {port}").replace("\r", "").strip()
+        if by_port:
+            self.qdiscs = _run_tc(self.node, [line for port, rules in by_port.items() for line in band_lines(port, rules)],
+                                  list(by_port))
 
     def install_untimed(self) -> None:
         """Add the rules of steps without a time, before the timeline's t0 is set: running nft
@@ -344,9 +366,8 @@ class PacketRules(Lifecycle):
         if self.installed:
             return
         self.installed = True
-        for (p, mark), home in zip(self.marked, self.homes):
-            if not p.step.at_s:
-                _run(self.node, self._add_rule(p, mark, home))
+        _nft(self.node, [self._add_rule(p, mark, home)[1] for (p, mark), home in zip(self.marked, self.homes)
+                         if not p.step.at_s])
 
     def _add_rule(self, p: PlacedStep, mark: int, home: tuple[str, str]) -> list[str]:
         family, chain = home
@@ -386,8 +407,15 @@ class PacketRules(Lifecycle):
         before arm() and safe to call twice; a table already gone is not an error."""
         self.closed = True          # arm() starts no timer from now on
         self.cancel_timers()
-        for family in self.families:
-            run_command([*self.prefix, "nft", "delete", "table", family, self.table])
+        if len(self.families) == 1:
+            deleted = not run_command([*self.prefix, "nft", "delete", "table", self.families[0], self.table]).returncode
+        else:       # made in one transaction, so both are there (or neither): one process
+            together = run_command([*self.prefix, "nft", " ; ".join(f"delete table {f} {self.table}" for f in self.families)])
+            deleted = not together.returncode or all(     # one already gone: the other still goes
+                not run_command([*self.prefix, "nft", "delete", "table", family, self.table]).returncode
+                for family in self.families)
+        if deleted and self.ledger is not None:      # the ledger's close() need not try again (two failing nfts)
+            self.ledger.forget(nft_tables=[self.table])
 
     close = Lifecycle.stop
 

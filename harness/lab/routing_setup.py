@@ -31,9 +31,9 @@ Ports = dict[tuple[str, int], str]     # (node, index of the link in Topology.li
 def router_class():
     """The Mininet node class of a router: a host (own shell, own network namespace) that the
     lab recognises; forwarding is switched on by configure() so run.log shows it."""
-    from mininet.node import Host
+    host_class, _ = batched_classes()
 
-    class Router(Host):
+    class Router(host_class):
         """A Linux router of the topology (net.ipv4.ip_forward=1 once configured)."""
 
     return Router
@@ -41,6 +41,144 @@ def router_class():
 
 def is_router(node) -> bool:
     return isinstance(node, router_class())
+
+
+@dataclass
+class Pending:
+    """What Mininet would have set on one node's interfaces with a process per command (ifconfig
+    up, ifconfig down/hw ether/up, ifconfig ADDR up, ethtool -K, tc qdisc show, tc qdisc add: ~7
+    per interface, 0.1-0.3 s of wall time apiece in the VM), kept to be set in one process."""
+    macs: dict[str, str] = field(default_factory=dict)          # interface -> MAC (the last asked)
+    addresses: dict[str, str] = field(default_factory=dict)     # interface -> address/prefix (the last asked)
+    up: list[str] = field(default_factory=list)                 # interfaces to bring up, in order
+    ethtool: dict[str, list[str]] = field(default_factory=dict)    # interface -> `ethtool -K` arguments
+    tc: list[str] = field(default_factory=list)                 # `tc -batch` lines (Mininet's own tc commands)
+    sysctls: dict[str, str] = field(default_factory=dict)       # the plan's forwarding sysctls (routed labs)
+    planned: list[str] = field(default_factory=list)            # the plan's MTUs and routes (`ip -batch` lines)
+
+    def bring_up(self, intf: str) -> None:
+        if intf not in self.up:
+            self.up.append(intf)
+
+    def ip_lines(self) -> list[str]:
+        """MACs before the interfaces go up (a veth takes a new MAC only while down), then up,
+        then the addresses (`brd +`: the broadcast ifconfig gives, the subnet's last address)."""
+        return ([f"link set dev {intf} address {mac}" for intf, mac in self.macs.items()]
+                + [f"link set dev {intf} up" for intf in self.up]
+                + [f"addr add {address} brd + dev {intf}" for intf, address in self.addresses.items()]
+                + self.planned)     # MTUs, then routes through the addressed interfaces
+
+    def command(self) -> list[str] | None:
+        """One shell: an `ip -batch` of the links and addresses, each interface's `ethtool -K` (its
+        failure said, not fatal: Mininet never checked it either), a `tc -batch` of the qdiscs.
+        Every line is in the command run.log shows. None: nothing to set."""
+        ip, tc = self.ip_lines(), self.tc
+        parts = [shlex.join(sysctl_command(self.sysctls))] if self.sysctls else []
+        parts += ['pick ip "$@" | ip -batch -'] if ip else []
+        parts += [f"{{ {shlex.join(['ethtool', '-K', intf, *args])} || echo 'ethtool -K {intf} failed' >&2; }}"
+                  for intf, args in self.ethtool.items()]
+        parts += ['pick tc "$@" | tc -batch -'] if tc else []
+        lines = [f"ip: {line}" for line in ip] + [f"tc: {line}" for line in tc]
+        return ["sh", "-c", PICK + " && ".join(parts), "lab-batch", *lines] if parts else None
+
+
+# the lines of one program ("ip: link set ..." -> "link set ..."), from the shell's arguments
+PICK = 'pick() { p=$1; shift; for l; do case $l in "$p: "*) printf "%s\\n" "${l#"$p: "}";; esac; done; }; '
+
+
+def pending(node) -> Pending:
+    """The node's Pending (made on first use)."""
+    if getattr(node, "pending", None) is None:
+        node.pending = Pending()
+    return node.pending
+
+
+@functools.cache
+def batched_classes():
+    """(host class, interface class) that keep what Mininet's Host.config and TCIntf.config would
+    set, in Pending, for lab_batch to set in one process per node. The tc commands are Mininet's
+    own (TCIntf.bwCmds, delayCmds), less the `tc qdisc show` Mininet runs first to find a qdisc to
+    delete: a new veth has none (noqueue). Attributes (ip, prefixLen, mac) are kept as Mininet does."""
+    from mininet.link import TCIntf
+    from mininet.node import Host
+
+    class BatchedIntf(TCIntf):
+        def setMAC(self, macstr):
+            self.mac = pending(self.node).macs[self.name] = macstr
+            pending(self.node).bring_up(self.name)      # `ifconfig down; hw ether; up`
+
+        def setIP(self, ipstr, prefixLen=None):
+            self.ip, self.prefixLen = ipstr.split("/") if "/" in ipstr else (ipstr, prefixLen)
+            pending(self.node).addresses[self.name] = f"{self.ip}/{self.prefixLen}"
+            pending(self.node).bring_up(self.name)      # `ifconfig ADDR up`
+
+        def isUp(self, setUp=False):
+            if not setUp:
+                return super().isUp(setUp)
+            pending(self.node).bring_up(self.name)
+            return True
+
+        def config(self, bw=None, delay=None, jitter=None, loss=None, gro=False, txo=True, rxo=True,
+                   max_queue_size=None, **params):
+            result = super(TCIntf, self).config(**params)       # Intf.config: MAC, address, up (kept)
+            pending(self.node).ethtool[self.name] = ["gro", "on" if gro else "off", "tx", "on" if txo else "off",
+                                                     "rx", "on" if rxo else "off"]
+            cmds, parent = self.bwCmds(bw=bw)
+            netem, parent = self.delayCmds(delay=delay, jitter=jitter, loss=loss, max_queue_size=max_queue_size,
+                                           parent=parent)
+            pending(self.node).tc.extend(" ".join((cmd % ("", self.name)).split()) for cmd in cmds + netem)
+            return result
+
+    class BatchedHost(Host):
+        def config(self, mac=None, ip=None, defaultRoute=None, lo="up", **_params):
+            """Host.config, with `ifconfig lo up` kept in Pending."""
+            result: dict = {}
+            self.setParam(result, "setMAC", mac=mac)
+            self.setParam(result, "setIP", ip=ip)
+            self.setParam(result, "setDefaultRoute", defaultRoute=defaultRoute)
+            if lo == "up":
+                pending(self).bring_up("lo")
+            else:
+                self.cmd("ifconfig lo " + lo)
+            return result
+
+    return BatchedHost, BatchedIntf
+
+
+def plan_into_pending(net, topology: Topology, ports: Ports) -> None:
+    """configure()'s settings (forwarding sysctls, MTUs, routes of every host and router; the
+    switch ports' MTUs) kept in the nodes' Pending, so lab_batch sets them in the same process."""
+    for plan in node_plans(topology, ports):
+        kept = pending(net.get(plan.name))
+        kept.sysctls.update(plan.sysctls)
+        kept.planned += batch_lines(plan.mtus, plan.routes)
+    if topology.switches:        # switch ports live where the switches run (the machine's namespace)
+        pending(net.get(topology.switches[0])).planned += batch_lines(switch_port_mtus(topology, ports), [])
+
+
+def lab_batch(net, nodes: list[str], root: list[str]) -> None:
+    """Set what each node's Pending holds: one process per host or router (`nodes`), one for the
+    switches' ports (`root`: they all live in the machine's namespace, set from the first)."""
+    for name in nodes:
+        node = net.get(name)
+        command = pending(node).command()
+        node.pending = None
+        if command:
+            _run(node, command, "setting interfaces, addresses and qdiscs")
+    together = Pending()
+    for name in root:
+        node = net.get(name)
+        mine = pending(node)
+        node.pending = None
+        together.macs.update(mine.macs)
+        together.addresses.update(mine.addresses)
+        together.up += [intf for intf in mine.up if intf not in together.up]
+        together.ethtool.update(mine.ethtool)
+        together.tc += mine.tc
+        together.planned += mine.planned
+    command = together.command()
+    if command:
+        _run(net.get(root[0]), command, "setting the switch ports and qdiscs")
 
 
 @dataclass
@@ -108,31 +246,66 @@ def setup_command(sysctls: dict[str, str], lines: list[str]) -> list[str] | None
     return ["sh", "-c", " && ".join(parts), "setup", *lines] if parts else None
 
 
+def batch_command(program: list[str], lines: list[str]) -> list[str]:
+    """`program` (a `tc -batch -`, `ip -batch -`) fed `lines` on stdin, in one shell: the lines are
+    its arguments, so run.log shows every one of them in the command it records."""
+    return ["sh", "-c", f'printf "%s\\n" "$@" | {shlex.join(program)}', program[0] + "-batch", *lines]
+
+
+def qdisc_texts(show: str) -> dict[str, str]:
+    """`tc qdisc show` (every device) by device, each as `tc qdisc show dev X` prints it (the same
+    lines without "dev X"): one process reads back every interface of a namespace."""
+    texts: dict[str, list[str]] = {}
+    for line in show.replace("\r", "").splitlines():
+        words = line.split()
+        if len(words) > 4 and words[0] == "qdisc" and words[3] == "dev":
+            texts.setdefault(words[4], []).append(" ".join(words[:3] + words[5:]))
+    return {dev: "\n".join(lines) for dev, lines in texts.items()}
+
+
 def sysctl_command(values: dict[str, str]) -> list[str]:
     return ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())]
 
 
-READBACK = ("addr", "route", "sysctl")
+READBACK = ("qdisc", "addr", "route", "sysctl", "link")
 
 
-def readback_command(sysctl_names: list[str]) -> list[str]:
-    """One process per node reading back its interfaces, routes and (if any) sysctls, each after a
-    marker line (#addr, #route, #sysctl) that parse_readback splits on."""
-    parts = ["echo '#addr'", "ip -j addr show", "echo '#route'", "ip -j route show"]
+def readback_command(sysctl_names: list[str], switches: bool = False) -> list[str]:
+    """One process per node (per namespace: the switches share the machine's) reading back its
+    qdiscs (every device), then a host's or router's interfaces and routes (one `ip -j -batch`)
+    and (if any) sysctls, or the switch ports' links, each after a marker line (#qdisc, #ip,
+    #sysctl, #link) that parse_readback splits on. In the VM each process costs 0.1-0.3 s."""
+    parts = ["echo '#qdisc'", "tc qdisc show"]
+    parts += (["echo '#link'", "ip -j link show"] if switches
+              else ["echo '#ip'", "printf 'addr show\\nroute show\\n' | ip -j -batch -"])
     parts += ["echo '#sysctl'", shlex.join(["sysctl", "-e", *sysctl_names])] if sysctl_names else []
     return ["sh", "-c", " && ".join(parts)]
 
 
 def parse_readback(out: str) -> dict[str, str]:
-    """readback_command's output by section; a section missing is empty."""
-    sections: dict[str, list[str]] = {name: [] for name in READBACK}
+    """readback_command's output by section; a section missing is empty. The #ip section (`ip -j
+    -batch` of addr and route: two JSON documents) is split into addr and route; a recorded
+    read-back with #addr and #route sections reads the same."""
+    sections: dict[str, list[str]] = {name: [] for name in (*READBACK, "ip")}
     current = None
-    for line in out.splitlines():
+    for line in out.replace("\r", "").splitlines():
         if line.startswith("#") and line[1:] in sections:
             current = line[1:]
         elif current is not None:
             sections[current].append(line)
-    return {name: "\n".join(lines) for name, lines in sections.items()}
+    got = {name: "\n".join(lines) for name, lines in sections.items()}
+    ip = got.pop("ip")
+    if ip.strip():
+        got["addr"], got["route"] = _two_documents(ip)
+    return got
+
+
+def _two_documents(text: str) -> tuple[str, str]:
+    """The two JSON documents `ip -j -batch` printed for `addr show` and `route show`, as text."""
+    decoder = json.JSONDecoder()
+    first, end = decoder.raw_decode(text.lstrip())
+    rest = text.lstrip()[end:].strip()
+    return json.dumps(first), json.dumps(decoder.raw_decode(rest)[0]) if rest else "[]"
 
 
 def parse_sysctls(out: str) -> dict[str, str]:
@@ -229,18 +402,30 @@ def configure(net, topology: Topology, ports: Ports) -> None:
         _run(net.get(topology.switches[0]), command, "setting switch port MTUs")
 
 
-def verify(net, topology: Topology, ports: Ports) -> None:
-    """Read every address, MTU, route and forwarding sysctl back; RunFailed naming each difference."""
+def read_lab(net, topology: Topology, ports: Ports) -> dict[str, dict[str, str]]:
+    """Every host's and router's read-back (qdiscs, addresses, routes, planned sysctls) and the
+    switches' (qdiscs and links of the machine's namespace, under the first switch's name): one
+    process per namespace."""
+    got = {plan.name: parse_readback(_run(net.get(plan.name), readback_command(list(plan.sysctls)), "reading the lab back"))
+           for plan in node_plans(topology, ports)}
+    if topology.switches:     # switch ports live where the switches run (the machine's namespace)
+        root = topology.switches[0]
+        got[root] = parse_readback(_run(net.get(root), readback_command([], switches=True), "reading the switches back"))
+    return got
+
+
+def verify(net, topology: Topology, ports: Ports, got: dict[str, dict[str, str]] | None = None) -> None:
+    """Every address, MTU, route and forwarding sysctl against the plan (read back now, or in
+    `got`, read_lab's); RunFailed naming each difference."""
+    got = read_lab(net, topology, ports) if got is None else got
     problems: list[str] = []
     for plan in node_plans(topology, ports):
-        got = parse_readback(_run(net.get(plan.name), readback_command(list(plan.sysctls)), "reading the lab back"))
-        problems += address_problems(plan, json.loads(got["addr"] or "[]"))
-        problems += route_problems(plan, json.loads(got["route"] or "[]"))
-        problems += sysctl_problems(plan, parse_sysctls(got["sysctl"]))
+        problems += address_problems(plan, json.loads(got[plan.name]["addr"] or "[]"))
+        problems += route_problems(plan, json.loads(got[plan.name]["route"] or "[]"))
+        problems += sysctl_problems(plan, parse_sysctls(got[plan.name]["sysctl"]))
     wanted = switch_port_mtus(topology, ports)
     if wanted:
-        out = _run(net.get(topology.switches[0]), ["ip", "-j", "link", "show"], "ip link")
-        problems += link_mtu_problems(wanted, json.loads(out or "[]"))
+        problems += link_mtu_problems(wanted, json.loads(got[topology.switches[0]]["link"] or "[]"))
     if problems:
         raise RunFailed("the lab is not as planned (addresses, routes, MTU, forwarding), so no run on it could be "
                         "trusted:\n  " + "\n  ".join(problems))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.errors import RunFailed
 from harness.lab.lifecycle import Lifecycle, recorded_or_stopped
-from harness.lab.namespaces import die_with_parent
+from harness.lab.namespaces import die_with_parent, interrupts_held
 from harness.runlog import log_command, log_started
 
 
@@ -33,15 +33,16 @@ class Capture(Lifecycle):
         # length (up to 256 KiB on an interface with GSO): the default 2 MiB held a handful of
         # frames, and 100 connects at once lost 35-90 per interface. 2 KiB slots in 16 MiB hold
         # 8000; the analysis reads lengths from the IP header, so cut payloads lose nothing it uses.
-        self.proc = node.popen(["tcpdump", "--immediate-mode", "-U", "-n", "-Z", "root", "-s", str(SNAP_LEN),
-                                "-B", str(BUFFER_KIB), "-i", intf, "-w", str(out), "tcp or arp or icmp"],
-                               preexec_fn=lambda: die_with_parent(parent))
-        log_started(self.proc.args, self.proc.pid, where=getattr(node, "name", None))
         self._stderr = b""
         self._summary: dict | None = None
         self._patience: float | None = 30.0   # how long stop() waits for the flush (wait_ready's limit)
-        if ledger is not None:
-            recorded_or_stopped(self, ledger, pids=[self.proc.pid])
+        with interrupts_held():     # preexec_fn runs Python's at-fork hooks, where a Ctrl-C would be lost
+            self.proc = node.popen(["tcpdump", "--immediate-mode", "-U", "-n", "-Z", "root", "-s", str(SNAP_LEN),
+                                    "-B", str(BUFFER_KIB), "-i", intf, "-w", str(out), "tcp or arp or icmp"],
+                                   preexec_fn=lambda: die_with_parent(parent))
+            log_started(self.proc.args, self.proc.pid, where=getattr(node, "name", None))
+            if ledger is not None:      # in the ledger before an interrupt can come
+                recorded_or_stopped(self, ledger, pids=[self.proc.pid])
 
     def wait_ready(self, timeout: float | None = 120.0) -> None:
         """Block until tcpdump listens (all captures are started first, then waited for). None

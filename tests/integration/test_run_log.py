@@ -32,7 +32,10 @@ def test_a_local_run_logs_its_commands_with_exit_statuses(cli, tmp_path):
     commands = _commands(text)
     assert text.startswith(tuple("0123456789")) and "+" in text.split()[1]       # wall clock, monotonic offset
     assert any(re.search(r"\$ sysctl -e .* -> exit 0 in [0-9.]+ s", line) for line in commands), commands
-    assert any(re.search(r"\$ tc qdisc show dev \S+ -> exit status unknown", line) for line in commands), commands
+    # the qdiscs read back: one process per namespace, with its addresses and routes
+    assert any(re.search(r"\$ sh -c .*tc qdisc show .*-> exit 0", line) for line in commands), commands
+    # the links set up: one process per node, every tc and ip line among its arguments
+    assert any(re.search(r"\$ sh -c .*ip -batch .*'ip: link set dev \S+ up'.* -> exit 0", line) for line in commands), commands
     assert any(re.search(r"\$ .*tcpdump .*-i \S+ -w \S+\.pcap .*-> started, pid \d+", line)
                for line in commands), commands
     assert any(re.search(r"\$ .*tcpdump .*-> exit 0 .*packets captured", line) for line in commands), commands
@@ -49,13 +52,13 @@ def test_a_local_run_logs_its_commands_with_exit_statuses(cli, tmp_path):
 def test_network_steps_log_their_nft_and_tc_commands(cli, tmp_path):
     text, _, _ = _run_log(cli, ["--target", "local", str(SYN_DROP)], tmp_path)
     commands = _commands(text)
-    assert any(re.search(r"\$ nft add table bridge tcptestbed_\d+ -> exit 0", line) for line in commands), commands
+    assert any(re.search(r"\$ nft '?add table bridge tcptestbed_\d+ .*-> exit 0", line) for line in commands), commands
     assert any(re.search(r"\$ nft '?add rule bridge tcptestbed_\d+ .*-> exit 0", line) for line in commands), commands
     assert any(re.search(r"\$ nft -j list table bridge tcptestbed_\d+ -> exit 0", line) for line in commands), commands
     assert any(re.search(r"\$ nft delete table bridge tcptestbed_\d+ -> exit 0", line) for line in commands), commands
     # the preflight's probe (run before the run folder is made) is in the log, before the lab's commands
     probe = [i for i, line in enumerate(commands) if re.search(r"\$ nft -f - -> exit 0", line)]
-    lab = [i for i, line in enumerate(commands) if "nft add table bridge" in line]
+    lab = [i for i, line in enumerate(commands) if re.search(r"nft '?add table bridge", line)]
     assert probe and lab and probe[0] < lab[0], commands
     assert "table bridge tcptestbed_probe_" in text
 

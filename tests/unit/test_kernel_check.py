@@ -1,11 +1,17 @@
 """The kernel send capture's check (analyse.kernel_check) and the commands that set it up."""
 from __future__ import annotations
 
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
 from harness.analyse.kernel_check import check_kernel_sends, tolerance_s
 from harness.analyse.segments import Segment
 from harness.model import Impairment
 from harness.analyse.connection import kernel_pcap_path
-from harness.record.kernel_sends import setup_commands, tx_device
+from harness.record.kernel_sends import mirror_command, mirror_problems, setup_commands, tx_device
 
 CLIENT, SERVER = "10.0.0.1", "10.0.0.2"
 
@@ -99,6 +105,44 @@ def test_set_up_without_dummy_or_matchall_uses_a_veth_pair_and_u32():
     assert ["ip", "link", "set", "server-txp", "up", "arp", "off"] in commands
     assert commands[-1][-8:] == ["0", "0", "action", "mirred", "egress", "mirror", "dev", "server-tx"]
     assert "u32" in commands[-1] and "all" in commands[-1]
+
+
+# `tc -j -batch` of `filter show dev X egress` for two interfaces mirrored by u32 (recorded on this
+# host's 6.18 in a namespace: one JSON array per interface, in the order shown)
+U32_SHOWN = """[{"protocol":"all","pref":49152,"kind":"u32","chain":0},{"protocol":"all","pref":49152,"kind":"u32","chain":0,"options":{"fh":"800:","ht_divisor":1}},{"protocol":"all","pref":49152,"kind":"u32","chain":0,"options":{"fh":"800::800","order":2048,"key_ht":"800","bkt":"0","not_in_hw":true,"match":{"value":"0","mask":"0","offmask":"","off":0},"actions":[{"order":1,"kind":"mirred","mirred_action":"mirror","direction":"egress","to_dev":"x-tx","control_action":{"type":"pipe"},"index":1,"ref":1,"bind":1}]}}]
+[]
+"""
+
+
+def test_the_whole_mirror_is_one_process_with_every_line_in_its_command():
+    args = mirror_command("client", ["client-eth0", "client-eth1"], "dummy", "matchall")
+    assert args[:2] == ["sh", "-c"] and args[3] == "kernel-sends"
+    assert args[2].endswith('pick ip "$@" | ip -batch - && pick tc "$@" | tc -j -batch -')
+    assert args[4:] == [f"{c[0]}: {shlex.join(c[1:])}" for c in setup_commands("client", ["client-eth0", "client-eth1"],
+                                                                              "dummy", "matchall")] + [
+        "tc: filter show dev client-eth0 egress", "tc: filter show dev client-eth1 egress"]
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_the_shell_feeds_each_program_its_own_lines(tmp_path):
+    """The command's shell, run with `ip` and `tc` stand-ins that print what they are fed."""
+    for program in ("ip", "tc"):
+        (tmp_path / program).write_text(f"#!/bin/sh\nsed 's/^/{program} /'\n")
+        (tmp_path / program).chmod(0o755)
+    args = mirror_command("server", ["server-eth0"], "dummy", "matchall")
+    done = subprocess.run(args, capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert done.returncode == 0 and done.stdout.splitlines() == [
+        "ip link add server-tx type dummy", "ip link set server-tx up arp off", "tc qdisc add dev server-eth0 clsact",
+        "tc filter add dev server-eth0 egress matchall action mirred egress mirror dev server-tx",
+        "tc filter show dev server-eth0 egress"]
+
+
+def test_the_filters_read_back_name_an_interface_without_its_mirror():
+    assert mirror_problems("x", ["xa"], U32_SHOWN.split("\n")[0]) == []
+    problems = mirror_problems("x", ["xa", "xb"], U32_SHOWN)
+    assert problems == ["no mirred filter to x-tx on xb's egress (tc shows: [])"]
+    assert mirror_problems("y", ["xa"], U32_SHOWN.split("\n")[0])[0].startswith("no mirred filter to y-tx on xa's egress")
+    assert mirror_problems("x", ["xa", "xb"], "") == ["tc showed 0 filter lists for 2 interfaces: nothing"]
 
 
 def test_names_fit_the_kernel_and_the_analysis_finds_the_file(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 
 from harness.lab.network import _host_ip, _interface_ips
 from harness.lab.routing_setup import (
-    NodePlan, address_problems, batch_lines, link_mtu_problems, node_plans, node_sysctls, parse_readback,
-    parse_sysctls, readback_command, route_problems, setup_command, switch_port_mtus, sysctl_problems)
+    NodePlan, address_problems, batch_command, batch_lines, link_mtu_problems, node_plans, node_sysctls, parse_readback,
+    parse_sysctls, qdisc_texts, readback_command, route_problems, setup_command, switch_port_mtus, sysctl_problems)
 from harness.load.topology import load_topology
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "lab_routing_host_6.18"
@@ -98,7 +98,8 @@ def test_the_setup_command_sets_sysctls_first_and_only_what_is_there():
 @pytest.mark.parametrize("node", ["client1", "r1"])
 def test_one_readback_process_gives_addresses_routes_and_sysctls(plans, node):
     """readback_command's output as r1 and client1 gave it (recorded), split and judged as planned."""
-    assert readback_command(list(plans[node].sysctls))[2].startswith("echo '#addr' && ip -j addr show && ")
+    assert readback_command(list(plans[node].sysctls))[2].startswith(
+        "echo '#qdisc' && tc qdisc show && echo '#ip' && printf 'addr show\\nroute show\\n' | ip -j -batch - && ")
     got = parse_readback((FIX / f"{node}.readback.txt").read_text())
     assert address_problems(plans[node], json.loads(got["addr"])) == []
     assert route_problems(plans[node], json.loads(got["route"])) == []
@@ -107,8 +108,37 @@ def test_one_readback_process_gives_addresses_routes_and_sysctls(plans, node):
 
 
 def test_a_readback_without_a_section_gives_it_empty():
-    assert parse_readback("#addr\n[]\n#route\n[]\n") == {"addr": "[]", "route": "[]", "sysctl": ""}
-    assert readback_command([]) == ["sh", "-c", "echo '#addr' && ip -j addr show && echo '#route' && ip -j route show"]
+    assert parse_readback("#addr\n[]\n#route\n[]\n") == {"qdisc": "", "addr": "[]", "route": "[]", "sysctl": "", "link": ""}
+    assert readback_command([]) == ["sh", "-c", "echo '#qdisc' && tc qdisc show && echo '#ip' && "
+                                    "printf 'addr show\\nroute show\\n' | ip -j -batch -"]
+    assert readback_command([], switches=True) == ["sh", "-c", "echo '#qdisc' && tc qdisc show && echo '#link' && ip -j link show"]
+
+
+@pytest.mark.parametrize("node", ["client1", "r1"])
+def test_the_ip_batch_section_reads_as_the_two_recorded_ones(node):
+    """`ip -j -batch` of `addr show` and `route show` prints the two JSON documents one after the
+    other (as on this host's iproute2): split, they are what `ip -j addr` and `ip -j route` gave."""
+    addr, route = (FIX / f"{node}.ip-addr.json").read_text(), (FIX / f"{node}.ip-route.json").read_text()
+    got = parse_readback(f"#qdisc\nqdisc noqueue 0: dev lo root refcnt 2\n#ip\n{addr.strip()}\n{route.strip()}\n#sysctl\na = 1\n")
+    assert json.loads(got["addr"]) == json.loads(addr) and json.loads(got["route"]) == json.loads(route)
+    assert got["sysctl"] == "a = 1" and got["qdisc"] == "qdisc noqueue 0: dev lo root refcnt 2"
+
+
+def test_one_qdisc_show_gives_each_interface_as_its_own_show_would():
+    shown = ("qdisc noqueue 0: dev lo root refcnt 2 \n"
+             "qdisc prio 1: dev s1-eth2 root refcnt 2 bands 2 priomap 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+             "qdisc netem 10: dev s1-eth2 parent 1:1 limit 1000 delay 25ms\n"
+             "qdisc netem 10: dev s1-eth1 root refcnt 2 limit 1000 delay 25ms loss 1%\n")
+    assert qdisc_texts(shown) == {
+        "lo": "qdisc noqueue 0: root refcnt 2",
+        "s1-eth2": "qdisc prio 1: root refcnt 2 bands 2 priomap 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+                   "qdisc netem 10: parent 1:1 limit 1000 delay 25ms",
+        "s1-eth1": "qdisc netem 10: root refcnt 2 limit 1000 delay 25ms loss 1%"}
+
+
+def test_a_batch_shows_every_line_as_an_argument():
+    assert batch_command(["tc", "-batch", "-"], ["qdisc add dev a root netem", "qdisc show"]) == [
+        "sh", "-c", 'printf "%s\\n" "$@" | tc -batch -', "tc-batch", "qdisc add dev a root netem", "qdisc show"]
 
 
 @pytest.mark.parametrize("node", NODES)
@@ -185,3 +215,42 @@ def test_hosts_keep_the_flat_address_form_and_routed_ones_take_their_subnet(topo
     assert _host_ip(flat, "server", None, 8) == {} and _interface_ips(flat) == {}
     assert _host_ip(topology, "client2", {"client2": "10.1.0.12"}, 8) == {"ip": "10.1.0.12/24"}
     assert _interface_ips(topology)[("r2", 3)] == {"ip": "10.2.0.2/24"}
+
+
+def test_a_nodes_pending_settings_are_one_shell_in_the_order_the_kernel_needs(tmp_path):
+    """Pending.command() run with stand-ins for sysctl, ip, ethtool and tc that print what they get:
+    sysctls, then MACs (interfaces still down), up, addresses, the plan's MTUs and routes, each
+    interface's ethtool, the qdiscs."""
+    from harness.lab.routing_setup import Pending
+    kept = Pending(macs={"r1-eth0": "00:00:00:00:00:03"}, addresses={"r1-eth0": "10.1.0.1/24"}, up=["r1-eth0", "lo"],
+                   ethtool={"r1-eth0": ["gro", "off", "tx", "on", "rx", "on"]},
+                   tc=["qdisc add dev r1-eth0 root handle 10: netem delay 25.000ms"],
+                   sysctls={"net.ipv4.ip_forward": "1"}, planned=["link set dev r1-eth0 mtu 1400"])
+    for program in ("ip", "tc", "ethtool", "sysctl"):
+        (tmp_path / program).write_text(f'#!/bin/sh\n[ "$1" = -batch ] && sed "s/^/{program} /" || echo {program} "$@"\n')
+        (tmp_path / program).chmod(0o755)
+    done = subprocess.run(kept.command(), capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "sysctl -q -w net.ipv4.ip_forward=1", "ip link set dev r1-eth0 address 00:00:00:00:00:03",
+        "ip link set dev r1-eth0 up", "ip link set dev lo up", "ip addr add 10.1.0.1/24 brd + dev r1-eth0",
+        "ip link set dev r1-eth0 mtu 1400", "ethtool -K r1-eth0 gro off tx on rx on",
+        "tc qdisc add dev r1-eth0 root handle 10: netem delay 25.000ms"]
+    assert Pending().command() is None
+
+
+def test_mininets_own_tc_commands_are_kept_for_the_batch():
+    """BatchedIntf.config keeps TCIntf's netem command (less Mininet's extra spaces) and the
+    ethtool offloads, and runs nothing."""
+    from types import SimpleNamespace
+    from harness.lab.routing_setup import batched_classes, pending
+    _, intf_class = batched_classes()
+    intf = intf_class.__new__(intf_class)
+    intf.name, intf.node = "client-eth0", SimpleNamespace(pending=None)
+    intf.cmd = lambda *args, **kw: pytest.fail(f"ran {args}")
+    intf.config(delay="25.000ms", loss=1, max_queue_size=100, ip="10.0.0.1/8")
+    kept = pending(intf.node)
+    assert kept.tc == ["qdisc add dev client-eth0 root handle 10: netem delay 25.000ms loss 1.00000 limit 100"]
+    assert kept.ethtool == {"client-eth0": ["gro", "off", "tx", "on", "rx", "on"]}
+    assert kept.addresses == {"client-eth0": "10.0.0.1/8"} and kept.up == ["client-eth0"]
+    assert (intf.ip, intf.prefixLen) == ("10.0.0.1", "8")

@@ -1,6 +1,7 @@
 """Network steps: the nft rules written for them, and the check of what they did, on a real run
 (stale_syn in the 6.1 VM: the first SYN held 3 s at s1-eth2)."""
 import json
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -125,7 +126,8 @@ class FakeSwitch:
         self.commands: list[list[str]] = []
 
     def pexec(self, args):
-        self.commands.append(args)
+        """Each nft command on its own (PacketRules runs several, ' ; '-separated, in one nft)."""
+        self.commands += [["nft", c] for c in args[1].split(" ; ")] if args[0] == "nft" and len(args) == 2 else [args]
         return "", "", 0
 
     def cmd(self, text):
@@ -138,6 +140,9 @@ class FakeLedger:
 
     def add(self, nft_tables=()):
         self.tables += list(nft_tables)
+
+    def forget(self, nft_tables=()):
+        self.forgotten = list(nft_tables)
 
 
 def test_a_duplicate_is_set_up_without_any_duplicating_netem(monkeypatch):
@@ -158,12 +163,26 @@ def test_a_duplicate_is_set_up_without_any_duplicating_netem(monkeypatch):
 def test_stop_and_close_are_safe_before_arm_and_twice(monkeypatch):
     from harness.lab import packet_rules
     deleted = []
-    monkeypatch.setattr(packet_rules, "run_command", lambda args, **kw: deleted.append(args))
+    monkeypatch.setattr(packet_rules, "run_command",
+                        lambda args, **kw: deleted.append(args) or subprocess.CompletedProcess(args, 0, "", ""))
     rules = packet_rules.PacketRules([placed(replace(DUP, at_s=30.0))], FakeSwitch(), FakeLedger())
     rules.stop()
     rules.close()
     rules.close()
-    assert deleted == [["nft", "delete", "table", "bridge", rules.table], ["nft", "delete", "table", "netdev", rules.table]]
+    t = rules.table       # both tables in one nft (one transaction, as they were made)
+    assert deleted == [["nft", f"delete table bridge {t} ; delete table netdev {t}"]]
+    rules.arm(time.time())                 # armed after close: no timer may start
+    assert rules.timers == []
+
+
+def test_a_table_already_gone_does_not_keep_the_other(monkeypatch):
+    from harness.lab import packet_rules
+    deleted = []
+    monkeypatch.setattr(packet_rules, "run_command",
+                        lambda args, **kw: deleted.append(args) or subprocess.CompletedProcess(args, int(len(args) == 2), "", ""))
+    rules = packet_rules.PacketRules([placed(replace(DUP, at_s=30.0))], FakeSwitch(), FakeLedger())
+    rules.stop()
+    assert deleted[1:] == [["nft", "delete", "table", "bridge", rules.table], ["nft", "delete", "table", "netdev", rules.table]]
     rules.arm(time.time())                 # armed after close: no timer may start
     assert rules.timers == []
 
@@ -171,7 +190,8 @@ def test_stop_and_close_are_safe_before_arm_and_twice(monkeypatch):
 def test_close_cancels_armed_timers_before_they_fire(monkeypatch):
     from harness.lab import packet_rules
     fired = []
-    monkeypatch.setattr(packet_rules, "run_command", lambda args, **kw: fired.append(args))
+    monkeypatch.setattr(packet_rules, "run_command",
+                        lambda args, **kw: fired.append(args) or subprocess.CompletedProcess(args, 0, "", ""))
     rules = packet_rules.PacketRules([placed(replace(DUP, at_s=30.0))], FakeSwitch(), FakeLedger())
     rules.arm(time.time())
     assert len(rules.timers) == 1 and rules.timers[0].is_alive()

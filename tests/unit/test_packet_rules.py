@@ -29,6 +29,9 @@ class Ledger:
     def add(self, nft_tables=()):
         pass
 
+    def forget(self, nft_tables=()):
+        pass
+
 
 @pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
                                    subprocess.TimeoutExpired(["nft"], 30)])
@@ -134,7 +137,9 @@ class Recorder(Switch):
         self.commands: list[str] = []
 
     def pexec(self, args):
-        self.commands.append(" ".join(args))
+        """Each nft command on its own (PacketRules runs several, ' ; '-separated, in one process)."""
+        joined = " ".join(args)
+        self.commands += [f"nft {c}" for c in joined[4:].split(" ; ")] if joined.startswith("nft ") else [joined]
         return super().pexec(args)
 
 

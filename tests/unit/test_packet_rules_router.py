@@ -88,7 +88,8 @@ class Router:
         self.commands: list[str] = []
 
     def pexec(self, args):
-        self.commands.append(" ".join(args))
+        joined = " ".join(args)      # each nft command on its own (several run ' ; '-separated in one nft)
+        self.commands += [f"nft {c}" for c in joined[4:].split(" ; ")] if joined.startswith("nft ") else [joined]
         if args[:4] == ["ip", "-j", "route", "get"]:
             return fixture("route_get_via_gateway.json"), "", 0
         return json.dumps({"nftables": []}), "", 0
@@ -103,6 +104,9 @@ class Ledger:
 
     def add(self, nft_tables=()):
         self.tables += list(nft_tables)
+
+    def forget(self, nft_tables=()):
+        self.tables = [t for t in self.tables if t not in nft_tables]
 
 
 def test_at_a_router_the_tables_are_family_ip_in_its_namespace_and_not_in_the_ledger(monkeypatch):
@@ -130,7 +134,7 @@ def test_at_a_router_the_tables_are_family_ip_in_its_namespace_and_not_in_the_le
     added = [c for c in router.commands if c.startswith(f"nft add rule ip {t} rules ")]
     assert len(added) == 3 and 'dup to 10.2.0.2 device "r1-eth1"' in added[1]
     assert not any("netdev" in c for c in router.commands)
-    assert "tc qdisc replace dev r1-eth1 root handle 1: prio bands 2 priomap" in " ".join(router.commands)
+    assert "| tc -batch - tc-batch qdisc replace dev r1-eth1 root handle 1: prio bands 2 priomap" in " ".join(router.commands)
     # the timed rule (on a timer thread) and the clean-up run outside node.pexec: in its namespace too
     timed = nft_rule(steps[3].step, "r1-eth1", "10.1.0.11", "10.3.0.11", 0x13)
     assert outside == [["nsenter", "-t", "4242", "-n", "nft", f"add rule ip {t} rules {timed}"],
@@ -147,7 +151,7 @@ def test_a_router_that_sends_the_segments_elsewhere_stops_the_set_up():
 
 def test_network_rules_make_one_packet_rules_per_node_and_read_them_as_one(monkeypatch):
     from harness.lab import packet_rules
-    monkeypatch.setattr(packet_rules, "run_command", lambda args, **kw: None)
+    monkeypatch.setattr(packet_rules, "run_command", lambda args, **kw: subprocess.CompletedProcess(args, 0, "", ""))
     nodes = {"r1": Router(), "s1": Router()}
     placed = [at(SYN, node="s1", port="s1-eth2"), at(replace(SYN, index=14)),
               at(replace(SYN, action="inject", index=15))]
