@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import profile
 from harness.errors import RunFailed
 from harness.lab.leftovers import REGISTRY, Interrupted, same_process, start_time
 from harness.shipped import CODE_ROOT
@@ -207,15 +208,17 @@ class WarmRun:
         self.sock.close()
 
 
-def _follow(run: WarmRun, on_line) -> tuple[int | None, bool]:
-    """Pass the keeper's lines on until its end message; return (exit code or None, stale). A
-    keeper busy with another client's run takes this one when that ends: said once, then waited."""
+def _follow(run: WarmRun, on_line, marks) -> tuple[int | None, bool]:
+    """Pass the keeper's lines on until its end message; return (exit code or None, stale). As
+    run_in_vm does: the guest's phases are stamped on the host's clock (`marks`), and a finished
+    item's report.html is drawn here, before its done marker goes on. A keeper busy with another
+    client's run takes this one when that ends: said once, then waited for."""
     heard = False
     while not run.closed:
         for message in run.messages(None if heard else 5.0):
             heard = True
             if "line" in message:
-                on_line(str(message["line"]))
+                _on_guest_line(str(message["line"]), on_line, marks)
             elif message.get("stale"):
                 return None, True
             elif "end" in message:
@@ -225,6 +228,17 @@ def _follow(run: WarmRun, on_line) -> tuple[int | None, bool]:
             on_line("the warm VM is busy with another run; this one waits for it...")
             heard = True
     return None, False
+
+
+def _on_guest_line(line: str, on_line, marks) -> None:
+    from harness.targets.vm import report_on_host
+    marker = protocol.parse_marker(line)
+    if marker and marker.kind == "phase":
+        marks.mark(marker.what)
+    elif marker and marker.kind == "done":
+        marks.done(marker.run_dir)
+        report_on_host(marker.run_dir, on_line)
+    on_line(line)
 
 
 def _after_interrupt(run: WarmRun, on_line) -> None:
@@ -254,16 +268,17 @@ def run_warm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "v
     plan_file = Path(tempfile.mkstemp(prefix=".warm-plan-", suffix=".json", dir=results_root)[1])
     protocol.write_plan(plan_file, plan, protocol.guest_settings(clock, observer))
     handed = False
+    marks = profile.ProfileCollector(profile.take())     # the host's start and planning go with the first item
     try:
         for attempt in range(2):     # a stale VM is stopped, then a fresh one serves the run
             fingerprint = code_fingerprint()
-            run = _open(kernel, clock, results_root, key, idle_s, fingerprint, on_line)
+            run = _open(kernel, clock, results_root, key, idle_s, fingerprint, on_line, marks)
             run.send({"op": "run", "plan": str(plan_file), "verbose": verbose, "fingerprint": fingerprint})
             handed = True
             if started:
                 started(run)
             try:
-                code, stale = _follow(run, on_line)
+                code, stale = _follow(run, on_line, marks)
             except KeyboardInterrupt as exc:
                 _after_interrupt(run, on_line)
                 raise Interrupted("interrupted; the run inside the warm VM was stopped and its lab torn down; the warm "
@@ -281,10 +296,11 @@ def run_warm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "v
     finally:
         if not handed:
             plan_file.unlink(missing_ok=True)
+        marks.finish(f"warm vm {release_of(kernel)} ({clock} clock)")
 
 
 def _open(kernel: Path, clock: str, results_root: Path, key: str, idle_s: float, fingerprint: str,
-          on_line) -> WarmRun:
+          on_line, marks) -> WarmRun:
     """A connection to the keeper for `key`: the running one, or a fresh one if none runs or the
     harness code changed since it booted (that one is stopped first)."""
     from harness.plan.kernels import release_of
@@ -300,6 +316,7 @@ def _open(kernel: Path, clock: str, results_root: Path, key: str, idle_s: float,
         _stop_keeper(paths, state)
     on_line(f"starting a warm VM: kernel {release_of(kernel)} under QEMU ({clock} clock); it stays up "
             f"{idle_s / 60:.0f} min after its last run (run-experiment --warm-stop stops it)")
+    marks.mark("vm-boot")
     _start_keeper(kernel, clock, results_root, key, idle_s)
     return WarmRun(_connect(paths.socket, START_WAIT_S))
 
@@ -313,7 +330,7 @@ def warm_states() -> list[tuple[Paths, dict]]:
         if keeper_alive(state):
             found.append((paths, state))
         else:
-            for leftover in (paths.state, paths.socket):
+            for leftover in (paths.state, paths.socket, paths.fifo):
                 leftover.unlink(missing_ok=True)
     return found
 
@@ -330,7 +347,7 @@ def _stop_keeper(paths: Paths, state: dict) -> str:
     except ProcessLookupError:
         pass
     if how != "left":
-        for leftover in (paths.state, paths.socket):
+        for leftover in (paths.state, paths.socket, paths.fifo):
             leftover.unlink(missing_ok=True)
     return how
 

@@ -26,9 +26,8 @@ from pathlib import Path
 
 from harness.lab.leftovers import Ledger, reap
 from harness.plan.kernels import release_of
-from harness.shipped import CODE_ROOT
 from harness.targets import protocol
-from harness.targets.vm import BOOT_LIMIT_S, ITEM_ALLOWANCE_S, _record_qemu, describe_limit, vng_command
+from harness.targets.vm import BOOT_LIMIT_S, ITEM_ALLOWANCE_S, _record_qemu, describe_limit, guest_command, vng_command
 from harness.targets.vm_process import VmProcess
 from harness.targets.warm import (CANCEL_WAIT_S, WARM_DIR, Paths, code_fingerprint, decode, encode, keeper_state)
 from harness.targets.warm_guest import READY, parse_end, run_command
@@ -46,6 +45,7 @@ class Keeper:
     def __init__(self, kernel: Path, clock: str, results_root: Path, key: str, idle_s: float) -> None:
         self.kernel, self.clock, self.results_root, self.key, self.idle_s = kernel, clock, results_root, key, idle_s
         self.paths = Paths(key)
+        self.script = results_root / f".warm-guest-{key}.sh"
         self.fingerprint = code_fingerprint()
         self.state = keeper_state(key, kernel, release_of(kernel), clock, results_root, self.fingerprint)
         self.selector = selectors.DefaultSelector()
@@ -105,15 +105,15 @@ class Keeper:
         (a virtio-serial port), which is how the serve loop gets its commands. The keeper opens
         the FIFO read-write first (never blocks) and closes it to send EOF (the guest then quits)."""
         vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
-        inner = [sys.executable, "-m", "harness.targets.warm_guest", str(self.results_root)]
-        command = (f"cd {shlex.quote(str(CODE_ROOT))} && PYTHONDONTWRITEBYTECODE=1 SETUPTOOLS_USE_DISTUTILS=stdlib "
-                   f"{shlex.join(inner)}")      # the cold target's environment (harness.targets.vm.run_in_vm)
+        # the cold target's guest command, in a script beside the plans (harness.targets.vm.run_in_vm:
+        # the kernel's command line that carries --exec is cut at 2048 bytes)
+        self.script.write_text(guest_command(["harness.targets.warm_guest", str(self.results_root)]) + "\n")
         env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
         self.paths.fifo.unlink(missing_ok=True)
         os.mkfifo(self.paths.fifo, 0o600)
         self.commands = os.open(self.paths.fifo, os.O_RDWR)
         self.ledger = Ledger(suffix="-warm", guard=True)
-        args = vng_command(vng, self.kernel, self.clock, command, (self.results_root,))
+        args = vng_command(vng, self.kernel, self.clock, f"sh {shlex.quote(str(self.script))}", (self.results_root,))
         self.vm = VmProcess(["sh", "-c", 'exec "$@" < "$0"', str(self.paths.fifo), *args], env=env, ledger=self.ledger)
         self.selector.register(self.vm.proc.stdout, selectors.EVENT_READ, "vm")
         _say(f"booting {self.kernel} ({self.clock} clock) for {self.results_root}, code {self.fingerprint}")
@@ -154,7 +154,7 @@ class Keeper:
         if self.ledger is not None:
             self.ledger.close()
         self._close_commands()
-        for path in (self.paths.state, self.paths.socket, self.paths.fifo):
+        for path in (self.paths.state, self.paths.socket, self.paths.fifo, self.script):
             path.unlink(missing_ok=True)
         if self.client is not None:
             self.client.close()
@@ -235,6 +235,7 @@ class Keeper:
     def _after_ready(self) -> None:
         """The guest loaded the harness: check nothing changed meanwhile, then start a waiting run."""
         self.paths.fifo.unlink(missing_ok=True)      # vng's shell opened it long ago
+        self.script.unlink(missing_ok=True)          # and the guest's shell read this
         if code_fingerprint() != self.fingerprint:
             self.state["fingerprint"] = "changed-during-boot"     # the next client restarts it
             self._write_state()

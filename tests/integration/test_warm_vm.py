@@ -88,6 +88,15 @@ def _settled(results: Path, keeper_pid: int, key: str, wait_s: float = 30.0) -> 
     return left
 
 
+def _state_of(key: str) -> dict:
+    """The keeper's state file, written once vng is started, just after the socket opens."""
+    deadline = time.time() + 120
+    while (state := warm.read_state(warm.Paths(key).state)) is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert state is not None
+    return state
+
+
 @pytest.fixture
 def kernel():
     if os.geteuid() != 0:
@@ -118,6 +127,9 @@ def test_two_runs_through_one_warm_vm_match_a_cold_run_and_stop_leaves_nothing(k
         assert "starting a warm VM" in first and "using the warm VM" in second
         assert warm.read_state(warm.Paths(key).state)["pid"] == state["pid"]        # the same VM served both
         assert _verdicts(hot) == 2 * _verdicts(cold)
+        for run_dir in [p.parent for p in hot.glob("handshake/*/result.json")]:     # drawn on the host, as cold
+            assert (run_dir / "report.html").exists() and (run_dir / "profile.json").exists()
+        assert not list(hot.glob(".warm-guest-*"))
         assert not list(hot.glob(".warm-plan-*"))
 
         # a client killed mid-run: the keeper has the guest interrupt the run, which cleans up; the VM stays
@@ -151,7 +163,7 @@ def test_a_client_with_other_code_stops_the_warm_vm(kernel, tmp_path):
     warm._start_keeper(Path(kernel), "virtual", results.resolve(), key, 60.0)
     try:
         run = warm.WarmRun(warm._connect(warm.Paths(key).socket, warm.START_WAIT_S))
-        state = warm.read_state(warm.Paths(key).state)
+        state = _state_of(key)
         run.send({"op": "run", "plan": str(results / "none.json"), "verbose": False, "fingerprint": "edited"})
         assert {"stale": True} in list(run.messages(120))
         assert warm._wait_gone(state, 120)
@@ -169,8 +181,9 @@ def test_a_killed_keeper_leaves_no_vm(kernel, tmp_path):
     warm._start_keeper(Path(kernel), "virtual", results.resolve(), key, 60.0)
     try:
         warm._connect(warm.Paths(key).socket, warm.START_WAIT_S).close()
-        state = warm.read_state(warm.Paths(key).state)
         deadline = time.time() + 120
+        while (state := warm.read_state(warm.Paths(key).state)) is None and time.time() < deadline:
+            time.sleep(0.2)       # written once vng is started, just after the socket
         while not any("qemu" in p for p in _our_processes(results)) and time.time() < deadline:
             time.sleep(0.5)
         assert any("qemu" in p for p in _our_processes(results))
