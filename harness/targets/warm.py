@@ -281,7 +281,7 @@ def run_warm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "v
                 code, stale = _follow(run, on_line, marks)
             except KeyboardInterrupt as exc:
                 _after_interrupt(run, on_line)
-                raise Interrupted("interrupted; the run inside the warm VM was stopped and its lab torn down; the warm "
+                raise Interrupted("interrupted; the run inside the warm VM was stopped (a lab it built was torn down); the warm "
                                   "VM stays up (run-experiment --warm-stop stops it).") from exc
             finally:
                 run.close()

@@ -285,6 +285,11 @@ class Keeper:
                 self._start_run(request)
             else:
                 self.pending = request
+        elif op == "cancel" and self.pending is not None:      # still booting: the run never begins
+            Path(self.pending["plan"]).unlink(missing_ok=True)
+            self.pending = None
+            self._to_client({"line": "run-experiment: interrupted before the run began in the warm VM (it was booting)."})
+            self._to_client({"end": 130})
         elif op == "cancel":
             self._cancel("the client asked")
 

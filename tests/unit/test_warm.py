@@ -155,3 +155,15 @@ def test_a_run_with_the_same_code_waits_for_the_guest_until_it_is_ready(tmp_path
     request = {"op": "run", "plan": str(tmp_path / "p.json"), "fingerprint": keeper.fingerprint}
     keeper._on_request(request)
     assert keeper.pending == request and keeper.stopping == ""
+
+
+def test_a_cancel_while_the_guest_boots_drops_the_waiting_run(tmp_path):
+    keeper = _keeper(tmp_path)
+    keeper.ready = False
+    plan = tmp_path / ".warm-plan-x.json"
+    plan.write_text("{}")
+    sent = []
+    keeper._to_client = sent.append
+    keeper._on_request({"op": "run", "plan": str(plan), "fingerprint": keeper.fingerprint})
+    keeper._on_request({"op": "cancel"})
+    assert keeper.pending is None and not plan.exists() and sent[-1] == {"end": 130}
