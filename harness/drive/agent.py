@@ -33,6 +33,7 @@ import struct
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from harness.model import (BLOCKED, SOCKET_OPTIONS, TCP_INFO_AT_END, TCP_STATE_NAMES, AgentStep, StepRecord,
@@ -41,11 +42,10 @@ from harness.record.counters import parse_tcp_info, raw_tcp_info, read_tcp_info
 from harness.record.sampler import NOTE_ADDRESS
 
 IP_BIND_ADDRESS_NO_PORT = 24    # <linux/in.h>: bind() takes the address, connect() the port
-MCL_CURRENT = 1     # <sys/mman.h>: lock the pages mapped now (not later ones: no limit to meet)
 SO_COOKIE = 57      # <asm-generic/socket.h>: the id sock_diag reports (the sampler's rows carry it)
 SO_REUSEPORT = 15
-# Every lane's stack is locked in memory with the rest (see _stay_in_memory): 100 lanes with the
-# default 8 MiB each would pin 800 MiB. A lane runs a few shallow Python frames.
+# A lane runs a few shallow Python frames: 100 lanes with the default 8 MiB stacks would reserve
+# 800 MiB.
 LANE_STACK_BYTES = 256 * 1024
 # A listener's queue of connections not yet accepted: 100 SYNs arriving at once must all be
 # answered (a full queue drops SYNs), the kernel caps it at net.core.somaxconn.
@@ -639,14 +639,34 @@ def _warm_connect() -> None:
         probe.close()
 
 
+def file_mappings(maps: str) -> list[tuple[int, int]]:
+    """The address ranges of /proc/self/maps (`maps`) that a file backs (code, libraries, their
+    data): the pages a fault would read from the file system."""
+    ranges = []
+    for line in maps.splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            ranges.append((start, end))
+    return ranges
+
+
 def _stay_in_memory() -> None:
-    """Lock every page this agent has mapped into RAM before it says ready. In the VM a page fault
-    served from the host's file system over 9p is idle time, which the virtual clock skips: an
-    agent faulting a page between reading t0 and its first step started it hundreds of ms late
-    (measured: a cold 9p stat cost 15-43 ms of guest time). Best effort: without the
-    privilege it only loses that guarantee."""
+    """Lock every file-backed page this agent has mapped into RAM before it says ready. In the VM
+    a page fault served from the host's file system over 9p is idle time, which the virtual clock
+    skips: an agent faulting a page between reading t0 and its first step started it hundreds of
+    ms late (measured: a cold 9p stat cost 15-43 ms of guest time). Anonymous memory (the heap,
+    the lanes' stacks) faults without I/O, and is left out: the agent is forked from the runner,
+    and locking its heap copied every page of it (mlockall: ~1 s of wall time per agent under
+    emulation, measured). Best effort: without the privilege it only loses that guarantee."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.mlockall(MCL_CURRENT)
+    libc.mlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return
+    for start, end in file_mappings(maps):
+        libc.mlock(start, end - start)
 
 
 def main() -> None:
