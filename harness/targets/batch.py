@@ -2,7 +2,7 @@
 
 Each VM is its own kernel with its own namespaces, and its virtual clock (QEMU icount) does not
 slow down when the host is busy, so VM runs can share the host without changing what they
-measure. Booting a VM and loading Python in it cost ~40 s of wall time under emulation, so each VM
+measure. Booting a VM and loading Python in it cost ~20 s of wall time under emulation, so each VM
 runs a share of the items one after another. Local runs share the root namespace's interface
 names (Mininet's s1-eth1...), so they take turns.
 

@@ -56,7 +56,7 @@ def vng_command(vng: str, kernel: Path | str, clock: str, command: str, rwdirs: 
 
 # Time limits, in wall time, per VM and per item: under emulation on a loaded host everything
 # stretches (the virtual clock is exact, wall time is not), so they are generous and only catch a VM
-# that hangs. Booting and loading Python take ~40 s on an idle host.
+# that hangs. Booting and loading Python take ~20 s on an idle host (harness.profile measures each run).
 BOOT_LIMIT_S = 900.0          # from starting vng to the first item's "@@start"
 ITEM_ALLOWANCE_S = 600.0      # per item: lab set-up, analysis, copying results out
 ITEM_STRETCH = 10.0           # per second of the item's timeline
@@ -99,7 +99,7 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     """Boot the kernel once and run every item of `plan` inside, one after another; return the
     worst exit code (3 if the VM itself failed).
 
-    Booting and loading Python cost ~40 s of wall time under emulation, a lab plus an experiment
+    Booting and loading Python cost ~20 s of wall time under emulation, a lab plus an experiment
     ~15 s: items share a VM. Each output line goes to `on_line`; the inner run marks items with
     "@@start N" and "@@done N CODE SECONDS RESULTS" lines, and this function adds "@@limit N|boot
     SECONDS" when it stopped the VM because an item (plan entry "limit_s") or the boot overran its
@@ -134,7 +134,7 @@ def run_in_vm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "
     script.write_text(command + "\n")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     args = vng_command(vng, kernel, clock, f"sh {shlex.quote(str(script.resolve()))}", (results_root.resolve(),))
-    on_line(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; boot takes 25-40 s)...")
+    on_line(f"booting kernel {release_of(kernel)} under QEMU (software emulation, {clock} clock; the boot and Python's start take ~20 s)...")
     ledger = Ledger(suffix=f"-vm{next(_VM_NUMBERS)}", guard=True)
     # the host's marks so far (its start, the planning) go with this VM's first item
     marks = profile.ProfileCollector(profile.take() + [("vm-boot", time.time())])
