@@ -83,12 +83,13 @@ def guest_command(module_args: list[str]) -> str:
     """The shell command a guest runs: `python -m MODULE ARGS...` in the checkout, after a phase
     mark (harness.profile: the guest's shell runs, the boot is over).
 
-    -S with the site folders given in PYTHONPATH: the same modules without site's work, which
+    -S with this Python's own search path in PYTHONPATH (in its order: the standard library, then
+    the site folders and what their .pth files added): the same modules without site's work, which
     over 9p under emulation was 0.9 s of every guest Python start (its .pth files import the
     editable install's finder, setuptools' distutils shim, certifi). SETUPTOOLS_USE_DISTUTILS=stdlib
     for any Python started without -S: Mininet imports distutils, which setuptools' shim routes
     through pkg_resources, scanning every installed package over 9p: 12 s of wall time (measured)."""
-    sites = [p for p in sys.path if p and Path(p).is_dir() and Path(p).name in ("site-packages", "dist-packages")]
+    sites = [p for p in sys.path[1:] if p and Path(p).exists()]      # [0]: this program's own folder
     return (f"cd {shlex.quote(str(CODE_ROOT))} && echo {profile.MARK}guest-python && PYTHONDONTWRITEBYTECODE=1 "
             f"SETUPTOOLS_USE_DISTUTILS=stdlib PYTHONPATH={shlex.quote(':'.join(sites))} "
             f"{shlex.join([sys.executable, '-S', '-m', *module_args])}")
