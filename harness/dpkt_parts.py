@@ -7,6 +7,14 @@ pcap format, 21 modules. The package object stands in for dpkt's own with the na
 dpkt.dpkt (Error, UnpackError, NeedData, in_cksum, ...), as `from .dpkt import *` gives it. If
 dpkt was imported whole already (a test, a user's script), that one is used as it is.
 
+The other way round it is not: this partial package stays in sys.modules, so a later `import
+dpkt` anywhere in the same process gets it, not the whole one. It has only the modules listed
+below (dpkt.udp, dpkt.ip6, ... are missing until imported by name: `import dpkt.udp`), and
+Ethernet and IP decode only what is set at the end (IPv4 and ARP; TCP and ICMP): an IPv6 or UDP
+frame stays undecoded bytes. Code outside the harness that needs more of dpkt in the same
+process (a plugin, a notebook, an analysis script) must `import dpkt` before importing anything
+from the harness.
+
 Use: `from harness.dpkt_parts import dpkt`, then dpkt.ethernet.Ethernet, dpkt.pcap.Reader, ...
 """
 from __future__ import annotations

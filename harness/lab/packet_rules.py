@@ -411,9 +411,11 @@ class PacketRules(Lifecycle):
             deleted = not run_command([*self.prefix, "nft", "delete", "table", self.families[0], self.table]).returncode
         else:       # made in one transaction, so both are there (or neither): one process
             together = run_command([*self.prefix, "nft", " ; ".join(f"delete table {f} {self.table}" for f in self.families)])
-            deleted = not together.returncode or all(     # one already gone: the other still goes
-                not run_command([*self.prefix, "nft", "delete", "table", family, self.table]).returncode
-                for family in self.families)
+            # one already gone (the transaction then deletes neither): each alone, every one tried
+            alone = [] if not together.returncode else [
+                run_command([*self.prefix, "nft", "delete", "table", family, self.table]).returncode
+                for family in self.families]
+            deleted = not any(alone)
         if deleted and self.ledger is not None:      # the ledger's close() need not try again (two failing nfts)
             self.ledger.forget(nft_tables=[self.table])
 

@@ -2,8 +2,9 @@
 proves them. Mininet only prints what fails (and a veth silently drops frames over its MTU), so a
 lab whose kernel state differs from the plan (harness.load.routing) is refused before any run.
 
-Pure pieces (what to set, how to read `ip -j` and `sysctl` output) are apart from the two
-functions that touch the lab (configure, verify), so they are tested on recorded outputs."""
+Pure pieces (what to set, how to read `ip -j` and `sysctl` output) are apart from the functions
+that touch the lab (lab_batch sets each node's Pending, read_lab and verify read it back), so
+they are tested on recorded outputs."""
 from __future__ import annotations
 
 import functools
@@ -30,7 +31,8 @@ Ports = dict[tuple[str, int], str]     # (node, index of the link in Topology.li
 @functools.cache
 def router_class():
     """The Mininet node class of a router: a host (own shell, own network namespace) that the
-    lab recognises; forwarding is switched on by configure() so run.log shows it."""
+    lab recognises; forwarding is switched on by its sysctls in lab_batch's process (see
+    plan_into_pending), so run.log shows it."""
     host_class, _ = batched_classes()
 
     class Router(host_class):
@@ -146,8 +148,8 @@ def batched_classes():
 
 
 def plan_into_pending(net, topology: Topology, ports: Ports) -> None:
-    """configure()'s settings (forwarding sysctls, MTUs, routes of every host and router; the
-    switch ports' MTUs) kept in the nodes' Pending, so lab_batch sets them in the same process."""
+    """The plan's settings (forwarding sysctls, MTUs, routes of every host and router; the switch
+    ports' MTUs) kept in the nodes' Pending, so lab_batch sets them in the same process as the links."""
     for plan in node_plans(topology, ports):
         kept = pending(net.get(plan.name))
         kept.sysctls.update(plan.sysctls)
@@ -237,15 +239,6 @@ def batch_lines(mtus: dict[str, int], routes: list[tuple[str, str, str]]) -> lis
             + [f"route replace {prefix} via {via} dev {intf}" for prefix, via, intf in routes])
 
 
-def setup_command(sysctls: dict[str, str], lines: list[str]) -> list[str] | None:
-    """One process per node for all it needs set (exec is what costs in an emulated VM, ~0.1 s
-    each): its sysctls, then one `ip -batch` of MTUs and routes (ip stops at the first failing
-    line and names it, -:N). Every value and line is in the command run.log shows. None: nothing to set."""
-    parts = [shlex.join(sysctl_command(sysctls))] if sysctls else []
-    parts += ['printf "%s\\n" "$@" | ip -batch -'] if lines else []
-    return ["sh", "-c", " && ".join(parts), "setup", *lines] if parts else None
-
-
 def batch_command(program: list[str], lines: list[str]) -> list[str]:
     """`program` (a `tc -batch -`, `ip -batch -`) fed `lines` on stdin, in one shell: the lines are
     its arguments, so run.log shows every one of them in the command it records."""
@@ -301,11 +294,37 @@ def parse_readback(out: str) -> dict[str, str]:
 
 
 def _two_documents(text: str) -> tuple[str, str]:
-    """The two JSON documents `ip -j -batch` printed for `addr show` and `route show`, as text."""
-    decoder = json.JSONDecoder()
-    first, end = decoder.raw_decode(text.lstrip())
-    rest = text.lstrip()[end:].strip()
-    return json.dumps(first), json.dumps(decoder.raw_decode(rest)[0]) if rest else "[]"
+    """The two JSON documents `ip -j -batch` printed for `addr show` and `route show`, as text;
+    RunFailed quoting the output when it is not JSON (a warning on stdout, an ip without -j)."""
+    decoder, text = json.JSONDecoder(), text.strip()
+    try:
+        first, end = decoder.raw_decode(text)
+        rest = text[end:].strip()
+        return json.dumps(first), json.dumps(decoder.raw_decode(rest)[0]) if rest else "[]"
+    except ValueError as exc:
+        raise not_json("addresses and routes (`ip -j -batch` of addr show, route show)", text, exc) from None
+
+
+def _json(text: str, what: str):
+    """A read-back section's JSON ([] when empty); RunFailed quoting it when it is not JSON."""
+    try:
+        return json.loads(text or "[]")
+    except ValueError as exc:
+        raise not_json(what, text, exc) from None
+
+
+def not_json(what: str, text: str, exc: ValueError) -> RunFailed:
+    """The error for a read-back that is not the JSON asked for: one paragraph with its first lines."""
+    return RunFailed(f"the lab's read-back of {what} is not JSON ({exc}): {output_start(text)}, so the lab "
+                     "cannot be checked. Fix: an iproute2 whose ip prints JSON with -j is needed; a warning "
+                     "printed on stdout must be silenced where it comes from.")
+
+
+def output_start(text: str, lines: int = 3, chars: int = 300) -> str:
+    """The first lines of a command's output, on one line and quoted, for a one-paragraph error."""
+    kept = text.strip().splitlines()
+    head = " | ".join(line.strip() for line in kept[:lines])
+    return repr(head[:chars] + ("..." if len(kept) > lines or len(head) > chars else ""))
 
 
 def parse_sysctls(out: str) -> dict[str, str]:
@@ -391,17 +410,6 @@ def _run(node, args: list[str], what: str) -> str:
     return out
 
 
-def configure(net, topology: Topology, ports: Ports) -> None:
-    """Set forwarding sysctls, MTUs and routes on every host and router, and the switch ports' MTUs."""
-    for plan in node_plans(topology, ports):
-        command = setup_command(plan.sysctls, batch_lines(plan.mtus, plan.routes))
-        if command:
-            _run(net.get(plan.name), command, "setting sysctls, MTUs and routes")
-    command = setup_command({}, batch_lines(switch_port_mtus(topology, ports), []))
-    if command:     # switch ports live where the switches run (the machine's namespace)
-        _run(net.get(topology.switches[0]), command, "setting switch port MTUs")
-
-
 def read_lab(net, topology: Topology, ports: Ports) -> dict[str, dict[str, str]]:
     """Every host's and router's read-back (qdiscs, addresses, routes, planned sysctls) and the
     switches' (qdiscs and links of the machine's namespace, under the first switch's name): one
@@ -420,12 +428,12 @@ def verify(net, topology: Topology, ports: Ports, got: dict[str, dict[str, str]]
     got = read_lab(net, topology, ports) if got is None else got
     problems: list[str] = []
     for plan in node_plans(topology, ports):
-        problems += address_problems(plan, json.loads(got[plan.name]["addr"] or "[]"))
-        problems += route_problems(plan, json.loads(got[plan.name]["route"] or "[]"))
+        problems += address_problems(plan, _json(got[plan.name]["addr"], f"{plan.name}'s addresses (ip -j addr show)"))
+        problems += route_problems(plan, _json(got[plan.name]["route"], f"{plan.name}'s routes (ip -j route show)"))
         problems += sysctl_problems(plan, parse_sysctls(got[plan.name]["sysctl"]))
     wanted = switch_port_mtus(topology, ports)
     if wanted:
-        problems += link_mtu_problems(wanted, json.loads(got[topology.switches[0]]["link"] or "[]"))
+        problems += link_mtu_problems(wanted, _json(got[topology.switches[0]]["link"], "the switch ports (ip -j link show)"))
     if problems:
         raise RunFailed("the lab is not as planned (addresses, routes, MTU, forwarding), so no run on it could be "
                         "trusted:\n  " + "\n  ".join(problems))

@@ -3,6 +3,7 @@ a setting is not per-namespace (setting it would change the whole machine, every
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -64,8 +65,7 @@ def _set_all_and_read(host, h: str, wanted: dict[str, str], names: list[str]) ->
     before = {name: _machine_value(name) for name in wanted}
     script = f"{shlex.join(['sysctl', '-q', '-w', *(f'{k}={v}' for k, v in wanted.items())])} && {shlex.join(['sysctl', '-e', *names])}"
     out, _, code = node_pexec(host, ["sh", "-c", script])
-    for name, value in before.items():
-        _refuse_if_machine_changed(h, name, value)
+    _refuse_if_machine_changed(h, before)
     return None if code else out
 
 
@@ -79,24 +79,49 @@ def _set(host, h: str, name: str, value: str, optional: bool) -> bool:
         raise RunFailed(f"sysctl {name}={value} failed in {h}: {err.strip() or out.strip()} "
                         "(is it known to this kernel? a setting only some kernels have can be marked optional: "
                         f"{name}?: {value})")
-    _refuse_if_machine_changed(h, name, before)
+    _refuse_if_machine_changed(h, {name: before})
     return True
 
 
-def _refuse_if_machine_changed(h: str, name: str, before: str | None) -> None:
-    """Setting `name` in host `h` must not have changed the machine's value (`before`)."""
-    after = _machine_value(name)
-    if after != before:
-        run_command(["sysctl", "-q", "-w", f"{name}={before}"])
-        raise RunFailed(f"sysctl {name} is not per network namespace on kernel {os.uname().release}: setting it in "
-                        f"{h} changed it for the whole machine ({before!r} -> {after!r}; put back). "
-                        "It cannot differ between hosts or cells.")
+def _refuse_if_machine_changed(h: str, before: dict[str, str | None]) -> None:
+    """Setting these sysctls in host `h` must not have changed the machine's values (`before`):
+    every one that did is put back (all in one process, before the error: one machine-wide
+    setting found must not leave a second one changed) and named in one error."""
+    changed = {name: (was, now) for name, was in before.items() if (now := _machine_value(name)) != was}
+    if not changed:
+        return
+    left = _put_back({name: was for name, (was, _) in changed.items()})
+    shown = ", ".join(f"{name} ({was!r} -> {now!r})" for name, (was, now) in changed.items())
+    plural, are, it = ("", "is", "it") if len(changed) == 1 else ("s", "are", "them")
+    raise RunFailed(f"sysctl{plural} {shown} {are} not per network namespace on kernel {os.uname().release}: setting "
+                    f"{it} in {h} changed {it} for the whole machine ({left or 'put back'}). A machine-wide setting "
+                    "cannot differ between hosts or cells. Fix: leave it out of the experiment's sysctls: and set "
+                    "it on the machine before the run, if the experiment needs it.")
+
+
+def _put_back(values: dict[str, str | None]) -> str:
+    """Write the machine's former values back in one `sysctl -w`; '' when all went back, else
+    what did not (a value that was unreadable before cannot be written back)."""
+    known = {name: value for name, value in values.items() if value is not None}
+    unknown = [name for name in values if name not in known]
+    failed = ""
+    if known:
+        done = run_command(["sysctl", "-q", "-w", *(f"{name}={value}" for name, value in known.items())])
+        failed = "" if not done.returncode else f"putting back failed: {(done.stderr or done.stdout).strip()[:300]}"
+    if unknown:
+        failed = "; ".join(filter(None, [failed, f"not put back, unreadable before: {', '.join(unknown)}"]))
+    return failed
 
 
 def _machine_value(name: str) -> str | None:
     """The value in the namespace this process runs in (the machine's, outside every host), read
-    from /proc/sys as `sysctl -n` would (dots are directories, a slash in a name is a dot)."""
+    from /proc/sys as `sysctl -n` would: a dotted name has its dots as directories and a slash as a
+    dot (net.ipv4.conf.eth0/1.rp_filter); a name whose first separator is a slash is a path
+    already and kept (procps' slashdot). The loader takes dotted names only, but a slash-form name
+    read here as dotted would find nothing and pass the machine-wide check unchecked."""
+    first = re.search(r"[./]", name)
+    path = name if first and first.group() == "/" else name.translate(str.maketrans("./", "/."))
     try:
-        return " ".join((Path("/proc/sys") / name.translate(str.maketrans("./", "/."))).read_text().split())
+        return " ".join((Path("/proc/sys") / path).read_text().split())
     except OSError:
         return None

@@ -27,6 +27,7 @@ from pathlib import Path
 from harness.analyse.connection import kernel_pcap_path
 from harness.errors import RunFailed
 from harness.lab.preflight import send_capture_kinds
+from harness.lab.routing_setup import output_start
 from harness.record.capture import Capture
 from harness.runlog import node_pexec
 
@@ -76,7 +77,10 @@ def mirror_problems(host: str, interfaces: list[str], shown: str) -> list[str]:
     filter shows at the end of mirror_command's output (pure: the tests read recorded ones)."""
     decoder, arrays, at = json.JSONDecoder(), [], 0
     while (at := _skip_space(shown, at)) < len(shown):
-        array, at = decoder.raw_decode(shown, at)
+        try:
+            array, at = decoder.raw_decode(shown, at)
+        except ValueError:      # a warning on stdout, a tc without -j: no read-back to trust
+            return [f"tc's output is not the JSON filter lists asked for (at character {at}): {output_start(shown)}"]
         arrays.append(array)
     tx, problems = tx_device(host), []
     for intf, filters in zip(interfaces, arrays[-len(interfaces):] if len(arrays) >= len(interfaces) else []):

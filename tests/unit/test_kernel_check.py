@@ -188,3 +188,21 @@ def test_a_late_netem_is_the_links_slop_not_the_captures():
     assert check([seg(1.040, "S", 100)], [seg(1.0, "S", 100)]) == []
     late_capture = check([seg(1.010, "S", 100)], [seg(1.0, "S", 100)])
     assert len(late_capture) == 1 and "stamped it late" in late_capture[0]
+
+
+@pytest.mark.parametrize("shown", ["Warning: old tc\n[]", "filter protocol all pref 49152 matchall chain 0"])
+def test_filter_shows_that_are_not_json_are_a_problem_said_not_a_traceback(shown):
+    problems = mirror_problems("x", ["xa"], shown)
+    assert len(problems) == 1 and problems[0].startswith("tc's output is not the JSON filter lists asked for")
+    assert shown.splitlines()[0] in problems[0]
+
+
+def test_install_mirror_ends_the_run_in_one_paragraph_when_tc_prints_no_json(monkeypatch):
+    from harness.errors import RunFailed
+    from harness.record import kernel_sends
+    monkeypatch.setattr(kernel_sends, "send_capture_kinds", lambda: ("dummy", "matchall"))
+    monkeypatch.setattr(kernel_sends, "node_pexec", lambda node, args: ("Warning: something\n[]\n", "", 0))
+    with pytest.raises(RunFailed) as failed:
+        kernel_sends.install_mirror(object(), "x", ["xa"])
+    assert str(failed.value).startswith("the kernel send capture of x: tc's output is not the JSON filter lists")
+    assert "'Warning: something | []'" in str(failed.value) and "\n" not in str(failed.value)

@@ -14,7 +14,7 @@ import pytest
 from harness.lab.network import _host_ip, _interface_ips
 from harness.lab.routing_setup import (
     NodePlan, address_problems, batch_command, batch_lines, link_mtu_problems, node_plans, node_sysctls, parse_readback,
-    parse_sysctls, qdisc_texts, readback_command, route_problems, setup_command, switch_port_mtus, sysctl_problems)
+    parse_sysctls, qdisc_texts, readback_command, route_problems, switch_port_mtus, sysctl_problems)
 from harness.load.topology import load_topology
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "lab_routing_host_6.18"
@@ -79,20 +79,14 @@ def test_the_batch_sets_mtus_before_routes_and_leaves_1500_alone(plans):
     assert batch_lines(plans["server"].mtus, []) == []
 
 
-def test_the_setup_command_hands_ip_each_line_whole():
+def test_the_pending_command_hands_ip_each_line_whole():
+    from harness.lab.routing_setup import Pending
     lines = ["route replace default via 10.1.0.1 dev c-eth0", "a line with 'quotes' and $dollars"]
-    command = setup_command({}, lines)
-    assert command[:2] == ["sh", "-c"] and command[-2:] == lines
+    command = Pending(planned=lines).command()
+    assert command[:2] == ["sh", "-c"] and command[-2:] == [f"ip: {line}" for line in lines]
     shown = subprocess.run([*command[:2], command[2].replace("ip -batch -", "cat"), *command[3:]],
                            capture_output=True, text=True, check=True).stdout
     assert shown.splitlines() == lines
-
-
-def test_the_setup_command_sets_sysctls_first_and_only_what_is_there():
-    command = setup_command({"net.ipv4.ip_forward": "1", "net.ipv4.conf.r1-eth0.rp_filter": "0"}, ["route replace x"])
-    assert command[2].startswith("sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.r1-eth0.rp_filter=0 && printf")
-    assert setup_command({"net.ipv4.ip_forward": "1"}, [])[2:] == ["sysctl -q -w net.ipv4.ip_forward=1", "setup"]
-    assert setup_command({}, []) is None
 
 
 @pytest.mark.parametrize("node", ["client1", "r1"])
@@ -122,6 +116,30 @@ def test_the_ip_batch_section_reads_as_the_two_recorded_ones(node):
     got = parse_readback(f"#qdisc\nqdisc noqueue 0: dev lo root refcnt 2\n#ip\n{addr.strip()}\n{route.strip()}\n#sysctl\na = 1\n")
     assert json.loads(got["addr"]) == json.loads(addr) and json.loads(got["route"]) == json.loads(route)
     assert got["sysctl"] == "a = 1" and got["qdisc"] == "qdisc noqueue 0: dev lo root refcnt 2"
+
+
+@pytest.mark.parametrize("ip_section", [
+    "Warning: something odd\n[]\n[]",                         # a warning on stdout before the JSON
+    "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue\n    inet 127.0.0.1/8 scope host lo",   # no -j
+    "[]\nnot json after the first"])
+def test_an_ip_section_that_is_not_json_is_a_one_paragraph_failure(ip_section):
+    """Not a ValueError's traceback (the run ending as a bug): RunFailed quoting the output's start."""
+    from harness.errors import RunFailed
+    with pytest.raises(RunFailed) as failed:
+        parse_readback(f"#qdisc\n#ip\n{ip_section}\n#sysctl\n")
+    message = str(failed.value)
+    assert message.startswith("the lab's read-back of addresses and routes") and "\n" not in message
+    assert repr(ip_section.splitlines()[0])[1:-1] in message and "Fix: " in message
+
+
+def test_a_link_section_that_is_not_json_is_a_one_paragraph_failure(topology, ports):
+    from harness.errors import RunFailed
+    from harness.lab.routing_setup import verify
+    got = {node: {"addr": (FIX / f"{node}.ip-addr.json").read_text(), "route": (FIX / f"{node}.ip-route.json").read_text(),
+                  "sysctl": ""} for node in NODES}
+    got[topology.switches[0]] = {"link": "Warning: odd\n[]"}
+    with pytest.raises(RunFailed, match=r"read-back of the switch ports \(ip -j link show\) is not JSON .*'Warning: odd \| \[\]'"):
+        verify(None, topology, ports, got)
 
 
 def test_one_qdisc_show_gives_each_interface_as_its_own_show_would():
