@@ -85,7 +85,7 @@ def mininet_lab(experiment: Experiment, ledger: Ledger, addresses: dict[str, str
             f"{'Open vSwitch' if ovs else 'Linux bridge'} switches, {len(topo.links)} links")
         net.build()
         if topo.interfaces:      # the loader's plan (a hand-made Topology in a test may have none)
-            plan_into_pending(net, topo, link_ports)     # configure()'s settings, set with the links
+            plan_into_pending(net, topo, link_ports)     # the plan's sysctls, MTUs and routes, set with the links
         lab_batch(net, [*topo.hosts, *topo.routers], list(topo.switches))    # one process per node sets its links
         net.start()
         _disable_bridge_netfilter()
