@@ -112,9 +112,10 @@ class ProfileCollector:
         self.items.append((run_dir, self.pending, time.time()))
         self.pending = []
 
-    def finish(self, where: str) -> None:
-        """The VM ended: the last item gains the shutdown; every item's profile.json is written."""
-        if self.items:
+    def finish(self, where: str, shutdown: bool = True) -> None:
+        """The VM ended: the last item gains the shutdown (not for a warm VM, which stays up: its
+        last phase runs on to the keeper's end message); every item's profile.json is written."""
+        if self.items and shutdown:
             run_dir, marks, ended = self.items[-1]
             self.items[-1] = (run_dir, marks + [("vm-shutdown", ended)], time.time())
         for run_dir, marks, end in self.items:

@@ -46,6 +46,17 @@ def vm_groups(items: list[BatchItem], jobs: int) -> list[list[BatchItem]]:
     return groups
 
 
+def _interrupted_text(procs) -> str:
+    """What a Ctrl-C left: cold VMs are stopped; a warm VM only had its run cancelled and stays up."""
+    warm = sum(1 for proc in procs if hasattr(proc, "cancel"))
+    cold = len(procs) - warm
+    said = [f"the {cold} VM(s) were stopped and nothing of them keeps running"] if cold else []
+    if warm:
+        said.append(f"the run(s) in {warm} warm VM(s) were stopped (a lab they built was torn down); the warm VM(s) "
+                    "stay up (run-experiment --warm-stop stops them)")
+    return "interrupted; " + ("; ".join(said) if said else "no VM had started") + "."
+
+
 def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, log=None) -> int:
     """Run every item; print a summary and the parallelism achieved; return the worst exit code.
     `log` says each line (default: the run log's say)."""
@@ -137,7 +148,7 @@ def run_batch(items: list[BatchItem], run_local_item, run_vm_group, jobs: int, l
                     os.killpg(proc.pid, 15)
             for proc in procs:
                 proc.wait()
-            raise Interrupted(f"interrupted; the {len(procs)} VM(s) were stopped and nothing of them keeps running.") from None
+            raise Interrupted(_interrupted_text(procs)) from None
         finally:
             # every way out; after a Ctrl-C the VMs were killed and their threads end on their own
             pool.shutdown(wait=not interrupted, cancel_futures=True)

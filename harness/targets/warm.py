@@ -17,9 +17,12 @@ of its freshness: the keeper records a fingerprint of harness/ at boot, and a cl
 differs has that VM stopped and a fresh one booted, so an edit is never run by old code.
 
 Safety: the keeper's VM is recorded in a ledger (harness.lab.leftovers) with a guardian, so a
-killed keeper leaves no QEMU; it stops itself after IDLE_S without a run; a client that dies or
-is interrupted has the guest SIGINT the run (its lab is torn down, as for a local Ctrl-C) while
-the VM stays up.
+killed keeper leaves no QEMU; it stops itself after IDLE_S without a run (host time: between runs
+the VM's vCPUs are stopped, so an idle -icount guest does not spin a host core); a client that dies
+or is interrupted has the guest SIGINT the run (its lab is torn down, as for a local Ctrl-C) while
+the VM stays up. The client sends its run only once the keeper accepted its connection: a Ctrl-C
+before that leaves nothing to cancel, and a keeper that closes instead (it was shutting down) is
+waited out and a fresh one booted. The plan file is the client's to remove whenever no `end` came.
 """
 from __future__ import annotations
 
@@ -55,11 +58,29 @@ def warm_key(kernel: Path, release: str, clock: str, results_root: Path, python:
     return hashlib.sha256(fixed.encode()).hexdigest()[:16]
 
 
+CODE_SUFFIXES = (".py", ".json")     # the harness's modules and the data a run reads (harness/schema/*.json)
+
+
+def _code_files(root: Path):
+    """The harness files a run reads: modules and schemas; no caches, dotfiles or editor leftovers
+    (swap and backup files would restart the VM for nothing)."""
+    for path in root.rglob("*"):
+        parts = path.relative_to(root).parts
+        if path.suffix in CODE_SUFFIXES and "__pycache__" not in parts and not any(p.startswith(".") for p in parts):
+            yield path
+
+
 def code_fingerprint(root: Path = CODE_ROOT / "harness") -> str:
-    """Every file of the harness by path, size and modification time: any edit changes it."""
-    entries = sorted(f"{p.relative_to(root)}:{s.st_size}:{s.st_mtime_ns}" for p in root.rglob("*")
-                     if "__pycache__" not in p.parts and p.is_file() and (s := p.stat()))
-    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+    """Every code file of the harness by path, size and modification time: any edit changes it. A
+    file removed while it is read (an editor's save) is skipped, never an error."""
+    entries = []
+    for path in _code_files(root):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        entries.append(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:16]
 
 
 def encode(message: dict) -> bytes:
@@ -79,7 +100,7 @@ def decode(line: bytes | str) -> dict:
 @dataclass(frozen=True)
 class Paths:
     """A warm VM's files under WARM_DIR, named by its key: its socket, its state (JSON), its lock,
-    its log and the FIFO that is the guest's stdin while the VM boots."""
+    its log, the FIFO that is the guest's stdin while the VM boots and its QEMU's QMP socket."""
     key: str
     folder: Path = WARM_DIR
 
@@ -91,6 +112,7 @@ class Paths:
     lock = property(lambda self: self._named("lock"))
     log = property(lambda self: self._named("log"))
     fifo = property(lambda self: self._named("in"))
+    qmp = property(lambda self: self._named("qmp"))
 
 
 def read_state(path: Path) -> dict | None:
@@ -147,6 +169,17 @@ def _connect(path: Path, wait_s: float) -> socket.socket:
             time.sleep(0.2)
 
 
+def _connect_or_closed(path: Path) -> socket.socket:
+    """A live keeper's socket; if it refuses or is gone (the keeper is shutting down), a socket
+    already at EOF, so the caller waits that keeper out and boots a fresh one."""
+    try:
+        return _connect(path, 2.0)
+    except RunFailed:
+        mine, _theirs = socket.socketpair()
+        _theirs.close()
+        return mine
+
+
 def _wait_gone(state: dict | None, wait_s: float) -> bool:
     deadline = time.time() + wait_s
     while keeper_alive(state) and time.time() < deadline:
@@ -164,6 +197,8 @@ class WarmRun:
         self.code: int | None = None
         self.cancelled = False
         self.closed = False
+        self.accepted = False                  # the keeper took this connection (its accepted message)
+        self.lock = threading.Lock()           # accepted-then-run against cancel
         self.finished = threading.Event()      # set when run_warm is done with this run
 
     def send(self, message: dict) -> None:
@@ -191,9 +226,26 @@ class WarmRun:
             self.buffer += chunk
 
     def cancel(self) -> None:
-        """Ask the guest to stop the run (SIGINT: its lab is torn down); the VM stays up."""
-        self.cancelled = True
-        self.send({"op": "cancel"})
+        """Ask the guest to stop the run (SIGINT: its lab is torn down); the VM stays up. Before the
+        keeper accepted the connection no run was sent: the connection is shut, nothing to wait for."""
+        with self.lock:
+            self.cancelled = True
+            if self.accepted:
+                self.send({"op": "cancel"})
+                return
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)      # wakes the thread waiting for accepted
+        except OSError:
+            pass
+
+    def hand(self, request: dict) -> bool:
+        """Send the run request once the keeper accepted; False if cancel() came first."""
+        with self.lock:
+            if self.cancelled:
+                return False
+            self.send(request)
+            self.accepted = True       # after the send: a Ctrl-C between the two closes the connection (the keeper cancels)
+            return True
 
     def poll(self) -> int | None:
         """None while the run goes on (like Popen.poll), then its exit code (3 if it had none)."""
@@ -208,25 +260,33 @@ class WarmRun:
         self.sock.close()
 
 
+def _await_accept(run: WarmRun, on_line) -> bool:
+    """Wait for the keeper's accepted message: True once it came; False at EOF (the keeper is
+    shutting down, or cancel() shut the connection). A keeper busy with another client's run
+    accepts this one when that ends: said once, then waited for."""
+    timeout: float | None = 5.0
+    while not run.closed:
+        for message in run.messages(timeout):
+            if message.get("accepted"):
+                return True
+        if timeout is not None and not run.closed:
+            on_line("the warm VM is busy with another run; this one waits for it...")
+            timeout = None
+    return False
+
+
 def _follow(run: WarmRun, on_line, marks) -> tuple[int | None, bool]:
     """Pass the keeper's lines on until its end message; return (exit code or None, stale). As
     run_in_vm does: the guest's phases are stamped on the host's clock (`marks`), and a finished
-    item's report.html is drawn here, before its done marker goes on. A keeper busy with another
-    client's run takes this one when that ends: said once, then waited for."""
-    heard = False
-    while not run.closed:
-        for message in run.messages(None if heard else 5.0):
-            heard = True
-            if "line" in message:
-                _on_guest_line(str(message["line"]), on_line, marks)
-            elif message.get("stale"):
-                return None, True
-            elif "end" in message:
-                run.code = int(message["end"])
-                return run.code, False
-        if not heard and not run.closed:
-            on_line("the warm VM is busy with another run; this one waits for it...")
-            heard = True
+    item's report.html is drawn here, before its done marker goes on."""
+    for message in run.messages(None):
+        if "line" in message:
+            _on_guest_line(str(message["line"]), on_line, marks)
+        elif message.get("stale"):
+            return None, True
+        elif "end" in message:
+            run.code = int(message["end"])
+            return run.code, False
     return None, False
 
 
@@ -267,36 +327,53 @@ def run_warm(kernel: Path, plan: list[dict], results_root: Path, clock: str = "v
     key = warm_key(kernel, release_of(kernel), clock, results_root)
     plan_file = Path(tempfile.mkstemp(prefix=".warm-plan-", suffix=".json", dir=results_root)[1])
     protocol.write_plan(plan_file, plan, protocol.guest_settings(clock, observer))
-    handed = False
     marks = profile.ProfileCollector(profile.take())     # the host's start and planning go with the first item
     try:
-        for attempt in range(2):     # a stale VM is stopped, then a fresh one serves the run
-            fingerprint = code_fingerprint()
-            run = _open(kernel, clock, results_root, key, idle_s, fingerprint, on_line, marks)
-            run.send({"op": "run", "plan": str(plan_file), "verbose": verbose, "fingerprint": fingerprint})
-            handed = True
-            if started:
-                started(run)
-            try:
-                code, stale = _follow(run, on_line, marks)
-            except KeyboardInterrupt as exc:
-                _after_interrupt(run, on_line)
-                raise Interrupted("interrupted; the run inside the warm VM was stopped (a lab it built was torn down); the warm "
-                                  "VM stays up (run-experiment --warm-stop stops it).") from exc
-            finally:
-                run.close()
-                run.finished.set()
-            if not stale:
-                if code is None:
-                    on_line(f"the warm VM's keeper ended without finishing the run; its log is {Paths(key).log}")
-                return 3 if code is None else code
-            on_line("the harness code changed since the warm VM booted: stopping it and booting a fresh one...")
+        for _ in range(2):     # a stale or stopping VM is stopped or waited out, then a fresh one serves the run
+            code, again = _attempt(kernel, clock, results_root, key, idle_s, plan_file, verbose, on_line, marks, started)
+            if not again:
+                return code
             _wait_gone(read_state(Paths(key).state), STOP_WAIT_S)
-        raise RunFailed("the warm VM was stale twice in a row (the harness code keeps changing?)")
+        raise RunFailed("the warm VM was stale or stopping twice in a row (the harness code keeps changing?); "
+                        "run-experiment --warm-stop, then run again")
     finally:
-        if not handed:
-            plan_file.unlink(missing_ok=True)
-        marks.finish(f"warm vm {release_of(kernel)} ({clock} clock)")
+        plan_file.unlink(missing_ok=True)     # the keeper removes it at the run's end; any other way out, here
+        marks.finish(f"warm vm {release_of(kernel)} ({clock} clock)", shutdown=False)
+
+
+def _attempt(kernel: Path, clock: str, results_root: Path, key: str, idle_s: float, plan_file: Path, verbose: bool,
+             on_line, marks, started) -> tuple[int, bool]:
+    """One try at the run: (exit code, False), or (0, True) if another VM must serve it (this one's
+    code is stale, or its keeper was shutting down and closed the connection before accepting)."""
+    fingerprint = code_fingerprint()
+    run = _open(kernel, clock, results_root, key, idle_s, fingerprint, on_line, marks)
+    if started:
+        started(run)
+    try:
+        if not _await_accept(run, on_line) or not run.hand(
+                {"op": "run", "plan": str(plan_file), "verbose": verbose, "fingerprint": fingerprint}):
+            if run.cancelled:
+                return 130, False
+            on_line("the warm VM was stopping when this run came; waiting for it to go, then booting a fresh one...")
+            return 0, True
+        code, stale = _follow(run, on_line, marks)
+    except KeyboardInterrupt as exc:
+        if run.accepted:
+            _after_interrupt(run, on_line)
+            raise Interrupted("interrupted; the run inside the warm VM was stopped (a lab it built was torn down); the warm "
+                              "VM stays up (run-experiment --warm-stop stops it).") from exc
+        run.cancelled = True
+        on_line("interrupted before the warm VM took the run: nothing ran.")
+        return 130, False
+    finally:
+        run.close()
+        run.finished.set()
+    if stale:
+        on_line("the harness code changed since the warm VM booted: stopping it and booting a fresh one...")
+        return 0, True
+    if code is None:
+        on_line(f"the warm VM's keeper ended without finishing the run; its log is {Paths(key).log}")
+    return 3 if code is None else code, False
 
 
 def _open(kernel: Path, clock: str, results_root: Path, key: str, idle_s: float, fingerprint: str,
@@ -310,7 +387,7 @@ def _open(kernel: Path, clock: str, results_root: Path, key: str, idle_s: float,
     if decision == "reuse":
         on_line(f"using the warm VM (kernel {state.get('release')}, {clock} clock, up "
                 f"{time.time() - state.get('booted', time.time()):.0f} s, {state.get('runs', 0)} run(s) so far)")
-        return WarmRun(_connect(paths.socket, START_WAIT_S))
+        return WarmRun(_connect_or_closed(paths.socket))
     if decision == "restart":
         on_line("the harness code changed since the warm VM booted: stopping it and booting a fresh one...")
         _stop_keeper(paths, state)
@@ -330,7 +407,7 @@ def warm_states() -> list[tuple[Paths, dict]]:
         if keeper_alive(state):
             found.append((paths, state))
         else:
-            for leftover in (paths.state, paths.socket, paths.fifo):
+            for leftover in (paths.state, paths.socket, paths.fifo, paths.qmp):
                 leftover.unlink(missing_ok=True)
     return found
 
@@ -347,7 +424,7 @@ def _stop_keeper(paths: Paths, state: dict) -> str:
     except ProcessLookupError:
         pass
     if how != "left":
-        for leftover in (paths.state, paths.socket, paths.fifo):
+        for leftover in (paths.state, paths.socket, paths.fifo, paths.qmp):
             leftover.unlink(missing_ok=True)
     return how
 

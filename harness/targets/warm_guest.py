@@ -2,13 +2,15 @@
 
 Booting the kernel and importing the harness over 9p cost most of a cold run's wall time; this loop
 pays them once. It reads commands on its stdin, which virtme-ng connects to the host's vng stdin
-(a virtio-serial port, blocking: an idle guest does no work while it waits):
+(a virtio-serial port). Blocking on it is not enough to idle: under `-icount shift=0,sleep=off`
+the virtual clock warps to the guest's next timer and QEMU spins a host core, so after each run's
+after-work the loop prints `@@warm-idle` and the keeper stops the vCPUs until its next command:
   `run PLAN_FILE VERBOSE EPOCH`
                         set the guest's wall clock to the host's EPOCH (an idle guest's clock races
                         ahead: the virtual clock skips idle time; run ids are wall-clock times),
                         fork a child that runs the plan exactly as a cold VM's inner command does
                         (harness.cli.main --inner-plan: same @@start/@@done markers), then print
-                        `@@warm-end CODE`;
+                        `@@warm-end CODE` (a child killed by a signal: 130 for SIGINT/SIGTERM, else 3);
   `cancel`              SIGINT the running child: its runner tears its lab down and says so;
   `quit` or EOF         leave (the VM powers off).
 Each run is a fork of the loop after its imports: it starts from the same pristine state every
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 READY = "@@warm-ready"
 END = "@@warm-end"
+IDLE = "@@warm-idle"          # a run's after-work is done: nothing runs until the next command
 LEARNED = "/tmp/tcp-testbed-warm-modules"    # guest memory: the modules the last run imported
 
 
@@ -151,6 +154,14 @@ def _write_learned() -> None:
         pass
 
 
+def exit_code(status: int) -> int:
+    """A child's wait status as a run's exit code: its own code, or for a death by signal 130 (an
+    interrupted run: SIGINT, SIGTERM) or 3 (anything else: the run failed), never 256 - signal."""
+    if os.WIFSIGNALED(status):
+        return 130 if os.WTERMSIG(status) in (signal.SIGINT, signal.SIGTERM) else 3
+    return os.waitstatus_to_exitcode(status) & 0xFF
+
+
 def run_forked(plan_file: str, results: str, verbose: bool, commands: LineReader) -> int:
     """Run one plan in a forked child; a `cancel` meanwhile SIGINTs it (then SIGTERM if asked again)."""
     sys.stdout.flush()
@@ -163,7 +174,7 @@ def run_forked(plan_file: str, results: str, verbose: bool, commands: LineReader
         while True:
             ready = select.select([pidfd] + ([] if commands.eof else [commands.fd]), [], [])[0]
             if pidfd in ready:
-                return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF
+                return exit_code(os.waitpid(pid, 0)[1])
             for line in commands.read_available():
                 if parse_command(line).op in ("cancel", "quit"):
                     os.kill(pid, signal.SIGINT if cancels == 0 else signal.SIGTERM)
@@ -190,6 +201,7 @@ def serve(results: str) -> int:
             if commands.eof:
                 break
             learn()             # while the host reads the verdict
+            print(IDLE, flush=True)
     return 0
 
 

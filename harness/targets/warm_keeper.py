@@ -9,6 +9,11 @@ command (harness.targets.vm.vng_command) with the guest serve loop (harness.targ
 as its command; its process group is recorded in a guarded ledger, so even a SIGKILL of the keeper
 leaves no QEMU behind (the guardian kills the group). The boot's and each item's wall-time limits
 are the cold target's: an overrun stops the VM and is marked "@@limit" like there.
+
+Between runs the VM's vCPUs are stopped (QMP `stop`, `cont` before the next command): under
+`-icount shift=0,sleep=off` an idle guest does not sleep, the virtual clock warps to its next timer
+at once and QEMU spins a host core for the whole idle time (measured: 60-100 % of a core). A stopped
+VM stops its virtual clock too, so the guest sees no gap; the idle limit is on the host's clock.
 """
 from __future__ import annotations
 
@@ -30,9 +35,10 @@ from harness.targets import protocol
 from harness.targets.vm import BOOT_LIMIT_S, ITEM_ALLOWANCE_S, _record_qemu, describe_limit, guest_command, vng_command
 from harness.targets.vm_process import VmProcess
 from harness.targets.warm import (CANCEL_WAIT_S, WARM_DIR, Paths, code_fingerprint, decode, encode, keeper_state)
-from harness.targets.warm_guest import READY, parse_end, run_command
+from harness.targets.warm_guest import IDLE, READY, parse_end, run_command
 
 QUIT_WAIT_S = 60.0         # a clean power-off: the guest leaves its loop, the VM halts
+LOCK_WAIT_S = 10.0         # a keeper that is going (its files removed) may hold the lock this long
 
 
 def _say(text: str) -> None:
@@ -62,16 +68,16 @@ class Keeper:
         self.deadline, self.what, self.limit = time.time() + BOOT_LIMIT_S, protocol.BOOT, BOOT_LIMIT_S
         self.last_used = time.time()
         self.qemu_seen = False
+        self.paused = False            # the vCPUs are stopped (QMP): the guest waits for its next command
 
     # --- start and stop -------------------------------------------------------------------------
 
     def serve(self) -> int:
         WARM_DIR.mkdir(parents=True, exist_ok=True)
         lock = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take_lock(lock, LOCK_WAIT_S):
             _say("another keeper serves this key; leaving")
+            os.close(lock)
             return 0
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
@@ -114,12 +120,51 @@ class Keeper:
         self.commands = os.open(self.paths.fifo, os.O_RDWR)
         self.ledger = Ledger(suffix="-warm", guard=True)
         args = vng_command(vng, self.kernel, self.clock, f"sh {shlex.quote(str(self.script))}", (self.results_root,))
+        self.paths.qmp.unlink(missing_ok=True)
+        args.append(f"--qemu-opts=-qmp unix:{self.paths.qmp},server=on,wait=off")     # last: vng's rule
         self.vm = VmProcess(["sh", "-c", 'exec "$@" < "$0"', str(self.paths.fifo), *args], env=env, ledger=self.ledger)
         self.selector.register(self.vm.proc.stdout, selectors.EVENT_READ, "vm")
         _say(f"booting {self.kernel} ({self.clock} clock) for {self.results_root}, code {self.fingerprint}")
 
+    def _qmp(self, command: str) -> bool:
+        """One QMP command to this VM's QEMU (its own socket); False if it could not be done."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10.0)
+                sock.connect(str(self.paths.qmp))
+                replies = sock.makefile("rwb")
+                replies.readline()                       # the greeting
+                for execute in ("qmp_capabilities", command):
+                    replies.write(encode({"execute": execute}))
+                    replies.flush()
+                    reply: dict = {}
+                    while "return" not in reply and "error" not in reply:      # events come in between
+                        line = replies.readline()
+                        if not line:
+                            return False
+                        reply = decode(line)
+                    if "error" in reply:
+                        _say(f"QMP {execute}: {reply['error']}")
+                        return False
+                return True
+        except OSError as exc:
+            _say(f"QMP {command}: {exc}")
+            return False
+
+    def _pause(self) -> None:
+        """The guest is idle: stop its vCPUs (and so its virtual clock) until the next command."""
+        if not self.paused and self.current is None and self.pending is None and self._qmp("stop"):
+            self.paused = True
+
+    def _resume(self) -> None:
+        if self.paused:
+            if not self._qmp("cont"):
+                _say("could not resume the VM's vCPUs; the run's time limit will stop it")
+            self.paused = False
+
     def _command(self, line: str) -> bool:
-        """Send the guest one command line; False if it no longer listens."""
+        """Send the guest one command line (its vCPUs resumed first); False if it no longer listens."""
+        self._resume()
         try:
             os.write(self.commands, f"{line}\n".encode())
             return True
@@ -138,7 +183,10 @@ class Keeper:
         os.replace(tmp, self.paths.state)
 
     def _shutdown(self) -> None:
-        """Power the VM off (the guest leaves its loop) or kill it; close the ledger; remove our files."""
+        """Stop taking clients first (a client connecting now would wait on a keeper that is going:
+        with no socket it boots a fresh one); power the VM off (the guest leaves its loop) or kill
+        it; close the ledger; remove our files."""
+        self._close_listener()
         if self.vm is not None and not self.vm.stopped:
             if self.ready and self.current is None and self._command("quit"):
                 self._close_commands()
@@ -149,15 +197,27 @@ class Keeper:
             self._to_client({"line": f"the warm VM was stopped during this run ({self.stopping})"})
             self._end(3)
         if self.pending is not None:
+            Path(self.pending["plan"]).unlink(missing_ok=True)
             self._to_client({"line": f"the warm VM stopped before the run began ({self.stopping})"})
             self._to_client({"end": 3})
         if self.ledger is not None:
             self.ledger.close()
         self._close_commands()
-        for path in (self.paths.state, self.paths.socket, self.paths.fifo, self.script):
+        for path in (self.paths.state, self.paths.socket, self.paths.fifo, self.paths.qmp, self.script):
             path.unlink(missing_ok=True)
         if self.client is not None:
             self.client.close()
+
+    def _close_listener(self) -> None:
+        """Close and unlink the listening socket; clients still in its backlog see EOF at once."""
+        if self.listener is not None:
+            try:
+                self.selector.unregister(self.listener)     # watched only while no client is served
+            except (KeyError, ValueError):
+                pass
+            self.listener.close()
+            self.listener = None
+        self.paths.socket.unlink(missing_ok=True)
 
     def _drain_until_ended(self, wait_s: float) -> None:
         deadline = time.time() + wait_s
@@ -219,6 +279,9 @@ class Keeper:
             self.ready = True
             self._after_ready()
             return
+        if line == IDLE:             # the guest finished a run's after-work and waits for a command
+            self._pause()
+            return
         code = parse_end(line)
         if code is not None and self.current is not None:
             self._end(code)
@@ -242,6 +305,8 @@ class Keeper:
         _say("guest ready")
         if self.pending is not None:
             self._start_run(self.pending)
+        else:
+            self._pause()
 
     # --- clients --------------------------------------------------------------------------------
 
@@ -318,6 +383,7 @@ class Keeper:
         try:
             items, _ = protocol.read_plan(plan_file)
         except (OSError, ValueError, KeyError) as exc:
+            plan_file.unlink(missing_ok=True)
             self._to_client({"line": f"the warm VM could not read the plan {plan_file}: {exc}"})
             self._to_client({"end": 3})
             self.pending = None
@@ -352,6 +418,20 @@ class Keeper:
             self.client.setblocking(False)
         except OSError:
             pass        # it went away: _on_client sees the EOF and cancels
+
+
+def _take_lock(fd: int, wait_s: float) -> bool:
+    """flock `fd`, waiting up to `wait_s`: a client boots a fresh keeper once the old one's state
+    file is gone, which is a moment before that one lets its lock go."""
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.time() > deadline:
+                return False
+            time.sleep(0.1)
 
 
 def main(argv: list[str]) -> int:

@@ -66,3 +66,14 @@ def test_a_vms_marks_are_split_into_its_items_with_the_boot_first_and_the_shutdo
 def test_this_process_started_before_now():
     started = profile.process_start()
     assert started is not None and time.time() - 3600 < started <= time.time()
+
+
+def test_a_warm_run_has_no_shutdown_phase(tmp_path, monkeypatch):
+    clock = iter([10.0, 20.0, 21.0])
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    marks = profile.ProfileCollector([("host-start", 0.0)])
+    marks.mark("lab")               # 10
+    marks.done(str(tmp_path))       # 20
+    marks.finish("warm vm 6.12 (virtual clock)", shutdown=False)
+    phases = json.loads((tmp_path / "profile.json").read_text())["phases"]
+    assert [(p["name"], p["seconds"]) for p in phases] == [("host-start", 10.0), ("lab", 10.0)]

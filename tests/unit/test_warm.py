@@ -167,3 +167,184 @@ def test_a_cancel_while_the_guest_boots_drops_the_waiting_run(tmp_path):
     keeper._on_request({"op": "run", "plan": str(plan), "fingerprint": keeper.fingerprint})
     keeper._on_request({"op": "cancel"})
     assert keeper.pending is None and not plan.exists() and sent[-1] == {"end": 130}
+
+
+# --- the client's hand-over, the keeper's shutdown, the guest's exit codes (review of the warm VM) ---
+
+def _client_run(tmp_path, monkeypatch, opens, started=None) -> tuple[int, list[str]]:
+    """run_warm with `opens` (functions returning a WarmRun) in place of booting or reaching a keeper."""
+    from harness.plan import kernels
+    monkeypatch.setattr(kernels, "release_of", lambda kernel: "r")
+    monkeypatch.setattr(warm, "code_fingerprint", lambda: "f")
+    monkeypatch.setattr(warm, "_wait_gone", lambda state, wait_s: True)
+    calls = iter(opens)
+    monkeypatch.setattr(warm, "_open", lambda *args: next(calls)())
+    lines: list[str] = []
+    code = warm.run_warm(KERNEL, [], tmp_path / "results", on_line=lines.append, started=started)
+    return code, lines
+
+
+def _leftover_plans(tmp_path) -> list:
+    return list((tmp_path / "results").glob(".warm-plan-*"))
+
+
+def test_a_cancel_before_the_keeper_accepts_sends_no_run_and_returns_at_once(tmp_path, monkeypatch):
+    import socket
+    import threading
+    import time
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "s"))
+    listener.listen(1)                        # a busy keeper: the connection waits in the backlog
+    began = time.time()
+    code, _ = _client_run(tmp_path, monkeypatch, [lambda: warm.WarmRun(warm._connect(tmp_path / "s", 1))],
+                          started=lambda run: threading.Timer(0.3, run.cancel).start())
+    assert code == 130 and time.time() - began < 4 and not _leftover_plans(tmp_path)
+    connection, _ = listener.accept()         # the keeper, free at last, finds no run request
+    connection.settimeout(2)
+    assert connection.recv(100) == b""
+
+
+def _keeper_side(script):
+    """A WarmRun whose keeper end runs `script(sock)` in a thread."""
+    import socket
+    import threading
+    mine, theirs = socket.socketpair()
+    threading.Thread(target=script, args=(theirs,), daemon=True).start()
+    return warm.WarmRun(mine)
+
+
+def test_a_keeper_closing_before_it_accepts_makes_the_client_boot_a_fresh_one(tmp_path, monkeypatch):
+    requests = []
+
+    def closing(sock):
+        sock.close()
+
+    def serving(sock):
+        sock.sendall(warm.encode({"accepted": True, "ready": True}))
+        requests.append(warm.decode(sock.makefile("rb").readline()))
+        sock.sendall(warm.encode({"line": "hello"}) + warm.encode({"end": 0}))
+        sock.close()
+
+    code, lines = _client_run(tmp_path, monkeypatch, [lambda: _keeper_side(closing), lambda: _keeper_side(serving)])
+    assert code == 0 and "hello" in lines and any("stopping" in line for line in lines)
+    assert requests[0]["op"] == "run" and not _leftover_plans(tmp_path)
+
+
+def test_a_client_left_without_an_end_removes_its_plan(tmp_path, monkeypatch):
+    def dying(sock):            # a keeper SIGKILLed mid-run
+        sock.sendall(warm.encode({"accepted": True, "ready": True}))
+        sock.makefile("rb").readline()
+        sock.close()
+
+    code, lines = _client_run(tmp_path, monkeypatch, [lambda: _keeper_side(dying)])
+    assert code == 3 and not _leftover_plans(tmp_path)
+
+
+def test_a_keeper_stopping_twice_raises_and_leaves_no_plan(tmp_path, monkeypatch):
+    import pytest
+    from harness.errors import RunFailed
+    with pytest.raises(RunFailed):
+        _client_run(tmp_path, monkeypatch, [lambda: _keeper_side(lambda sock: sock.close())] * 2)
+    assert not _leftover_plans(tmp_path)
+
+
+def test_the_fingerprint_skips_dotfiles_editor_leftovers_and_files_that_vanish(tmp_path, monkeypatch):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "schema").mkdir()
+    (tmp_path / "schema" / "s.json").write_text("{}")
+    first = warm.code_fingerprint(tmp_path)
+    for junk in (".a.py.swp", "a.py~", "#a.py#", ".hidden.py", "notes.txt"):
+        (tmp_path / junk).write_text("junk")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.py").write_text("")
+    assert warm.code_fingerprint(tmp_path) == first
+    (tmp_path / "schema" / "s.json").write_text('{"a": 1}')
+    assert warm.code_fingerprint(tmp_path) != first           # a run reads the schemas
+    real_stat = Path.stat
+    monkeypatch.setattr(Path, "stat", lambda self, **kw: (_ for _ in ()).throw(FileNotFoundError(self))
+                        if self.name == "a.py" else real_stat(self, **kw))
+    warm.code_fingerprint(tmp_path)                            # an editor's save between listing and stat
+
+
+def test_a_shutting_down_keeper_closes_its_socket_first_so_a_waiting_client_sees_eof(tmp_path):
+    import socket
+    keeper = _keeper(tmp_path)
+    keeper.paths = warm.Paths("k", tmp_path)
+    keeper._listen()
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(str(keeper.paths.socket))            # waits in the backlog
+    plan = tmp_path / ".warm-plan-p.json"
+    plan.write_text("{}")
+    keeper.pending, keeper.stopping = {"plan": str(plan)}, "idle"
+    keeper._shutdown()
+    assert keeper.listener is None and not keeper.paths.socket.exists() and not plan.exists()
+    client.settimeout(2)
+    try:
+        assert client.recv(100) == b""
+    except ConnectionResetError:
+        pass
+
+
+def test_a_plan_the_keeper_cannot_read_is_removed(tmp_path):
+    keeper = _keeper(tmp_path)
+    sent = []
+    keeper._to_client = sent.append
+    plan = tmp_path / ".warm-plan-bad.json"
+    plan.write_text("not json")
+    keeper._start_run({"plan": str(plan)})
+    assert sent[-1] == {"end": 3} and not plan.exists() and keeper.current is None
+
+
+def test_the_idle_guest_is_paused_and_resumed_before_its_next_command(tmp_path):
+    from harness.targets.warm_guest import IDLE
+    keeper = _keeper(tmp_path)
+    done = []
+    keeper._qmp = lambda command: done.append(command) or True
+    keeper.commands = None                       # no guest: _command fails after resuming
+    keeper._to_client = lambda message: None
+    keeper.qemu_seen = True
+    keeper._on_line(IDLE)
+    assert keeper.paused and done == ["stop"]
+    keeper._on_line(IDLE)
+    assert done == ["stop"]                      # once
+    keeper._command("cancel")
+    assert not keeper.paused and done == ["stop", "cont"]
+    keeper.current = {"plan": tmp_path / "p", "items": [], "cancelled": False}
+    keeper._on_line(IDLE)                        # a run was handed meanwhile: the guest runs on
+    assert not keeper.paused and done == ["stop", "cont"]
+
+
+def test_a_child_killed_by_a_signal_is_130_if_interrupted_else_3():
+    import signal
+    from harness.targets.warm_guest import exit_code
+    assert exit_code(signal.SIGINT) == 130 and exit_code(signal.SIGTERM) == 130
+    assert exit_code(signal.SIGKILL) == 3 and exit_code(signal.SIGSEGV) == 3
+    assert exit_code(7 << 8) == 7 and exit_code(0) == 0
+
+
+def test_a_batch_interrupted_says_warm_vms_stay_up():
+    from harness.targets.batch import _interrupted_text
+
+    class Cold:
+        pass
+
+    class Warm:
+        def cancel(self):
+            pass
+    assert "nothing of them keeps running" in _interrupted_text([Cold(), Cold()])
+    mixed = _interrupted_text([Cold(), Warm()])
+    assert "the 1 VM(s) were stopped" in mixed and "--warm-stop" in mixed
+    assert "nothing of them" not in _interrupted_text([Warm()])
+
+
+def test_a_new_keeper_waits_a_moment_for_the_lock_of_one_that_is_going(tmp_path):
+    import fcntl
+    import threading
+    from harness.targets.warm_keeper import _take_lock
+    held = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
+    wanted = os.open(tmp_path / "lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    assert not _take_lock(wanted, 0.2)
+    threading.Timer(0.3, os.close, args=(held,)).start()
+    assert _take_lock(wanted, 5)
+    os.close(wanted)
