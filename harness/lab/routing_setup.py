@@ -183,6 +183,25 @@ def lab_batch(net, nodes: list[str], root: list[str]) -> None:
         _run(net.get(root[0]), command, "setting the switch ports and qdiscs")
 
 
+def reapply_switch_qdiscs(net, switches: list[str]) -> None:
+    """Open vSwitch takes the qdiscs off the ports it adds (net.start(), after lab_batch), and
+    Mininet's OVSSwitch.start puts its links' settings back (TCReapply: TCIntf.config again), which
+    our interfaces keep in Pending: set them now, in one process, after deleting whatever root
+    qdisc OVS left on those ports. The read-back then proves each netem is there."""
+    lines: list[str] = []
+    for name in switches:
+        node = net.get(name)
+        lines += pending(node).tc
+        node.pending = None
+    lines = list(dict.fromkeys(lines))      # each port's settings once (Mininet reapplies them per start)
+    if not lines:
+        return
+    ports = sorted({line.split(" dev ", 1)[1].split()[0] for line in lines if " dev " in line})
+    clear = "".join(f"tc qdisc del dev {shlex.quote(port)} root 2>/dev/null; " for port in ports)
+    _run(net.get(switches[0]), ["sh", "-c", clear + 'printf "%s\\n" "$@" | tc -batch -', "ovs-qdiscs", *lines],
+         "setting the switch ports' qdiscs again after Open vSwitch took them")
+
+
 @dataclass
 class NodePlan:
     """What one host or router must have, by interface name."""

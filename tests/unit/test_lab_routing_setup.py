@@ -272,3 +272,25 @@ def test_mininets_own_tc_commands_are_kept_for_the_batch():
     assert kept.ethtool == {"client-eth0": ["gro", "off", "tx", "on", "rx", "on"]}
     assert kept.addresses == {"client-eth0": "10.0.0.1/8"} and kept.up == ["client-eth0"]
     assert (intf.ip, intf.prefixLen) == ("10.0.0.1", "8")
+
+
+def test_open_vswitch_ports_get_their_qdiscs_again_once_each_after_clearing_what_ovs_left(monkeypatch):
+    """Open vSwitch takes the qdiscs off the ports it adds; Mininet's TCReapply puts the links'
+    settings back in Pending (twice for a port, here): set once each, after a delete per port."""
+    from types import SimpleNamespace
+    from harness.lab import routing_setup
+    ran = []
+    monkeypatch.setattr(routing_setup, "node_pexec", lambda node, args: (ran.append((node.name, args)), ("", "", 0))[1])
+    s1, s2 = SimpleNamespace(name="s1", pending=None), SimpleNamespace(name="s2", pending=None)
+    line = "qdisc add dev s1-eth1 root handle 10: netem delay 25.000ms"
+    routing_setup.pending(s1).tc += [line, line]
+    routing_setup.pending(s2).tc += ["qdisc add dev s2-eth1 root handle 10: netem delay 5.000ms"]
+    net = SimpleNamespace(get={"s1": s1, "s2": s2}.get)
+    routing_setup.reapply_switch_qdiscs(net, ["s1", "s2"])
+    (where, args), = ran
+    assert where == "s1" and args[-2:] == [line, "qdisc add dev s2-eth1 root handle 10: netem delay 5.000ms"]
+    assert args[2].startswith("tc qdisc del dev s1-eth1 root 2>/dev/null; tc qdisc del dev s2-eth1 root")
+    assert s1.pending is None and s2.pending is None
+    ran.clear()
+    routing_setup.reapply_switch_qdiscs(net, ["s1"])          # nothing left to set: no process
+    assert ran == []
