@@ -1,11 +1,22 @@
 """Fixtures shared by unit and integration tests."""
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config) -> None:
+    """Ctrl-C as from a terminal, even when the tests were started in the background: a shell
+    without job control starts background jobs with SIGINT ignored, Python then installs no
+    KeyboardInterrupt handler, and every child inherits the ignore (seen: the Ctrl-C tests of a
+    backgrounded CI run saw their interrupts vanish). A handler set here is reset to the default in
+    every program the tests start."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
