@@ -103,9 +103,10 @@ class ProfileCollector:
     pending: list[tuple[str, float]] = field(default_factory=list)
     items: list[tuple[str, list[tuple[str, float]], float]] = field(default_factory=list)   # (run_dir, marks, end)
 
-    def mark(self, name: str, when: float | None = None) -> None:
+    def mark(self, name: str) -> None:
+        """Phase `name` began now (a name that is no phase is ignored: the guest's line is output)."""
         if name in PHASES:
-            self.pending.append((name, time.time() if when is None else when))
+            self.pending.append((name, time.time()))
 
     def done(self, run_dir: str) -> None:
         """An item ended (its @@done line) with its folder (or none)."""

@@ -363,7 +363,7 @@ def _write_and_publish(plan: RunPlan, base: dict, result: dict, story: list[str]
         write_result(plan.work_dir, result)
     except OSError as exc:
         raise _incomplete(plan.final_dir, base, [f"timeline.txt or result.json could not be written: {exc.strerror or exc}"]) from None
-    if not plan.in_vm:       # in a VM the host draws it, natively (harness.targets.vm.report_on_host): ~1 s less a run
+    if not plan.in_vm:       # in a VM the host draws it, natively (harness.targets.vm.report_on_host)
         _draw_report(plan.work_dir)
     if plan.staged:
         finish_run_log(plan.work_dir)      # run.log whole and closed before the folder is copied out

@@ -291,14 +291,8 @@ def _follow(run: WarmRun, on_line, marks) -> tuple[int | None, bool]:
 
 
 def _on_guest_line(line: str, on_line, marks) -> None:
-    from harness.targets.vm import report_on_host
-    marker = protocol.parse_marker(line)
-    if marker and marker.kind == "phase":
-        marks.mark(marker.what)
-    elif marker and marker.kind == "done":
-        marks.done(marker.run_dir)
-        report_on_host(marker.run_dir, on_line)
-    on_line(line)
+    from harness.targets.vm import pass_on
+    pass_on(line, protocol.parse_marker(line), on_line, marks)
 
 
 def _after_interrupt(run: WarmRun, on_line) -> None:
